@@ -1,0 +1,40 @@
+// What is in a model file: format, architecture, metadata, tensors, parameter and byte totals.
+// Works on GGUF files, safetensors files and Hugging Face model folders (safetensors +
+// config.json); the format is recognised from the bytes, not the file name.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace shrink {
+
+struct TensorSummary {
+  std::string name;
+  std::string dtype;  // "Q4_1", "F32", "bf16"...
+  std::vector<int64_t> shape;  // row-major
+  int64_t params = 0;
+  uint64_t bytes = 0;
+};
+
+struct ModelSummary {
+  std::string path;
+  std::string format;  // "gguf" or "safetensors"
+  std::string format_version;
+  uint64_t file_bytes = 0;
+  // Key facts in a fixed vocabulary: architecture, name, layers, hidden size, heads, vocabulary...
+  std::vector<std::pair<std::string, std::string>> architecture;
+  nlohmann::ordered_json metadata;  // every metadata entry, arrays abbreviated
+  std::vector<TensorSummary> tensors;
+  int64_t total_params = 0;
+  uint64_t total_tensor_bytes = 0;
+  double bits_per_weight() const {
+    return total_params ? 8.0 * double(total_tensor_bytes) / double(total_params) : 0.0;
+  }
+};
+
+ModelSummary summarize_model(const std::string& path);
+nlohmann::ordered_json to_json(const ModelSummary& summary);
+
+}  // namespace shrink

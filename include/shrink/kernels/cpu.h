@@ -1,0 +1,32 @@
+// What this CPU can do, detected once at start-up (cpuid, xgetbv, and the Linux permission
+// request AMX needs), and the ISA level kernels are dispatched at (SHRINK_ISA may lower it).
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace shrink {
+
+// Ordered: each level includes the ones before it.
+enum class Isa { ref = 0, avx2 = 1, avx512 = 2, vnni = 3, amx = 4 };
+constexpr int kIsaCount = 5;
+
+struct CpuFeatures {
+  std::string brand;
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
+  bool avx512_vnni = false, avx512_bf16 = false;
+  bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
+  bool os_avx = false, os_avx512 = false, os_amx = false;  // the OS saves these registers
+  bool amx_permitted = false;                              // arch_prctl(ARCH_REQ_XCOMP_PERM) ok
+};
+
+const CpuFeatures& cpu_features();
+Isa detected_isa();  // highest level this machine supports
+// Level in force: detected_isa(), or SHRINK_ISA when set. Throws UsageError when SHRINK_ISA
+// names an unknown level or one this machine lacks.
+Isa active_isa();
+std::string_view isa_name(Isa isa);
+std::optional<Isa> isa_from_name(std::string_view name);
+
+}  // namespace shrink

@@ -1,0 +1,70 @@
+// The kernel table: one function pointer per kernel slot, filled once at start-up with the best
+// variant for the active ISA level. Every variant of every slot is listed (for tests and
+// benchmarks, which run each one against the slot's __ref variant). Call sites never dispatch.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shrink/kernels/cpu.h"
+#include "shrink/kernels/ggml_formats.h"
+
+namespace shrink {
+
+// Row-major C(m,n) = alpha * op(A)(m,k) * op(B)(k,n) + beta * C; op transposes when asked.
+using GemmF32Fn = void (*)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                           float beta, float* c, int64_t ldc);
+// Element-wise conversions of n values.
+using ConvertToF32Fn = void (*)(const uint16_t* src, float* dst, int64_t n);
+using ConvertFromF32Fn = void (*)(const float* src, uint16_t* dst, int64_t n);
+// n values (a multiple of the format's block size) from consecutive blocks.
+using DequantizeFn = void (*)(const void* blocks, float* dst, int64_t n);
+
+// slot name, function type
+#define SHRINK_KERNEL_SLOTS(X)                   \
+  X(gemm_f32, GemmF32Fn)                         \
+  X(convert_f16_to_f32, ConvertToF32Fn)          \
+  X(convert_bf16_to_f32, ConvertToF32Fn)         \
+  X(convert_f32_to_f16, ConvertFromF32Fn)        \
+  X(convert_f32_to_bf16, ConvertFromF32Fn)       \
+  X(dequantize_q4_0, DequantizeFn)               \
+  X(dequantize_q4_1, DequantizeFn)               \
+  X(dequantize_q5_0, DequantizeFn)               \
+  X(dequantize_q5_1, DequantizeFn)               \
+  X(dequantize_q8_0, DequantizeFn)               \
+  X(dequantize_q4_k, DequantizeFn)               \
+  X(dequantize_q6_k, DequantizeFn)
+
+template <class Fn> struct KernelVariant {
+  const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"
+  Isa isa;            // the lowest ISA level at which it may be chosen
+  bool (*usable)();   // a further run-time condition (library loaded, feature bit), or nullptr
+  Fn fn;
+  bool runs_here(Isa level) const { return isa <= level && (!usable || usable()); }
+};
+
+struct KernelTable {
+#define SHRINK_DECLARE_SLOT(slot, Fn) Fn slot = nullptr;
+  SHRINK_KERNEL_SLOTS(SHRINK_DECLARE_SLOT)
+#undef SHRINK_DECLARE_SLOT
+  Isa isa = Isa::ref;
+  std::vector<std::pair<std::string, std::string>> chosen;  // slot -> variant name
+};
+
+// The table for active_isa(), built on first use. Throws UsageError for a bad SHRINK_ISA.
+const KernelTable& kernels();
+// A table for a given level (tests use it to run each level in one process).
+KernelTable make_kernel_table(Isa level);
+
+// All variants of each slot, the __ref variant first.
+#define SHRINK_DECLARE_VARIANTS(slot, Fn) std::span<const KernelVariant<Fn>> slot##_variants();
+SHRINK_KERNEL_SLOTS(SHRINK_DECLARE_VARIANTS)
+#undef SHRINK_DECLARE_VARIANTS
+
+// The dequantization kernel for a ggml type in the active table, or nullptr when shrink cannot
+// dequantize that type.
+DequantizeFn dequantize_kernel(GgmlType type);
+
+}  // namespace shrink

@@ -1,0 +1,27 @@
+// The table of subcommands. Each subcommand lives in its own file: it adds its options to a
+// CLI11 subcommand, and its callback calls the library and prints.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace shrink::cli {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  void (*setup)(CLI::App& subcommand);  // adds options and sets the callback
+};
+
+void setup_inspect(CLI::App& subcommand);
+void setup_info(CLI::App& subcommand);
+
+inline constexpr Command kCommands[] = {
+    {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
+    {"info", "Show this machine's CPU features, the kernel chosen for each slot, and OpenBLAS", setup_info},
+};
+
+// Formatting helpers shared by the subcommands.
+std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
+std::string human_bytes(uint64_t bytes);      // "98.4 MB"
+
+}  // namespace shrink::cli

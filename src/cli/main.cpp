@@ -1,0 +1,52 @@
+// shrink's entry point: global options, the subcommand table, and the mapping of errors to exit
+// codes (0 success, 1 the work failed, 2 the command line or a setting is wrong, 3 internal error).
+#include <cstdio>
+#include <new>
+
+#include "cli/commands.h"
+#include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
+
+namespace {
+
+int report(const char* kind, const std::string& message, int code) {
+  std::fprintf(stderr, "shrink: %s%s\n", kind, message.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shrink: make trained neural networks smaller and faster", "shrink"};
+  app.set_version_flag("--version", std::string("shrink ") + SHRINK_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  int threads = 0;
+  app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.footer(
+      "Exit codes: 0 success; 1 the work failed (unreadable or invalid input, I/O error);\n"
+      "2 the command line or a setting is wrong; 3 internal error (please report it).\n"
+      "Run 'shrink COMMAND --help' for a command's options.");
+  for (const auto& command : shrink::cli::kCommands) command.setup(*app.add_subcommand(command.name, command.summary));
+  app.parse_complete_callback([&] { shrink::set_num_threads(threads); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return report("", std::string(e.what()) + " (see 'shrink --help')", 2);
+  } catch (const shrink::UsageError& e) {
+    return report("", e.what(), 2);
+  } catch (const shrink::Error& e) {
+    return report("error: ", e.what(), 1);
+  } catch (const std::bad_alloc&) {
+    return report("error: ", "out of memory", 1);
+  } catch (const std::exception& e) {
+    return report("internal error: ", e.what(), 3);
+  }
+  return 0;
+}

@@ -1,0 +1,171 @@
+// Builds ModelSummary from GGUF files, safetensors files and Hugging Face folders.
+#include "shrink/io/inspect.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "shrink/core/error.h"
+#include "shrink/io/gguf.h"
+#include "shrink/io/safetensors.h"
+
+namespace shrink {
+namespace {
+
+using nlohmann::ordered_json;
+
+bool is_directory(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+bool exists(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+std::string parent_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+ordered_json gguf_value_json(const GgufValue& value) {
+  switch (value.type) {
+    case GgufValueType::string: return value.text;
+    case GgufValueType::boolean: return value.integer != 0;
+    case GgufValueType::f32: case GgufValueType::f64: return value.real;
+    case GgufValueType::u64: return uint64_t(value.integer);
+    case GgufValueType::array: {
+      ordered_json out = {{"type", "array"},
+                          {"element_type", gguf_value_type_name(value.element_type)},
+                          {"length", value.elements.size()}};
+      ordered_json head = ordered_json::array();
+      for (size_t i = 0; i < value.elements.size() && i < 8; ++i) head.push_back(gguf_value_json(value.elements[i]));
+      out["first"] = std::move(head);
+      return out;
+    }
+    default: return value.integer;
+  }
+}
+
+void summarize_gguf(const std::string& path, ModelSummary& summary) {
+  const GgufFile file = GgufFile::open(path);
+  summary.format = "gguf";
+  summary.format_version = std::to_string(file.version());
+  summary.file_bytes = file.file_bytes();
+  for (const auto& [key, value] : file.metadata()) summary.metadata[key] = gguf_value_json(value);
+  const std::string arch = file.get_string("general.architecture").value_or("");
+  auto fact = [&](const std::string& label, const std::string& key) {
+    if (const GgufValue* value = file.find(key)) summary.architecture.emplace_back(label, value->display());
+  };
+  fact("architecture", "general.architecture");
+  fact("name", "general.name");
+  fact("layers", arch + ".block_count");
+  fact("hidden size", arch + ".embedding_length");
+  fact("feed-forward size", arch + ".feed_forward_length");
+  fact("attention heads", arch + ".attention.head_count");
+  fact("key/value heads", arch + ".attention.head_count_kv");
+  fact("context length", arch + ".context_length");
+  fact("rope theta", arch + ".rope.freq_base");
+  fact("norm epsilon", arch + ".attention.layer_norm_rms_epsilon");
+  fact("tokenizer", "tokenizer.ggml.model");
+  if (const GgufValue* tokens = file.find("tokenizer.ggml.tokens"))
+    summary.architecture.emplace_back("vocabulary", std::to_string(tokens->elements.size()));
+  fact("file type", "general.file_type");
+  for (const auto& info : file.tensors())
+    summary.tensors.push_back({info.name, std::string(info.type.name), info.shape.dims(), info.numel, info.bytes});
+}
+
+void add_hf_config(const std::string& config_path, ModelSummary& summary) {
+  std::ifstream stream(config_path);
+  const auto config = nlohmann::json::parse(stream, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object())
+    throw FormatError("config.json is not a JSON object", config_path);
+  auto fact = [&](const std::string& label, const char* key) {
+    const auto it = config.find(key);
+    if (it == config.end() || it->is_null()) return;
+    summary.architecture.emplace_back(label, it->is_string() ? it->get<std::string>() : it->dump());
+  };
+  if (const auto it = config.find("architectures"); it != config.end() && it->is_array() && !it->empty())
+    summary.architecture.emplace_back("architecture", it->front().is_string() ? it->front().get<std::string>() : it->dump());
+  fact("model type", "model_type");
+  fact("layers", "num_hidden_layers");
+  fact("hidden size", "hidden_size");
+  fact("feed-forward size", "intermediate_size");
+  fact("attention heads", "num_attention_heads");
+  fact("key/value heads", "num_key_value_heads");
+  fact("context length", "max_position_embeddings");
+  fact("vocabulary", "vocab_size");
+  fact("activation", "hidden_act");
+  fact("dtype", "torch_dtype");
+}
+
+void summarize_safetensors(const std::string& path, ModelSummary& summary) {
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  summary.format = "safetensors";
+  summary.file_bytes = file.file_bytes();
+  for (const auto& [key, value] : file.metadata()) summary.metadata[key] = value;
+  for (const auto& entry : file.entries())
+    summary.tensors.push_back({entry.name, std::string(safetensors_dtype_name(entry.dtype)),
+                               entry.shape.dims(), entry.shape.numel(), entry.end - entry.begin});
+  const std::string config = parent_of(path) + "/config.json";
+  if (exists(config)) add_hf_config(config, summary);
+}
+
+}  // namespace
+
+ModelSummary summarize_model(const std::string& path) {
+  ModelSummary summary;
+  summary.path = path;
+  std::string file_path = path;
+  if (is_directory(path)) {
+    file_path = path + "/model.safetensors";
+    if (!exists(file_path))
+      throw UsageError("folder has no model.safetensors", path,
+                       "pass a .gguf or .safetensors file, or a Hugging Face model folder");
+  }
+  char magic[9] = {};
+  {
+    std::ifstream stream(file_path, std::ios::binary);
+    if (!stream) throw IoError(std::string("cannot open: ") + std::strerror(errno), file_path,
+                               "check the path and its permissions");
+    stream.read(magic, 9);
+  }
+  if (std::memcmp(magic, "GGUF", 4) == 0) {
+    summarize_gguf(file_path, summary);
+  } else if (magic[8] == '{') {
+    summarize_safetensors(file_path, summary);
+  } else {
+    throw FormatError("not a GGUF or safetensors file", file_path,
+                      "shrink inspect reads .gguf, .safetensors and Hugging Face model folders");
+  }
+  for (const auto& tensor : summary.tensors) {
+    summary.total_params += tensor.params;
+    summary.total_tensor_bytes += tensor.bytes;
+  }
+  return summary;
+}
+
+ordered_json to_json(const ModelSummary& summary) {
+  ordered_json out = {{"path", summary.path},
+                      {"format", summary.format},
+                      {"file_bytes", summary.file_bytes}};
+  if (!summary.format_version.empty()) out["format_version"] = summary.format_version;
+  ordered_json architecture = ordered_json::object();
+  for (const auto& [key, value] : summary.architecture) architecture[key] = value;
+  out["architecture"] = std::move(architecture);
+  out["metadata"] = summary.metadata.is_null() ? ordered_json::object() : summary.metadata;
+  ordered_json tensors = ordered_json::array();
+  for (const auto& t : summary.tensors)
+    tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape},
+                       {"params", t.params}, {"bytes", t.bytes}});
+  out["tensors"] = std::move(tensors);
+  out["totals"] = {{"tensors", summary.tensors.size()},
+                   {"params", summary.total_params},
+                   {"bytes", summary.total_tensor_bytes},
+                   {"bits_per_weight", summary.bits_per_weight()}};
+  return out;
+}
+
+}  // namespace shrink

@@ -1,0 +1,39 @@
+// Declarations of every kernel variant, named "what__how" (XNNPACK's convention). Each lives in
+// the folder of its ISA and is compiled with that ISA's flags; registry.cpp lists them.
+#pragma once
+#include <cstdint>
+
+namespace shrink::kernel_variants {
+
+// gemm_f32
+void gemm_f32__ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc);
+void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                        float* c, int64_t ldc);
+
+// conversions
+void convert_f16_to_f32__ref(const uint16_t* src, float* dst, int64_t n);
+void convert_f16_to_f32__avx2(const uint16_t* src, float* dst, int64_t n);
+void convert_f16_to_f32__avx512(const uint16_t* src, float* dst, int64_t n);
+void convert_bf16_to_f32__ref(const uint16_t* src, float* dst, int64_t n);
+void convert_bf16_to_f32__avx2(const uint16_t* src, float* dst, int64_t n);
+void convert_bf16_to_f32__avx512(const uint16_t* src, float* dst, int64_t n);
+void convert_f32_to_f16__ref(const float* src, uint16_t* dst, int64_t n);
+void convert_f32_to_f16__avx2(const float* src, uint16_t* dst, int64_t n);
+void convert_f32_to_bf16__ref(const float* src, uint16_t* dst, int64_t n);
+void convert_f32_to_bf16__avx512(const float* src, uint16_t* dst, int64_t n);
+
+// ggml block formats to f32
+void dequantize_q4_0__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q4_1__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q5_0__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q5_1__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q8_0__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q4_k__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q6_k__ref(const void* blocks, float* dst, int64_t n);
+void dequantize_q4_0__avx512(const void* blocks, float* dst, int64_t n);
+void dequantize_q8_0__avx512(const void* blocks, float* dst, int64_t n);
+
+}  // namespace shrink::kernel_variants

@@ -1,0 +1,50 @@
+// Loads OpenBLAS with dlopen after choosing OPENBLAS_CORETYPE (see openblas.h for why).
+#include "shrink/kernels/openblas.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/cpu.h"
+
+namespace shrink {
+namespace {
+
+OpenBlas load() {
+  OpenBlas blas;
+  if (const char* preset = std::getenv("OPENBLAS_CORETYPE"); preset && *preset) {
+    blas.coretype_source = "from the environment";
+  } else if (detected_isa() >= Isa::avx2) {
+    setenv("OPENBLAS_CORETYPE", detected_isa() >= Isa::avx512 ? "SkylakeX" : "Haswell", 0);
+    blas.coretype_source = "set by shrink";
+  } else {
+    blas.coretype_source = "not set";
+  }
+  for (const char* name : {"libopenblas.so.0", "libopenblas.so"}) {
+    void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) continue;
+    blas.sgemm = reinterpret_cast<decltype(blas.sgemm)>(dlsym(handle, "cblas_sgemm"));
+    blas.set_num_threads =
+        reinterpret_cast<decltype(blas.set_num_threads)>(dlsym(handle, "openblas_set_num_threads"));
+    auto corename = reinterpret_cast<const char* (*)()>(dlsym(handle, "openblas_get_corename"));
+    auto config = reinterpret_cast<const char* (*)()>(dlsym(handle, "openblas_get_config"));
+    if (!blas.sgemm) continue;
+    blas.loaded = true;
+    blas.path = name;
+    if (corename) blas.core_name = corename();
+    if (config) blas.config = config();
+    if (blas.set_num_threads) blas.set_num_threads(num_threads());
+    break;
+  }
+  return blas;
+}
+
+}  // namespace
+
+const OpenBlas& openblas() {
+  static const OpenBlas blas = load();
+  return blas;
+}
+
+}  // namespace shrink

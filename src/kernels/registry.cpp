@@ -1,0 +1,118 @@
+// The list of every kernel variant, and the table chosen from it for an ISA level. Adding a
+// variant here is all it takes for it to be dispatched, tested against __ref and benchmarked.
+#include "shrink/kernels/registry.h"
+
+#include "kernels/kernel_variants.h"
+#include "shrink/kernels/openblas.h"
+
+namespace shrink {
+namespace {
+using namespace kernel_variants;
+
+bool has_openblas() { return openblas().loaded; }
+
+constexpr KernelVariant<GemmF32Fn> kGemmF32[] = {
+    {"gemm_f32__ref", Isa::ref, nullptr, gemm_f32__ref},
+    // OpenBLAS dispatches to its own AVX2/AVX-512 kernels; at SHRINK_ISA=ref only scalar code runs.
+    {"gemm_f32__openblas", Isa::avx2, has_openblas, gemm_f32__openblas},
+};
+constexpr KernelVariant<ConvertToF32Fn> kConvertF16ToF32[] = {
+    {"convert_f16_to_f32__ref", Isa::ref, nullptr, convert_f16_to_f32__ref},
+    {"convert_f16_to_f32__avx2", Isa::avx2, nullptr, convert_f16_to_f32__avx2},
+    {"convert_f16_to_f32__avx512", Isa::avx512, nullptr, convert_f16_to_f32__avx512},
+};
+constexpr KernelVariant<ConvertToF32Fn> kConvertBf16ToF32[] = {
+    {"convert_bf16_to_f32__ref", Isa::ref, nullptr, convert_bf16_to_f32__ref},
+    {"convert_bf16_to_f32__avx2", Isa::avx2, nullptr, convert_bf16_to_f32__avx2},
+    {"convert_bf16_to_f32__avx512", Isa::avx512, nullptr, convert_bf16_to_f32__avx512},
+};
+constexpr KernelVariant<ConvertFromF32Fn> kConvertF32ToF16[] = {
+    {"convert_f32_to_f16__ref", Isa::ref, nullptr, convert_f32_to_f16__ref},
+    {"convert_f32_to_f16__avx2", Isa::avx2, nullptr, convert_f32_to_f16__avx2},
+};
+constexpr KernelVariant<ConvertFromF32Fn> kConvertF32ToBf16[] = {
+    {"convert_f32_to_bf16__ref", Isa::ref, nullptr, convert_f32_to_bf16__ref},
+    {"convert_f32_to_bf16__avx512", Isa::avx512, nullptr, convert_f32_to_bf16__avx512},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ4_0[] = {
+    {"dequantize_q4_0__ref", Isa::ref, nullptr, dequantize_q4_0__ref},
+    {"dequantize_q4_0__avx512", Isa::avx512, nullptr, dequantize_q4_0__avx512},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ4_1[] = {
+    {"dequantize_q4_1__ref", Isa::ref, nullptr, dequantize_q4_1__ref},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ5_0[] = {
+    {"dequantize_q5_0__ref", Isa::ref, nullptr, dequantize_q5_0__ref},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ5_1[] = {
+    {"dequantize_q5_1__ref", Isa::ref, nullptr, dequantize_q5_1__ref},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ8_0[] = {
+    {"dequantize_q8_0__ref", Isa::ref, nullptr, dequantize_q8_0__ref},
+    {"dequantize_q8_0__avx512", Isa::avx512, nullptr, dequantize_q8_0__avx512},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ4_K[] = {
+    {"dequantize_q4_k__ref", Isa::ref, nullptr, dequantize_q4_k__ref},
+};
+constexpr KernelVariant<DequantizeFn> kDequantizeQ6_K[] = {
+    {"dequantize_q6_k__ref", Isa::ref, nullptr, dequantize_q6_k__ref},
+};
+
+// The last variant that runs at this level wins: lists are ordered from slowest to fastest.
+template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
+                                                  Isa level) {
+  const KernelVariant<Fn>* chosen = &variants.front();
+  for (const auto& variant : variants)
+    if (variant.runs_here(level)) chosen = &variant;
+  return *chosen;
+}
+
+}  // namespace
+
+std::span<const KernelVariant<GemmF32Fn>> gemm_f32_variants() { return kGemmF32; }
+std::span<const KernelVariant<ConvertToF32Fn>> convert_f16_to_f32_variants() { return kConvertF16ToF32; }
+std::span<const KernelVariant<ConvertToF32Fn>> convert_bf16_to_f32_variants() { return kConvertBf16ToF32; }
+std::span<const KernelVariant<ConvertFromF32Fn>> convert_f32_to_f16_variants() { return kConvertF32ToF16; }
+std::span<const KernelVariant<ConvertFromF32Fn>> convert_f32_to_bf16_variants() { return kConvertF32ToBf16; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q4_0_variants() { return kDequantizeQ4_0; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q4_1_variants() { return kDequantizeQ4_1; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q5_0_variants() { return kDequantizeQ5_0; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q5_1_variants() { return kDequantizeQ5_1; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q8_0_variants() { return kDequantizeQ8_0; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q4_k_variants() { return kDequantizeQ4_K; }
+std::span<const KernelVariant<DequantizeFn>> dequantize_q6_k_variants() { return kDequantizeQ6_K; }
+
+KernelTable make_kernel_table(Isa level) {
+  KernelTable table;
+  table.isa = level;
+#define SHRINK_FILL_SLOT(slot, Fn)                            \
+  {                                                           \
+    const auto& variant = best<Fn>(slot##_variants(), level); \
+    table.slot = variant.fn;                                  \
+    table.chosen.emplace_back(#slot, variant.name);           \
+  }
+  SHRINK_KERNEL_SLOTS(SHRINK_FILL_SLOT)
+#undef SHRINK_FILL_SLOT
+  return table;
+}
+
+const KernelTable& kernels() {
+  static const KernelTable table = make_kernel_table(active_isa());
+  return table;
+}
+
+DequantizeFn dequantize_kernel(GgmlType type) {
+  const KernelTable& table = kernels();
+  switch (type) {
+    case GgmlType::q4_0: return table.dequantize_q4_0;
+    case GgmlType::q4_1: return table.dequantize_q4_1;
+    case GgmlType::q5_0: return table.dequantize_q5_0;
+    case GgmlType::q5_1: return table.dequantize_q5_1;
+    case GgmlType::q8_0: return table.dequantize_q8_0;
+    case GgmlType::q4_k: return table.dequantize_q4_k;
+    case GgmlType::q6_k: return table.dequantize_q6_k;
+    default: return nullptr;
+  }
+}
+
+}  // namespace shrink
