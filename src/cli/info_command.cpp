@@ -14,19 +14,19 @@ void setup_info(CLI::App& sub) {
   sub.callback([] {
     const CpuFeatures& f = cpu_features();
     auto yes = [](bool b) { return b ? "yes" : "no"; };
-    fmt::print("cpu           {}\n", f.brand.empty() ? "(unknown)" : f.brand);
-    fmt::print("features      avx2 {} fma {} f16c {} | avx512f {} bw {} vl {} dq {} | vnni {} bf16 {} | amx-tile {} int8 {} bf16 {} (permitted {})\n",
+    fmt::print("cpu                {}\n", f.brand.empty() ? "(unknown)" : f.brand);
+    fmt::print("features           avx2 {} fma {} f16c {} | avx512f {} bw {} vl {} dq {} | vnni {} bf16 {} | amx-tile {} int8 {} bf16 {} (permitted {})\n",
                yes(f.avx2), yes(f.fma), yes(f.f16c), yes(f.avx512f), yes(f.avx512bw), yes(f.avx512vl),
                yes(f.avx512dq), yes(f.avx512_vnni), yes(f.avx512_bf16), yes(f.amx_tile), yes(f.amx_int8),
                yes(f.amx_bf16), yes(f.amx_permitted));
-    fmt::print("isa           {} (detected {}; SHRINK_ISA lowers it)\n", isa_name(active_isa()), isa_name(detected_isa()));
-    fmt::print("threads       {}\n", num_threads());
+    fmt::print("isa                {} (detected {}; SHRINK_ISA lowers it)\n", isa_name(active_isa()), isa_name(detected_isa()));
+    fmt::print("threads            {}\n", num_threads());
     const KernelTable& table = kernels();
     const OpenBlas& blas = openblas();
     if (blas.loaded) {
-      fmt::print("openblas      {} core {} (OPENBLAS_CORETYPE {})\n", blas.path, blas.core_name, blas.coretype_source);
+      fmt::print("openblas           {} core {} (OPENBLAS_CORETYPE {})\n", blas.path, blas.core_name, blas.coretype_source);
     } else {
-      fmt::print("openblas      not found: fp32 GEMM uses shrink's own kernel\n");
+      fmt::print("openblas           not found: fp32 GEMM uses shrink's own kernel\n");
     }
     fmt::print("\nkernels\n");
     for (const auto& [slot, variant] : table.chosen) fmt::print("  {:<22} {}\n", slot, variant);

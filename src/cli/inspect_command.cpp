@@ -28,11 +28,11 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 }
 
 void print_table(const ModelSummary& summary, bool brief) {
-  fmt::print("file          {}\n", summary.path);
-  fmt::print("format        {}{}, {} ({} bytes)\n", summary.format,
+  fmt::print("{:<18} {}\n", "file", summary.path);
+  fmt::print("{:<18} {}{}, {} ({} bytes)\n", "format", summary.format,
              summary.format_version.empty() ? "" : " v" + summary.format_version,
              human_bytes(summary.file_bytes), with_thousands(summary.file_bytes));
-  for (const auto& [key, value] : summary.architecture) fmt::print("{:<13} {}\n", key, shorten(value, 100));
+  for (const auto& [key, value] : summary.architecture) fmt::print("{:<18} {}\n", key, shorten(value, 100));
   if (!brief && summary.metadata.is_object() && !summary.metadata.empty()) {
     fmt::print("\nmetadata ({} entries)\n", summary.metadata.size());
     for (const auto& [key, value] : summary.metadata.items()) {
@@ -46,7 +46,7 @@ void print_table(const ModelSummary& summary, bool brief) {
   if (!brief) {
     size_t name_width = 24;
     for (const auto& t : summary.tensors) name_width = std::max(name_width, t.name.size());
-    fmt::print("\n  {:<{}}  {:<6} {:<22} {:>13} {:>14}\n", "tensor", name_width, "type", "shape", "params", "bytes");
+    fmt::print("\n  {:<{}}  {:<6} {:<22} {:>13} {:>14}\n", "tensor", name_width, "type", "shape", "elements", "bytes");
     for (const auto& t : summary.tensors)
       fmt::print("  {:<{}}  {:<6} {:<22} {:>13} {:>14}\n", t.name, name_width, t.dtype, shape_text(t.shape),
                  with_thousands(uint64_t(t.params)), with_thousands(t.bytes));
@@ -62,10 +62,11 @@ void print_table(const ModelSummary& summary, bool brief) {
   for (const auto& [type, totals] : by_type)
     fmt::print("  {:<8} {:>8} {:>14} {:>15} {:>7.3f}\n", type, counts[type], with_thousands(uint64_t(totals.first)),
                with_thousands(totals.second), totals.first ? 8.0 * double(totals.second) / double(totals.first) : 0.0);
-  fmt::print("\ntotal: {} tensors, {} parameters ({:.1f}M), {} of tensor data, {:.3f} bits per weight\n",
+  fmt::print("\ntotal: {} tensors, {} parameters ({:.1f}M){}, {} of tensor data, {:.3f} bits per weight\n",
              summary.tensors.size(), with_thousands(uint64_t(summary.total_params)),
-             double(summary.total_params) / 1e6, human_bytes(summary.total_tensor_bytes),
-             summary.bits_per_weight());
+             double(summary.total_params) / 1e6,
+             summary.total_buffer_elements ? " + " + with_thousands(uint64_t(summary.total_buffer_elements)) + " integer buffer elements" : "",
+             human_bytes(summary.total_tensor_bytes), summary.bits_per_weight());
 }
 
 }  // namespace

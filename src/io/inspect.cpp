@@ -74,7 +74,9 @@ void summarize_gguf(const std::string& path, ModelSummary& summary) {
     summary.architecture.emplace_back("vocabulary", std::to_string(tokens->elements.size()));
   fact("file type", "general.file_type");
   for (const auto& info : file.tensors())
-    summary.tensors.push_back({info.name, std::string(info.type.name), info.shape.dims(), info.numel, info.bytes});
+    summary.tensors.push_back({info.name, std::string(info.type.name), info.shape.dims(), info.numel, info.bytes,
+                               info.type.type == GgmlType::i8 || info.type.type == GgmlType::i16 ||
+                                   info.type.type == GgmlType::i32 || info.type.type == GgmlType::i64});
 }
 
 void add_hf_config(const std::string& config_path, ModelSummary& summary) {
@@ -108,7 +110,8 @@ void summarize_safetensors(const std::string& path, ModelSummary& summary) {
   for (const auto& [key, value] : file.metadata()) summary.metadata[key] = value;
   for (const auto& entry : file.entries())
     summary.tensors.push_back({entry.name, std::string(safetensors_dtype_name(entry.dtype)),
-                               entry.shape.dims(), entry.shape.numel(), entry.end - entry.begin});
+                               entry.shape.dims(), entry.shape.numel(), entry.end - entry.begin,
+                               !dtype_is_float(entry.dtype)});
   const std::string config = parent_of(path) + "/config.json";
   if (exists(config)) add_hf_config(config, summary);
 }
@@ -141,8 +144,13 @@ ModelSummary summarize_model(const std::string& path) {
                       "shrink inspect reads .gguf, .safetensors and Hugging Face model folders");
   }
   for (const auto& tensor : summary.tensors) {
-    summary.total_params += tensor.params;
     summary.total_tensor_bytes += tensor.bytes;
+    if (tensor.is_buffer) {
+      summary.total_buffer_elements += tensor.params;
+    } else {
+      summary.total_params += tensor.params;
+      summary.total_param_bytes += tensor.bytes;
+    }
   }
   return summary;
 }
@@ -159,10 +167,11 @@ ordered_json to_json(const ModelSummary& summary) {
   ordered_json tensors = ordered_json::array();
   for (const auto& t : summary.tensors)
     tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape},
-                       {"params", t.params}, {"bytes", t.bytes}});
+                       {"elements", t.params}, {"bytes", t.bytes}, {"buffer", t.is_buffer}});
   out["tensors"] = std::move(tensors);
   out["totals"] = {{"tensors", summary.tensors.size()},
                    {"params", summary.total_params},
+                   {"buffer_elements", summary.total_buffer_elements},
                    {"bytes", summary.total_tensor_bytes},
                    {"bits_per_weight", summary.bits_per_weight()}};
   return out;

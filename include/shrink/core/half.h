@@ -13,7 +13,8 @@ inline float f16_to_f32(uint16_t h) {
   uint32_t mantissa = h & 0x3ff;
   uint32_t bits;
   if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // inf or nan (payload kept)
+    // inf, or nan: quieted with its payload kept, as IEEE conversion and F16C's vcvtph2ps do
+    bits = sign | 0x7f800000u | (mantissa ? 0x400000u : 0u) | (mantissa << 13);
   } else if (exponent != 0) {
     bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
   } else if (mantissa == 0) {

@@ -14,8 +14,9 @@ struct TensorSummary {
   std::string name;
   std::string dtype;  // "Q4_1", "F32", "bf16"...
   std::vector<int64_t> shape;  // row-major
-  int64_t params = 0;
+  int64_t params = 0;  // elements
   uint64_t bytes = 0;
+  bool is_buffer = false;  // integer or bool data (ids, masks): counted apart from parameters
 };
 
 struct ModelSummary {
@@ -27,10 +28,12 @@ struct ModelSummary {
   std::vector<std::pair<std::string, std::string>> architecture;
   nlohmann::ordered_json metadata;  // every metadata entry, arrays abbreviated
   std::vector<TensorSummary> tensors;
-  int64_t total_params = 0;
-  uint64_t total_tensor_bytes = 0;
+  int64_t total_params = 0;         // elements of float and quantized tensors
+  uint64_t total_param_bytes = 0;
+  int64_t total_buffer_elements = 0;  // elements of integer tensors
+  uint64_t total_tensor_bytes = 0;    // everything
   double bits_per_weight() const {
-    return total_params ? 8.0 * double(total_tensor_bytes) / double(total_params) : 0.0;
+    return total_params ? 8.0 * double(total_param_bytes) / double(total_params) : 0.0;
   }
 };
 

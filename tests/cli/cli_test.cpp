@@ -1,0 +1,87 @@
+// The shrink binary: help and version, exit codes, one-line errors for bad input, JSON output.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace shrink {
+namespace {
+
+using testing::run_shrink;
+
+size_t line_count(const std::string& text) { return size_t(std::count(text.begin(), text.end(), '\n')); }
+
+TEST(Cli, HelpAndVersion) {
+  auto result = run_shrink({"--version"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("shrink 0."), std::string::npos);
+  result = run_shrink({"--help"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("inspect"), std::string::npos);
+  EXPECT_NE(result.out.find("Exit codes"), std::string::npos);
+  for (const char* command : {"inspect", "info"}) {
+    result = run_shrink({command, "--help"});
+    EXPECT_EQ(result.exit_code, 0) << command;
+    EXPECT_NE(result.out.find("Usage"), std::string::npos) << command;
+  }
+}
+
+TEST(Cli, UsageErrorsExitWithTwoAndOneLine) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {}, {"bogus"}, {"inspect"}, {"inspect", "--bogus", "x"}, {"--threads", "-3", "info"}}) {
+    const auto result = run_shrink(args);
+    EXPECT_EQ(result.exit_code, 2) << result.err;
+    EXPECT_EQ(line_count(result.err), 1u) << result.err;
+    EXPECT_TRUE(result.out.empty());
+  }
+  const auto result = run_shrink({"info"}, "SHRINK_ISA=pentium");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("SHRINK_ISA"), std::string::npos);
+}
+
+TEST(Cli, BadFilesExitWithOneAndOneLine) {
+  testing::ScratchDir dir;
+  std::ofstream(dir.file("garbage.gguf")) << "GGUF but not really a model file at all";
+  std::ofstream(dir.file("text.safetensors")) << "plain text";
+  const auto fixture = testing::read_bytes(testing::fixture_path("gguf/all_types.gguf"));
+  testing::write_bytes(dir.file("cut.gguf"), std::vector<std::byte>(fixture.begin(), fixture.begin() + 300));
+  for (const std::string& path : {dir.file("missing.gguf"), dir.file("garbage.gguf"), dir.file("text.safetensors"),
+                                   dir.file("cut.gguf"), dir.file("garbage.gguf/inside")}) {
+    const auto result = run_shrink({"inspect", path});
+    EXPECT_EQ(result.exit_code, 1) << path << ": " << result.err;
+    EXPECT_EQ(line_count(result.err), 1u) << result.err;
+    EXPECT_EQ(result.err.rfind("shrink: error: ", 0), 0u) << result.err;
+  }
+  // The input is never modified.
+  EXPECT_EQ(testing::read_bytes(dir.file("cut.gguf")).size(), 300u);
+}
+
+TEST(Cli, InspectPrintsATableAndJson) {
+  const std::string fixture = testing::fixture_path("gguf/all_types.gguf");
+  auto result = run_shrink({"inspect", fixture});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("random.q6_k"), std::string::npos);
+  EXPECT_NE(result.out.find("total: 15 tensors, 5,135 parameters"), std::string::npos) << result.out;
+  result = run_shrink({"inspect", fixture, "--json"});
+  ASSERT_EQ(result.exit_code, 0);
+  const auto json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json["format"], "gguf");
+  EXPECT_EQ(json["totals"]["params"], 5135);
+  EXPECT_EQ(json["tensors"].size(), 15u);
+  result = run_shrink({"inspect", fixture, "--brief"});
+  EXPECT_EQ(result.out.find("random.q6_k"), std::string::npos);
+}
+
+TEST(Cli, InfoNamesTheChosenKernels) {
+  const auto result = run_shrink({"--threads", "1", "info"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("gemm_f32"), std::string::npos);
+  EXPECT_NE(result.out.find("threads            1"), std::string::npos) << result.out;
+  const auto forced = run_shrink({"info"}, "SHRINK_ISA=ref");
+  EXPECT_NE(forced.out.find("dequantize_q4_0        dequantize_q4_0__ref"), std::string::npos) << forced.out;
+}
+
+}  // namespace
+}  // namespace shrink

@@ -1,0 +1,97 @@
+// parallel_for, denormal flushing, the seeded RNG and the atomic file writer.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <fstream>
+
+#include "shrink/core/atomic_file.h"
+#include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
+#include "shrink/core/rng.h"
+#include "test_support.h"
+
+namespace shrink {
+namespace {
+
+TEST(ParallelFor, VisitsEveryIndexOnce) {
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (int64_t n : {0, 1, 2, 7, 1000, 4097}) {
+      for (int64_t grain : {1, 16, 5000}) {
+        std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+        parallel_for(0, n, grain, [&](int64_t lo, int64_t hi) {
+          EXPECT_LE(lo, hi);
+          for (int64_t i = lo; i < hi; ++i) seen[size_t(i)]++;
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[size_t(i)].load(), 1) << n << " " << grain;
+      }
+    }
+  }
+  set_num_threads(0);
+  EXPECT_GE(num_threads(), 1);
+}
+
+TEST(ParallelFor, WorkersFlushDenormals) {
+  volatile float tiny = 1e-39f;  // a denormal
+  std::atomic<int> flushed = 0;
+  set_num_threads(2);
+  parallel_for(0, 2, 1, [&](int64_t, int64_t) {
+    volatile float product = tiny * 1.0f;
+    if (product == 0.0f) flushed++;
+  });
+  set_num_threads(0);
+  EXPECT_EQ(flushed.load(), 2);
+}
+
+TEST(Rng, IsDeterministicAndWellSpread) {
+  Rng a(42), b(42), c(43);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(a.next_u64(), b.next_u64());
+  EXPECT_NE(Rng(42).next_u64(), c.next_u64());
+  Rng rng(7);
+  double sum = 0, sum_squares = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    const float x = rng.normal();
+    sum += x;
+    sum_squares += double(x) * x;
+  }
+  EXPECT_NEAR(sum / n, 0.0, 0.01);
+  EXPECT_NEAR(sum_squares / n, 1.0, 0.02);
+  std::vector<int> counts(10);
+  for (int i = 0; i < 100000; ++i) {
+    const float u = rng.uniform();
+    ASSERT_GE(u, 0.f);
+    ASSERT_LT(u, 1.f);
+    counts[rng.below(10)]++;
+  }
+  for (int count : counts) EXPECT_NEAR(count, 10000, 500);
+  std::vector<int> items = {0, 1, 2, 3, 4, 5, 6, 7};
+  rng.shuffle(items);
+  std::vector<int> sorted = items;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+TEST(AtomicFileWriter, OnlyCommittedFilesAppear) {
+  testing::ScratchDir dir;
+  {
+    AtomicFileWriter writer(dir.file("model.bin"));
+    writer.write("abc", 3);
+    writer.write_zeros(5);
+    EXPECT_EQ(writer.written(), 8u);
+    EXPECT_EQ(dir.list().size(), 1u);  // only the hidden temporary so far
+    writer.commit();
+  }
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"model.bin"});
+  EXPECT_EQ(testing::read_bytes(dir.file("model.bin")).size(), 8u);
+  {
+    AtomicFileWriter abandoned(dir.file("other.bin"));
+    abandoned.write("x", 1);
+  }  // destroyed without commit: nothing left behind
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"model.bin"});
+  EXPECT_THROW(AtomicFileWriter(dir.file("no/such/dir/file")), IoError);
+}
+
+}  // namespace
+}  // namespace shrink

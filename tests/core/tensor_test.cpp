@@ -1,0 +1,113 @@
+// Shape, Tensor views, copies, conversions and read-only mapped storage.
+#include <gtest/gtest.h>
+
+#include "shrink/core/tensor.h"
+#include "test_support.h"
+
+namespace shrink {
+namespace {
+
+Tensor iota(const Shape& shape) {
+  Tensor t = Tensor::empty(shape, DType::f32);
+  float* data = t.mutable_data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) data[i] = float(i);
+  return t;
+}
+
+TEST(Shape, CountsElementsAndRejectsOverflow) {
+  EXPECT_EQ(Shape({2, 3, 4}).numel(), 24);
+  EXPECT_EQ(Shape({}).numel(), 1);
+  EXPECT_EQ(Shape({5, 0}).numel(), 0);
+  EXPECT_THROW(Shape({int64_t(1) << 40, int64_t(1) << 40}).numel(), UsageError);
+  EXPECT_THROW(Shape({-1, 3}).numel(), UsageError);
+  EXPECT_EQ(Shape({2, 3}).to_string(), "[2, 3]");
+  EXPECT_EQ(contiguous_strides(Shape({2, 3, 4})), (std::vector<int64_t>{12, 4, 1}));
+}
+
+TEST(Tensor, EmptyIsZeroedAndAligned) {
+  Tensor t = Tensor::empty({3, 5}, DType::i32);
+  EXPECT_EQ(t.nbytes(), 60u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % 64, 0u);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(t.data<int32_t>()[i], 0);
+  EXPECT_THROW(t.data<float>(), UsageError);
+}
+
+TEST(Tensor, SliceSelectTransposeShareStorage) {
+  Tensor t = iota({3, 4});
+  Tensor column = t.select(1, 2);  // [2, 6, 10]
+  EXPECT_EQ(column.shape(), Shape({3}));
+  EXPECT_FALSE(column.is_contiguous());
+  Tensor copy = column.contiguous();
+  EXPECT_EQ(copy.data<float>()[0], 2.f);
+  EXPECT_EQ(copy.data<float>()[2], 10.f);
+  Tensor rows = t.slice(0, 1, 3);
+  EXPECT_TRUE(rows.is_contiguous());
+  EXPECT_EQ(rows.data<float>()[0], 4.f);
+  Tensor transposed = t.transpose(0, 1).contiguous();  // (4, 3)
+  EXPECT_EQ(transposed.shape(), Shape({4, 3}));
+  EXPECT_EQ(transposed.data<float>()[1], 4.f);   // t[1][0]
+  EXPECT_EQ(transposed.data<float>()[5], 9.f);   // t[2][1]
+  t.mutable_data<float>()[6] = -1.f;             // views see writes to shared storage
+  EXPECT_EQ(column.contiguous().data<float>()[1], -1.f);
+  EXPECT_THROW(t.slice(0, 2, 4), UsageError);
+  EXPECT_THROW(t.select(2, 0), UsageError);
+}
+
+TEST(Tensor, ReshapeInfersOneDimension) {
+  Tensor t = iota({2, 6});
+  EXPECT_EQ(t.reshape({3, -1}).shape(), Shape({3, 4}));
+  EXPECT_THROW(t.reshape({5, -1}), UsageError);
+  Tensor transposed = t.transpose(0, 1).reshape({12});  // copies a non-contiguous view
+  EXPECT_EQ(transposed.data<float>()[1], 6.f);
+}
+
+TEST(Tensor, ConvertsBetweenTypes) {
+  Tensor t = iota({2, 3});
+  t.mutable_data<float>()[5] = 1.5f;
+  Tensor half = t.to(DType::f16);
+  Tensor back = half.to(DType::f32);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(back.data<float>()[i], t.data<float>()[i]);
+  Tensor ints = t.to(DType::i8);
+  EXPECT_EQ(ints.data<int8_t>()[4], 4);
+  Tensor bf = t.transpose(0, 1).to(DType::bf16).to(DType::f32);  // strided source
+  EXPECT_EQ(bf.data<float>()[1], 3.f);
+}
+
+TEST(Tensor, BorrowedStorageIsReadOnlyAndBoundsChecked) {
+  std::vector<std::byte> bytes(64);
+  bytes[4] = std::byte{0x80};
+  bytes[5] = std::byte{0x3f};  // 1.0f little-endian at offset 4..7 is 00 00 80 3f
+  auto source = memory_source(bytes, "buffer");
+  auto storage = Storage::borrow(source, 2, 8);
+  Tensor t = Tensor::from_storage(storage, 0, {2}, DType::f32);
+  EXPECT_FALSE(t.writable());
+  EXPECT_EQ(t.data<float>()[0], 1.0f);
+  EXPECT_THROW(t.mutable_data<float>(), UsageError);
+  EXPECT_THROW(Storage::borrow(source, 60, 8), FormatError);
+  EXPECT_THROW(Storage::borrow(source, UINT64_MAX, 2), FormatError);
+  EXPECT_THROW(Tensor::from_storage(storage, 0, {3}, DType::f32), UsageError);
+  Tensor copy = t.clone();
+  EXPECT_TRUE(copy.writable());
+}
+
+TEST(MappedFile, MapsFilesAndRefusesOthers) {
+  testing::ScratchDir dir;
+  testing::write_bytes(dir.file("a.bin"), {std::byte{1}, std::byte{2}, std::byte{3}});
+  auto source = map_file(dir.file("a.bin"));
+  ASSERT_EQ(source->size(), 3u);
+  EXPECT_EQ(source->bytes()[2], std::byte{3});
+  testing::write_bytes(dir.file("empty.bin"), {});
+  EXPECT_EQ(map_file(dir.file("empty.bin"))->size(), 0u);
+  EXPECT_THROW(map_file(dir.file("missing.bin")), IoError);
+  EXPECT_THROW(map_file(dir.path()), IoError);
+}
+
+TEST(ErrorMessage, SaysWhatWhereAndWhatToDo) {
+  const Error error("tensor offset past the end", "model.gguf", "fetch the file again");
+  EXPECT_STREQ(error.what(), "model.gguf: tensor offset past the end (fetch the file again)");
+  EXPECT_EQ(error.location(), "model.gguf");
+  EXPECT_STREQ(Error("plain").what(), "plain");
+}
+
+}  // namespace
+}  // namespace shrink
