@@ -11,7 +11,13 @@
 namespace shrink::cli {
 
 void setup_info(CLI::App& sub) {
-  sub.callback([] {
+  auto levels = std::make_shared<bool>(false);
+  sub.add_flag("--levels", *levels, "Print the ISA levels this machine supports, lowest first, and nothing else");
+  sub.callback([levels] {
+    if (*levels) {
+      for (int i = 0; i <= int(detected_isa()); ++i) fmt::print("{}\n", isa_name(Isa(i)));
+      return;
+    }
     const CpuFeatures& f = cpu_features();
     auto yes = [](bool b) { return b ? "yes" : "no"; };
     fmt::print("cpu                {}\n", f.brand.empty() ? "(unknown)" : f.brand);

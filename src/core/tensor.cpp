@@ -70,6 +70,14 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t byte_offset
   return tensor;
 }
 
+Tensor Tensor::map(std::shared_ptr<const ByteSource> source, size_t byte_offset, const Shape& shape,
+                   DType dtype) {
+  const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
+  Tensor view = from_storage(Storage::borrow(std::move(source), byte_offset, bytes), 0, shape, dtype);
+  const auto address = reinterpret_cast<uintptr_t>(view.raw_data());
+  return address % dtype_size(dtype) == 0 ? view : view.clone();
+}
+
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
   for (int axis = rank() - 1; axis >= 0; --axis) {

@@ -219,8 +219,7 @@ Tensor GgufFile::view(const GgufTensorInfo& info) const {
     throw UnsupportedError("tensor '" + info.name + "' is block-quantized (" +
                                std::string(info.type.name) + "); it has no plain view",
                            source_->name(), "use to_f32() to dequantize it");
-  auto storage = Storage::borrow(source_, data_offset_ + info.offset, info.bytes);
-  return Tensor::from_storage(std::move(storage), 0, info.shape, *dtype);
+  return Tensor::map(source_, data_offset_ + info.offset, info.shape, *dtype);
 }
 
 bool GgufFile::can_dequantize(const GgufTensorInfo& info) const {

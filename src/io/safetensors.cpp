@@ -138,9 +138,7 @@ Tensor SafetensorsFile::tensor(std::string_view name) const {
   if (!entry)
     throw UsageError("no tensor named '" + std::string(name) + "'", source_->name(),
                      "run 'shrink inspect' to list the tensors");
-  const uint64_t offset = 8 + header_bytes_ + entry->begin;
-  auto storage = Storage::borrow(source_, offset, entry->end - entry->begin);
-  return Tensor::from_storage(std::move(storage), 0, entry->shape, entry->dtype);
+  return Tensor::map(source_, 8 + header_bytes_ + entry->begin, entry->shape, entry->dtype);
 }
 
 std::string_view safetensors_dtype_name(DType dtype) {

@@ -75,10 +75,10 @@ TEST(Tensor, ConvertsBetweenTypes) {
 
 TEST(Tensor, BorrowedStorageIsReadOnlyAndBoundsChecked) {
   std::vector<std::byte> bytes(64);
-  bytes[4] = std::byte{0x80};
-  bytes[5] = std::byte{0x3f};  // 1.0f little-endian at offset 4..7 is 00 00 80 3f
+  bytes[6] = std::byte{0x80};
+  bytes[7] = std::byte{0x3f};  // 1.0f little-endian at offset 4..7 is 00 00 80 3f
   auto source = memory_source(bytes, "buffer");
-  auto storage = Storage::borrow(source, 2, 8);
+  auto storage = Storage::borrow(source, 4, 8);
   Tensor t = Tensor::from_storage(storage, 0, {2}, DType::f32);
   EXPECT_FALSE(t.writable());
   EXPECT_EQ(t.data<float>()[0], 1.0f);
@@ -88,6 +88,22 @@ TEST(Tensor, BorrowedStorageIsReadOnlyAndBoundsChecked) {
   EXPECT_THROW(Tensor::from_storage(storage, 0, {3}, DType::f32), UsageError);
   Tensor copy = t.clone();
   EXPECT_TRUE(copy.writable());
+}
+
+TEST(Tensor, MapIsZeroCopyOnlyWhenAligned) {
+  std::vector<std::byte> bytes(64);
+  bytes[6] = std::byte{0x80};
+  bytes[7] = std::byte{0x3f};
+  bytes[11] = std::byte{0x40};  // 2.0f at 8..11
+  auto source = memory_source(bytes, "buffer");
+  const Tensor aligned = Tensor::map(source, 4, {2}, DType::f32);
+  EXPECT_FALSE(aligned.writable());  // a view
+  EXPECT_EQ(aligned.data<float>()[1], 2.0f);
+  const Tensor odd = Tensor::map(source, 2, {2}, DType::f32);  // 00 00 | 00 00 80 3f -> copy
+  EXPECT_TRUE(odd.writable());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(odd.raw_data()) % 4, 0u);
+  EXPECT_EQ(odd.data<float>()[0], 0.0f);
+  EXPECT_THROW(Tensor::map(source, 60, {2}, DType::f32), FormatError);
 }
 
 TEST(MappedFile, MapsFilesAndRefusesOthers) {

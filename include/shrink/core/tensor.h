@@ -43,6 +43,11 @@ class Tensor {
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t byte_offset,
                              const Shape& shape, DType dtype);
 
+  // A tensor over bytes of a source (a mapped file): zero-copy and read-only when the data is
+  // aligned for its type, otherwise an aligned, owned copy (files may place data anywhere).
+  static Tensor map(std::shared_ptr<const ByteSource> source, size_t byte_offset, const Shape& shape,
+                    DType dtype);
+
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }

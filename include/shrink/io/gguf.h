@@ -67,8 +67,8 @@ class GgufFile {
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   std::span<const std::byte> tensor_bytes(const GgufTensorInfo& info) const;
-  // Zero-copy view of an unquantized tensor (F32, F16, BF16, F64, I8..I64); UnsupportedError
-  // for block formats.
+  // Zero-copy view of an unquantized tensor (F32, F16, BF16, F64, I8..I64), copied only when
+  // misaligned; UnsupportedError for block formats.
   Tensor view(const GgufTensorInfo& info) const;
   // The tensor as f32, dequantizing block formats with the registered kernels.
   Tensor to_f32(const GgufTensorInfo& info) const;

@@ -30,7 +30,8 @@ class SafetensorsFile {
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }  // by data offset
   const StringPairs& metadata() const { return metadata_; }                  // "__metadata__"
   const SafetensorsEntry* find(std::string_view name) const;
-  Tensor tensor(std::string_view name) const;  // zero-copy and read-only; UsageError if absent
+  // Zero-copy and read-only (an aligned copy if the file misaligns it); UsageError if absent.
+  Tensor tensor(std::string_view name) const;
   uint64_t header_bytes() const { return header_bytes_; }
   uint64_t file_bytes() const { return source_->size(); }
   const std::string& source_name() const { return source_->name(); }
