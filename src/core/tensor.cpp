@@ -1,7 +1,9 @@
 // Storage (owned or borrowed) and Tensor views, copies and element-type conversion.
 #include "shrink/core/tensor.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 
 #include "shrink/core/half.h"
@@ -198,6 +200,15 @@ double read_element(const std::byte* p, DType dtype) {
   return 0;
 }
 
+// Float to integer saturates to the type's range (nan becomes 0), as casting out of range is
+// undefined behaviour in C++.
+template <class T> T saturate(double value) {
+  if (std::isnan(value)) return T(0);
+  if (value <= double(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+  if (value >= double(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+  return T(value);
+}
+
 void write_element(std::byte* p, DType dtype, double value) {
   auto store = [p]<class T>(T v) { std::memcpy(p, &v, sizeof v); };
   switch (dtype) {
@@ -205,14 +216,14 @@ void write_element(std::byte* p, DType dtype, double value) {
     case DType::f16: return store(f32_to_f16(float(value)));
     case DType::bf16: return store(f32_to_bf16(float(value)));
     case DType::f64: return store(value);
-    case DType::i8: return store(int8_t(value));
-    case DType::u8: return store(uint8_t(value));
-    case DType::i16: return store(int16_t(value));
-    case DType::u16: return store(uint16_t(value));
-    case DType::i32: return store(int32_t(value));
-    case DType::u32: return store(uint32_t(value));
-    case DType::i64: return store(int64_t(value));
-    case DType::u64: return store(uint64_t(value));
+    case DType::i8: return store(saturate<int8_t>(value));
+    case DType::u8: return store(saturate<uint8_t>(value));
+    case DType::i16: return store(saturate<int16_t>(value));
+    case DType::u16: return store(saturate<uint16_t>(value));
+    case DType::i32: return store(saturate<int32_t>(value));
+    case DType::u32: return store(saturate<uint32_t>(value));
+    case DType::i64: return store(saturate<int64_t>(value));
+    case DType::u64: return store(saturate<uint64_t>(value));
     case DType::boolean: return store(uint8_t(value != 0));
   }
 }

@@ -228,7 +228,10 @@ bool GgufFile::can_dequantize(const GgufTensorInfo& info) const {
 
 Tensor GgufFile::to_f32(const GgufTensorInfo& info) const {
   const GgmlType type = info.type.type;
-  if (type == GgmlType::f32) return view(info).clone();
+  if (type == GgmlType::f32) {
+    Tensor values = view(info);
+    return values.writable() ? values : values.clone();  // view() already copies misaligned data
+  }
   Tensor out = Tensor::empty(info.shape, DType::f32);
   float* dst = out.mutable_data<float>();
   const std::byte* src = tensor_bytes(info).data();

@@ -1,6 +1,8 @@
 // Shape, Tensor views, copies, conversions and read-only mapped storage.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "shrink/core/tensor.h"
 #include "test_support.h"
 
@@ -69,6 +71,14 @@ TEST(Tensor, ConvertsBetweenTypes) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(back.data<float>()[i], t.data<float>()[i]);
   Tensor ints = t.to(DType::i8);
   EXPECT_EQ(ints.data<int8_t>()[4], 4);
+  Tensor wide = Tensor::empty({3}, DType::f32);
+  wide.mutable_data<float>()[0] = 1000.f;
+  wide.mutable_data<float>()[1] = -5.f;
+  wide.mutable_data<float>()[2] = NAN;
+  Tensor bytes = wide.to(DType::u8);  // saturates; nan becomes 0
+  EXPECT_EQ(bytes.data<uint8_t>()[0], 255);
+  EXPECT_EQ(bytes.data<uint8_t>()[1], 0);
+  EXPECT_EQ(bytes.data<uint8_t>()[2], 0);
   Tensor bf = t.transpose(0, 1).to(DType::bf16).to(DType::f32);  // strided source
   EXPECT_EQ(bf.data<float>()[1], 3.f);
 }
