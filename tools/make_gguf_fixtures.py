@@ -4,7 +4,8 @@ implementation: the PyPI `gguf` package (maintained by the llama.cpp project).
 
 Writes tests/fixtures/gguf/all_types.gguf (metadata of every value type, tensors of every format
 shrink dequantizes), expected.f32 (the package's dequantization, concatenated little-endian f32
-in tensor order) and manifest.json (names, types, row-major shapes, metadata values).
+in tensor order), sources.f32 (the 3x64 float inputs of the quantized.q4_0, q4_1, q5_0, q5_1 and
+q8_0 tensors, in that order) and manifest.json (names, types, row-major shapes, metadata values).
 
     pip install gguf==0.19.0 numpy && python3 tools/make_gguf_fixtures.py
 """
@@ -56,6 +57,7 @@ def main():
     writer.add_array("test.array_nested", [[1, 2], [3]])
 
     tensors = []  # (name, qtype, raw array, expected float32 array)
+    sources = []  # the float inputs of the quantized.* tensors, for tests of shrink's quantizers
     f32 = rng.standard_normal((3, 5)).astype(np.float32)
     tensors.append(("plain.f32", T.F32, f32, f32))
     f16 = (rng.standard_normal((2, 3, 8)) * 100).astype(np.float16)
@@ -68,6 +70,7 @@ def main():
         name = qtype.name.lower()
         x = rng.standard_normal((3, 64)).astype(np.float32)
         raw = quants.quantize(x, qtype)
+        sources.append(x)
         tensors.append((f"quantized.{name}", qtype, raw, quants.dequantize(raw, qtype)))
         raw = random_blocks(qtype, 2, 96)
         tensors.append((f"random.{name}", qtype, raw, quants.dequantize(raw, qtype)))
@@ -95,6 +98,7 @@ def main():
     writer.write_tensors_to_file()
     writer.close()
     np.concatenate(expected_all).astype("<f4").tofile(os.path.join(OUT, "expected.f32"))
+    np.concatenate([x.ravel() for x in sources]).astype("<f4").tofile(os.path.join(OUT, "sources.f32"))
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     # Cross-check with the package's own reader before committing anything.
