@@ -9,8 +9,10 @@
 namespace shrink {
 namespace {
 
-// The shape of the qparams tensors: input shape divided by block size, dimension by dimension.
-Shape blocks_shape(const Shape& shape, const std::vector<int64_t>& block) {
+}  // namespace
+
+Shape qparams_shape(const Shape& shape, const std::vector<int64_t>& block) {
+  if (block.empty()) return Shape({});  // one block for the whole tensor, whatever its shape
   if (int(block.size()) != shape.rank())
     throw UsageError("block size has " + std::to_string(block.size()) + " dimensions, the tensor " +
                      std::to_string(shape.rank()));
@@ -23,10 +25,16 @@ Shape blocks_shape(const Shape& shape, const std::vector<int64_t>& block) {
   return Shape(std::move(dims));
 }
 
+namespace {
+
 // Calls visit(element_index, block_index) for every element of a contiguous tensor, in order.
 template <class Visit> void for_each_element(const Shape& shape, const std::vector<int64_t>& block, Visit&& visit) {
+  if (block.empty()) {
+    for (int64_t e = 0; e < shape.numel(); ++e) visit(e, int64_t(0));
+    return;
+  }
   const int rank = shape.rank();
-  const Shape blocks = blocks_shape(shape, block);
+  const Shape blocks = qparams_shape(shape, block);
   if (shape.numel() == 0) return;
   if (rank == 0) return visit(int64_t(0), int64_t(0));
   const std::vector<int64_t> block_strides = contiguous_strides(blocks);
@@ -102,9 +110,9 @@ QParams qparams_from_range(const Tensor& low_in, const Tensor& high_in, const Qu
         } else if (scheme.is_signed) {  // Q8_0: low/high hold -max|x| and max|x|
           scale[i] = std::max(-lo, hi) / qmax;
           zero[i] = 0;
-        } else {  // Q4_0: high holds the signed value of largest magnitude
+        } else {  // Q4_0: the value of largest magnitude, with its sign
           const float half = float(1 << (scheme.bits - 1));
-          scale[i] = hi / -half;
+          scale[i] = (std::fabs(lo) > std::fabs(hi) ? lo : hi) / -half;
           zero[i] = half;
         }
         break;
@@ -116,7 +124,7 @@ QParams qparams_from_range(const Tensor& low_in, const Tensor& high_in, const Qu
 
 QParams choose_qparams(const Tensor& x_in, const QuantScheme& scheme, std::vector<int64_t> block_size) {
   const Tensor x = as_f32(x_in);
-  const Shape blocks = blocks_shape(x.shape(), block_size);
+  const Shape blocks = qparams_shape(x.shape(), block_size);
   Tensor low = Tensor::empty(blocks, DType::f32), high = Tensor::empty(blocks, DType::f32);
   float* lo = low.mutable_data<float>();
   float* hi = high.mutable_data<float>();

@@ -4,6 +4,7 @@
 //   per tensor of shape [N, K]:     block [N, K]       (one scale)
 //   per channel, axis 0:            block [1, K]       (N scales)
 //   per group of 128 along axis 1:  block [1, 128]     (N x K/128 scales)
+//   an empty block: one block for the whole tensor, whatever its shape (per-tensor observers)
 // Integer values q and reals x relate by x ≈ (q - zero) * scale with an integer zero, except in
 // ggml's Q4_1-style affine convention, where x ≈ q * scale + min with a float min.
 #pragma once
@@ -54,6 +55,10 @@ struct QuantScheme {
 std::vector<int64_t> per_tensor_block(const Shape& shape);
 std::vector<int64_t> per_channel_block(const Shape& shape, int axis);
 std::vector<int64_t> per_group_block(const Shape& shape, int64_t group_size, int axis = -1);
+
+// The shape of the qparams for a tensor of this shape: shape / block, dimension by dimension.
+// UsageError when the block does not divide the shape.
+Shape qparams_shape(const Shape& shape, const std::vector<int64_t>& block_size);
 
 struct QParams {
   Tensor scale;  // f32, one per block, shape = input shape / block size
