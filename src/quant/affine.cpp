@@ -197,4 +197,20 @@ Tensor dequantize(const Tensor& q_in, const QParams& qp) {
   return x;
 }
 
+Tensor grid_mask(const Tensor& x_in, const QParams& qp, const QuantScheme& scheme) {
+  const Tensor x = as_f32(x_in);
+  Tensor mask = Tensor::empty(x.shape(), DType::f32);
+  const float* data = x.data<float>();
+  const float* scale = qp.scale.data<float>();
+  const float* zero = qp.zero.data<float>();
+  const float* min = qp.min.defined() ? qp.min.data<float>() : nullptr;
+  float* out = mask.mutable_data<float>();
+  const float qmin = float(scheme.quant_min()), qmax = float(scheme.quant_max());
+  for_each_element(x.shape(), qp.block_size, [&](int64_t e, int64_t b) {
+    const float v = min ? std::nearbyint((data[e] - min[b]) / scale[b]) : std::nearbyint(data[e] / scale[b]) + zero[b];
+    out[e] = v >= qmin && v <= qmax ? 1.f : 0.f;
+  });
+  return mask;
+}
+
 }  // namespace shrink

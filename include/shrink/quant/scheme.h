@@ -77,5 +77,7 @@ QParams choose_qparams(const Tensor& x, const QuantScheme& scheme, std::vector<i
 Tensor quantize(const Tensor& x, const QParams& qparams, const QuantScheme& scheme);
 // integers (i32 or i8/u8) -> f32.
 Tensor dequantize(const Tensor& q, const QParams& qparams);
+// f32 mask of x's shape: 1 where x's grid value before clamping lies in [qmin, qmax], else 0.
+Tensor grid_mask(const Tensor& x, const QParams& qparams, const QuantScheme& scheme);
 
 }  // namespace shrink
