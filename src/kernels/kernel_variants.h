@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "shrink/kernels/int8_gemm.h"
+
 namespace shrink::kernel_variants {
 
 // gemm_f32
@@ -35,5 +37,15 @@ void dequantize_q4_k__ref(const void* blocks, float* dst, int64_t n);
 void dequantize_q6_k__ref(const void* blocks, float* dst, int64_t n);
 void dequantize_q4_0__avx512(const void* blocks, float* dst, int64_t n);
 void dequantize_q8_0__avx512(const void* blocks, float* dst, int64_t n);
+
+// the int8 path (int8_gemm.h)
+void quantize_rows_u8__ref(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
+                           int32_t* zero);
+void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
+                            int32_t* zero);
+void gemm_u8s8__ref(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                    const Int8Epilogue& epilogue);
+void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                     const Int8Epilogue& epilogue);
 
 }  // namespace shrink::kernel_variants

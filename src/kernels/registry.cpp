@@ -58,6 +58,15 @@ constexpr KernelVariant<DequantizeFn> kDequantizeQ6_K[] = {
     {"dequantize_q6_k__ref", Isa::ref, nullptr, dequantize_q6_k__ref},
 };
 
+constexpr KernelVariant<QuantizeRowsU8Fn> kQuantizeRowsU8[] = {
+    {"quantize_rows_u8__ref", Isa::ref, nullptr, quantize_rows_u8__ref},
+    {"quantize_rows_u8__avx2", Isa::avx2, nullptr, quantize_rows_u8__avx2},
+};
+constexpr KernelVariant<GemmU8S8Fn> kGemmU8S8[] = {
+    {"gemm_u8s8__ref", Isa::ref, nullptr, gemm_u8s8__ref},
+    {"gemm_u8s8__avx2", Isa::avx2, nullptr, gemm_u8s8__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -81,6 +90,8 @@ std::span<const KernelVariant<DequantizeFn>> dequantize_q5_1_variants() { return
 std::span<const KernelVariant<DequantizeFn>> dequantize_q8_0_variants() { return kDequantizeQ8_0; }
 std::span<const KernelVariant<DequantizeFn>> dequantize_q4_k_variants() { return kDequantizeQ4_K; }
 std::span<const KernelVariant<DequantizeFn>> dequantize_q6_k_variants() { return kDequantizeQ6_K; }
+std::span<const KernelVariant<QuantizeRowsU8Fn>> quantize_rows_u8_variants() { return kQuantizeRowsU8; }
+std::span<const KernelVariant<GemmU8S8Fn>> gemm_u8s8_variants() { return kGemmU8S8; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

@@ -60,7 +60,7 @@ TEST(Registry, EachLevelUsesOnlyItsVariants) {
   }
     SHRINK_KERNEL_SLOTS(SHRINK_CHECK_SLOT)
 #undef SHRINK_CHECK_SLOT
-    EXPECT_EQ(table.chosen.size(), 12u);
+    EXPECT_EQ(table.chosen.size(), size_t(kKernelSlotCount));
   }
   // At level ref only scalar code runs.
   for (const auto& [slot, name] : make_kernel_table(Isa::ref).chosen) EXPECT_TRUE(name.ends_with("__ref")) << name;

@@ -9,6 +9,7 @@
 
 #include "shrink/kernels/cpu.h"
 #include "shrink/kernels/ggml_formats.h"
+#include "shrink/kernels/int8_gemm.h"
 
 namespace shrink {
 
@@ -35,7 +36,9 @@ using DequantizeFn = void (*)(const void* blocks, float* dst, int64_t n);
   X(dequantize_q5_1, DequantizeFn)               \
   X(dequantize_q8_0, DequantizeFn)               \
   X(dequantize_q4_k, DequantizeFn)               \
-  X(dequantize_q6_k, DequantizeFn)
+  X(dequantize_q6_k, DequantizeFn)               \
+  X(quantize_rows_u8, QuantizeRowsU8Fn)          \
+  X(gemm_u8s8, GemmU8S8Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"
@@ -44,6 +47,10 @@ template <class Fn> struct KernelVariant {
   Fn fn;
   bool runs_here(Isa level) const { return isa <= level && (!usable || usable()); }
 };
+
+#define SHRINK_COUNT_SLOT(slot, Fn) +1
+constexpr int kKernelSlotCount = 0 SHRINK_KERNEL_SLOTS(SHRINK_COUNT_SLOT);
+#undef SHRINK_COUNT_SLOT
 
 struct KernelTable {
 #define SHRINK_DECLARE_SLOT(slot, Fn) Fn slot = nullptr;

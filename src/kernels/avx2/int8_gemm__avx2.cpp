@@ -1,0 +1,154 @@
+// The int8 path with AVX2: per-row u8 quantization, and u8 x s8 GEMM on 4 x 16 tiles with
+// vpmaddubsw + vpmaddwd (exact: 7-bit activations cannot saturate the int16 pair sums).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernel_variants.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/int8_gemm.h"
+
+namespace shrink::kernel_variants {
+namespace {
+
+float horizontal_min(__m256 v) {
+  __m128 x = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_min_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_min_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+float horizontal_max(__m256 v) {
+  __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_max_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+
+// 8 floats (already integral and clamped to [0, 255]) -> 8 bytes.
+void store_8_bytes(uint8_t* out, __m256 v) {
+  const __m256i i32 = _mm256_cvtps_epi32(v);
+  const __m128i i16 = _mm_packus_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+  const __m128i u8 = _mm_packus_epi16(i16, i16);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(out), u8);
+}
+
+constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// Epilogue for 8 channels [c, c + 8) of row i; `count` < 8 stores only that many.
+void finish_8(int64_t i, int64_t c, __m256i acc, const Int8Epilogue& e, int64_t count) {
+  alignas(32) float tmp[8];
+  const __m256i correction = _mm256_mullo_epi32(_mm256_set1_epi32(e.a_zero[i]),
+                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.b_col_sums + c)));
+  const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(e.a_scale[i]), _mm256_loadu_ps(e.b_scale + c));
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc, correction)), scale);
+  v = _mm256_add_ps(v, e.bias ? _mm256_loadu_ps(e.bias + c) : _mm256_setzero_ps());
+  if (e.relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+  if (e.out_f32) {
+    if (count == 8) {
+      _mm256_storeu_ps(e.out_f32 + i * e.ldo + c, v);
+    } else {
+      _mm256_store_ps(tmp, v);
+      std::memcpy(e.out_f32 + i * e.ldo + c, tmp, size_t(count) * 4);
+    }
+    return;
+  }
+  v = _mm256_add_ps(_mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(e.out_inverse_scale)), kRound),
+                    _mm256_set1_ps(float(e.out_zero)));
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.f));
+  uint8_t bytes[8];
+  store_8_bytes(bytes, v);
+  std::memcpy(e.out_u8 + i * e.ldo + c, bytes, size_t(count));
+}
+
+// Rows [i, i + ROWS) x the 16 channels of one panel.
+template <int ROWS>
+void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda, const int8_t* packed,
+          const Int8Epilogue& e) {
+  __m256i acc[ROWS][2];
+  for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* b = packed + panel * groups * kInt8Panel * kInt8Group;
+  for (int64_t g = 0; g < groups; ++g, b += kInt8Panel * kInt8Group) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+    for (int r = 0; r < ROWS; ++r) {
+      int32_t four;
+      std::memcpy(&four, a + (i + r) * lda + g * kInt8Group, 4);
+      const __m256i x = _mm256_set1_epi32(four);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones));
+    }
+  }
+  const int64_t c0 = panel * kInt8Panel;
+  for (int r = 0; r < ROWS; ++r)
+    for (int half = 0; half < 2; ++half) {
+      const int64_t c = c0 + 8 * half, count = std::min<int64_t>(8, n - c);
+      if (count <= 0) continue;
+      if (count == 8) {
+        finish_8(i + r, c, acc[r][half], e, 8);
+      } else {  // the epilogue's vectors would read past n: go through padded copies
+        alignas(32) float scale[8] = {}, bias[8] = {};
+        alignas(32) int32_t sums[8] = {};
+        std::memcpy(scale, e.b_scale + c, size_t(count) * 4);
+        std::memcpy(sums, e.b_col_sums + c, size_t(count) * 4);
+        if (e.bias) std::memcpy(bias, e.bias + c, size_t(count) * 4);
+        Int8Epilogue shifted = e;
+        shifted.b_scale = scale - c;
+        shifted.b_col_sums = sums - c;
+        shifted.bias = e.bias ? bias - c : nullptr;
+        finish_8(i + r, c, acc[r][half], shifted, count);
+      }
+    }
+}
+
+}  // namespace
+
+void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
+                            int32_t* zero) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = x + i * ldx;
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+      const __m256 v = _mm256_loadu_ps(row + j);
+      lo = _mm256_min_ps(lo, v);
+      hi = _mm256_max_ps(hi, v);
+    }
+    float row_lo = horizontal_min(lo), row_hi = horizontal_max(hi);
+    for (; j < k; ++j) {
+      row_lo = std::min(row_lo, row[j]);
+      row_hi = std::max(row_hi, row[j]);
+    }
+    u8_row_qparams(row_lo, row_hi, scale[i], zero[i]);
+    const float inverse = 1.f / scale[i];
+    const __m256 inv = _mm256_set1_ps(inverse), z = _mm256_set1_ps(float(zero[i]));
+    const __m256 top = _mm256_set1_ps(127.f), bottom = _mm256_setzero_ps();
+    uint8_t* out = q + i * ldq;
+    for (j = 0; j + 8 <= k; j += 8) {
+      __m256 v = _mm256_add_ps(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), inv), kRound), z);
+      store_8_bytes(out + j, _mm256_min_ps(_mm256_max_ps(v, bottom), top));
+    }
+    for (; j < k; ++j) out[j] = uint8_t(std::clamp(std::nearbyint(row[j] * inverse) + float(zero[i]), 0.f, 127.f));
+    for (; j < ldq; ++j) out[j] = 0;
+  }
+}
+
+void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                     const Int8Epilogue& e) {
+  const int64_t groups = int8_padded_k(k) / kInt8Group, panels = (n + kInt8Panel - 1) / kInt8Panel;
+  // Panels in the outer loop: one panel of B (16 x k bytes) stays in cache across all row tiles.
+  parallel_for(0, panels, std::max<int64_t>(1, 64 / std::max<int64_t>(m, 1)), [&](int64_t first, int64_t last) {
+    for (int64_t panel = first; panel < last; ++panel) {
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) tile<4>(i, panel, n, groups, a, lda, packed_b, e);
+      switch (m - i) {
+        case 3: tile<3>(i, panel, n, groups, a, lda, packed_b, e); break;
+        case 2: tile<2>(i, panel, n, groups, a, lda, packed_b, e); break;
+        case 1: tile<1>(i, panel, n, groups, a, lda, packed_b, e); break;
+        default: break;
+      }
+    }
+  });
+}
+
+}  // namespace shrink::kernel_variants

@@ -1,0 +1,150 @@
+// The int8 path: every variant of the row quantizer and of the u8 x s8 GEMM equals the scalar
+// reference exactly (integer accumulation, same float epilogue), over awkward shapes; and the
+// quantized matmul approximates the f32 matmul within the quantization error.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernel_test_support.h"
+#include "shrink/core/rng.h"
+
+namespace shrink {
+namespace {
+
+struct Problem {
+  int64_t m, n, k;
+  std::vector<float> x, w;  // x [m][k], w [n][k]
+};
+
+Problem make_problem(int64_t m, int64_t n, int64_t k, Rng& rng) {
+  Problem p{m, n, k, std::vector<float>(size_t(m * k)), std::vector<float>(size_t(n * k))};
+  for (auto& v : p.x) v = rng.normal(0.1f, 1.f);
+  for (auto& v : p.w) v = rng.normal(0.f, 0.05f);
+  return p;
+}
+
+struct QuantizedWeights {
+  std::vector<int8_t> packed;
+  std::vector<int32_t> sums;
+  std::vector<float> scale;
+};
+
+QuantizedWeights quantize_weights(const Problem& p) {  // symmetric per channel, [-127, 127]
+  QuantizedWeights q;
+  std::vector<int8_t> w(p.w.size());
+  for (int64_t c = 0; c < p.n; ++c) {
+    float amax = 0;
+    for (int64_t j = 0; j < p.k; ++j) amax = std::max(amax, std::fabs(p.w[size_t(c * p.k + j)]));
+    q.scale.push_back(amax > 0 ? amax / 127.f : 1.f);
+    for (int64_t j = 0; j < p.k; ++j) w[size_t(c * p.k + j)] = int8_t(std::nearbyint(p.w[size_t(c * p.k + j)] / q.scale.back()));
+  }
+  q.packed.resize(int8_packed_bytes(p.n, p.k));
+  q.sums.resize(size_t(p.n));
+  pack_int8_weights(w.data(), p.n, p.k, q.packed.data(), q.sums.data());
+  return q;
+}
+
+TEST(Int8, RowQuantizersMatchTheReference) {
+  Rng rng(8);
+  for (int64_t k : testing::kAwkwardSizes) {
+    const Problem p = make_problem(5, 1, k, rng);
+    const int64_t ldq = int8_padded_k(k) + 4;
+    std::vector<uint8_t> expected(size_t(5 * ldq), 0xee);
+    std::vector<float> expected_scale(5);
+    std::vector<int32_t> expected_zero(5);
+    quantize_rows_u8_variants().front().fn(p.x.data(), 5, k, k, expected.data(), ldq, expected_scale.data(), expected_zero.data());
+    for (uint8_t v : expected) ASSERT_LE(v, 127);
+    testing::for_each_variant(quantize_rows_u8_variants(), [&](const auto& variant) {
+      std::vector<uint8_t> q(size_t(5 * ldq), 0xee);
+      std::vector<float> scale(5);
+      std::vector<int32_t> zero(5);
+      variant.fn(p.x.data(), 5, k, k, q.data(), ldq, scale.data(), zero.data());
+      EXPECT_EQ(q, expected) << "k=" << k;
+      EXPECT_EQ(scale, expected_scale);
+      EXPECT_EQ(zero, expected_zero);
+    });
+  }
+}
+
+TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
+  Rng rng(9);
+  for (int64_t m : {1, 2, 3, 4, 5, 9, 33})
+    for (int64_t n : {1, 7, 16, 17, 40})
+      for (int64_t k : {1, 3, 4, 17, 64, 100}) {
+        const Problem p = make_problem(m, n, k, rng);
+        const QuantizedWeights w = quantize_weights(p);
+        const int64_t lda = int8_padded_k(k);
+        std::vector<uint8_t> a(size_t(m * lda));
+        std::vector<float> a_scale(static_cast<size_t>(m)), bias(static_cast<size_t>(n));
+        std::vector<int32_t> a_zero(static_cast<size_t>(m));
+        kernels().quantize_rows_u8(p.x.data(), m, k, k, a.data(), lda, a_scale.data(), a_zero.data());
+        for (auto& b : bias) b = rng.normal();
+        for (int mode = 0; mode < 3; ++mode) {  // f32; f32 + bias + relu; u8 requantized
+          Int8Epilogue e;
+          e.a_scale = a_scale.data();
+          e.a_zero = a_zero.data();
+          e.b_scale = w.scale.data();
+          e.b_col_sums = w.sums.data();
+          e.bias = mode >= 1 ? bias.data() : nullptr;
+          e.relu = mode == 1;
+          e.ldo = n;
+          std::vector<float> expected_f32(size_t(m * n)), out_f32(size_t(m * n));
+          std::vector<uint8_t> expected_u8(size_t(m * n)), out_u8(size_t(m * n));
+          if (mode == 2) {
+            e.out_u8 = expected_u8.data();
+            e.out_inverse_scale = 20.f;
+            e.out_zero = 100;
+          } else {
+            e.out_f32 = expected_f32.data();
+          }
+          gemm_u8s8_variants().front().fn(m, n, k, a.data(), lda, w.packed.data(), e);
+          testing::for_each_variant(gemm_u8s8_variants(), [&](const auto& variant) {
+            Int8Epilogue mine = e;
+            if (mode == 2) mine.out_u8 = out_u8.data(); else mine.out_f32 = out_f32.data();
+            variant.fn(m, n, k, a.data(), lda, w.packed.data(), mine);
+            if (mode == 2) {
+              ASSERT_EQ(out_u8, expected_u8) << m << "x" << n << "x" << k;
+            } else {
+              ASSERT_EQ(std::memcmp(out_f32.data(), expected_f32.data(), out_f32.size() * 4), 0) << m << "x" << n << "x" << k << " mode " << mode;
+            }
+          });
+        }
+      }
+}
+
+// quantized_matmul(x, q(w)) ≈ x @ w^T: the error is bounded by the two quantization steps.
+TEST(Int8, QuantizedMatmulApproximatesF32) {
+  Rng rng(10);
+  for (int64_t k : {16, 64, 256}) {
+    const Problem p = make_problem(8, 24, k, rng);
+    const QuantizedWeights w = quantize_weights(p);
+    const int64_t lda = int8_padded_k(k);
+    std::vector<uint8_t> a(size_t(8 * lda));
+    std::vector<float> a_scale(8), out(8 * 24);
+    std::vector<int32_t> a_zero(8);
+    kernels().quantize_rows_u8(p.x.data(), 8, k, k, a.data(), lda, a_scale.data(), a_zero.data());
+    Int8Epilogue e;
+    e.a_scale = a_scale.data();
+    e.a_zero = a_zero.data();
+    e.b_scale = w.scale.data();
+    e.b_col_sums = w.sums.data();
+    e.out_f32 = out.data();
+    e.ldo = 24;
+    kernels().gemm_u8s8(8, 24, k, a.data(), lda, w.packed.data(), e);
+    for (int64_t i = 0; i < 8; ++i)
+      for (int64_t c = 0; c < 24; ++c) {
+        double exact = 0, bound = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          const double x = p.x[size_t(i * k + j)], wv = p.w[size_t(c * k + j)];
+          exact += x * wv;
+          bound += std::fabs(x) * w.scale[size_t(c)] / 2 + std::fabs(wv) * a_scale[size_t(i)] / 2 +
+                   a_scale[size_t(i)] * w.scale[size_t(c)] / 4;
+        }
+        EXPECT_NEAR(out[size_t(i * 24 + c)], exact, bound + 1e-5) << i << "," << c << " k=" << k;
+      }
+  }
+}
+
+}  // namespace
+}  // namespace shrink
