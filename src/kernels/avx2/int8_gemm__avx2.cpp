@@ -1,5 +1,6 @@
-// The int8 path with AVX2: per-row u8 quantization, and u8 x s8 GEMM on 4 x 16 tiles with
+// The int8 path with AVX2: per-row u8 quantization, and u8 x s8 GEMM on 6 x 16 tiles with
 // vpmaddubsw + vpmaddwd (exact: 7-bit activations cannot saturate the int16 pair sums).
+// Tiles are 6 rows x 16 channels: 12 accumulators, 2 weight vectors, 1 activation, 1 ones.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -140,8 +141,10 @@ void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
   parallel_for(0, panels, std::max<int64_t>(1, 64 / std::max<int64_t>(m, 1)), [&](int64_t first, int64_t last) {
     for (int64_t panel = first; panel < last; ++panel) {
       int64_t i = 0;
-      for (; i + 4 <= m; i += 4) tile<4>(i, panel, n, groups, a, lda, packed_b, e);
+      for (; i + 6 <= m; i += 6) tile<6>(i, panel, n, groups, a, lda, packed_b, e);
       switch (m - i) {
+        case 5: tile<5>(i, panel, n, groups, a, lda, packed_b, e); break;
+        case 4: tile<4>(i, panel, n, groups, a, lda, packed_b, e); break;
         case 3: tile<3>(i, panel, n, groups, a, lda, packed_b, e); break;
         case 2: tile<2>(i, panel, n, groups, a, lda, packed_b, e); break;
         case 1: tile<1>(i, panel, n, groups, a, lda, packed_b, e); break;
