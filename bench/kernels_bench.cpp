@@ -42,7 +42,9 @@ void register_streaming(std::span<const KernelVariant<Fn>> variants, int64_t val
     if (!variant.runs_here(active_isa())) continue;
     benchmark::RegisterBenchmark(variant.name, [fn = variant.fn, values, make_input](benchmark::State& state) {
       auto input = make_input(values);
-      std::vector<std::conditional_t<std::is_same_v<Fn, ConvertFromF32Fn>, uint16_t, float>> output(static_cast<size_t>(values));
+      // f32 -> 16-bit or block formats write at most 2 bytes per value; everything else writes f32.
+      constexpr bool narrow = std::is_same_v<Fn, ConvertFromF32Fn> || std::is_same_v<Fn, QuantizeBlocksFn>;
+      std::vector<std::conditional_t<narrow, uint16_t, float>> output(static_cast<size_t>(values));
       for (auto _ : state) {
         fn(input.data(), output.data(), values);
         benchmark::DoNotOptimize(output.data());
@@ -74,6 +76,9 @@ void register_all() {
   register_streaming(convert_bf16_to_f32_variants(), kValues, halves);
   register_streaming(convert_f32_to_f16_variants(), kValues, floats);
   register_streaming(convert_f32_to_bf16_variants(), kValues, floats);
+  register_streaming(quantize_q8_0_variants(), kValues, floats);
+  register_streaming(quantize_q4_0_variants(), kValues, floats);
+  register_streaming(quantize_q4_1_variants(), kValues, floats);
   struct Format { std::span<const KernelVariant<DequantizeFn>> (*variants)(); int block, bytes; std::vector<int> scales; };
   for (const Format& f : std::vector<Format>{{dequantize_q4_0_variants, 32, 18, {0}}, {dequantize_q4_1_variants, 32, 20, {0, 2}},
                                              {dequantize_q5_0_variants, 32, 22, {0}}, {dequantize_q5_1_variants, 32, 24, {0, 2}},

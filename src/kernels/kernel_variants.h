@@ -38,6 +38,14 @@ void dequantize_q6_k__ref(const void* blocks, float* dst, int64_t n);
 void dequantize_q4_0__avx512(const void* blocks, float* dst, int64_t n);
 void dequantize_q8_0__avx512(const void* blocks, float* dst, int64_t n);
 
+// f32 to ggml blocks
+void quantize_q8_0__ref(const float* x, void* blocks, int64_t n);
+void quantize_q4_0__ref(const float* x, void* blocks, int64_t n);
+void quantize_q4_1__ref(const float* x, void* blocks, int64_t n);
+void quantize_q8_0__avx2(const float* x, void* blocks, int64_t n);
+void quantize_q4_0__avx2(const float* x, void* blocks, int64_t n);
+void quantize_q4_1__avx2(const float* x, void* blocks, int64_t n);
+
 // the int8 path (int8_gemm.h)
 void quantize_rows_u8__ref(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
                            int32_t* zero);

@@ -58,6 +58,18 @@ constexpr KernelVariant<DequantizeFn> kDequantizeQ6_K[] = {
     {"dequantize_q6_k__ref", Isa::ref, nullptr, dequantize_q6_k__ref},
 };
 
+constexpr KernelVariant<QuantizeBlocksFn> kQuantizeQ8_0[] = {
+    {"quantize_q8_0__ref", Isa::ref, nullptr, quantize_q8_0__ref},
+    {"quantize_q8_0__avx2", Isa::avx2, nullptr, quantize_q8_0__avx2},
+};
+constexpr KernelVariant<QuantizeBlocksFn> kQuantizeQ4_0[] = {
+    {"quantize_q4_0__ref", Isa::ref, nullptr, quantize_q4_0__ref},
+    {"quantize_q4_0__avx2", Isa::avx2, nullptr, quantize_q4_0__avx2},
+};
+constexpr KernelVariant<QuantizeBlocksFn> kQuantizeQ4_1[] = {
+    {"quantize_q4_1__ref", Isa::ref, nullptr, quantize_q4_1__ref},
+    {"quantize_q4_1__avx2", Isa::avx2, nullptr, quantize_q4_1__avx2},
+};
 constexpr KernelVariant<QuantizeRowsU8Fn> kQuantizeRowsU8[] = {
     {"quantize_rows_u8__ref", Isa::ref, nullptr, quantize_rows_u8__ref},
     {"quantize_rows_u8__avx2", Isa::avx2, nullptr, quantize_rows_u8__avx2},
@@ -90,6 +102,9 @@ std::span<const KernelVariant<DequantizeFn>> dequantize_q5_1_variants() { return
 std::span<const KernelVariant<DequantizeFn>> dequantize_q8_0_variants() { return kDequantizeQ8_0; }
 std::span<const KernelVariant<DequantizeFn>> dequantize_q4_k_variants() { return kDequantizeQ4_K; }
 std::span<const KernelVariant<DequantizeFn>> dequantize_q6_k_variants() { return kDequantizeQ6_K; }
+std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q8_0_variants() { return kQuantizeQ8_0; }
+std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q4_0_variants() { return kQuantizeQ4_0; }
+std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q4_1_variants() { return kQuantizeQ4_1; }
 std::span<const KernelVariant<QuantizeRowsU8Fn>> quantize_rows_u8_variants() { return kQuantizeRowsU8; }
 std::span<const KernelVariant<GemmU8S8Fn>> gemm_u8s8_variants() { return kGemmU8S8; }
 

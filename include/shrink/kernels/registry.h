@@ -22,6 +22,8 @@ using ConvertToF32Fn = void (*)(const uint16_t* src, float* dst, int64_t n);
 using ConvertFromF32Fn = void (*)(const float* src, uint16_t* dst, int64_t n);
 // n values (a multiple of the format's block size) from consecutive blocks.
 using DequantizeFn = void (*)(const void* blocks, float* dst, int64_t n);
+// n values (a multiple of the block size) to consecutive blocks.
+using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
 
 // slot name, function type
 #define SHRINK_KERNEL_SLOTS(X)                   \
@@ -37,6 +39,9 @@ using DequantizeFn = void (*)(const void* blocks, float* dst, int64_t n);
   X(dequantize_q8_0, DequantizeFn)               \
   X(dequantize_q4_k, DequantizeFn)               \
   X(dequantize_q6_k, DequantizeFn)               \
+  X(quantize_q8_0, QuantizeBlocksFn)             \
+  X(quantize_q4_0, QuantizeBlocksFn)             \
+  X(quantize_q4_1, QuantizeBlocksFn)             \
   X(quantize_rows_u8, QuantizeRowsU8Fn)          \
   X(gemm_u8s8, GemmU8S8Fn)
 
