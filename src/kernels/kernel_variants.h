@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "shrink/kernels/int4_gemm.h"
 #include "shrink/kernels/int8_gemm.h"
 
 namespace shrink::kernel_variants {
@@ -55,5 +56,15 @@ void gemm_u8s8__ref(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
                     const Int8Epilogue& epilogue);
 void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
                      const Int8Epilogue& epilogue);
+
+// the int4 x int8 path (int4_gemm.h)
+void quantize_rows_s8__ref(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
+                           int32_t* group_sums);
+void quantize_rows_s8__avx2(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
+                            int32_t* group_sums);
+void gemm_q4s8__ref(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+                    const float* bias, float* out, int64_t ldo);
+void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+                     const float* bias, float* out, int64_t ldo);
 
 }  // namespace shrink::kernel_variants

@@ -79,6 +79,15 @@ constexpr KernelVariant<GemmU8S8Fn> kGemmU8S8[] = {
     {"gemm_u8s8__avx2", Isa::avx2, nullptr, gemm_u8s8__avx2},
 };
 
+constexpr KernelVariant<QuantizeRowsS8Fn> kQuantizeRowsS8[] = {
+    {"quantize_rows_s8__ref", Isa::ref, nullptr, quantize_rows_s8__ref},
+    {"quantize_rows_s8__avx2", Isa::avx2, nullptr, quantize_rows_s8__avx2},
+};
+constexpr KernelVariant<GemmQ4S8Fn> kGemmQ4S8[] = {
+    {"gemm_q4s8__ref", Isa::ref, nullptr, gemm_q4s8__ref},
+    {"gemm_q4s8__avx2", Isa::avx2, nullptr, gemm_q4s8__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -107,6 +116,8 @@ std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q4_0_variants() { retu
 std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q4_1_variants() { return kQuantizeQ4_1; }
 std::span<const KernelVariant<QuantizeRowsU8Fn>> quantize_rows_u8_variants() { return kQuantizeRowsU8; }
 std::span<const KernelVariant<GemmU8S8Fn>> gemm_u8s8_variants() { return kGemmU8S8; }
+std::span<const KernelVariant<QuantizeRowsS8Fn>> quantize_rows_s8_variants() { return kQuantizeRowsS8; }
+std::span<const KernelVariant<GemmQ4S8Fn>> gemm_q4s8_variants() { return kGemmQ4S8; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

@@ -9,6 +9,7 @@
 
 #include "shrink/kernels/cpu.h"
 #include "shrink/kernels/ggml_formats.h"
+#include "shrink/kernels/int4_gemm.h"
 #include "shrink/kernels/int8_gemm.h"
 
 namespace shrink {
@@ -43,7 +44,9 @@ using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
   X(quantize_q4_0, QuantizeBlocksFn)             \
   X(quantize_q4_1, QuantizeBlocksFn)             \
   X(quantize_rows_u8, QuantizeRowsU8Fn)          \
-  X(gemm_u8s8, GemmU8S8Fn)
+  X(gemm_u8s8, GemmU8S8Fn)                       \
+  X(quantize_rows_s8, QuantizeRowsS8Fn)          \
+  X(gemm_q4s8, GemmQ4S8Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"

@@ -1,0 +1,36 @@
+// int4 group-wise weights times int8 activations: the LLM decode (M = 1) and prefill cases.
+//
+// Weights W[n][k] ≈ q[n][k] * scale[n][g] + min[n][g], q in [0, 15], g = k / group (group a
+// multiple of 32). This covers GPTQ/AWQ (min = -zero * scale) and ggml's Q4_1. Storage, row by
+// row: k/2 bytes of nibbles, each 32 values in ggml's order (byte j holds value j in its low
+// nibble and value j + 16 in its high nibble); scales and mins as f16, [n][k / group].
+//
+// Activations are quantized per row to s8 (symmetric, [-127, 127]) with the sum of each group's
+// values kept, so a group contributes scale * sum(q * a) + min * sum(a); u4 x s8 products
+// (|15 * 127 * 2| < 32767) never saturate AVX2's vpmaddubsw.
+#pragma once
+#include <cstdint>
+
+namespace shrink {
+
+struct Int4Weights {
+  const uint8_t* nibbles;   // n * k / 2 bytes
+  const uint16_t* scales;   // f16, n * k / group
+  const uint16_t* mins;     // f16, n * k / group
+  int64_t n, k, group;
+};
+
+// q is [n][k] with values 0..15; writes n * k / 2 bytes.
+void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles);
+
+// Per-row symmetric s8: scale = max|x| / 127, q = nearbyint(x / scale) (0 for an all-zero row),
+// and group_sums[i][g] = sum of q over group g. k must be a multiple of group.
+using QuantizeRowsS8Fn = void (*)(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
+                                  int32_t* group_sums);
+
+// out[i][c] = a_scale[i] * sum_g (scale[c][g] * dot_g + min[c][g] * group_sums[i][g]) + bias[c]
+// for m rows of quantized activations (q [m][k], a_scale [m], group_sums [m][k / group]).
+using GemmQ4S8Fn = void (*)(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums,
+                            const Int4Weights& w, const float* bias, float* out, int64_t ldo);
+
+}  // namespace shrink

@@ -1,0 +1,108 @@
+// int4 x int8 with AVX2: vpmaddubsw (u4 weights x s8 activations) + vpmaddwd, per-group scale
+// applied in f32. Prefill: nibbles unpacked once per 32 values and reused for up to 4 activation
+// rows. Decode: see gemv_pair.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernel_variants.h"
+#include "shrink/core/half.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/int4_gemm.h"
+
+namespace shrink::kernel_variants {
+namespace {
+
+float horizontal_sum(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+int32_t horizontal_sum(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4e));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xb1));
+  return _mm_cvtsi128_si32(x);
+}
+
+// Rows [i, i + ROWS) of activations times weight row c.
+template <int ROWS>
+void column(int64_t i, int64_t c, const int8_t* q, const float* a_scale, const int32_t* group_sums,
+            const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group;
+  const __m128i low_mask = _mm_set1_epi8(0x0f);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[ROWS];
+  float acc_min[ROWS];
+  for (int r = 0; r < ROWS; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    acc_min[r] = 0.f;
+  }
+  const uint8_t* nibbles = w.nibbles + c * w.k / 2;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i dot[ROWS];
+    for (int r = 0; r < ROWS; ++r) dot[r] = _mm256_setzero_si256();
+    for (int64_t j = g * w.group; j < (g + 1) * w.group; j += 32) {
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles + j / 2));
+      const __m256i weights = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low_mask), _mm_and_si128(packed, low_mask));
+      for (int r = 0; r < ROWS; ++r) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + (i + r) * w.k + j));
+        dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(_mm256_maddubs_epi16(weights, a), ones));
+      }
+    }
+    const __m256 scale = _mm256_set1_ps(_cvtsh_ss(w.scales[c * groups + g]));
+    const float min = _cvtsh_ss(w.mins[c * groups + g]);
+    for (int r = 0; r < ROWS; ++r) {
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), scale, acc[r]);
+      acc_min[r] += min * float(group_sums[(i + r) * groups + g]);
+    }
+  }
+  for (int r = 0; r < ROWS; ++r)
+    out[(i + r) * ldo + c] = a_scale[i + r] * (horizontal_sum(acc[r]) + acc_min[r]) + (bias ? bias[c] : 0.f);
+}
+
+}  // namespace
+
+void quantize_rows_s8__avx2(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
+                            int32_t* group_sums) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = x + i * k;
+    __m256 amax_v = _mm256_setzero_ps();
+    for (int64_t j = 0; j < k; j += 8) amax_v = _mm256_max_ps(amax_v, _mm256_and_ps(_mm256_loadu_ps(row + j), abs_mask));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(amax_v), _mm256_extractf128_ps(amax_v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+    scale[i] = amax / 127.f;
+    const __m256 inverse = _mm256_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
+    for (int64_t g = 0; g < k / group; ++g) {
+      __m256i sum = _mm256_setzero_si256();
+      for (int64_t j = g * group; j < (g + 1) * group; j += 32) {
+        __m256i parts[4];
+        for (int p = 0; p < 4; ++p) {
+          parts[p] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j + 8 * p), inverse),
+                                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+          sum = _mm256_add_epi32(sum, parts[p]);
+        }
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(parts[0], parts[1]), _mm256_packs_epi32(parts[2], parts[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i * k + j),
+                            _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+      }
+      group_sums[i * (k / group) + g] = horizontal_sum(sum);
+    }
+  }
+}
+
+void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+                     const float* bias, float* out, int64_t ldo) {
+  parallel_for(0, w.n, 16, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) {
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) column<4>(i, c, q, a_scale, group_sums, w, bias, out, ldo);
+      for (; i < m; ++i) column<1>(i, c, q, a_scale, group_sums, w, bias, out, ldo);
+    }
+  });
+}
+
+}  // namespace shrink::kernel_variants

@@ -1,0 +1,62 @@
+// Scalar reference of the int4 x int8 path (see int4_gemm.h).
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernel_variants.h"
+#include "shrink/core/half.h"
+#include "shrink/kernels/int4_gemm.h"
+
+namespace shrink {
+
+void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles) {
+  for (int64_t row = 0; row < n; ++row)
+    for (int64_t block = 0; block < k / 32; ++block)
+      for (int j = 0; j < 16; ++j) {
+        const uint8_t* values = q + row * k + block * 32;
+        nibbles[row * k / 2 + block * 16 + j] = uint8_t((values[j] & 15) | (values[j + 16] & 15) << 4);
+      }
+}
+
+namespace kernel_variants {
+
+void quantize_rows_s8__ref(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
+                           int32_t* group_sums) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = x + i * k;
+    float amax = 0.f;
+    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(row[j]));
+    scale[i] = amax / 127.f;
+    const float inverse = amax > 0.f ? 127.f / amax : 0.f;
+    for (int64_t g = 0; g < k / group; ++g) {
+      int32_t sum = 0;
+      for (int64_t j = g * group; j < (g + 1) * group; ++j) {
+        q[i * k + j] = int8_t(std::nearbyint(row[j] * inverse));
+        sum += q[i * k + j];
+      }
+      group_sums[i * (k / group) + g] = sum;
+    }
+  }
+}
+
+void gemm_q4s8__ref(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+                    const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < w.n; ++c) {
+      float acc = 0.f;
+      for (int64_t g = 0; g < groups; ++g) {
+        int32_t dot = 0;
+        for (int64_t j = g * w.group; j < (g + 1) * w.group; ++j) {
+          const uint8_t byte = w.nibbles[c * w.k / 2 + j / 32 * 16 + j % 16];
+          const int32_t value = j % 32 < 16 ? byte & 15 : byte >> 4;
+          dot += value * q[i * w.k + j];
+        }
+        acc += f16_to_f32(w.scales[c * groups + g]) * float(dot) +
+               f16_to_f32(w.mins[c * groups + g]) * float(group_sums[i * groups + g]);
+      }
+      out[i * ldo + c] = a_scale[i] * acc + (bias ? bias[c] : 0.f);
+    }
+}
+
+}  // namespace kernel_variants
+}  // namespace shrink

@@ -1,0 +1,102 @@
+// int4 x int8: the row quantizer equals the reference exactly; the GEMM variants agree with the
+// reference within a bound scaled by K (float accumulation order differs); and the quantized
+// matmul approximates x @ dequantize(w)^T within the activation quantization error, swept over
+// group size and M/N/K (MLX's quantized-matmul oracle).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernel_test_support.h"
+#include "shrink/core/half.h"
+#include "shrink/core/rng.h"
+
+namespace shrink {
+namespace {
+
+struct Int4Problem {
+  int64_t m, n, k, group;
+  std::vector<float> x;
+  std::vector<uint8_t> q, nibbles;
+  std::vector<uint16_t> scales, mins;
+  std::vector<float> bias;
+  Int4Weights weights() const { return {nibbles.data(), scales.data(), mins.data(), n, k, group}; }
+  float weight(int64_t c, int64_t j) const {
+    const int64_t g = c * (k / group) + j / group;
+    return float(q[size_t(c * k + j)]) * f16_to_f32(scales[size_t(g)]) + f16_to_f32(mins[size_t(g)]);
+  }
+};
+
+Int4Problem make(int64_t m, int64_t n, int64_t k, int64_t group, Rng& rng) {
+  Int4Problem p{m, n, k, group, {}, {}, {}, {}, {}, {}};
+  p.x.resize(size_t(m * k));
+  for (auto& v : p.x) v = rng.normal();
+  p.q.resize(size_t(n * k));
+  for (auto& v : p.q) v = uint8_t(rng.below(16));
+  for (int64_t i = 0; i < n * k / group; ++i) {
+    p.scales.push_back(f32_to_f16(rng.uniform(0.001f, 0.02f)));
+    p.mins.push_back(f32_to_f16(rng.uniform(-0.15f, 0.f)));
+  }
+  p.nibbles.resize(size_t(n * k / 2));
+  pack_int4_nibbles(p.q.data(), n, k, p.nibbles.data());
+  p.bias.resize(size_t(n));
+  for (auto& b : p.bias) b = rng.normal();
+  return p;
+}
+
+TEST(Int4, RowQuantizersMatchTheReference) {
+  Rng rng(21);
+  for (int64_t group : {32, 64, 128})
+    for (int64_t k : {group, 2 * group, 5 * group}) {
+      const Int4Problem p = make(3, 1, k, group, rng);
+      std::vector<int8_t> expected(size_t(3 * k));
+      std::vector<float> expected_scale(3);
+      std::vector<int32_t> expected_sums(size_t(3 * k / group));
+      quantize_rows_s8_variants().front().fn(p.x.data(), 3, k, group, expected.data(), expected_scale.data(), expected_sums.data());
+      testing::for_each_variant(quantize_rows_s8_variants(), [&](const auto& variant) {
+        std::vector<int8_t> q(size_t(3 * k));
+        std::vector<float> scale(3);
+        std::vector<int32_t> sums(size_t(3 * k / group));
+        variant.fn(p.x.data(), 3, k, group, q.data(), scale.data(), sums.data());
+        EXPECT_EQ(q, expected);
+        EXPECT_EQ(scale, expected_scale);
+        EXPECT_EQ(sums, expected_sums);
+      });
+    }
+}
+
+TEST(Int4, GemmMatchesTheReferenceAndApproximatesF32) {
+  Rng rng(22);
+  for (int64_t group : {32, 64, 128})
+    for (int64_t m : {1, 2, 3, 4, 5, 9})
+      for (int64_t n : {1, 7, 17})
+        for (int64_t k : {group, 4 * group}) {
+          SCOPED_TRACE(::testing::Message() << "group " << group << " m " << m << " n " << n << " k " << k);
+          const Int4Problem p = make(m, n, k, group, rng);
+          std::vector<int8_t> q(size_t(m * k));
+          std::vector<float> a_scale(static_cast<size_t>(m));
+          std::vector<int32_t> sums(size_t(m * k / group));
+          kernels().quantize_rows_s8(p.x.data(), m, k, group, q.data(), a_scale.data(), sums.data());
+          std::vector<float> expected(size_t(m * n));
+          gemm_q4s8_variants().front().fn(m, q.data(), a_scale.data(), sums.data(), p.weights(), p.bias.data(), expected.data(), n);
+          // The oracle: f32 matmul against the dequantized weights, within the activation rounding.
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t c = 0; c < n; ++c) {
+              double exact = p.bias[size_t(c)], bound = 1e-4;
+              for (int64_t j = 0; j < k; ++j) {
+                exact += double(p.x[size_t(i * k + j)]) * p.weight(c, j);
+                bound += std::fabs(p.weight(c, j)) * a_scale[size_t(i)] * 0.5;
+              }
+              ASSERT_NEAR(expected[size_t(i * n + c)], exact, bound) << i << "," << c;
+            }
+          testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
+            std::vector<float> out(size_t(m * n));
+            variant.fn(m, q.data(), a_scale.data(), sums.data(), p.weights(), p.bias.data(), out.data(), n);
+            for (size_t e = 0; e < out.size(); ++e)
+              ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f)) << "element " << e;
+          });
+        }
+}
+
+}  // namespace
+}  // namespace shrink
