@@ -7,7 +7,6 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,29 +16,17 @@
 #include <vector>
 
 #include "shrink/core/parallel.h"
+#include "shrink/eval/kernel_benchmarks.h"
 #include "shrink/core/rng.h"
 #include "shrink/kernels/openblas.h"
 #include "shrink/kernels/registry.h"
 
 namespace {
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
 // Seconds per call: median over 5 repetitions of enough calls to take ~0.2 s.
 double time_call(const std::function<void()>& call) {
-  call();
-  const double t0 = now();
-  call();
-  const double once = std::max(now() - t0, 1e-7);
-  const int calls = std::max(1, int(0.2 / once));
-  std::vector<double> times;
-  for (int rep = 0; rep < 5; ++rep) {
-    const double start = now();
-    for (int c = 0; c < calls; ++c) call();
-    times.push_back((now() - start) / calls);
-  }
-  std::sort(times.begin(), times.end());
-  return times[2];
+  const double once = std::max(shrink::median_seconds(1, [&](int) { call(); }), 1e-7);
+  return shrink::median_seconds(std::max(1, int(0.2 / once)), [&](int) { call(); });
 }
 
 struct Row {

@@ -14,10 +14,12 @@ struct Command {
 
 void setup_inspect(CLI::App& subcommand);
 void setup_info(CLI::App& subcommand);
+void setup_bench(CLI::App& subcommand);
 
 inline constexpr Command kCommands[] = {
     {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
     {"info", "Show this machine's CPU features, the kernel chosen for each slot, and OpenBLAS", setup_info},
+    {"bench", "Measure the kernels side by side against baselines and limits taken in the same run", setup_bench},
 };
 
 // Formatting helpers shared by the subcommands.

@@ -21,7 +21,7 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_NE(result.out.find("inspect"), std::string::npos);
   EXPECT_NE(result.out.find("Exit codes"), std::string::npos);
-  for (const char* command : {"inspect", "info"}) {
+  for (const char* command : {"inspect", "info", "bench"}) {
     result = run_shrink({command, "--help"});
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_NE(result.out.find("Usage"), std::string::npos) << command;
@@ -30,7 +30,8 @@ TEST(Cli, HelpAndVersion) {
 
 TEST(Cli, UsageErrorsExitWithTwoAndOneLine) {
   for (const auto& args : std::vector<std::vector<std::string>>{
-           {}, {"bogus"}, {"inspect"}, {"inspect", "--bogus", "x"}, {"--threads", "-3", "info"}}) {
+           {}, {"bogus"}, {"inspect"}, {"inspect", "--bogus", "x"}, {"--threads", "-3", "info"}, {"bench"},
+           {"bench", "everything"}}) {
     const auto result = run_shrink(args);
     EXPECT_EQ(result.exit_code, 2) << result.err;
     EXPECT_EQ(line_count(result.err), 1u) << result.err;
@@ -81,6 +82,19 @@ TEST(Cli, InfoNamesTheChosenKernels) {
   EXPECT_NE(result.out.find("threads            1"), std::string::npos) << result.out;
   const auto forced = run_shrink({"info"}, "SHRINK_ISA=ref");
   EXPECT_NE(forced.out.find("dequantize_q4_0        dequantize_q4_0__ref"), std::string::npos) << forced.out;
+}
+
+// A quick benchmark run: every row is measured (positive time and rate) and compared to something.
+TEST(Cli, BenchKernelsMeasuresEveryRow) {
+  const auto result = run_shrink({"bench", "kernels", "--quick", "--json", "--quiet"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(result.out);
+  EXPECT_GT(json["read_bandwidth_bytes_per_second"].get<double>(), 1e8);
+  ASSERT_GE(json["rows"].size(), 10u);
+  for (const auto& row : json["rows"]) {
+    EXPECT_GT(row["seconds"].get<double>(), 0.0) << row["kernel"];
+    EXPECT_GT(row["rate"].get<double>(), 0.0) << row["kernel"];
+  }
 }
 
 }  // namespace

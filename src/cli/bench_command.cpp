@@ -1,0 +1,65 @@
+// shrink bench kernels: the kernel measurements of this machine, each against a baseline or a
+// limit measured in the same run.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "shrink/eval/kernel_benchmarks.h"
+
+namespace shrink::cli {
+namespace {
+
+struct BenchOptions {
+  std::string what;
+  bool quick = false, json = false, quiet = false;
+};
+
+std::string human_time(double seconds) {
+  if (seconds >= 1) return fmt::format("{:.2f} s", seconds);
+  if (seconds >= 1e-3) return fmt::format("{:.2f} ms", seconds * 1e3);
+  return fmt::format("{:.1f} us", seconds * 1e6);
+}
+
+}  // namespace
+
+void setup_bench(CLI::App& sub) {
+  auto options = std::make_shared<BenchOptions>();
+  sub.add_option("WHAT", options->what, "What to measure: kernels")->required()->check(CLI::IsMember({"kernels"}));
+  sub.add_flag("--quick", options->quick, "Smaller shapes and buffers (seconds instead of about a minute)");
+  sub.add_flag("--json", options->json, "Print the measurements as JSON");
+  sub.add_flag("--quiet", options->quiet, "No progress on stderr");
+  sub.callback([options] {
+    const bool show_progress = !options->quiet && isatty(STDERR_FILENO);
+    const KernelReport report = run_kernel_benchmarks(options->quick, [&](const std::string& step) {
+      if (show_progress) fmt::print(stderr, "\r\33[2K[bench] {}", step);
+    });
+    if (show_progress) fmt::print(stderr, "\r\33[2K");
+    if (options->json) {
+      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+      for (const auto& r : report.rows)
+        rows.push_back({{"kernel", r.name}, {"shape", r.shape}, {"seconds", r.seconds}, {"rate", r.rate}, {"unit", r.unit},
+                        {"ratio", r.ratio}, {"versus", r.versus}});
+      const nlohmann::ordered_json out = {{"threads", report.threads}, {"isa", report.isa},
+                                          {"read_bandwidth_bytes_per_second", report.read_bandwidth}, {"rows", rows}};
+      fmt::print("{}\n", out.dump(2));
+      return;
+    }
+    fmt::print("threads {} | ISA {} | read bandwidth {:.1f} GB/s (measured now) | medians of 5\n\n", report.threads, report.isa,
+               report.read_bandwidth / 1e9);
+    fmt::print("  {:<42} {:<16} {:>10} {:>18}   {}\n", "kernel", "shape", "time", "rate", "against");
+    for (const auto& r : report.rows) {
+      std::string against;
+      if (r.versus == "read bandwidth") {
+        against = fmt::format("{:.0f}% of the read bandwidth", 100 * r.ratio);
+      } else if (!r.versus.empty()) {
+        against = fmt::format("{:.2f}x {}", r.ratio, r.versus);
+      }
+      fmt::print("  {:<42} {:<16} {:>10} {:>18}   {}\n", r.name, r.shape, human_time(r.seconds),
+                 fmt::format("{:.2f} {}", r.rate, r.unit), against);
+    }
+  });
+}
+
+}  // namespace shrink::cli

@@ -1,0 +1,193 @@
+// The measurements behind `shrink bench kernels`.
+#include "shrink/eval/kernel_benchmarks.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "shrink/core/half.h"
+#include "shrink/core/parallel.h"
+#include "shrink/core/rng.h"
+#include "shrink/kernels/registry.h"
+
+namespace shrink {
+namespace {
+
+std::string shape_text(int64_t m, int64_t n, int64_t k) { return fmt::format("{}x{}x{}", m, n, k); }
+
+double f32_gemm_seconds(int64_t m, int64_t n, int64_t k) {
+  Rng rng(1);
+  std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(n * k)), c(static_cast<size_t>(m * n));
+  for (auto& v : a) v = rng.normal();
+  for (auto& v : b) v = rng.normal();
+  return median_seconds(1, [&](int) { kernels().gemm_f32(false, true, m, n, k, 1.f, a.data(), k, b.data(), k, 0.f, c.data(), n); });
+}
+
+// int8 weights and their epilogue data; `copies` > 1 rotates through copies (cold weights).
+struct Int8Setup {
+  std::vector<std::vector<int8_t>> packed;
+  std::vector<int32_t> sums;
+  std::vector<float> b_scale, x, out, a_scale;
+  std::vector<uint8_t> a;
+  std::vector<int32_t> a_zero;
+  int64_t m, n, k, lda;
+  size_t weight_bytes() const { return int8_packed_bytes(n, k) + 8 * size_t(n); }
+};
+
+Int8Setup make_int8(int64_t m, int64_t n, int64_t k, size_t copies) {
+  Int8Setup s;
+  s.m = m, s.n = n, s.k = k, s.lda = int8_padded_k(k);
+  Rng rng(2);
+  std::vector<int8_t> w(static_cast<size_t>(n * k));
+  for (auto& v : w) v = int8_t(int(rng.below(255)) - 127);
+  s.sums.resize(size_t(n));
+  for (size_t c = 0; c < copies; ++c) {
+    s.packed.emplace_back(int8_packed_bytes(n, k));
+    pack_int8_weights(w.data(), n, k, s.packed.back().data(), s.sums.data());
+  }
+  s.b_scale.assign(size_t(n), 0.01f);
+  s.x.resize(size_t(m * k));
+  for (auto& v : s.x) v = rng.normal();
+  s.out.resize(size_t(m * n));
+  s.a_scale.resize(size_t(m));
+  s.a_zero.resize(size_t(m));
+  s.a.resize(size_t(m * s.lda));
+  return s;
+}
+
+double int8_seconds(Int8Setup& s, int calls) {
+  const auto& table = kernels();
+  Int8Epilogue e;
+  e.a_scale = s.a_scale.data();
+  e.a_zero = s.a_zero.data();
+  e.b_scale = s.b_scale.data();
+  e.b_col_sums = s.sums.data();
+  e.out_f32 = s.out.data();
+  e.ldo = s.n;
+  return median_seconds(calls, [&](int c) {
+    table.quantize_rows_u8(s.x.data(), s.m, s.k, s.k, s.a.data(), s.lda, s.a_scale.data(), s.a_zero.data());
+    table.gemm_u8s8(s.m, s.n, s.k, s.a.data(), s.lda, s.packed[size_t(c) % s.packed.size()].data(), e);
+  });
+}
+
+struct Int4Setup {
+  std::vector<std::vector<uint8_t>> nibbles;
+  std::vector<std::vector<uint16_t>> scales, mins;
+  std::vector<float> x, out, a_scale;
+  std::vector<int8_t> q;
+  std::vector<int32_t> sums;
+  int64_t m, n, k, group;
+  size_t weight_bytes() const { return size_t(n * k / 2) + 4 * size_t(n * k / group); }
+};
+
+Int4Setup make_int4(int64_t m, int64_t n, int64_t k, int64_t group, size_t copies) {
+  Int4Setup s;
+  s.m = m, s.n = n, s.k = k, s.group = group;
+  Rng rng(3);
+  for (size_t c = 0; c < copies; ++c) {
+    s.nibbles.emplace_back(size_t(n * k / 2));
+    for (auto& b : s.nibbles.back()) b = uint8_t(rng.next_u32());
+    s.scales.emplace_back(size_t(n * k / group), f32_to_f16(0.01f));
+    s.mins.emplace_back(size_t(n * k / group), f32_to_f16(-0.08f));
+  }
+  s.x.resize(size_t(m * k));
+  for (auto& v : s.x) v = rng.normal();
+  s.out.resize(size_t(m * n));
+  s.a_scale.resize(size_t(m));
+  s.q.resize(size_t(m * k));
+  s.sums.resize(size_t(m * k / group));
+  return s;
+}
+
+double int4_seconds(Int4Setup& s, int calls) {
+  const auto& table = kernels();
+  return median_seconds(calls, [&](int c) {
+    const size_t i = size_t(c) % s.nibbles.size();
+    const Int4Weights w{s.nibbles[i].data(), s.scales[i].data(), s.mins[i].data(), s.n, s.k, s.group};
+    table.quantize_rows_s8(s.x.data(), s.m, s.k, s.group, s.q.data(), s.a_scale.data(), s.sums.data());
+    table.gemm_q4s8(s.m, s.q.data(), s.a_scale.data(), s.sums.data(), w, nullptr, s.out.data(), s.n);
+  });
+}
+
+}  // namespace
+
+KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const std::string&)>& progress) {
+  auto say = [&](const std::string& text) {
+    if (progress) progress(text);
+  };
+  KernelReport report;
+  report.threads = num_threads();
+  report.isa = std::string(isa_name(active_isa()));
+  say("read bandwidth");
+  report.read_bandwidth = measure_read_bandwidth(quick ? size_t(256) << 20 : size_t(1) << 30);
+  const double bandwidth = report.read_bandwidth;
+
+  const std::vector<std::array<int64_t, 3>> gemm_shapes =
+      quick ? std::vector<std::array<int64_t, 3>>{{256, 256, 256}, {64, 1024, 1024}}
+            : std::vector<std::array<int64_t, 3>>{{1024, 1024, 1024}, {256, 4096, 4096}, {64, 4096, 4096}};
+  for (const auto& [m, n, k] : gemm_shapes) {
+    say("GEMM " + shape_text(m, n, k));
+    const double ops = 2.0 * double(m) * double(n) * double(k);
+    const double f32 = f32_gemm_seconds(m, n, k);
+    Int8Setup s = make_int8(m, n, k, 1);
+    const double int8 = int8_seconds(s, 1);
+    report.rows.push_back({"fp32 GEMM (" + std::string(kernels().chosen.front().second) + ")", shape_text(m, n, k), f32,
+                           ops / f32 / 1e9, "GOP/s", 0, ""});
+    report.rows.push_back({"int8 GEMM incl. activation quantization", shape_text(m, n, k), int8, ops / int8 / 1e9, "GOP/s",
+                           f32 / int8, "fp32 GEMM, same shape"});
+  }
+
+  const size_t cold_bytes = quick ? size_t(64) << 20 : size_t(256) << 20;
+  const int64_t big = quick ? 2048 : 4096;
+  struct Gemv { int64_t n, k, group; };
+  const std::vector<Gemv> int4_cases = {{big, big, 128}, {big, big, 32}, {1536, 576, 32}, {576, 1536, 32}};
+  for (const Gemv& g : int4_cases) {
+    say("int4 GEMV " + shape_text(1, g.n, g.k));
+    const size_t copies = std::max<size_t>(2, cold_bytes / (size_t(g.n * g.k / 2) + 4 * size_t(g.n * g.k / g.group)));
+    Int4Setup s = make_int4(1, g.n, g.k, g.group, copies);
+    const double t = int4_seconds(s, int(std::max<size_t>(copies, 20)));
+    const double rate = double(s.weight_bytes()) / t;
+    report.rows.push_back({fmt::format("int4 g{} GEMV, cold weights", g.group), shape_text(1, g.n, g.k), t, rate / 1e9,
+                           "GB/s", rate / bandwidth, "read bandwidth"});
+  }
+  {
+    say("int8 GEMV " + shape_text(1, big, big));
+    const size_t copies = std::max<size_t>(2, cold_bytes / (int8_packed_bytes(big, big) + 8 * size_t(big)));
+    Int8Setup s = make_int8(1, big, big, copies);
+    const double t = int8_seconds(s, int(std::max<size_t>(copies, 20)));
+    const double rate = double(s.weight_bytes()) / t;
+    report.rows.push_back({"int8 GEMV, cold weights", shape_text(1, big, big), t, rate / 1e9, "GB/s", rate / bandwidth,
+                           "read bandwidth"});
+  }
+  {
+    const int64_t m = quick ? 64 : 512;
+    say("int4 prefill " + shape_text(m, big, big));
+    const double f32 = f32_gemm_seconds(m, big, big);
+    Int4Setup s = make_int4(m, big, big, 128, 1);
+    const double t = int4_seconds(s, 1);
+    const double ops = 2.0 * double(m) * double(big) * double(big);
+    report.rows.push_back({"int4 g128 GEMM (prefill)", shape_text(m, big, big), t, ops / t / 1e9, "GOP/s", f32 / t,
+                           "fp32 GEMM, same shape"});
+  }
+  struct Quantizer { const char* name; QuantizeBlocksFn fn; QuantizeBlocksFn reference; };
+  const Quantizer quantizers[] = {{"quantize to Q8_0", kernels().quantize_q8_0, quantize_q8_0_variants().front().fn},
+                                  {"quantize to Q4_0", kernels().quantize_q4_0, quantize_q4_0_variants().front().fn},
+                                  {"quantize to Q4_1", kernels().quantize_q4_1, quantize_q4_1_variants().front().fn}};
+  for (const Quantizer& q : quantizers) {
+    say(q.name);
+    const int64_t values = int64_t(1) << 20;
+    Rng rng(4);
+    std::vector<float> x(static_cast<size_t>(values));
+    for (auto& v : x) v = rng.normal();
+    std::vector<uint8_t> blocks(static_cast<size_t>(values) * 2);
+    const double t = median_seconds(10, [&](int) { q.fn(x.data(), blocks.data(), values); });
+    const double t_ref = median_seconds(3, [&](int) { q.reference(x.data(), blocks.data(), values); });
+    report.rows.push_back({std::string(q.name) + " (1 thread)", fmt::format("{} values", values), t, double(values) / t / 1e9,
+                           "G values/s", t_ref / t, "scalar reference"});
+  }
+  return report;
+}
+
+}  // namespace shrink

@@ -1,0 +1,77 @@
+// Median timing and the machine's read bandwidth.
+#include <immintrin.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+#include "shrink/core/parallel.h"
+#include "shrink/eval/kernel_benchmarks.h"
+#include "shrink/kernels/cpu.h"
+
+namespace shrink {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Eight independent accumulators, so the loads rather than the adds set the pace.
+__attribute__((target("avx2"))) double sum_avx2(const double* p, size_t n) {
+  __m256d s[8];
+  for (auto& v : s) v = _mm256_setzero_pd();
+  for (size_t i = 0; i + 32 <= n; i += 32)
+    for (int j = 0; j < 8; ++j) s[j] = _mm256_add_pd(s[j], _mm256_load_pd(p + i + 4 * j));
+  for (int j = 1; j < 8; ++j) s[0] = _mm256_add_pd(s[0], s[j]);
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, s[0]);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+double sum_plain(const double* p, size_t n) {
+  double s[8] = {};
+  for (size_t i = 0; i + 8 <= n; i += 8)
+    for (size_t j = 0; j < 8; ++j) s[j] += p[i + j];
+  return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+}  // namespace
+
+double median_seconds(int calls, const std::function<void(int)>& call) {
+  call(0);
+  std::vector<double> times;
+  for (int rep = 0; rep < 5; ++rep) {
+    const double start = now();
+    for (int c = 0; c < calls; ++c) call(c);
+    times.push_back((now() - start) / calls);
+  }
+  std::sort(times.begin(), times.end());
+  return times[2];
+}
+
+double measure_read_bandwidth(size_t bytes) {
+  bytes = std::max<size_t>(bytes, size_t(32) << 20) / (size_t(16) << 20) * (size_t(16) << 20);  // whole chunks
+  const size_t n = bytes / 8;
+  auto* buffer = static_cast<double*>(std::aligned_alloc(size_t(2) << 20, bytes));
+  madvise(buffer, bytes, MADV_HUGEPAGE);
+  const int64_t chunk = int64_t(1) << 21;  // doubles per task: 16 MiB
+  parallel_for(0, int64_t(n) / chunk, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) std::fill(buffer + c * chunk, buffer + (c + 1) * chunk, 1.0);
+  });
+  const bool avx2 = cpu_features().avx2 && cpu_features().os_avx;
+  volatile double sink = 0;
+  const double seconds = median_seconds(1, [&](int) {
+    std::vector<double> partial(64, 0.0);
+    parallel_for(0, int64_t(n) / chunk, 1, [&](int64_t lo, int64_t hi) {
+      double s = 0;
+      for (int64_t c = lo; c < hi; ++c)
+        s += avx2 ? sum_avx2(buffer + c * chunk, size_t(chunk)) : sum_plain(buffer + c * chunk, size_t(chunk));
+      partial[size_t(lo % 64)] += s;
+    });
+    sink = sink + partial[0];
+  });
+  std::free(buffer);
+  return double(bytes) / seconds;
+}
+
+}  // namespace shrink
