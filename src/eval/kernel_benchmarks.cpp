@@ -111,6 +111,14 @@ double int4_seconds(Int4Setup& s, int calls) {
   });
 }
 
+double int4_f32_seconds(Int4Setup& s, int calls) {
+  return median_seconds(calls, [&](int c) {
+    const size_t i = size_t(c) % s.nibbles.size();
+    const Int4Weights w{s.nibbles[i].data(), s.scales[i].data(), s.mins[i].data(), s.n, s.k, s.group};
+    kernels().gemm_q4f32(s.m, s.x.data(), w, nullptr, s.out.data(), s.n);
+  });
+}
+
 }  // namespace
 
 KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const std::string&)>& progress) {
@@ -151,6 +159,12 @@ KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const st
     const double rate = double(s.weight_bytes()) / t;
     report.rows.push_back({fmt::format("int4 g{} GEMV, cold weights", g.group), shape_text(1, g.n, g.k), t, rate / 1e9,
                            "GB/s", rate / bandwidth, "read bandwidth"});
+    if (g.n == big && g.group == 128) {
+      const double t_f32 = int4_f32_seconds(s, int(std::max<size_t>(copies, 20)));
+      const double rate_f32 = double(s.weight_bytes()) / t_f32;
+      report.rows.push_back({"int4 g128 x f32 GEMV, cold weights", shape_text(1, g.n, g.k), t_f32, rate_f32 / 1e9, "GB/s",
+                             rate_f32 / bandwidth, "read bandwidth"});
+    }
   }
   {
     say("int8 GEMV " + shape_text(1, big, big));

@@ -67,4 +67,7 @@ void gemm_q4s8__ref(int64_t m, const int8_t* q, const float* a_scale, const int3
 void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo);
 
+void gemm_q4f32__ref(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
+void gemm_q4f32__avx2(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
+
 }  // namespace shrink::kernel_variants

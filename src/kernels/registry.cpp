@@ -88,6 +88,11 @@ constexpr KernelVariant<GemmQ4S8Fn> kGemmQ4S8[] = {
     {"gemm_q4s8__avx2", Isa::avx2, nullptr, gemm_q4s8__avx2},
 };
 
+constexpr KernelVariant<GemmQ4F32Fn> kGemmQ4F32[] = {
+    {"gemm_q4f32__ref", Isa::ref, nullptr, gemm_q4f32__ref},
+    {"gemm_q4f32__avx2", Isa::avx2, nullptr, gemm_q4f32__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -118,6 +123,7 @@ std::span<const KernelVariant<QuantizeRowsU8Fn>> quantize_rows_u8_variants() { r
 std::span<const KernelVariant<GemmU8S8Fn>> gemm_u8s8_variants() { return kGemmU8S8; }
 std::span<const KernelVariant<QuantizeRowsS8Fn>> quantize_rows_s8_variants() { return kQuantizeRowsS8; }
 std::span<const KernelVariant<GemmQ4S8Fn>> gemm_q4s8_variants() { return kGemmQ4S8; }
+std::span<const KernelVariant<GemmQ4F32Fn>> gemm_q4f32_variants() { return kGemmQ4F32; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

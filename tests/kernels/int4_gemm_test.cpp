@@ -98,5 +98,35 @@ TEST(Int4, GemmMatchesTheReferenceAndApproximatesF32) {
         }
 }
 
+// int4 x f32: the reference equals the f32 matmul against the dequantized weights up to float
+// rounding; every variant agrees with the reference within a bound scaled by K.
+TEST(Int4, F32ActivationsDequantizeOnTheFly) {
+  Rng rng(23);
+  for (int64_t group : {32, 128})
+    for (int64_t m : {1, 3, 5})
+      for (int64_t n : {1, 9})
+        for (int64_t k : {group, 3 * group}) {
+          SCOPED_TRACE(::testing::Message() << "group " << group << " m " << m << " n " << n << " k " << k);
+          const Int4Problem p = make(m, n, k, group, rng);
+          std::vector<float> expected(static_cast<size_t>(m * n));
+          gemm_q4f32_variants().front().fn(m, p.x.data(), p.weights(), p.bias.data(), expected.data(), n);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t c = 0; c < n; ++c) {
+              double exact = p.bias[size_t(c)], magnitude = std::fabs(p.bias[size_t(c)]);
+              for (int64_t j = 0; j < k; ++j) {
+                exact += double(p.x[size_t(i * k + j)]) * p.weight(c, j);
+                magnitude += std::fabs(double(p.x[size_t(i * k + j)])) * (15 * 0.02 + 0.15);
+              }
+              ASSERT_NEAR(expected[size_t(i * n + c)], exact, 1e-6 * double(k) * magnitude + 1e-6);
+            }
+          testing::for_each_variant(gemm_q4f32_variants(), [&](const auto& variant) {
+            std::vector<float> out(static_cast<size_t>(m * n));
+            variant.fn(m, p.x.data(), p.weights(), p.bias.data(), out.data(), n);
+            for (size_t e = 0; e < out.size(); ++e)
+              ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f)) << "element " << e;
+          });
+        }
+}
+
 }  // namespace
 }  // namespace shrink

@@ -33,4 +33,8 @@ using QuantizeRowsS8Fn = void (*)(const float* x, int64_t m, int64_t k, int64_t 
 using GemmQ4S8Fn = void (*)(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums,
                             const Int4Weights& w, const float* bias, float* out, int64_t ldo);
 
+// The same weights times f32 activations, dequantizing on the fly (no activation rounding):
+// out[i][c] = sum_g (scale[c][g] * sum_j q[c][j] x[i][j] + min[c][g] * sum_j x[i][j]) + bias[c].
+using GemmQ4F32Fn = void (*)(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
+
 }  // namespace shrink

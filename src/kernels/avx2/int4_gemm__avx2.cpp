@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
@@ -62,7 +63,53 @@ void column(int64_t i, int64_t c, const int8_t* q, const float* a_scale, const i
     out[(i + r) * ldo + c] = a_scale[i + r] * (horizontal_sum(acc[r]) + acc_min[r]) + (bias ? bias[c] : 0.f);
 }
 
+// 32 nibbles (16 bytes, ggml order) -> 4 x 8 floats in value order.
+void unpack_32(const uint8_t* nibbles, __m256 out[4]) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles));
+  const __m128i low_mask = _mm_set1_epi8(0x0f);
+  const __m128i low = _mm_and_si128(packed, low_mask), high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
+  out[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(low));
+  out[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(low, 8)));
+  out[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(high));
+  out[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(high, 8)));
+}
+
+// One activation row times weight row c; x_sums holds each group's sum of x.
+float q4f32_dot(const float* x, const float* x_sums, const Int4Weights& w, int64_t c) {
+  const int64_t groups = w.k / w.group;
+  const uint8_t* nibbles = w.nibbles + c * w.k / 2;
+  __m256 acc = _mm256_setzero_ps();
+  float min_part = 0.f;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 dot = _mm256_setzero_ps();
+    for (int64_t j = g * w.group; j < (g + 1) * w.group; j += 32) {
+      __m256 q[4];
+      unpack_32(nibbles + j / 2, q);
+      for (int p = 0; p < 4; ++p) dot = _mm256_fmadd_ps(q[p], _mm256_loadu_ps(x + j + 8 * p), dot);
+    }
+    acc = _mm256_fmadd_ps(dot, _mm256_set1_ps(_cvtsh_ss(w.scales[c * groups + g])), acc);
+    min_part += _cvtsh_ss(w.mins[c * groups + g]) * x_sums[g];
+  }
+  return horizontal_sum(acc) + min_part;
+}
+
 }  // namespace
+
+void gemm_q4f32__avx2(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group;
+  std::vector<float> x_sums(static_cast<size_t>(m * groups));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t g = 0; g < groups; ++g) {
+      __m256 sum = _mm256_setzero_ps();
+      for (int64_t j = g * w.group; j < (g + 1) * w.group; j += 8) sum = _mm256_add_ps(sum, _mm256_loadu_ps(x + i * w.k + j));
+      x_sums[size_t(i * groups + g)] = horizontal_sum(sum);
+    }
+  parallel_for(0, w.n, 16, [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c)
+      for (int64_t i = 0; i < m; ++i)
+        out[i * ldo + c] = q4f32_dot(x + i * w.k, x_sums.data() + i * groups, w, c) + (bias ? bias[c] : 0.f);
+  });
+}
 
 void quantize_rows_s8__avx2(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
                             int32_t* group_sums) {

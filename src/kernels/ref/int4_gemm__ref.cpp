@@ -58,5 +58,23 @@ void gemm_q4s8__ref(int64_t m, const int8_t* q, const float* a_scale, const int3
     }
 }
 
+void gemm_q4f32__ref(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < w.n; ++c) {
+      float acc = 0.f;
+      for (int64_t g = 0; g < groups; ++g) {
+        float dot = 0.f, sum = 0.f;
+        for (int64_t j = g * w.group; j < (g + 1) * w.group; ++j) {
+          const uint8_t byte = w.nibbles[c * w.k / 2 + j / 32 * 16 + j % 16];
+          dot += float(j % 32 < 16 ? byte & 15 : byte >> 4) * x[i * w.k + j];
+          sum += x[i * w.k + j];
+        }
+        acc += f16_to_f32(w.scales[c * groups + g]) * dot + f16_to_f32(w.mins[c * groups + g]) * sum;
+      }
+      out[i * ldo + c] = acc + (bias ? bias[c] : 0.f);
+    }
+}
+
 }  // namespace kernel_variants
 }  // namespace shrink
