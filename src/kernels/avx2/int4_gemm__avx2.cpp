@@ -32,7 +32,7 @@ template <int ROWS>
 void column(int64_t i, int64_t c, const int8_t* q, const float* a_scale, const int32_t* group_sums,
             const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
   const int64_t groups = w.k / w.group;
-  const __m128i low_mask = _mm_set1_epi8(0x0f);
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), high_lane_shift = _mm256_set_epi64x(4, 4, 0, 0);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[ROWS];
   float acc_min[ROWS];
@@ -45,8 +45,9 @@ void column(int64_t i, int64_t c, const int8_t* q, const float* a_scale, const i
     __m256i dot[ROWS];
     for (int r = 0; r < ROWS; ++r) dot[r] = _mm256_setzero_si256();
     for (int64_t j = g * w.group; j < (g + 1) * w.group; j += 32) {
-      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles + j / 2));
-      const __m256i weights = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low_mask), _mm_and_si128(packed, low_mask));
+      // Both halves from one broadcast load: the high lane shifted down 4 bits, then masked.
+      const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(nibbles + j / 2)));
+      const __m256i weights = _mm256_and_si256(_mm256_srlv_epi64(both, high_lane_shift), low_mask);
       for (int r = 0; r < ROWS; ++r) {
         const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + (i + r) * w.k + j));
         dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(_mm256_maddubs_epi16(weights, a), ones));
