@@ -68,8 +68,8 @@ TEST(Int4, RowQuantizersMatchTheReference) {
 TEST(Int4, GemmMatchesTheReferenceAndApproximatesF32) {
   Rng rng(22);
   for (int64_t group : {32, 64, 128})
-    for (int64_t m : {1, 2, 3, 4, 5, 9})
-      for (int64_t n : {1, 7, 17})
+    for (int64_t m : {1, 2, 3, 4, 5, 9, 16, 23})  // 8 and more take the prefill path
+      for (int64_t n : {1, 7, 17, 33})
         for (int64_t k : {group, 4 * group}) {
           SCOPED_TRACE(::testing::Message() << "group " << group << " m " << m << " n " << n << " k " << k);
           const Int4Problem p = make(m, n, k, group, rng);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/kernel_variants.h"
@@ -62,6 +63,90 @@ void column(int64_t i, int64_t c, const int8_t* q, const float* a_scale, const i
   }
   for (int r = 0; r < ROWS; ++r)
     out[(i + r) * ldo + c] = a_scale[i + r] * (horizontal_sum(acc[r]) + acc_min[r]) + (bias ? bias[c] : 0.f);
+}
+
+// Prefill (many activation rows). Each panel of 16 output channels is expanded once from nibbles
+// into u8 laid out like the int8 path (k in groups of 4: 16 channels x 4 bytes), with the
+// panel's scales and mins as f32 [group][16]. Tiles of ROWS x 16 then run vpmaddubsw(weights,
+// activations) over each quantization group and fold the group's s32 sums into f32 accumulators.
+struct ExpandedPanel {
+  std::vector<uint32_t> words;  // [k / 4][16]: four u8 weights of one channel
+  std::vector<float> scales, mins;  // [group][16]
+};
+
+void expand_panel(const Int4Weights& w, int64_t c0, ExpandedPanel& panel) {
+  const int64_t groups = w.k / w.group, k_words = w.k / 4;
+  panel.words.assign(size_t(k_words * 16), 0);
+  panel.scales.assign(size_t(groups * 16), 0.f);
+  panel.mins.assign(size_t(groups * 16), 0.f);
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), high_lane_shift = _mm256_set_epi64x(4, 4, 0, 0);
+  for (int64_t channel = 0; channel < 16 && c0 + channel < w.n; ++channel) {
+    const int64_t c = c0 + channel;
+    for (int64_t block = 0; block < w.k / 32; ++block) {
+      const __m256i both = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.nibbles + c * w.k / 2 + block * 16)));
+      alignas(32) uint32_t values[8];  // 32 weights in value order, four per word
+      _mm256_store_si256(reinterpret_cast<__m256i*>(values), _mm256_and_si256(_mm256_srlv_epi64(both, high_lane_shift), low_mask));
+      for (int word = 0; word < 8; ++word) panel.words[size_t((block * 8 + word) * 16 + channel)] = values[word];
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      panel.scales[size_t(g * 16 + channel)] = _cvtsh_ss(w.scales[c * groups + g]);
+      panel.mins[size_t(g * 16 + channel)] = _cvtsh_ss(w.mins[c * groups + g]);
+    }
+  }
+}
+
+template <int ROWS>
+void prefill_tile(int64_t i, int64_t c0, const ExpandedPanel& panel, const int8_t* q, const float* a_scale,
+                  const float* float_sums, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group;
+  const __m256i ones = _mm256_set1_epi16(1);
+  alignas(32) float acc[ROWS][16] = {};
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i dot[ROWS][2];
+    for (int r = 0; r < ROWS; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
+    for (int64_t kw = g * w.group / 4; kw < (g + 1) * w.group / 4; ++kw) {
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.words.data() + kw * 16));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.words.data() + kw * 16 + 8));
+      for (int r = 0; r < ROWS; ++r) {
+        int32_t four;
+        std::memcpy(&four, q + (i + r) * w.k + kw * 4, 4);
+        const __m256i a = _mm256_set1_epi32(four);
+        dot[r][0] = _mm256_add_epi32(dot[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a), ones));
+        dot[r][1] = _mm256_add_epi32(dot[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, a), ones));
+      }
+    }
+    for (int half = 0; half < 2; ++half) {
+      const __m256 scale = _mm256_loadu_ps(panel.scales.data() + g * 16 + 8 * half);
+      const __m256 min = _mm256_loadu_ps(panel.mins.data() + g * 16 + 8 * half);
+      for (int r = 0; r < ROWS; ++r) {
+        __m256 v = _mm256_load_ps(acc[r] + 8 * half);
+        v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][half]), scale, v);
+        v = _mm256_fmadd_ps(min, _mm256_set1_ps(float_sums[(i + r) * groups + g]), v);
+        _mm256_store_ps(acc[r] + 8 * half, v);
+      }
+    }
+  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int64_t channel = 0; channel < 16 && c0 + channel < w.n; ++channel)
+      out[(i + r) * ldo + c0 + channel] = a_scale[i + r] * acc[r][channel] + (bias ? bias[c0 + channel] : 0.f);
+}
+
+void prefill(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+             const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group;
+  std::vector<float> float_sums(static_cast<size_t>(m * groups));
+  for (size_t e = 0; e < float_sums.size(); ++e) float_sums[e] = float(group_sums[e]);
+  parallel_for(0, (w.n + 15) / 16, 1, [&](int64_t first, int64_t last) {
+    ExpandedPanel panel;
+    for (int64_t p = first; p < last; ++p) {
+      expand_panel(w, 16 * p, panel);
+      int64_t i = 0;
+      for (; i + 6 <= m; i += 6) prefill_tile<6>(i, 16 * p, panel, q, a_scale, float_sums.data(), w, bias, out, ldo);
+      for (; i + 2 <= m; i += 2) prefill_tile<2>(i, 16 * p, panel, q, a_scale, float_sums.data(), w, bias, out, ldo);
+      for (; i < m; ++i) prefill_tile<1>(i, 16 * p, panel, q, a_scale, float_sums.data(), w, bias, out, ldo);
+    }
+  });
 }
 
 // 32 nibbles (16 bytes, ggml order) -> 4 x 8 floats in value order.
@@ -144,6 +229,7 @@ void quantize_rows_s8__avx2(const float* x, int64_t m, int64_t k, int64_t group,
 
 void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo) {
+  if (m >= 8) return prefill(m, q, a_scale, group_sums, w, bias, out, ldo);
   parallel_for(0, w.n, 16, [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) {
       int64_t i = 0;
