@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/avx2/horizontal.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
@@ -16,17 +17,7 @@
 namespace shrink::kernel_variants {
 namespace {
 
-float horizontal_sum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
-}
-int32_t horizontal_sum(__m256i v) {
-  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4e));
-  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xb1));
-  return _mm_cvtsi128_si32(x);
-}
+using namespace avx2;
 
 // Rows [i, i + ROWS) of activations times weight row c.
 template <int ROWS>

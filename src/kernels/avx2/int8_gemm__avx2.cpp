@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/avx2/horizontal.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
@@ -14,16 +15,7 @@
 namespace shrink::kernel_variants {
 namespace {
 
-float horizontal_min(__m256 v) {
-  __m128 x = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_min_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_min_ss(x, _mm_shuffle_ps(x, x, 1)));
-}
-float horizontal_max(__m256 v) {
-  __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_max_ss(x, _mm_shuffle_ps(x, x, 1)));
-}
+using namespace avx2;
 
 // 8 floats (already integral and clamped to [0, 255]) -> 8 bytes.
 void store_8_bytes(uint8_t* out, __m256 v) {
