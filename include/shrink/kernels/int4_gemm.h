@@ -10,6 +10,7 @@
 // (|15 * 127 * 2| < 32767) never saturate AVX2's vpmaddubsw.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace shrink {
 
@@ -19,6 +20,20 @@ struct Int4Weights {
   const uint16_t* mins;     // f16, n * k / group
   int64_t n, k, group;
 };
+
+// Owning storage of int4 weights.
+struct Int4Storage {
+  std::vector<uint8_t> nibbles;
+  std::vector<uint16_t> scales, mins;
+  int64_t n = 0, k = 0, group = 0;
+  Int4Weights view() const { return {nibbles.data(), scales.data(), mins.data(), n, k, group}; }
+};
+
+// llama.cpp's blocks as int4 weights of group 32: the nibbles keep their order; Q4_1's d and m
+// become scale and min; Q4_0's (q - 8) * d becomes q * d + (-8 d), exact in f16. `blocks` holds
+// n rows of k / 32 blocks (a GGUF tensor of shape [n, k]).
+Int4Storage int4_from_q4_0(const void* blocks, int64_t n, int64_t k);
+Int4Storage int4_from_q4_1(const void* blocks, int64_t n, int64_t k);
 
 // q is [n][k] with values 0..15; writes n * k / 2 bytes.
 void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles);

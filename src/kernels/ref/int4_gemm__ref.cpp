@@ -1,9 +1,12 @@
 // Scalar reference of the int4 x int8 path (see int4_gemm.h).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
+#include "shrink/kernels/ggml_formats.h"
 #include "shrink/kernels/int4_gemm.h"
 
 namespace shrink {
@@ -16,6 +19,32 @@ void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles)
         nibbles[row * k / 2 + block * 16 + j] = uint8_t((values[j] & 15) | (values[j + 16] & 15) << 4);
       }
 }
+
+namespace {
+template <class Block> Int4Storage int4_from_blocks(const void* blocks, int64_t n, int64_t k) {
+  Int4Storage out;
+  out.n = n, out.k = k, out.group = 32;
+  const int64_t count = n * k / 32;
+  out.nibbles.resize(size_t(n * k / 2));
+  out.scales.resize(size_t(count));
+  out.mins.resize(size_t(count));
+  for (int64_t b = 0; b < count; ++b) {
+    Block block;
+    std::memcpy(&block, static_cast<const std::byte*>(blocks) + b * int64_t(sizeof(Block)), sizeof(Block));
+    std::memcpy(out.nibbles.data() + b * 16, block.qs, 16);
+    out.scales[size_t(b)] = block.d;
+    if constexpr (std::is_same_v<Block, BlockQ4_1>) {
+      out.mins[size_t(b)] = block.m;
+    } else {
+      out.mins[size_t(b)] = f32_to_f16(-8.f * f16_to_f32(block.d));  // exact: a power-of-two multiple
+    }
+  }
+  return out;
+}
+}  // namespace
+
+Int4Storage int4_from_q4_0(const void* blocks, int64_t n, int64_t k) { return int4_from_blocks<BlockQ4_0>(blocks, n, k); }
+Int4Storage int4_from_q4_1(const void* blocks, int64_t n, int64_t k) { return int4_from_blocks<BlockQ4_1>(blocks, n, k); }
 
 namespace kernel_variants {
 
