@@ -185,6 +185,23 @@ KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const st
     report.rows.push_back({"int4 g128 GEMM (prefill)", shape_text(m, big, big), t, ops / t / 1e9, "GOP/s", f32 / t,
                            "fp32 GEMM, same shape"});
   }
+  {
+    say("quantize to int4 g128");
+    const int64_t n = 256, k = 4096;
+    Rng rng(5);
+    std::vector<float> w(static_cast<size_t>(n * k));
+    for (auto& v : w) v = rng.normal();
+    std::vector<uint8_t> nibbles(static_cast<size_t>(n * k / 2));
+    std::vector<uint16_t> scales(static_cast<size_t>(n * k / 128)), mins(scales.size());
+    const double t = median_seconds(5, [&](int) {
+      kernels().quantize_int4(w.data(), n, k, 128, nibbles.data(), scales.data(), mins.data());
+    });
+    const double t_ref = median_seconds(1, [&](int) {
+      quantize_int4_variants().front().fn(w.data(), n, k, 128, nibbles.data(), scales.data(), mins.data());
+    });
+    report.rows.push_back({"quantize to int4 g128, GPTQ (1 thread)", fmt::format("{} values", n * k), t,
+                           double(n * k) / t / 1e9, "G values/s", t_ref / t, "scalar reference"});
+  }
   struct Quantizer { const char* name; QuantizeBlocksFn fn; QuantizeBlocksFn reference; };
   const Quantizer quantizers[] = {{"quantize to Q8_0", kernels().quantize_q8_0, quantize_q8_0_variants().front().fn},
                                   {"quantize to Q4_0", kernels().quantize_q4_0, quantize_q4_0_variants().front().fn},

@@ -67,6 +67,12 @@ void gemm_q4s8__ref(int64_t m, const int8_t* q, const float* a_scale, const int3
 void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo);
 
+// Shared by every quantize_int4 variant, so their scales and zeros agree bit for bit.
+void int4_group_qparams(float lo, float hi, float& scale, float& zero);
+void quantize_int4__ref(const float* w, int64_t n, int64_t k, int64_t group, uint8_t* nibbles, uint16_t* scales,
+                        uint16_t* mins);
+void quantize_int4__avx2(const float* w, int64_t n, int64_t k, int64_t group, uint8_t* nibbles, uint16_t* scales,
+                         uint16_t* mins);
 void gemm_q4f32__ref(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
 void gemm_q4f32__avx2(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
 

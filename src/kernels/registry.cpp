@@ -93,6 +93,11 @@ constexpr KernelVariant<GemmQ4F32Fn> kGemmQ4F32[] = {
     {"gemm_q4f32__avx2", Isa::avx2, nullptr, gemm_q4f32__avx2},
 };
 
+constexpr KernelVariant<QuantizeInt4Fn> kQuantizeInt4[] = {
+    {"quantize_int4__ref", Isa::ref, nullptr, quantize_int4__ref},
+    {"quantize_int4__avx2", Isa::avx2, nullptr, quantize_int4__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -124,6 +129,7 @@ std::span<const KernelVariant<GemmU8S8Fn>> gemm_u8s8_variants() { return kGemmU8
 std::span<const KernelVariant<QuantizeRowsS8Fn>> quantize_rows_s8_variants() { return kQuantizeRowsS8; }
 std::span<const KernelVariant<GemmQ4S8Fn>> gemm_q4s8_variants() { return kGemmQ4S8; }
 std::span<const KernelVariant<GemmQ4F32Fn>> gemm_q4f32_variants() { return kGemmQ4F32; }
+std::span<const KernelVariant<QuantizeInt4Fn>> quantize_int4_variants() { return kQuantizeInt4; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

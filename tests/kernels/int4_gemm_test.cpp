@@ -10,6 +10,7 @@
 #include "kernel_test_support.h"
 #include "shrink/core/half.h"
 #include "shrink/core/rng.h"
+#include "shrink/quant/scheme.h"
 
 namespace shrink {
 namespace {
@@ -126,6 +127,47 @@ TEST(Int4, F32ActivationsDequantizeOnTheFly) {
               ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f)) << "element " << e;
           });
         }
+}
+
+// The int4 quantizer: variants are bit-exact with the reference, whose integers and f16 scales
+// equal the quantization floor's generic quantize() under the GPTQ convention.
+TEST(Int4, QuantizerMatchesTheGptqConvention) {
+  Rng rng(24);
+  for (int64_t group : {32, 128})
+    for (int64_t n : {1, 3}) {
+      const int64_t k = 4 * group;
+      Tensor w = Tensor::empty({n, k}, DType::f32);
+      for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<float>()[i] = rng.normal(0.1f, 1.f);
+      if (n == 3) std::fill(w.mutable_data<float>() + 2 * k, w.mutable_data<float>() + 2 * k + group, 0.f);  // zero group
+      const int64_t groups = n * k / group;
+      std::vector<uint8_t> nibbles(static_cast<size_t>(n * k / 2));
+      std::vector<uint16_t> scales(static_cast<size_t>(groups)), mins(static_cast<size_t>(groups));
+      quantize_int4_variants().front().fn(w.data<float>(), n, k, group, nibbles.data(), scales.data(), mins.data());
+      QuantScheme scheme;
+      scheme.bits = 4;
+      scheme.is_signed = false;
+      scheme.mapping = QuantMapping::affine;
+      scheme.convention = QParamsConvention::gptq;
+      const QParams qp = choose_qparams(w, scheme, per_group_block(w.shape(), group));
+      const Tensor q = quantize(w, qp, scheme);
+      for (int64_t g = 0; g < groups; ++g) {
+        ASSERT_EQ(scales[size_t(g)], f32_to_f16(qp.scale.data<float>()[g]));
+        ASSERT_EQ(mins[size_t(g)], f32_to_f16(-qp.zero.data<float>()[g] * qp.scale.data<float>()[g]));
+      }
+      for (int64_t row = 0; row < n; ++row)
+        for (int64_t j = 0; j < k; ++j) {
+          const uint8_t byte = nibbles[size_t(row * k / 2 + j / 32 * 16 + j % 16)];
+          ASSERT_EQ(int32_t(j % 32 < 16 ? byte & 15 : byte >> 4), q.data<int32_t>()[row * k + j]) << row << "," << j;
+        }
+      testing::for_each_variant(quantize_int4_variants(), [&](const auto& variant) {
+        std::vector<uint8_t> n2(nibbles.size());
+        std::vector<uint16_t> s2(scales.size()), m2(mins.size());
+        variant.fn(w.data<float>(), n, k, group, n2.data(), s2.data(), m2.data());
+        EXPECT_EQ(n2, nibbles);
+        EXPECT_EQ(s2, scales);
+        EXPECT_EQ(m2, mins);
+      });
+    }
 }
 
 }  // namespace

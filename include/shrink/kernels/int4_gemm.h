@@ -35,6 +35,12 @@ struct Int4Storage {
 Int4Storage int4_from_q4_0(const void* blocks, int64_t n, int64_t k);
 Int4Storage int4_from_q4_1(const void* blocks, int64_t n, int64_t k);
 
+// f32 weights [n][k] -> int4 weights, per group in the GPTQ/AWQ convention (the range widened to
+// include 0, an all-zero group taken as [-1, 1]): scale = (max - min) / 15, zero = nearbyint(-min /
+// scale), q = clamp(nearbyint(x / scale) + zero, 0, 15); stored as f16 scale and min = -zero * scale.
+using QuantizeInt4Fn = void (*)(const float* w, int64_t n, int64_t k, int64_t group, uint8_t* nibbles, uint16_t* scales,
+                                uint16_t* mins);
+
 // q is [n][k] with values 0..15; writes n * k / 2 bytes.
 void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles);
 

@@ -47,7 +47,8 @@ using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
   X(gemm_u8s8, GemmU8S8Fn)                       \
   X(quantize_rows_s8, QuantizeRowsS8Fn)          \
   X(gemm_q4s8, GemmQ4S8Fn)                       \
-  X(gemm_q4f32, GemmQ4F32Fn)
+  X(gemm_q4f32, GemmQ4F32Fn)                     \
+  X(quantize_int4, QuantizeInt4Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"

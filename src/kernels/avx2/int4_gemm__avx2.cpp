@@ -188,6 +188,42 @@ void gemm_q4f32__avx2(int64_t m, const float* x, const Int4Weights& w, const flo
   });
 }
 
+void quantize_int4__avx2(const float* w, int64_t n, int64_t k, int64_t group, uint8_t* nibbles, uint16_t* scales,
+                         uint16_t* mins) {
+  const int64_t groups = k / group;
+  for (int64_t row = 0; row < n; ++row)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* x = w + row * k + g * group;
+      __m256 lo_v = _mm256_loadu_ps(x), hi_v = lo_v;
+      for (int64_t j = 8; j < group; j += 8) {
+        const __m256 v = _mm256_loadu_ps(x + j);
+        lo_v = _mm256_min_ps(lo_v, v);
+        hi_v = _mm256_max_ps(hi_v, v);
+      }
+      float scale, zero;
+      int4_group_qparams(horizontal_min(lo_v), horizontal_max(hi_v), scale, zero);
+      scales[row * groups + g] = f32_to_f16(scale);
+      mins[row * groups + g] = f32_to_f16(-zero * scale);
+      const __m256 scale_v = _mm256_set1_ps(scale), zero_v = _mm256_set1_ps(zero);
+      const __m256 fifteen = _mm256_set1_ps(15.f), nothing = _mm256_setzero_ps();
+      for (int64_t j = 0; j < group; j += 32) {
+        __m256i q[4];
+        for (int p = 0; p < 4; ++p) {
+          const __m256 v = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j + 8 * p), scale_v),
+                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_v);
+          q[p] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, nothing), fifteen));
+        }
+        // 32 values 0..15 -> bytes in order, then low nibbles from values 0-15, high from 16-31.
+        const __m256i bytes = _mm256_permutevar8x32_epi32(
+            _mm256_packus_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])),
+            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        const __m128i low = _mm256_castsi256_si128(bytes), high = _mm256_extracti128_si256(bytes, 1);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(nibbles + row * k / 2 + (g * group + j) / 2),
+                         _mm_or_si128(low, _mm_slli_epi16(high, 4)));
+      }
+    }
+}
+
 void quantize_rows_s8__avx2(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
                             int32_t* group_sums) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));

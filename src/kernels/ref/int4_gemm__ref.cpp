@@ -48,6 +48,41 @@ Int4Storage int4_from_q4_1(const void* blocks, int64_t n, int64_t k) { return in
 
 namespace kernel_variants {
 
+void int4_group_qparams(float lo, float hi, float& scale, float& zero) {
+  lo = std::min(lo, 0.f);
+  hi = std::max(hi, 0.f);
+  if (lo == 0.f && hi == 0.f) {
+    lo = -1.f;
+    hi = 1.f;
+  }
+  scale = (hi - lo) / 15.f;
+  zero = std::nearbyint(-lo / scale);
+}
+
+void quantize_int4__ref(const float* w, int64_t n, int64_t k, int64_t group, uint8_t* nibbles, uint16_t* scales,
+                        uint16_t* mins) {
+  const int64_t groups = k / group;
+  for (int64_t row = 0; row < n; ++row)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* x = w + row * k + g * group;
+      float lo = x[0], hi = x[0];
+      for (int64_t j = 1; j < group; ++j) {
+        lo = std::min(lo, x[j]);
+        hi = std::max(hi, x[j]);
+      }
+      float scale, zero;
+      int4_group_qparams(lo, hi, scale, zero);
+      scales[row * groups + g] = f32_to_f16(scale);
+      mins[row * groups + g] = f32_to_f16(-zero * scale);
+      for (int64_t j = 0; j < group; ++j) {
+        const uint8_t q = uint8_t(std::clamp(std::nearbyint(x[j] / scale) + zero, 0.f, 15.f));
+        const int64_t at = g * group + j;  // position in the row; ggml order within 32 values
+        uint8_t& byte = nibbles[row * k / 2 + at / 32 * 16 + at % 16];
+        byte = at % 32 < 16 ? uint8_t((byte & 0xf0) | q) : uint8_t((byte & 0x0f) | q << 4);
+      }
+    }
+}
+
 void quantize_rows_s8__ref(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
                            int32_t* group_sums) {
   for (int64_t i = 0; i < m; ++i) {
