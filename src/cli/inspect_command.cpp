@@ -58,7 +58,7 @@ void print_table(const ModelSummary& summary, bool brief) {
     by_type[t.dtype].second += t.bytes;
     ++counts[t.dtype];
   }
-  fmt::print("\n  {:<8} {:>8} {:>14} {:>15} {:>7}\n", "type", "tensors", "params", "bytes", "bpw");
+  fmt::print("\n  {:<8} {:>8} {:>14} {:>15} {:>7}\n", "type", "tensors", "elements", "bytes", "bpw");
   for (const auto& [type, totals] : by_type)
     fmt::print("  {:<8} {:>8} {:>14} {:>15} {:>7.3f}\n", type, counts[type], with_thousands(uint64_t(totals.first)),
                with_thousands(totals.second), totals.first ? 8.0 * double(totals.second) / double(totals.first) : 0.0);
