@@ -29,8 +29,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 void print_table(const ModelSummary& summary, bool brief) {
   fmt::print("{:<18} {}\n", "file", summary.path);
-  fmt::print("{:<18} {}{}, {} ({} bytes)\n", "format", summary.format,
+  fmt::print("{:<18} {}{}{}, {} ({} bytes)\n", "format", summary.format,
              summary.format_version.empty() ? "" : " v" + summary.format_version,
+             summary.shards > 1 ? fmt::format(" in {} shards", summary.shards) : "",
              human_bytes(summary.file_bytes), with_thousands(summary.file_bytes));
   for (const auto& [key, value] : summary.architecture) fmt::print("{:<18} {}\n", key, shorten(value, 100));
   if (!brief && summary.metadata.is_object() && !summary.metadata.empty()) {

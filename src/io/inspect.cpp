@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <algorithm>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "shrink/core/error.h"
 #include "shrink/io/gguf.h"
@@ -103,17 +106,55 @@ void add_hf_config(const std::string& config_path, ModelSummary& summary) {
   fact("dtype", "torch_dtype");
 }
 
-void summarize_safetensors(const std::string& path, ModelSummary& summary) {
+// Adds one safetensors file's metadata and tensors; returns the tensor names it holds.
+std::set<std::string> add_safetensors(const std::string& path, ModelSummary& summary) {
   const SafetensorsFile file = SafetensorsFile::open(path);
   summary.format = "safetensors";
-  summary.file_bytes = file.file_bytes();
+  summary.file_bytes += file.file_bytes();
   for (const auto& [key, value] : file.metadata()) summary.metadata[key] = value;
-  for (const auto& entry : file.entries())
+  std::set<std::string> names;
+  for (const auto& entry : file.entries()) {
     summary.tensors.push_back({entry.name, std::string(safetensors_dtype_name(entry.dtype)),
                                entry.shape.dims(), entry.shape.numel(), entry.end - entry.begin,
                                !dtype_is_float(entry.dtype)});
+    names.insert(entry.name);
+  }
+  return names;
+}
+
+void summarize_safetensors(const std::string& path, ModelSummary& summary) {
+  add_safetensors(path, summary);
   const std::string config = parent_of(path) + "/config.json";
   if (exists(config)) add_hf_config(config, summary);
+}
+
+// A checkpoint split over shards: model.safetensors.index.json maps every tensor to its shard.
+void summarize_sharded(const std::string& folder, ModelSummary& summary) {
+  const std::string index_path = folder + "/model.safetensors.index.json";
+  std::ifstream stream(index_path);
+  const auto index = nlohmann::json::parse(stream, nullptr, /*allow_exceptions=*/false);
+  const auto map = index.is_object() ? index.find("weight_map") : index.end();
+  if (index.is_discarded() || !index.is_object() || map == index.end() || !map->is_object())
+    throw FormatError("not a safetensors index (needs a \"weight_map\" object)", index_path);
+  std::vector<std::string> shards;
+  for (const auto& [tensor, shard] : map->items()) {
+    if (!shard.is_string()) throw FormatError("weight_map entry of '" + tensor + "' is not a file name", index_path);
+    const std::string name = shard.get<std::string>();
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      throw FormatError("shard name '" + name + "' is not a plain file name in this folder", index_path);
+    if (std::find(shards.begin(), shards.end(), name) == shards.end()) shards.push_back(name);
+  }
+  std::map<std::string, std::set<std::string>> held;  // shard -> tensors it holds
+  for (const auto& shard : shards) {
+    if (!exists(folder + "/" + shard))
+      throw IoError("shard '" + shard + "' listed in the index is missing", index_path, "fetch the whole checkpoint");
+    held[shard] = add_safetensors(folder + "/" + shard, summary);
+  }
+  for (const auto& [tensor, shard] : map->items())
+    if (!held[shard.get<std::string>()].count(tensor))
+      throw FormatError("tensor '" + tensor + "' is not in its shard '" + shard.get<std::string>() + "'", index_path);
+  summary.shards = int(shards.size());
+  if (exists(folder + "/config.json")) add_hf_config(folder + "/config.json", summary);
 }
 
 }  // namespace
@@ -124,18 +165,24 @@ ModelSummary summarize_model(const std::string& path) {
   std::string file_path = path;
   if (is_directory(path)) {
     file_path = path + "/model.safetensors";
-    if (!exists(file_path))
-      throw UsageError("folder has no model.safetensors", path,
+    if (!exists(file_path) && exists(path + "/model.safetensors.index.json")) {
+      summarize_sharded(path, summary);
+      file_path.clear();
+    } else if (!exists(file_path)) {
+      throw UsageError("folder has neither model.safetensors nor model.safetensors.index.json", path,
                        "pass a .gguf or .safetensors file, or a Hugging Face model folder");
+    }
   }
   char magic[9] = {};
-  {
+  if (!file_path.empty()) {
     std::ifstream stream(file_path, std::ios::binary);
     if (!stream) throw IoError(std::string("cannot open: ") + std::strerror(errno), file_path,
                                "check the path and its permissions");
     stream.read(magic, 9);
   }
-  if (std::memcmp(magic, "GGUF", 4) == 0) {
+  if (file_path.empty()) {
+    // sharded checkpoint, already summarized
+  } else if (std::memcmp(magic, "GGUF", 4) == 0) {
     summarize_gguf(file_path, summary);
   } else if (magic[8] == '{') {
     summarize_safetensors(file_path, summary);
@@ -160,6 +207,7 @@ ordered_json to_json(const ModelSummary& summary) {
                       {"format", summary.format},
                       {"file_bytes", summary.file_bytes}};
   if (!summary.format_version.empty()) out["format_version"] = summary.format_version;
+  out["shards"] = summary.shards;
   ordered_json architecture = ordered_json::object();
   for (const auto& [key, value] : summary.architecture) architecture[key] = value;
   out["architecture"] = std::move(architecture);

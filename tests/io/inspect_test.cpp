@@ -39,6 +39,31 @@ TEST(Inspect, ReadsHuggingFaceFoldersAndCountsBuffersApart) {
   EXPECT_EQ(summary.architecture[0].second, "BertModel");
 }
 
+TEST(Inspect, ReadsShardedCheckpoints) {
+  testing::ScratchDir dir;
+  Tensor a = Tensor::empty({4, 8}, DType::f32), b = Tensor::empty({16}, DType::f16);
+  save_safetensors(dir.file("model-00001-of-00002.safetensors"), {{"layer.0.weight", a}});
+  save_safetensors(dir.file("model-00002-of-00002.safetensors"), {{"layer.1.weight", a}, {"norm.weight", b}});
+  auto write_index = [&](const std::string& map) {
+    std::ofstream(dir.file("model.safetensors.index.json")) << R"({"metadata": {"total_size": 320}, "weight_map": )" << map << "}";
+  };
+  write_index(R"({"layer.0.weight": "model-00001-of-00002.safetensors", "layer.1.weight": "model-00002-of-00002.safetensors",
+                  "norm.weight": "model-00002-of-00002.safetensors"})");
+  const ModelSummary summary = summarize_model(dir.path());
+  EXPECT_EQ(summary.shards, 2);
+  EXPECT_EQ(summary.tensors.size(), 3u);
+  EXPECT_EQ(summary.total_params, 32 + 32 + 16);
+  // A tensor the index places in the wrong shard, a missing shard, a path outside the folder.
+  write_index(R"({"norm.weight": "model-00001-of-00002.safetensors"})");
+  EXPECT_THROW(summarize_model(dir.path()), FormatError);
+  write_index(R"({"norm.weight": "model-00003-of-00003.safetensors"})");
+  EXPECT_THROW(summarize_model(dir.path()), IoError);
+  write_index(R"({"norm.weight": "../elsewhere.safetensors"})");
+  EXPECT_THROW(summarize_model(dir.path()), FormatError);
+  write_index(R"([1, 2])");
+  EXPECT_THROW(summarize_model(dir.path()), FormatError);
+}
+
 TEST(Inspect, RefusesWhatItCannotRead) {
   testing::ScratchDir dir;
   std::ofstream(dir.file("notes.txt")) << "hello, this is not a model";

@@ -1,6 +1,7 @@
 // What is in a model file: format, architecture, metadata, tensors, parameter and byte totals.
-// Works on GGUF files, safetensors files and Hugging Face model folders (safetensors +
-// config.json); the format is recognised from the bytes, not the file name.
+// Works on GGUF files, safetensors files and Hugging Face model folders (model.safetensors, or
+// shards listed by model.safetensors.index.json, plus config.json); the format is recognised from
+// the bytes, not the file name.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -23,7 +24,8 @@ struct ModelSummary {
   std::string path;
   std::string format;  // "gguf" or "safetensors"
   std::string format_version;
-  uint64_t file_bytes = 0;
+  int shards = 1;           // safetensors checkpoints split over several files
+  uint64_t file_bytes = 0;  // all files together
   // Key facts in a fixed vocabulary: architecture, name, layers, hidden size, heads, vocabulary...
   std::vector<std::pair<std::string, std::string>> architecture;
   nlohmann::ordered_json metadata;  // every metadata entry, arrays abbreviated
