@@ -43,10 +43,9 @@ Int8Setup make_int8(int64_t m, int64_t n, int64_t k, size_t copies) {
   std::vector<int8_t> w(static_cast<size_t>(n * k));
   for (auto& v : w) v = int8_t(int(rng.below(255)) - 127);
   s.sums.resize(size_t(n));
-  for (size_t c = 0; c < copies; ++c) {
-    s.packed.emplace_back(int8_packed_bytes(n, k));
-    pack_int8_weights(w.data(), n, k, s.packed.back().data(), s.sums.data());
-  }
+  s.packed.emplace_back(int8_packed_bytes(n, k));
+  pack_int8_weights(w.data(), n, k, s.packed.back().data(), s.sums.data());
+  for (size_t c = 1; c < copies; ++c) s.packed.push_back(s.packed.front());  // separate memory, same weights
   s.b_scale.assign(size_t(n), 0.01f);
   s.x.resize(size_t(m * k));
   for (auto& v : s.x) v = rng.normal();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "quant/blocks.h"
 #include "quant/observer_kinds.h"
 
 namespace shrink {
@@ -51,28 +52,16 @@ Tensor finite_f32(const Tensor& x) {
 // Per-block min and max of one tensor; blocks with no finite value get +inf / -inf.
 std::pair<std::vector<float>, std::vector<float>> block_min_max(const Tensor& x, const std::vector<int64_t>& block,
                                                                  int64_t& finite) {
-  const Shape blocks = qparams_shape(x.shape(), block);
-  std::vector<float> lo(size_t(blocks.numel()), std::numeric_limits<float>::infinity());
-  std::vector<float> hi(size_t(blocks.numel()), -std::numeric_limits<float>::infinity());
+  const int64_t blocks = qparams_shape(x.shape(), block).numel();
+  std::vector<float> lo(size_t(blocks), std::numeric_limits<float>::infinity());
+  std::vector<float> hi(size_t(blocks), -std::numeric_limits<float>::infinity());
   const float* data = x.data<float>();
-  const int rank = x.rank();
-  const std::vector<int64_t> block_strides = contiguous_strides(blocks);
-  std::vector<int64_t> index(size_t(rank), 0);
-  for (int64_t e = 0; e < x.numel(); ++e) {
-    int64_t b = 0;
-    if (!block.empty())
-    for (int i = 0; i < rank; ++i) b += index[size_t(i)] / block[size_t(i)] * block_strides[size_t(i)];
-    const float v = data[e];
-    if (std::isfinite(v)) {
-      lo[size_t(b)] = std::min(lo[size_t(b)], v);
-      hi[size_t(b)] = std::max(hi[size_t(b)], v);
-      ++finite;
-    }
-    for (int i = rank - 1; i >= 0; --i) {
-      if (++index[size_t(i)] < x.shape()[i]) break;
-      index[size_t(i)] = 0;
-    }
-  }
+  for_each_element(x.shape(), block, [&](int64_t e, int64_t b) {
+    if (!std::isfinite(data[e])) return;
+    lo[size_t(b)] = std::min(lo[size_t(b)], data[e]);
+    hi[size_t(b)] = std::max(hi[size_t(b)], data[e]);
+    ++finite;
+  });
   return {lo, hi};
 }
 
