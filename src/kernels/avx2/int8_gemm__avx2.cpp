@@ -27,14 +27,21 @@ void store_8_bytes(uint8_t* out, __m256 v) {
 
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+// The per-channel inputs of 8 consecutive channels (bias may be null).
+struct Channels8 {
+  const float* scale;
+  const int32_t* col_sums;
+  const float* bias;
+};
+
 // Epilogue for 8 channels [c, c + 8) of row i; `count` < 8 stores only that many.
-void finish_8(int64_t i, int64_t c, __m256i acc, const Int8Epilogue& e, int64_t count) {
+void finish_8(int64_t i, int64_t c, __m256i acc, const Int8Epilogue& e, const Channels8& channels, int64_t count) {
   alignas(32) float tmp[8];
   const __m256i correction = _mm256_mullo_epi32(_mm256_set1_epi32(e.a_zero[i]),
-                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.b_col_sums + c)));
-  const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(e.a_scale[i]), _mm256_loadu_ps(e.b_scale + c));
+                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(channels.col_sums)));
+  const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(e.a_scale[i]), _mm256_loadu_ps(channels.scale));
   __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc, correction)), scale);
-  v = _mm256_add_ps(v, e.bias ? _mm256_loadu_ps(e.bias + c) : _mm256_setzero_ps());
+  v = _mm256_add_ps(v, channels.bias ? _mm256_loadu_ps(channels.bias) : _mm256_setzero_ps());
   if (e.relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
   if (e.out_f32) {
     if (count == 8) {
@@ -78,18 +85,14 @@ void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a,
       const int64_t c = c0 + 8 * half, count = std::min<int64_t>(8, n - c);
       if (count <= 0) continue;
       if (count == 8) {
-        finish_8(i + r, c, acc[r][half], e, 8);
-      } else {  // the epilogue's vectors would read past n: go through padded copies
+        finish_8(i + r, c, acc[r][half], e, {e.b_scale + c, e.b_col_sums + c, e.bias ? e.bias + c : nullptr}, 8);
+      } else {  // 8-wide loads would read past n: go through zero-padded copies
         alignas(32) float scale[8] = {}, bias[8] = {};
         alignas(32) int32_t sums[8] = {};
         std::memcpy(scale, e.b_scale + c, size_t(count) * 4);
         std::memcpy(sums, e.b_col_sums + c, size_t(count) * 4);
         if (e.bias) std::memcpy(bias, e.bias + c, size_t(count) * 4);
-        Int8Epilogue shifted = e;
-        shifted.b_scale = scale - c;
-        shifted.b_col_sums = sums - c;
-        shifted.bias = e.bias ? bias - c : nullptr;
-        finish_8(i + r, c, acc[r][half], shifted, count);
+        finish_8(i + r, c, acc[r][half], e, {scale, sums, e.bias ? bias : nullptr}, count);
       }
     }
 }
