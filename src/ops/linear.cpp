@@ -1,0 +1,65 @@
+// Linear: x (..., in) -> y (..., out) = x W^T + b, W (out, in), b (out) optional.
+#include "ops/op_support.h"
+
+namespace shrink::nn::ops {
+namespace {
+
+std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  expect_f32(node, in[0], "input");
+  if (in[0].shape.rank() < 1) fail(node, "input needs at least one dimension");
+  int64_t out = attr_int(node, "out_features", -1), features = attr_int(node, "in_features", -1);
+  if (out <= 0 || features <= 0) fail(node, "needs positive in_features and out_features");
+  expect_dim(node, in[0].shape[in[0].shape.rank() - 1], features, "input's last dimension");
+  expect_param(node, "weight", Shape{out, features});
+  if (node.find_param("bias")) expect_param(node, "bias", Shape{out});
+  Shape shape = in[0].shape;
+  shape[shape.rank() - 1] = out;
+  return {{shape, DType::f32}};
+}
+
+void forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  const Tensor& w = c.node.param("weight").value;
+  int64_t out = w.shape()[0], features = w.shape()[1], rows = x.numel() / features;
+  Shape shape = x.shape();
+  shape[shape.rank() - 1] = out;
+  Tensor y = new_f32(shape);
+  float* yd = f32(y);
+  float beta = 0.f;
+  if (const Param* b = c.node.find_param("bias")) {
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(f32(b->value), f32(b->value) + out, yd + r * out);
+    beta = 1.f;
+  }
+  gemm(false, true, rows, out, features, f32(x), features, f32(w), features, beta, yd, out);
+  c.outputs[0] = y;
+}
+
+void backward(BackwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  const Tensor& w = c.node.param("weight").value;
+  const Tensor dy = grad_or_zeros(c.grad_outputs[0], c.outputs[0]).contiguous();
+  int64_t out = w.shape()[0], features = w.shape()[1], rows = x.numel() / features;
+  Tensor dx = new_like(x), dw = new_like(w);
+  gemm(false, false, rows, features, out, f32(dy), out, f32(w), features, 0.f, f32(dx), features);
+  gemm(true, false, out, features, rows, f32(dy), out, f32(x), features, 0.f, f32(dw), features);
+  c.grad_inputs[0] = dx;
+  for (size_t i = 0; i < c.node.params.size(); ++i)
+    if (c.node.params[i].name == "bias") {
+      Tensor db = new_f32(Shape{out});
+      float* dbd = f32(db);
+      const float* g = f32(dy);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < out; ++o) dbd[o] += g[r * out + o];
+      c.grad_params[i] = db;
+    } else if (c.node.params[i].name == "weight") {
+      c.grad_params[i] = dw;
+    }
+}
+
+}  // namespace
+
+extern const OpRules linear_rules{"Linear", infer, forward, backward};
+
+}  // namespace shrink::nn::ops

@@ -1,0 +1,57 @@
+// Shared checks for the ops' infer() rules.
+#include "ops/op_support.h"
+
+namespace shrink::nn::ops {
+
+std::pair<int64_t, int64_t> attr_pair(const Node& node, const char* key, int64_t fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return {fallback, fallback};
+  if (it->is_number_integer()) return {it->get<int64_t>(), it->get<int64_t>()};
+  if (it->is_array() && it->size() == 2 && (*it)[0].is_number_integer() &&
+      (*it)[1].is_number_integer())
+    return {(*it)[0].get<int64_t>(), (*it)[1].get<int64_t>()};
+  throw UsageError(fmt::format("attribute '{}' must be an integer or a pair", key), node.name);
+}
+
+void fail(const Node& node, const std::string& problem) {
+  throw UsageError(problem, node.name + " (" + node.kind + ")");
+}
+
+void expect_inputs(const Node& node, std::span<const ValueInfo> inputs, size_t count) {
+  if (inputs.size() != count)
+    fail(node, fmt::format("takes {} input(s), got {}", count, inputs.size()));
+}
+
+void expect_rank(const Node& node, const ValueInfo& info, int rank, const char* what) {
+  if (info.shape.rank() != rank)
+    fail(node, fmt::format("{} must have rank {}, got shape {}", what, rank, info.shape.to_string()));
+}
+
+void expect_f32(const Node& node, const ValueInfo& info, const char* what) {
+  if (info.dtype != DType::f32)
+    fail(node, fmt::format("{} must be f32, got {}", what, dtype_name(info.dtype)));
+}
+
+void expect_param(const Node& node, const char* local_name, const Shape& shape) {
+  const Param* p = node.find_param(local_name);
+  if (!p || !p->value.defined()) fail(node, fmt::format("missing parameter '{}'", local_name));
+  if (p->value.dtype() != DType::f32)
+    fail(node, fmt::format("parameter '{}' must be f32, got {}", local_name,
+                           dtype_name(p->value.dtype())));
+  if (p->value.shape() != shape)
+    fail(node, fmt::format("parameter '{}' has shape {}, expected {}", local_name,
+                           p->value.shape().to_string(), shape.to_string()));
+}
+
+bool dims_compatible(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }
+
+void expect_dim(const Node& node, int64_t actual, int64_t expected, const char* what) {
+  if (!dims_compatible(actual, expected))
+    fail(node, fmt::format("{} is {}, expected {}", what, actual, expected));
+}
+
+Tensor grad_or_zeros(const Tensor& grad, const Tensor& like) {
+  return grad.defined() ? grad : Tensor::empty(like.shape(), DType::f32);
+}
+
+}  // namespace shrink::nn::ops

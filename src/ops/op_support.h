@@ -1,0 +1,60 @@
+// Helpers shared by the op files: attribute access, shape checks for infer(), f32 data access,
+// and the f32 GEMM used by the layers.
+#pragma once
+#include <fmt/format.h>
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shrink/kernels/registry.h"
+#include "shrink/nn/op.h"
+
+namespace shrink::nn::ops {
+
+inline int64_t attr_int(const Node& node, const char* key, int64_t fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return fallback;
+  if (!it->is_number_integer())
+    throw UsageError(fmt::format("attribute '{}' must be an integer", key), node.name);
+  return it->get<int64_t>();
+}
+inline double attr_float(const Node& node, const char* key, double fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return fallback;
+  if (!it->is_number()) throw UsageError(fmt::format("attribute '{}' must be a number", key), node.name);
+  return it->get<double>();
+}
+inline bool attr_bool(const Node& node, const char* key, bool fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end()) return fallback;
+  if (!it->is_boolean()) throw UsageError(fmt::format("attribute '{}' must be true or false", key), node.name);
+  return it->get<bool>();
+}
+// A pair attribute given as one integer or [a, b].
+std::pair<int64_t, int64_t> attr_pair(const Node& node, const char* key, int64_t fallback);
+
+[[noreturn]] void fail(const Node& node, const std::string& problem);
+void expect_inputs(const Node& node, std::span<const ValueInfo> inputs, size_t count);
+void expect_rank(const Node& node, const ValueInfo& info, int rank, const char* what);
+void expect_f32(const Node& node, const ValueInfo& info, const char* what);
+// The parameter exists, is f32 and has exactly this shape.
+void expect_param(const Node& node, const char* local_name, const Shape& shape);
+// Known dims must agree (-1 matches anything).
+bool dims_compatible(int64_t a, int64_t b);
+void expect_dim(const Node& node, int64_t actual, int64_t expected, const char* what);
+
+inline const float* f32(const Tensor& t) { return t.data<float>(); }
+inline float* f32(Tensor& t) { return t.mutable_data<float>(); }
+inline Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::f32); }
+inline Tensor new_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype()); }
+// Gradient tensor of a value: the given one, or zeros when backward did not reach it.
+Tensor grad_or_zeros(const Tensor& grad, const Tensor& like);
+
+// C(m,n) (+)= op(A) op(B) with the registry's best f32 GEMM.
+inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  kernels().gemm_f32(trans_a, trans_b, m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace shrink::nn::ops

@@ -1,0 +1,143 @@
+// Pooling over NCHW: MaxPool2d (kernel, stride = kernel by default, padding, dilation 1),
+// AvgPool2d (padding counts as zeros in the average, PyTorch's count_include_pad=True default),
+// AdaptiveAvgPool2d (output_size; window [floor(i*H/OH), ceil((i+1)*H/OH)) as in PyTorch).
+#include <cmath>
+#include <limits>
+
+#include "ops/op_support.h"
+#include "shrink/core/parallel.h"
+
+namespace shrink::nn::ops {
+namespace {
+
+struct Window {
+  int64_t y0, y1, x0, x1;  // clipped to the input
+  int64_t divisor;
+};
+
+struct PoolGeometry {
+  int64_t h, w, oh, ow;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  bool adaptive = false;
+  Window window(int64_t oy, int64_t ox) const {
+    if (adaptive) {
+      Window win{oy * h / oh, ((oy + 1) * h + oh - 1) / oh, ox * w / ow, ((ox + 1) * w + ow - 1) / ow, 0};
+      win.divisor = (win.y1 - win.y0) * (win.x1 - win.x0);
+      return win;
+    }
+    int64_t y0 = oy * sh - ph, x0 = ox * sw - pw;
+    int64_t y1 = std::min(y0 + kh, h + ph), x1 = std::min(x0 + kw, w + pw);
+    Window win{std::max<int64_t>(y0, 0), std::min(y1, h), std::max<int64_t>(x0, 0), std::min(x1, w),
+               (y1 - y0) * (x1 - x0)};
+    return win;
+  }
+};
+
+PoolGeometry geometry(const Node& node, const Shape& x) {
+  PoolGeometry g;
+  g.h = x[2], g.w = x[3];
+  if (node.kind == "AdaptiveAvgPool2d") {
+    g.adaptive = true;
+    std::tie(g.oh, g.ow) = attr_pair(node, "output_size", -1);
+    return g;
+  }
+  std::tie(g.kh, g.kw) = attr_pair(node, "kernel_size", -1);
+  std::tie(g.sh, g.sw) = attr_pair(node, "stride", g.kh);
+  if (!node.attrs.contains("stride")) g.sw = g.kw;
+  std::tie(g.ph, g.pw) = attr_pair(node, "padding", 0);
+  g.oh = g.h < 0 ? -1 : (g.h + 2 * g.ph - g.kh) / g.sh + 1;
+  g.ow = g.w < 0 ? -1 : (g.w + 2 * g.pw - g.kw) / g.sw + 1;
+  return g;
+}
+
+std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  expect_f32(node, in[0], "input");
+  expect_rank(node, in[0], 4, "input (N, C, H, W)");
+  PoolGeometry g = geometry(node, in[0].shape);
+  if (g.adaptive) {
+    if (g.oh <= 0 || g.ow <= 0) fail(node, "needs a positive output_size");
+  } else {
+    if (g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.ph < 0 || g.pw < 0)
+      fail(node, "needs positive kernel_size and stride, padding >= 0");
+    if (2 * g.ph > g.kh || 2 * g.pw > g.kw) fail(node, "padding must be at most half the kernel");
+    if ((g.h >= 0 && g.oh <= 0) || (g.w >= 0 && g.ow <= 0))
+      fail(node, fmt::format("input {}x{} is smaller than the kernel", g.h, g.w));
+  }
+  return {{Shape{in[0].shape[0], in[0].shape[1], g.oh, g.ow}, DType::f32}};
+}
+
+void forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  PoolGeometry g = geometry(c.node, x.shape());
+  int64_t planes = x.shape()[0] * x.shape()[1];
+  bool is_max = c.node.kind == "MaxPool2d";
+  Tensor y = new_f32(Shape{x.shape()[0], x.shape()[1], g.oh, g.ow});
+  Tensor argmax = is_max ? Tensor::empty(y.shape(), DType::i32) : Tensor();
+  parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const float* src = f32(x) + plane * g.h * g.w;
+      float* dst = f32(y) + plane * g.oh * g.ow;
+      for (int64_t oy = 0; oy < g.oh; ++oy)
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          Window win = g.window(oy, ox);
+          if (is_max) {
+            float best = -std::numeric_limits<float>::infinity();
+            int32_t where = int32_t(win.y0 * g.w + win.x0);
+            for (int64_t iy = win.y0; iy < win.y1; ++iy)
+              for (int64_t ix = win.x0; ix < win.x1; ++ix)
+                if (src[iy * g.w + ix] > best || std::isnan(src[iy * g.w + ix])) {
+                  best = src[iy * g.w + ix];
+                  where = int32_t(iy * g.w + ix);
+                }
+            dst[oy * g.ow + ox] = best;
+            argmax.mutable_data<int32_t>()[plane * g.oh * g.ow + oy * g.ow + ox] = where;
+          } else {
+            double sum = 0;
+            for (int64_t iy = win.y0; iy < win.y1; ++iy)
+              for (int64_t ix = win.x0; ix < win.x1; ++ix) sum += src[iy * g.w + ix];
+            dst[oy * g.ow + ox] = float(sum / double(win.divisor));
+          }
+        }
+    }
+  });
+  c.outputs[0] = y;
+  if (c.record && is_max) c.saved = {argmax};
+}
+
+void backward(BackwardContext& c) {
+  if (!c.grad_outputs[0].defined()) return;
+  const Tensor& x = c.inputs[0];
+  PoolGeometry g = geometry(c.node, x.shape());
+  const Tensor dy = c.grad_outputs[0].contiguous();
+  int64_t planes = x.shape()[0] * x.shape()[1];
+  bool is_max = c.node.kind == "MaxPool2d";
+  Tensor dx = new_f32(x.shape());
+  parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const float* g_out = f32(dy) + plane * g.oh * g.ow;
+      float* g_in = f32(dx) + plane * g.h * g.w;
+      for (int64_t oy = 0; oy < g.oh; ++oy)
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          float grad = g_out[oy * g.ow + ox];
+          if (is_max) {
+            g_in[c.saved.at(0).data<int32_t>()[plane * g.oh * g.ow + oy * g.ow + ox]] += grad;
+            continue;
+          }
+          Window win = g.window(oy, ox);
+          float share = grad / float(win.divisor);
+          for (int64_t iy = win.y0; iy < win.y1; ++iy)
+            for (int64_t ix = win.x0; ix < win.x1; ++ix) g_in[iy * g.w + ix] += share;
+        }
+    }
+  });
+  c.grad_inputs[0] = dx;
+}
+
+}  // namespace
+
+extern const OpRules max_pool2d_rules{"MaxPool2d", infer, forward, backward};
+extern const OpRules avg_pool2d_rules{"AvgPool2d", infer, forward, backward};
+extern const OpRules adaptive_avg_pool2d_rules{"AdaptiveAvgPool2d", infer, forward, backward};
+
+}  // namespace shrink::nn::ops

@@ -1,0 +1,131 @@
+// Every op's backward rule against central finite differences, over awkward shapes and options.
+#include "nn/nn_test_support.h"
+
+namespace shrink::testing {
+namespace {
+
+using nlohmann::json;
+
+Tensor input(const Shape& shape, uint64_t seed = 3, float low = -1.f, float high = 1.f) {
+  Rng rng(seed);
+  return random_tensor(shape, rng, low, high);
+}
+
+// Values bounded away from zero (and from 6), so the kinks of ReLU/ReLU6 lie outside the step.
+Tensor away_from_kinks(const Shape& shape) {
+  Tensor t = input(shape, 5, -7.f, 7.f);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    float& v = t.mutable_data<float>()[i];
+    if (std::abs(v) < 0.1f) v += 0.3f;
+    if (std::abs(v - 6.f) < 0.1f) v += 0.3f;
+  }
+  return t;
+}
+
+void check_single(const nn::Node& node, std::vector<Tensor> inputs, GradCheckOptions options = {}) {
+  std::vector<nn::ValueInfo> infos;
+  for (const Tensor& t : inputs) infos.push_back({t.shape(), t.dtype()});
+  nn::Graph graph = single_node_graph(node, infos);
+  expect_gradients_match(graph, std::move(inputs), options);
+}
+
+TEST(GradCheck, Linear) {
+  check_single(make_node("Linear", {{"in_features", 5}, {"out_features", 3}},
+                         {{"weight", {3, 5}}, {"bias", {3}}}),
+               {input({2, 4, 5})});
+  check_single(make_node("Linear", {{"in_features", 1}, {"out_features", 7}}, {{"weight", {7, 1}}}),
+               {input({3, 1})});
+}
+
+struct ConvCase {
+  json attrs;
+  Shape x, w;
+  bool bias;
+};
+
+TEST(GradCheck, Conv2dStridesPaddingDilationGroups) {
+  std::vector<ConvCase> cases = {
+      {{{"in_channels", 2}, {"out_channels", 3}, {"kernel_size", 3}, {"padding", 1}}, {2, 2, 5, 6}, {3, 2, 3, 3}, true},
+      {{{"in_channels", 3}, {"out_channels", 2}, {"kernel_size", json::array({2, 3})}, {"stride", 2}, {"dilation", json::array({2, 1})}},
+       {1, 3, 7, 8}, {2, 3, 2, 3}, true},
+      {{{"in_channels", 4}, {"out_channels", 6}, {"kernel_size", 3}, {"groups", 2}, {"padding", json::array({0, 2})}},
+       {2, 4, 5, 5}, {6, 2, 3, 3}, false},
+      {{{"in_channels", 3}, {"out_channels", 3}, {"kernel_size", 3}, {"groups", 3}, {"stride", json::array({1, 2})}, {"padding", 1}},
+       {2, 3, 4, 5}, {3, 1, 3, 3}, true},
+      {{{"in_channels", 2}, {"out_channels", 4}, {"kernel_size", 1}}, {3, 2, 2, 3}, {4, 2, 1, 1}, true},
+  };
+  for (const ConvCase& c : cases) {
+    std::vector<ParamSpec> params = {{"weight", c.w}};
+    if (c.bias) params.push_back({"bias", {c.w[0]}});
+    SCOPED_TRACE(c.attrs.dump());
+    check_single(make_node("Conv2d", c.attrs, params), {input(c.x)});
+  }
+}
+
+std::vector<ParamSpec> batch_norm_params(int64_t c) {
+  return {{"weight", {c}, true, 0.5f, 1.5f},
+          {"bias", {c}},
+          {"running_mean", {c}, false},
+          {"running_var", {c}, false, 0.5f, 1.5f}};
+}
+
+TEST(GradCheck, BatchNormTrainingAndEval) {
+  for (bool training : {true, false}) {
+    SCOPED_TRACE(training ? "training" : "eval");
+    GradCheckOptions options;
+    options.training = training;
+    options.step = 1e-3;
+    check_single(make_node("BatchNorm2d", {{"num_features", 3}}, batch_norm_params(3)),
+                 {input({2, 3, 2, 3})}, options);
+    check_single(make_node("BatchNorm1d", {{"num_features", 4}}, batch_norm_params(4)),
+                 {input({5, 4})}, options);
+    check_single(make_node("BatchNorm1d", {{"num_features", 2}}, batch_norm_params(2)),
+                 {input({3, 2, 4})}, options);
+  }
+}
+
+TEST(GradCheck, Activations) {
+  for (const char* kind : {"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid"}) {
+    SCOPED_TRACE(kind);
+    check_single(make_node(kind, json::object(), {}), {away_from_kinks({3, 7})});
+  }
+  check_single(make_node("GELU", {{"approximate", "tanh"}}, {}), {input({2, 9}, 3, -3.f, 3.f)});
+}
+
+TEST(GradCheck, LastAxisOps) {
+  check_single(make_node("Softmax", json::object(), {}), {input({3, 5}, 3, -3.f, 3.f)});
+  check_single(make_node("LayerNorm", {{"normalized_shape", 6}}, {{"weight", {6}}, {"bias", {6}}}),
+               {input({2, 3, 6})}, {.step = 1e-3});
+  check_single(make_node("RMSNorm", {{"normalized_shape", 5}}, {{"weight", {5}}}), {input({4, 5})},
+               {.step = 1e-3});
+}
+
+TEST(GradCheck, Pooling) {
+  check_single(make_node("MaxPool2d", {{"kernel_size", 2}}, {}), {input({2, 2, 4, 6})});
+  check_single(make_node("MaxPool2d", {{"kernel_size", 3}, {"stride", 2}, {"padding", 1}}, {}),
+               {input({1, 2, 5, 5})});
+  check_single(make_node("AvgPool2d", {{"kernel_size", 3}, {"stride", 2}, {"padding", 1}}, {}),
+               {input({2, 1, 5, 6})});
+  check_single(make_node("AdaptiveAvgPool2d", {{"output_size", json::array({2, 3})}}, {}),
+               {input({1, 3, 5, 7})});
+}
+
+TEST(GradCheck, StructuralOps) {
+  check_single(make_node("Flatten", json::object(), {}), {input({2, 3, 2, 2})});
+  check_single(make_node("Add", json::object(), {}), {input({2, 5}), input({2, 5}, 4)});
+  check_single(make_node("Mul", json::object(), {}), {input({3, 4}), input({3, 4}, 4)});
+  check_single(make_node("Concat", {{"axis", 1}}, {}), {input({2, 3, 2}), input({2, 1, 2}, 4)});
+  check_single(make_node("Concat", {{"axis", -1}}, {}), {input({2, 3}), input({2, 4}, 4)});
+  check_single(make_node("Dropout", {{"p", 0.3}}, {}), {input({4, 6})});
+}
+
+TEST(GradCheck, EmbeddingWeights) {
+  Tensor ids = Tensor::empty(Shape{2, 3}, DType::i64);
+  int64_t values[] = {0, 4, 2, 4, 1, 0};
+  std::copy(values, values + 6, ids.mutable_data<int64_t>());
+  check_single(make_node("Embedding", {{"num_embeddings", 5}, {"embedding_dim", 3}}, {{"weight", {5, 3}}}),
+               {ids});
+}
+
+}  // namespace
+}  // namespace shrink::testing
