@@ -1,4 +1,5 @@
 // Implementation of the shared test helpers.
+#include "shrink/io/datasets.h"
 #include "test_support.h"
 
 #include <dirent.h>
@@ -16,9 +17,7 @@ namespace shrink::testing {
 std::string fixture_path(const std::string& relative) { return std::string(SHRINK_FIXTURES_DIR) + "/" + relative; }
 
 std::string asset_path(const std::string& relative) {
-  const char* cache = std::getenv("SHRINK_CACHE");
-  const std::string root = cache && *cache ? cache : std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.cache/shrink";
-  return root + "/" + relative;
+  return asset_cache_dir() + "/" + relative;
 }
 
 bool assets_required() {

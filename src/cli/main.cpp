@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.footer(
       "Exit codes: 0 success; 1 the work failed (unreadable or invalid input, I/O error);\n"
-      "2 the command line or a setting is wrong; 3 internal error (please report it).\n"
+      "2 the command line or a setting is wrong; 3 internal error (please report it);\n"
+      "130 interrupted (Ctrl-C; files written before stay intact).\n"
       "Run 'shrink COMMAND --help' for a command's options.");
   for (const auto& command : shrink::cli::kCommands) command.setup(*app.add_subcommand(command.name, command.summary));
   app.parse_complete_callback([&] { shrink::set_num_threads(threads); });
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return report("", std::string(e.what()) + " (see 'shrink --help')", 2);
+  } catch (const shrink::InterruptedError& e) {
+    return report("", e.what(), 130);
   } catch (const shrink::UsageError& e) {
     return report("", e.what(), 2);
   } catch (const shrink::Error& e) {

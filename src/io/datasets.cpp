@@ -1,4 +1,5 @@
 // IDX and text datasets, gzip through zlib, seeded batching.
+#include <cstdlib>
 #include "shrink/io/datasets.h"
 
 #include <zlib.h>
@@ -11,6 +12,14 @@
 #include "shrink/core/rng.h"
 
 namespace shrink {
+
+std::string asset_cache_dir() {
+  const char* cache = std::getenv("SHRINK_CACHE");
+  if (cache && *cache) return cache;
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.cache/shrink";
+}
+
 
 std::vector<std::byte> read_maybe_gzipped(const std::string& path, size_t max_bytes) {
   const auto source = map_file(path);

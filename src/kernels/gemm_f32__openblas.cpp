@@ -1,22 +1,60 @@
-// fp32 GEMM through OpenBLAS (loaded by openblas.cpp with the right core type).
-#include <atomic>
+// fp32 GEMM through OpenBLAS (loaded by openblas.cpp with the right core type). OpenBLAS runs
+// single-threaded; shrink splits the larger output dimension over its own OpenMP workers. Two
+// thread pools on the same cores (OpenBLAS's pthreads yielding, OpenMP's spinning) cost ~2x in
+// training steps that mix GEMMs with shrink's own parallel loops.
+#include <omp.h>
+
+#include <mutex>
 
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/openblas.h"
 
 namespace shrink::kernel_variants {
+namespace {
+
+void sgemm_one_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                      float* c, int64_t ldc) {
+  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+  openblas().sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, int(m),
+                   int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+}
+
+}  // namespace
 
 void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                         float* c, int64_t ldc) {
-  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
-  const OpenBlas& blas = openblas();
-  static std::atomic<int> blas_threads = 0;  // follow set_num_threads() after loading
-  if (const int threads = num_threads(); blas.set_num_threads && blas_threads.exchange(threads) != threads)
-    blas.set_num_threads(threads);
-  blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, int(m),
-                   int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  static std::once_flag single_threaded;
+  std::call_once(single_threaded, [] {
+    if (openblas().set_num_threads) openblas().set_num_threads(1);
+  });
+  const int threads = omp_in_parallel() ? 1 : num_threads();
+  // Below ~2 MFLOP a split costs more than it saves.
+  if (threads == 1 || m * n * k < (int64_t(1) << 20) || (m < 32 && n < 32)) {
+    sgemm_one_thread(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (m >= n) {  // rows of C (and of op(A))
+    const int64_t block = (m + threads * 8 - 1) / (threads * 8) * 8;
+    parallel_for(0, (m + block - 1) / block, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t part = lo; part < hi; ++part) {
+        int64_t r = part * block, rows = std::min(block, m - r);
+        sgemm_one_thread(trans_a, trans_b, rows, n, k, alpha, trans_a ? a + r : a + r * lda, lda, b,
+                         ldb, beta, c + r * ldc, ldc);
+      }
+    });
+  } else {  // columns of C (and of op(B))
+    const int64_t block = (n + threads * 16 - 1) / (threads * 16) * 16;
+    parallel_for(0, (n + block - 1) / block, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t part = lo; part < hi; ++part) {
+        int64_t col = part * block, cols = std::min(block, n - col);
+        sgemm_one_thread(trans_a, trans_b, m, cols, k, alpha, a, lda, trans_b ? b + col * ldb : b + col,
+                         ldb, beta, c + col, ldc);
+      }
+    });
+  }
 }
 
 }  // namespace shrink::kernel_variants

@@ -34,7 +34,7 @@ OpenBlas load() {
     blas.path = name;
     if (corename) blas.core_name = corename();
     if (config) blas.config = config();
-    if (blas.set_num_threads) blas.set_num_threads(num_threads());
+    if (blas.set_num_threads) blas.set_num_threads(1);  // shrink splits GEMMs over its own workers
     break;
   }
   return blas;

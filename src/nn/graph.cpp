@@ -75,6 +75,12 @@ void Graph::mark_output(int value) {
   outputs_.push_back(value);
 }
 
+void Graph::set_value_name(int value, const std::string& name) {
+  if (value < 0 || size_t(value) >= values_.size())
+    throw UsageError(fmt::format("value {} does not exist", value), "graph");
+  values_[size_t(value)].name = name;
+}
+
 int Graph::node_index(std::string_view name) const {
   for (size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_[i].name == name) return int(i);

@@ -28,6 +28,17 @@ void rename_reads(std::vector<Node>& nodes, size_t from_node, int old_value, int
       if (id == old_value) id = new_value;
 }
 
+// Values named after the node they came from ("fc1", "lstm:0") follow the node's new name;
+// names given on purpose ("logits") stay.
+void rename_outputs(std::vector<Value>& values, const std::vector<int>& outputs, const std::string& old_name,
+                    const std::string& new_name) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    std::string suffix = outputs.size() == 1 ? "" : fmt::format(":{}", i);
+    Value& v = values[size_t(outputs[i])];
+    if (v.name == old_name + suffix) v.name = new_name + suffix;
+  }
+}
+
 }  // namespace
 
 void Graph::replace_node(std::string_view name, Node replacement) {
@@ -38,6 +49,7 @@ void Graph::replace_node(std::string_view name, Node replacement) {
     Node& old = nodes_[size_t(index)];
     replacement.inputs = old.inputs;
     replacement.outputs = old.outputs;
+    rename_outputs(values_, old.outputs, old.name, replacement.name);
     old = std::move(replacement);
   });
 }
@@ -124,6 +136,7 @@ void Graph::fuse_chain(const std::vector<std::string>& names, Node fused) {
   transactional(*this, [&] {
     fused.inputs = nodes_[size_t(indices.front())].inputs;
     fused.outputs = nodes_[size_t(indices.back())].outputs;
+    rename_outputs(values_, fused.outputs, nodes_[size_t(indices.back())].name, fused.name);
     nodes_[size_t(indices.back())] = std::move(fused);
     std::vector<int> doomed(indices.begin(), indices.end() - 1);
     std::sort(doomed.rbegin(), doomed.rend());

@@ -64,7 +64,7 @@ struct Tanh {
 
 template <class F> void forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
-  Tensor y = new_like(x);
+  Tensor y = uninitialized_like(x);
   const float* xd = f32(x);
   float* yd = f32(y);
   parallel_for(0, x.numel(), 1 << 15, [&](int64_t b, int64_t e) {
@@ -76,7 +76,7 @@ template <class F> void forward(ForwardContext& c) {
 template <class F> void backward(BackwardContext& c) {
   if (!c.grad_outputs[0].defined()) return;
   const Tensor x = c.inputs[0].contiguous(), dy = c.grad_outputs[0].contiguous();
-  Tensor dx = new_like(x);
+  Tensor dx = uninitialized_like(x);
   const float *xd = f32(x), *g = f32(dy);
   float* out = f32(dx);
   parallel_for(0, x.numel(), 1 << 15, [&](int64_t b, int64_t e) {

@@ -50,15 +50,22 @@ void forward(ForwardContext& c) {
     for (int64_t ch = begin; ch < end; ++ch) {
       double m, var;
       if (c.training) {
+        // Float sums within a row (they vectorise), double across rows.
         double sum = 0, sq = 0;
         for (int64_t n = 0; n < l.n; ++n) {
           const float* row = xd + (n * l.c + ch) * l.inner;
-          for (int64_t i = 0; i < l.inner; ++i) sum += row[i];
+          float part = 0.f;
+#pragma omp simd reduction(+ : part)
+          for (int64_t i = 0; i < l.inner; ++i) part += row[i];
+          sum += part;
         }
         m = sum / double(l.count());
         for (int64_t n = 0; n < l.n; ++n) {
           const float* row = xd + (n * l.c + ch) * l.inner;
-          for (int64_t i = 0; i < l.inner; ++i) sq += (row[i] - m) * (row[i] - m);
+          float part = 0.f, mf = float(m);
+#pragma omp simd reduction(+ : part)
+          for (int64_t i = 0; i < l.inner; ++i) part += (row[i] - mf) * (row[i] - mf);
+          sq += part;
         }
         var = sq / double(l.count());
         double unbiased = l.count() > 1 ? sq / double(l.count() - 1) : var;
@@ -72,7 +79,7 @@ void forward(ForwardContext& c) {
       f32(inv_std)[ch] = float(1.0 / std::sqrt(var + eps));
     }
   });
-  Tensor y = new_like(x);
+  Tensor y = uninitialized_like(x);
   float* yd = f32(y);
   parallel_for(0, l.n * l.c, 4, [&](int64_t begin, int64_t end) {
     for (int64_t index = begin; index < end; ++index) {
@@ -102,24 +109,29 @@ void backward(BackwardContext& c) {
       double sum_g = 0, sum_gx = 0;
       for (int64_t n = 0; n < l.n; ++n) {
         int64_t base = (n * l.c + ch) * l.inner;
+        float part_g = 0.f, part_gx = 0.f;
+#pragma omp simd reduction(+ : part_g, part_gx)
         for (int64_t i = 0; i < l.inner; ++i) {
-          double xhat = (xd[base + i] - mean[ch]) * inv_std[ch];
-          sum_g += g[base + i];
-          sum_gx += g[base + i] * xhat;
+          float xhat = (xd[base + i] - mean[ch]) * inv_std[ch];
+          part_g += g[base + i];
+          part_gx += g[base + i] * xhat;
         }
+        sum_g += part_g;
+        sum_gx += part_gx;
       }
       f32(dw)[ch] = float(sum_gx);
       f32(db)[ch] = float(sum_g);
       double k = w[ch] * inv_std[ch], count = double(l.count());
+      float mean_g = float(sum_g / count), mean_gx = float(sum_gx / count);
       for (int64_t n = 0; n < l.n; ++n) {
         int64_t base = (n * l.c + ch) * l.inner;
         for (int64_t i = 0; i < l.inner; ++i) {
           if (!batch_statistics) {
-            out[base + i] = float(g[base + i] * k);
+            out[base + i] = g[base + i] * float(k);
             continue;
           }
-          double xhat = (xd[base + i] - mean[ch]) * inv_std[ch];
-          out[base + i] = float(k * (g[base + i] - sum_g / count - xhat * sum_gx / count));
+          float xhat = (xd[base + i] - mean[ch]) * inv_std[ch];
+          out[base + i] = float(k) * (g[base + i] - mean_g - xhat * mean_gx);
         }
       }
     }

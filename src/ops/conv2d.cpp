@@ -1,6 +1,9 @@
 // Conv2d over NCHW: x (N, C, H, W) -> y (N, OC, OH, OW), weight (OC, C/groups, KH, KW), bias (OC)
-// optional; stride, padding, dilation and groups (depthwise when groups == C). Batched im2col
-// (col (C*KH*KW, N*OH*OW)) and one GEMM per group; backward is the transposed GEMMs and col2im.
+// optional; stride, padding, dilation and groups (depthwise when groups == C). im2col over chunks
+// of samples and one GEMM per group; backward recomputes the columns and runs the transposed
+// GEMMs and col2im.
+#include <vector>
+
 #include "ops/op_support.h"
 #include "shrink/core/parallel.h"
 
@@ -11,7 +14,6 @@ struct ConvGeometry {
   int64_t n, c, h, w, oc, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups;
   int64_t plane() const { return oh * ow; }
   int64_t col_rows() const { return c * kh * kw; }
-  int64_t col_cols() const { return n * oh * ow; }
 };
 
 int64_t out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
@@ -53,125 +55,167 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   return {{Shape{g.n, g.oc, g.oh, g.ow}, DType::f32}};
 }
 
-// col[(c*KH + i)*KW + j][n*P + oy*OW + ox] = x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw] or 0.
-void im2col(const ConvGeometry& g, const float* x, float* col) {
-  parallel_for(0, g.col_rows(), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      int64_t c = row / (g.kh * g.kw), i = row / g.kw % g.kh, j = row % g.kw;
-      float* out = col + row * g.col_cols();
-      for (int64_t n = 0; n < g.n; ++n) {
-        const float* plane = x + (n * g.c + c) * g.h * g.w;
-        for (int64_t oy = 0; oy < g.oh; ++oy, out += g.ow) {
-          int64_t iy = oy * g.sh - g.ph + i * g.dh;
-          if (iy < 0 || iy >= g.h) {
-            std::fill(out, out + g.ow, 0.f);
-            continue;
-          }
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            int64_t ix = ox * g.sw - g.pw + j * g.dw;
-            out[ox] = ix >= 0 && ix < g.w ? plane[iy * g.w + ix] : 0.f;
-          }
-        }
-      }
-    }
-  });
+// Output columns [first, last) whose input column ox*sw - pw + j*dw lies inside the image.
+std::pair<int64_t, int64_t> valid_columns(const ConvGeometry& g, int64_t j) {
+  int64_t offset = j * g.dw - g.pw;  // ix = ox*sw + offset
+  int64_t first = offset >= 0 ? 0 : (-offset + g.sw - 1) / g.sw;
+  int64_t last = g.w - offset <= 0 ? 0 : (g.w - offset + g.sw - 1) / g.sw;
+  last = std::min(last, g.ow);
+  return {std::min(first, last), last};
 }
 
-// The adjoint of im2col: dx[n, c, y, x] += every col entry that copied it.
-void col2im(const ConvGeometry& g, const float* col, float* dx) {
-  parallel_for(0, g.c, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c)
-      for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const float* in = col + ((c * g.kh + i) * g.kw + j) * g.col_cols();
-          for (int64_t n = 0; n < g.n; ++n) {
-            float* plane = dx + (n * g.c + c) * g.h * g.w;
-            for (int64_t oy = 0; oy < g.oh; ++oy, in += g.ow) {
-              int64_t iy = oy * g.sh - g.ph + i * g.dh;
-              if (iy < 0 || iy >= g.h) continue;
-              for (int64_t ox = 0; ox < g.ow; ++ox) {
-                int64_t ix = ox * g.sw - g.pw + j * g.dw;
-                if (ix >= 0 && ix < g.w) plane[iy * g.w + ix] += in[ox];
-              }
-            }
-          }
+// Columns of a chunk of samples [n0, n1): col (C*KH*KW, (n1-n0)*P),
+// col[(c*KH + i)*KW + j][(n-n0)*P + oy*OW + ox] = x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw] or 0.
+void im2col(const ConvGeometry& g, const float* x, int64_t n0, int64_t n1, float* col) {
+  const int64_t cols = (n1 - n0) * g.plane();
+  for (int64_t row = 0; row < g.col_rows(); ++row) {
+    int64_t c = row / (g.kh * g.kw), i = row / g.kw % g.kh, j = row % g.kw;
+    auto [first, last] = valid_columns(g, j);
+    int64_t offset = j * g.dw - g.pw;
+    float* out = col + row * cols;
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* plane = x + (n * g.c + c) * g.h * g.w;
+      for (int64_t oy = 0; oy < g.oh; ++oy, out += g.ow) {
+        int64_t iy = oy * g.sh - g.ph + i * g.dh;
+        if (iy < 0 || iy >= g.h) {
+          for (int64_t ox = 0; ox < g.ow; ++ox) out[ox] = 0.f;
+          continue;
         }
-  });
+        // Plain loops: rows are short (7-28 values), where library calls cost more than the copy.
+        const float* src = plane + iy * g.w + offset;
+        for (int64_t ox = 0; ox < first; ++ox) out[ox] = 0.f;
+        if (g.sw == 1)
+          for (int64_t ox = first; ox < last; ++ox) out[ox] = src[ox];
+        else
+          for (int64_t ox = first; ox < last; ++ox) out[ox] = src[ox * g.sw];
+        for (int64_t ox = last; ox < g.ow; ++ox) out[ox] = 0.f;
+      }
+    }
+  }
+}
+
+// The adjoint of im2col for the same chunk: dx[n, c, y, x] += every col entry that copied it.
+void col2im(const ConvGeometry& g, const float* col, int64_t n0, int64_t n1, float* dx) {
+  const int64_t cols = (n1 - n0) * g.plane();
+  for (int64_t row = 0; row < g.col_rows(); ++row) {
+    int64_t c = row / (g.kh * g.kw), i = row / g.kw % g.kh, j = row % g.kw;
+    auto [first, last] = valid_columns(g, j);
+    int64_t offset = j * g.dw - g.pw;
+    const float* in = col + row * cols;
+    for (int64_t n = n0; n < n1; ++n) {
+      float* plane = dx + (n * g.c + c) * g.h * g.w;
+      for (int64_t oy = 0; oy < g.oh; ++oy, in += g.ow) {
+        int64_t iy = oy * g.sh - g.ph + i * g.dh;
+        if (iy < 0 || iy >= g.h) continue;
+        float* dst = plane + iy * g.w + offset;
+        for (int64_t ox = first; ox < last; ++ox) dst[ox * g.sw] += in[ox];
+      }
+    }
+  }
+}
+
+// Samples are processed in chunks of about 256 output positions, so that a chunk's columns and
+// outputs stay in cache (one batched im2col over the whole batch was memory-bound: 3x slower).
+int64_t chunk_samples(const ConvGeometry& g) { return std::max<int64_t>(1, 256 / std::max<int64_t>(g.plane(), 1)); }
+
+// y (N, OC, P) for samples [n0, n1) from a chunk result (OC, (n1-n0)*P), plus bias; or the
+// reverse for gradients.
+void scatter_chunk(const ConvGeometry& g, const float* chunk, const float* bias, int64_t n0, int64_t n1, float* y) {
+  int64_t p = g.plane(), cols = (n1 - n0) * p;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t o = 0; o < g.oc; ++o) {
+      const float* src = chunk + o * cols + (n - n0) * p;
+      float* dst = y + (n * g.oc + o) * p;
+      float b = bias ? bias[o] : 0.f;
+      for (int64_t q = 0; q < p; ++q) dst[q] = src[q] + b;
+    }
+}
+void gather_chunk(const ConvGeometry& g, const float* dy, int64_t n0, int64_t n1, float* chunk) {
+  int64_t p = g.plane(), cols = (n1 - n0) * p;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t o = 0; o < g.oc; ++o)
+      std::copy(dy + (n * g.oc + o) * p, dy + (n * g.oc + o + 1) * p, chunk + o * cols + (n - n0) * p);
 }
 
 void forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   ConvGeometry g = geometry(c.node, x.shape());
-  const Tensor& w = c.node.param("weight").value;
-  Tensor col = new_f32(Shape{g.col_rows(), g.col_cols()});
-  im2col(g, f32(x), f32(col));
-  // y2 (OC, N*P): one GEMM per group over that group's rows of col and of the weight.
-  Tensor y2 = new_f32(Shape{g.oc, g.col_cols()});
-  int64_t ocg = g.oc / g.groups, kg = g.col_rows() / g.groups;
-  for (int64_t grp = 0; grp < g.groups; ++grp)
-    gemm(false, false, ocg, g.col_cols(), kg, f32(w) + grp * ocg * kg, kg,
-         f32(col) + grp * kg * g.col_cols(), g.col_cols(), 0.f,
-         f32(y2) + grp * ocg * g.col_cols(), g.col_cols());
-  Tensor y = new_f32(Shape{g.n, g.oc, g.oh, g.ow});
+  const float* w = f32(c.node.param("weight").value);
   const Param* bias = c.node.find_param("bias");
-  const float* yd2 = f32(y2);
-  float* yd = f32(y);
-  int64_t p = g.plane();
-  parallel_for(0, g.n * g.oc, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t index = begin; index < end; ++index) {
-      int64_t n = index / g.oc, o = index % g.oc;
-      float b = bias ? f32(bias->value)[o] : 0.f;
-      const float* src = yd2 + o * g.col_cols() + n * p;
-      float* dst = yd + index * p;
-      for (int64_t q = 0; q < p; ++q) dst[q] = src[q] + b;
+  Tensor y = uninitialized_f32(Shape{g.n, g.oc, g.oh, g.ow});
+  int64_t per = chunk_samples(g), chunks = (g.n + per - 1) / per;
+  int64_t ocg = g.oc / g.groups, kg = g.col_rows() / g.groups;
+  parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> col(static_cast<size_t>(g.col_rows() * per * g.plane()));
+    std::vector<float> out(static_cast<size_t>(g.oc * per * g.plane()));
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      int64_t n0 = chunk * per, n1 = std::min(g.n, n0 + per), cols = (n1 - n0) * g.plane();
+      im2col(g, f32(x), n0, n1, col.data());
+      for (int64_t grp = 0; grp < g.groups; ++grp)
+        gemm(false, false, ocg, cols, kg, w + grp * ocg * kg, kg, col.data() + grp * kg * cols, cols,
+             0.f, out.data() + grp * ocg * cols, cols);
+      scatter_chunk(g, out.data(), bias ? f32(bias->value) : nullptr, n0, n1, f32(y));
     }
   });
   c.outputs[0] = y;
-  if (c.record) c.saved = {col};
 }
+
+// Weight and bias gradients are summed in a fixed number of buckets of chunks, then the buckets
+// in order: the result does not depend on the number of threads.
+constexpr int64_t kGradientBuckets = 8;
 
 void backward(BackwardContext& c) {
   if (!c.grad_outputs[0].defined()) return;
-  const Tensor& x = c.inputs[0];
+  const Tensor x = c.inputs[0].contiguous();
   ConvGeometry g = geometry(c.node, x.shape());
   const Tensor& w = c.node.param("weight").value;
-  const Tensor& col = c.saved.at(0);
   const Tensor dy = c.grad_outputs[0].contiguous();
-  // dy2 (OC, N*P) from dy (N, OC, P).
-  Tensor dy2 = new_f32(Shape{g.oc, g.col_cols()});
-  int64_t p = g.plane();
-  const float* dyd = f32(dy);
-  float* dy2d = f32(dy2);
-  parallel_for(0, g.n * g.oc, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t index = begin; index < end; ++index) {
-      int64_t n = index / g.oc, o = index % g.oc;
-      std::copy(dyd + index * p, dyd + (index + 1) * p, dy2d + o * g.col_cols() + n * p);
-    }
-  });
-  Tensor dw = new_like(w), dcol = new_f32(Shape{g.col_rows(), g.col_cols()});
+  int64_t per = chunk_samples(g), chunks = (g.n + per - 1) / per;
   int64_t ocg = g.oc / g.groups, kg = g.col_rows() / g.groups;
-  for (int64_t grp = 0; grp < g.groups; ++grp) {
-    const float* dyg = dy2d + grp * ocg * g.col_cols();
-    const float* colg = f32(col) + grp * kg * g.col_cols();
-    gemm(false, true, ocg, kg, g.col_cols(), dyg, g.col_cols(), colg, g.col_cols(), 0.f,
-         f32(dw) + grp * ocg * kg, kg);
-    gemm(true, false, kg, g.col_cols(), ocg, f32(w) + grp * ocg * kg, kg, dyg, g.col_cols(), 0.f,
-         f32(dcol) + grp * kg * g.col_cols(), g.col_cols());
+  int64_t buckets = std::min(kGradientBuckets, chunks);
+  std::vector<Tensor> dw_parts, db_parts;
+  for (int64_t b = 0; b < buckets; ++b) {
+    dw_parts.push_back(new_like(w));
+    db_parts.push_back(new_f32(Shape{g.oc}));
   }
   Tensor dx = new_f32(x.shape());
-  col2im(g, f32(dcol), f32(dx));
-  c.grad_inputs[0] = dx;
-  for (size_t i = 0; i < c.node.params.size(); ++i) {
-    if (c.node.params[i].name == "weight") c.grad_params[i] = dw;
-    if (c.node.params[i].name == "bias") {
-      Tensor db = new_f32(Shape{g.oc});
-      for (int64_t o = 0; o < g.oc; ++o) {
-        double sum = 0;
-        for (int64_t q = 0; q < g.col_cols(); ++q) sum += dy2d[o * g.col_cols() + q];
-        f32(db)[o] = float(sum);
+  parallel_for(0, buckets, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> col(static_cast<size_t>(g.col_rows() * per * g.plane()));
+    std::vector<float> dcol(col.size());
+    std::vector<float> grad(static_cast<size_t>(g.oc * per * g.plane()));
+    for (int64_t bucket = begin; bucket < end; ++bucket) {
+      float* dw = f32(dw_parts[size_t(bucket)]);
+      float* db = f32(db_parts[size_t(bucket)]);
+      for (int64_t chunk = chunks * bucket / buckets; chunk < chunks * (bucket + 1) / buckets; ++chunk) {
+        int64_t n0 = chunk * per, n1 = std::min(g.n, n0 + per), cols = (n1 - n0) * g.plane();
+        im2col(g, f32(x), n0, n1, col.data());
+        gather_chunk(g, f32(dy), n0, n1, grad.data());
+        for (int64_t o = 0; o < g.oc; ++o) {
+          double sum = 0;
+          for (int64_t q = 0; q < cols; ++q) sum += grad[size_t(o * cols + q)];
+          db[o] += float(sum);
+        }
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
+          const float* dyg = grad.data() + grp * ocg * cols;
+          gemm(false, true, ocg, kg, cols, dyg, cols, col.data() + grp * kg * cols, cols, 1.f,
+               dw + grp * ocg * kg, kg);
+          gemm(true, false, kg, cols, ocg, f32(w) + grp * ocg * kg, kg, dyg, cols, 0.f,
+               dcol.data() + grp * kg * cols, cols);
+        }
+        col2im(g, dcol.data(), n0, n1, f32(dx));
       }
-      c.grad_params[i] = db;
     }
+  });
+  c.grad_inputs[0] = dx;
+  for (int64_t b = 1; b < buckets; ++b)
+    for (auto* parts : {&dw_parts, &db_parts}) {
+      float* total = f32((*parts)[0]);
+      const float* part = f32((*parts)[size_t(b)]);
+      for (int64_t i = 0; i < (*parts)[0].numel(); ++i) total[i] += part[i];
+    }
+  for (size_t i = 0; i < c.node.params.size(); ++i) {
+    if (c.node.params[i].name == "weight") c.grad_params[i] = dw_parts[0];
+    if (c.node.params[i].name == "bias") c.grad_params[i] = db_parts[0];
   }
 }
 

@@ -48,6 +48,9 @@ inline const float* f32(const Tensor& t) { return t.data<float>(); }
 inline float* f32(Tensor& t) { return t.mutable_data<float>(); }
 inline Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::f32); }
 inline Tensor new_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype()); }
+// For outputs the op writes in full (saves the zero-fill).
+inline Tensor uninitialized_f32(const Shape& shape) { return Tensor::uninitialized(shape, DType::f32); }
+inline Tensor uninitialized_like(const Tensor& t) { return Tensor::uninitialized(t.shape(), t.dtype()); }
 // Gradient tensor of a value: the given one, or zeros when backward did not reach it.
 Tensor grad_or_zeros(const Tensor& grad, const Tensor& like);
 

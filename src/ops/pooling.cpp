@@ -72,8 +72,9 @@ void forward(ForwardContext& c) {
   PoolGeometry g = geometry(c.node, x.shape());
   int64_t planes = x.shape()[0] * x.shape()[1];
   bool is_max = c.node.kind == "MaxPool2d";
-  Tensor y = new_f32(Shape{x.shape()[0], x.shape()[1], g.oh, g.ow});
-  Tensor argmax = is_max ? Tensor::empty(y.shape(), DType::i32) : Tensor();
+  Tensor y = uninitialized_f32(Shape{x.shape()[0], x.shape()[1], g.oh, g.ow});
+  Tensor argmax = is_max && c.record ? Tensor::uninitialized(y.shape(), DType::i32) : Tensor();
+  int32_t* argmax_out = argmax.defined() ? argmax.mutable_data<int32_t>() : nullptr;
   parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const float* src = f32(x) + plane * g.h * g.w;
@@ -85,13 +86,15 @@ void forward(ForwardContext& c) {
             float best = -std::numeric_limits<float>::infinity();
             int32_t where = int32_t(win.y0 * g.w + win.x0);
             for (int64_t iy = win.y0; iy < win.y1; ++iy)
-              for (int64_t ix = win.x0; ix < win.x1; ++ix)
-                if (src[iy * g.w + ix] > best || std::isnan(src[iy * g.w + ix])) {
-                  best = src[iy * g.w + ix];
+              for (int64_t ix = win.x0; ix < win.x1; ++ix) {
+                float v = src[iy * g.w + ix];
+                if (!(v <= best)) {  // also takes NaN, which then propagates as in PyTorch
+                  best = v;
                   where = int32_t(iy * g.w + ix);
                 }
+              }
             dst[oy * g.ow + ox] = best;
-            argmax.mutable_data<int32_t>()[plane * g.oh * g.ow + oy * g.ow + ox] = where;
+            if (argmax_out) argmax_out[plane * g.oh * g.ow + oy * g.ow + ox] = where;
           } else {
             double sum = 0;
             for (int64_t iy = win.y0; iy < win.y1; ++iy)

@@ -46,7 +46,7 @@ template <bool kMultiply> void binary_forward(ForwardContext& c) {
     throw UsageError(fmt::format("inputs {} and {} differ in shape", a.shape().to_string(),
                                  b.shape().to_string()),
                      c.node.name);
-  Tensor y = new_like(a);
+  Tensor y = uninitialized_like(a);
   const float *ad = f32(a), *bd = f32(b);
   float* yd = f32(y);
   parallel_for(0, a.numel(), 1 << 15, [&](int64_t begin, int64_t end) {

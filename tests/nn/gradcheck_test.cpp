@@ -127,5 +127,36 @@ TEST(GradCheck, EmbeddingWeights) {
                {ids});
 }
 
+std::vector<ParamSpec> recurrent_params(int64_t gates, int64_t input, int64_t hidden, int64_t layers) {
+  std::vector<ParamSpec> params;
+  for (int64_t l = 0; l < layers; ++l) {
+    std::string k = "_l" + std::to_string(l);
+    params.push_back({"weight_ih" + k, {gates * hidden, l ? hidden : input}});
+    params.push_back({"weight_hh" + k, {gates * hidden, hidden}});
+    params.push_back({"bias_ih" + k, {gates * hidden}});
+    params.push_back({"bias_hh" + k, {gates * hidden}});
+  }
+  return params;
+}
+
+TEST(GradCheck, LstmAndGruTwoLayers) {
+  for (auto [kind, gates] : {std::pair{"LSTM", 4}, std::pair{"GRU", 3}}) {
+    SCOPED_TRACE(kind);
+    check_single(make_node(kind, {{"input_size", 3}, {"hidden_size", 4}, {"num_layers", 2}},
+                           recurrent_params(gates, 3, 4, 2)),
+                 {input({2, 5, 3})}, {.step = 1e-3});
+  }
+}
+
+TEST(GradCheck, CausalAttentionWithRopeAndGroupedHeads) {
+  for (bool rope : {false, true}) {
+    SCOPED_TRACE(rope ? "rope" : "no rope");
+    // 4 query heads of width 4 sharing 2 key/value heads.
+    check_single(make_node("Attention", {{"num_heads", 4}, {"num_kv_heads", 2}, {"rope", rope}}, {}),
+                 {input({2, 5, 16}, 3, -2, 2), input({2, 5, 8}, 4, -2, 2), input({2, 5, 8}, 6)},
+                 {.step = 1e-3});
+  }
+}
+
 }  // namespace
 }  // namespace shrink::testing

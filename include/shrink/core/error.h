@@ -35,4 +35,9 @@ class UnsupportedError : public Error {
   using Error::Error;
 };
 
+// The user stopped the work (Ctrl-C); what was committed before stays valid.
+class InterruptedError : public Error {
+  using Error::Error;
+};
+
 }  // namespace shrink

@@ -14,7 +14,7 @@ namespace shrink {
 
 class Storage {
  public:
-  static std::shared_ptr<Storage> allocate(size_t bytes);  // zero-filled, 64-byte aligned
+  static std::shared_ptr<Storage> allocate(size_t bytes, bool zero = true);  // 64-byte aligned
   static std::shared_ptr<Storage> borrow(std::shared_ptr<const ByteSource> source, size_t offset,
                                          size_t bytes);
   ~Storage();
@@ -39,6 +39,8 @@ class Tensor {
   Tensor() = default;
   static Tensor empty(const Shape& shape, DType dtype);  // zero-filled
   static Tensor zeros(const Shape& shape, DType dtype) { return empty(shape, dtype); }
+  // Contents unspecified: for results that are written in full before anyone reads them.
+  static Tensor uninitialized(const Shape& shape, DType dtype);
   // A contiguous tensor over existing storage; checks that it fits.
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t byte_offset,
                              const Shape& shape, DType dtype);

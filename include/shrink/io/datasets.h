@@ -13,6 +13,9 @@ namespace shrink {
 
 // Decompresses a .gz file into memory (or reads it as is when it is not gzip'd), refusing output
 // past `max_bytes`.
+// The asset cache of tools/fetch_assets.py: $SHRINK_CACHE, or ~/.cache/shrink.
+std::string asset_cache_dir();
+
 std::vector<std::byte> read_maybe_gzipped(const std::string& path, size_t max_bytes = size_t(1) << 31);
 
 // An IDX array (magic 0x00 0x00 type rank, big-endian u32 dims, then the data). Only unsigned

@@ -52,6 +52,7 @@ class Graph {
   std::vector<int> add_node(Node node);
   int add(Node node);  // add_node for single-output nodes
   void mark_output(int value);
+  void set_value_name(int value, const std::string& name);  // checked for clashes by validate()
 
   const std::vector<Node>& nodes() const { return nodes_; }
   std::vector<Node>& nodes() { return nodes_; }

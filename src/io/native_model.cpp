@@ -1,0 +1,172 @@
+// The native model file: graph JSON in safetensors metadata, parameters as tensors.
+#include "shrink/io/native_model.h"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "shrink/io/safetensors.h"
+
+namespace shrink::io {
+namespace {
+
+using nlohmann::json;
+
+const std::string* find_metadata(const SafetensorsFile& file, const std::string& key) {
+  for (const auto& [k, v] : file.metadata())
+    if (k == key) return &v;
+  return nullptr;
+}
+
+json parse_json(const std::string& text, const std::string& where) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw FormatError(std::string("metadata is not valid JSON: ") + e.what(), where);
+  }
+}
+
+Shape shape_from_json(const json& j, const std::string& where) {
+  if (!j.is_array()) throw FormatError("a shape must be an array of integers", where);
+  std::vector<int64_t> dims;
+  for (const json& d : j) {
+    if (!d.is_number_integer() || d.get<int64_t>() < -1)
+      throw FormatError("a shape must hold integers >= -1", where);
+    dims.push_back(d.get<int64_t>());
+  }
+  return Shape(dims);
+}
+
+const json& field(const json& j, const char* key, const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) throw FormatError(fmt::format("missing '{}'", key), where);
+  return j.at(key);
+}
+std::string string_field(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  if (!v.is_string()) throw FormatError(fmt::format("'{}' must be a string", key), where);
+  return v.get<std::string>();
+}
+
+nn::Graph graph_from_json(const json& g, const SafetensorsFile& file) {
+  const std::string where = file.source_name();
+  nn::Graph graph;
+  std::map<std::string, int> values;
+  for (const json& in : field(g, "inputs", where)) {
+    std::string name = string_field(in, "name", where);
+    auto dtype = dtype_from_name(string_field(in, "dtype", where));
+    if (!dtype) throw FormatError("unknown dtype of input '" + name + "'", where);
+    values[name] = graph.add_input(name, shape_from_json(field(in, "shape", where), where), *dtype);
+  }
+  for (const json& n : field(g, "nodes", where)) {
+    nn::Node node;
+    node.name = string_field(n, "name", where);
+    node.kind = string_field(n, "kind", where);
+    node.attrs = n.value("attrs", json::object());
+    std::string node_where = where + ": node " + node.name;
+    for (const json& in : field(n, "inputs", node_where)) {
+      if (!in.is_string() || !values.count(in.get<std::string>()))
+        throw FormatError("reads an unknown value", node_where);
+      node.inputs.push_back(values[in.get<std::string>()]);
+    }
+    for (const json& p : n.value("params", json::array())) {
+      std::string local = string_field(p, "name", node_where);
+      std::string full = node.name + "." + local;
+      if (!file.find(full)) throw FormatError("tensor '" + full + "' is missing", where);
+      node.params.push_back({local, file.tensor(full).clone(), {}, p.value("trainable", true)});
+    }
+    const json& outputs = field(n, "outputs", node_where);
+    std::vector<int> ids;
+    try {
+      ids = graph.add_node(std::move(node));
+    } catch (const UsageError& e) {
+      throw FormatError(e.problem(), node_where, "the file's graph does not check out");
+    }
+    if (!outputs.is_array() || outputs.size() != ids.size())
+      throw FormatError("output count disagrees with the node kind", node_where);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!outputs[i].is_string()) throw FormatError("output names must be strings", node_where);
+      graph.set_value_name(ids[i], outputs[i].get<std::string>());
+      values[outputs[i].get<std::string>()] = ids[i];
+    }
+  }
+  for (const json& out : field(g, "outputs", where)) {
+    if (!out.is_string() || !values.count(out.get<std::string>()))
+      throw FormatError("graph output names an unknown value", where);
+    graph.mark_output(values[out.get<std::string>()]);
+  }
+  try {
+    graph.validate();
+  } catch (const UsageError& e) {
+    throw FormatError(e.problem(), where + ": " + e.location());
+  }
+  return graph;
+}
+
+}  // namespace
+
+json graph_to_json(const nn::Graph& graph) {
+  json g;
+  auto value_name = [&](int id) { return graph.values()[size_t(id)].name; };
+  g["inputs"] = json::array();
+  for (int id : graph.inputs()) {
+    const nn::Value& v = graph.values()[size_t(id)];
+    g["inputs"].push_back({{"name", v.name},
+                           {"shape", v.info.shape.dims()},
+                           {"dtype", std::string(dtype_name(v.info.dtype))}});
+  }
+  g["nodes"] = json::array();
+  for (const nn::Node& node : graph.nodes()) {
+    json n = {{"name", node.name}, {"kind", node.kind}, {"attrs", node.attrs}};
+    n["inputs"] = json::array();
+    n["outputs"] = json::array();
+    n["params"] = json::array();
+    for (int id : node.inputs) n["inputs"].push_back(value_name(id));
+    for (int id : node.outputs) n["outputs"].push_back(value_name(id));
+    for (const nn::Param& p : node.params) n["params"].push_back({{"name", p.name}, {"trainable", p.trainable}});
+    g["nodes"].push_back(n);
+  }
+  g["outputs"] = json::array();
+  for (int id : graph.outputs()) g["outputs"].push_back(value_name(id));
+  return g;
+}
+
+void save_model(const std::string& path, const nn::Graph& graph, const json& provenance) {
+  std::vector<NamedTensor> tensors;
+  for (const auto& [name, p] : graph.named_params()) tensors.push_back({name, p->value});
+  StringPairs metadata = {{"shrink.format", kNativeFormatTag},
+                          {"shrink.graph", graph_to_json(graph).dump()},
+                          {"shrink.provenance", provenance.dump()}};
+  save_safetensors(path, tensors, metadata);
+}
+
+LoadedModel load_model(const std::string& path) {
+  SafetensorsFile file = SafetensorsFile::open(path);
+  const std::string* tag = find_metadata(file, "shrink.format");
+  if (!tag)
+    throw FormatError("not a shrink model (no shrink.format in the metadata)", path,
+                      "import foreign models with the import command");
+  if (*tag != kNativeFormatTag)
+    throw UnsupportedError("model format '" + *tag + "' is not " + kNativeFormatTag, path);
+  const std::string* graph_text = find_metadata(file, "shrink.graph");
+  if (!graph_text) throw FormatError("the metadata holds no graph", path);
+  LoadedModel model;
+  try {
+    model.graph = graph_from_json(parse_json(*graph_text, path), file);
+  } catch (const json::exception& e) {
+    throw FormatError(std::string("the graph metadata is malformed: ") + e.what(), path);
+  }
+  if (const std::string* p = find_metadata(file, "shrink.provenance"))
+    model.provenance = parse_json(*p, path);
+  if (!model.provenance.is_object()) model.provenance = json::object();
+  return model;
+}
+
+bool is_native_model(const std::string& path) {
+  try {
+    return find_metadata(SafetensorsFile::open(path), "shrink.format") != nullptr;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace shrink::io

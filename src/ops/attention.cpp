@@ -1,0 +1,146 @@
+// Causal multi-head scaled dot-product attention over projected q, k, v (the projections are
+// ordinary Linear nodes, so quantization and pruning see them): q (N, T, H*d), k and v
+// (N, T, KV*d) -> (N, T, H*d). Grouped key/value heads: query head h reads kv head h / (H/KV).
+// Optional rotary position embedding (Su et al. 2021) in the "rotate half" layout of Hugging
+// Face's Llama: pairs (i, i + d/2) turned by position * theta^(-2i/d).
+#include <cmath>
+
+#include "ops/op_support.h"
+#include "shrink/core/parallel.h"
+
+namespace shrink::nn::ops {
+namespace {
+
+struct AttentionShape {
+  int64_t n, t, heads, kv_heads, dim;
+  bool rope;
+  double theta;
+};
+
+AttentionShape attention_shape(const Node& node, const Shape& q) {
+  AttentionShape s{q[0], q[1], attr_int(node, "num_heads", -1), 0, 0, attr_bool(node, "rope", false),
+                   attr_float(node, "rope_theta", 10000.0)};
+  s.kv_heads = attr_int(node, "num_kv_heads", s.heads);
+  s.dim = s.heads > 0 && q[2] > 0 ? q[2] / s.heads : -1;
+  return s;
+}
+
+std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 3);
+  for (const ValueInfo& v : in) {
+    expect_f32(node, v, "q, k and v");
+    expect_rank(node, v, 3, "q, k and v (N, T, features)");
+  }
+  AttentionShape s = attention_shape(node, in[0].shape);
+  if (s.heads <= 0 || s.kv_heads <= 0 || s.heads % s.kv_heads)
+    fail(node, "num_heads must be positive and a multiple of num_kv_heads");
+  if (in[0].shape[2] < 0 || in[0].shape[2] % s.heads) fail(node, "q's width must be num_heads * head_dim");
+  if (s.rope && s.dim % 2) fail(node, "rotary embedding needs an even head_dim");
+  for (int i = 1; i < 3; ++i) {
+    expect_dim(node, in[size_t(i)].shape[2], s.kv_heads * s.dim, "k/v width (num_kv_heads * head_dim)");
+    expect_dim(node, in[size_t(i)].shape[0], in[0].shape[0], "k/v batch");
+    expect_dim(node, in[size_t(i)].shape[1], in[0].shape[1], "k/v length");
+  }
+  return {in[0]};
+}
+
+// Rotates (direction +1) or un-rotates (-1) every head of x (N, T, heads*d) in place.
+void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double theta, int direction) {
+  int64_t half = d / 2;
+  for (int64_t pos = 0; pos < t; ++pos)
+    for (int64_t i = 0; i < half; ++i) {
+      double angle = double(pos) * std::pow(theta, -2.0 * double(i) / double(d));
+      float cs = float(std::cos(angle)), sn = float(std::sin(angle)) * float(direction);
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t h = 0; h < heads; ++h) {
+          float* v = x + ((b * t + pos) * heads + h) * d;
+          float a = v[i], c = v[i + half];
+          v[i] = a * cs - c * sn;
+          v[i + half] = a * sn + c * cs;
+        }
+    }
+}
+
+// Saved: rotated q and k, and the attention probabilities P (N, H, T, T).
+void forward(ForwardContext& c) {
+  Tensor q = c.inputs[0].contiguous().clone(), k = c.inputs[1].contiguous().clone();
+  const Tensor v = c.inputs[2].contiguous();
+  AttentionShape s = attention_shape(c.node, q.shape());
+  if (s.rope) {
+    apply_rope(f32(q), s.n, s.t, s.heads, s.dim, s.theta, 1);
+    apply_rope(f32(k), s.n, s.t, s.kv_heads, s.dim, s.theta, 1);
+  }
+  Tensor y = new_f32(q.shape()), probs = uninitialized_f32(Shape{s.n, s.heads, s.t, s.t});
+  int64_t qw = s.heads * s.dim, kw = s.kv_heads * s.dim, group = s.heads / s.kv_heads;
+  float scale = float(1.0 / std::sqrt(double(s.dim)));
+  parallel_for(0, s.n * s.heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t index = begin; index < end; ++index) {
+      int64_t b = index / s.heads, h = index % s.heads, kvh = h / group;
+      float* p = f32(probs) + index * s.t * s.t;
+      const float* qh = f32(q) + b * s.t * qw + h * s.dim;
+      const float* kh = f32(k) + b * s.t * kw + kvh * s.dim;
+      const float* vh = f32(v) + b * s.t * kw + kvh * s.dim;
+      gemm(false, true, s.t, s.t, s.dim, qh, qw, kh, kw, 0.f, p, s.t);
+      for (int64_t i = 0; i < s.t; ++i) {  // causal softmax of row i over j <= i
+        float* row = p + i * s.t;
+        float top = -INFINITY;
+        for (int64_t j = 0; j <= i; ++j) top = std::max(top, row[j] * scale);
+        double sum = 0;
+        for (int64_t j = 0; j <= i; ++j) sum += row[j] = std::exp(row[j] * scale - top);
+        for (int64_t j = 0; j <= i; ++j) row[j] = float(row[j] / sum);
+        for (int64_t j = i + 1; j < s.t; ++j) row[j] = 0.f;
+      }
+      gemm(false, false, s.t, s.dim, s.t, p, s.t, vh, kw, 0.f, f32(y) + b * s.t * qw + h * s.dim, qw);
+    }
+  });
+  c.outputs[0] = y;
+  if (c.record) c.saved = {q, k, probs};
+}
+
+void backward(BackwardContext& c) {
+  if (!c.grad_outputs[0].defined()) return;
+  const Tensor &q = c.saved.at(0), &k = c.saved.at(1), &probs = c.saved.at(2);
+  const Tensor v = c.inputs[2].contiguous(), dy = c.grad_outputs[0].contiguous();
+  AttentionShape s = attention_shape(c.node, q.shape());
+  int64_t qw = s.heads * s.dim, kw = s.kv_heads * s.dim, group = s.heads / s.kv_heads;
+  float scale = float(1.0 / std::sqrt(double(s.dim)));
+  Tensor dq = new_f32(q.shape()), dk = new_f32(k.shape()), dv = new_f32(v.shape());
+  // One task per (batch, kv head): the query heads of a group add into the same dk and dv.
+  parallel_for(0, s.n * s.kv_heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> dp(static_cast<size_t>(s.t * s.t));
+    for (int64_t index = begin; index < end; ++index) {
+      int64_t b = index / s.kv_heads, kvh = index % s.kv_heads;
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const float* p = f32(probs) + (b * s.heads + h) * s.t * s.t;
+        const float* dyh = f32(dy) + b * s.t * qw + h * s.dim;
+        const float* qh = f32(q) + b * s.t * qw + h * s.dim;
+        const float* kh = f32(k) + b * s.t * kw + kvh * s.dim;
+        const float* vh = f32(v) + b * s.t * kw + kvh * s.dim;
+        // dv += P^T dy; dP = dy v^T
+        gemm(true, false, s.t, s.dim, s.t, p, s.t, dyh, qw, 1.f, f32(dv) + b * s.t * kw + kvh * s.dim, kw);
+        gemm(false, true, s.t, s.t, s.dim, dyh, qw, vh, kw, 0.f, dp.data(), s.t);
+        for (int64_t i = 0; i < s.t; ++i) {  // dS = P * (dP - sum_j P dP) * scale
+          float* row = dp.data() + i * s.t;
+          const float* prow = p + i * s.t;
+          double dot = 0;
+          for (int64_t j = 0; j <= i; ++j) dot += double(prow[j]) * row[j];
+          for (int64_t j = 0; j < s.t; ++j) row[j] = j <= i ? prow[j] * float(row[j] - dot) * scale : 0.f;
+        }
+        // dq = dS k; dk += dS^T q
+        gemm(false, false, s.t, s.dim, s.t, dp.data(), s.t, kh, kw, 0.f, f32(dq) + b * s.t * qw + h * s.dim, qw);
+        gemm(true, false, s.t, s.dim, s.t, dp.data(), s.t, qh, qw, 1.f, f32(dk) + b * s.t * kw + kvh * s.dim, kw);
+      }
+    }
+  });
+  if (s.rope) {
+    apply_rope(f32(dq), s.n, s.t, s.heads, s.dim, s.theta, -1);
+    apply_rope(f32(dk), s.n, s.t, s.kv_heads, s.dim, s.theta, -1);
+  }
+  c.grad_inputs = {dq, dk, dv};
+}
+
+}  // namespace
+
+extern const OpRules attention_rules{"Attention", infer, forward, backward};
+
+}  // namespace shrink::nn::ops

@@ -1,0 +1,169 @@
+// The training loop and the image data source.
+#include "shrink/train/trainer.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+
+#include "shrink/io/datasets.h"
+#include "shrink/nn/execute.h"
+
+namespace shrink::train {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+std::string duration(double seconds) {
+  int s = int(seconds + 0.5);
+  return s >= 60 ? fmt::format("{}m{:02d}s", s / 60, s % 60) : fmt::format("{}s", s);
+}
+
+}  // namespace
+
+void install_interrupt_handler() {
+  struct sigaction action {};
+  action.sa_handler = on_sigint;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+}
+bool interrupt_requested() { return g_interrupted.load(); }
+
+ImageClassificationData::ImageClassificationData(const Tensor& images_u8, const Tensor& labels_u8,
+                                                 float mean, float stddev) {
+  if (images_u8.rank() != 3 || images_u8.dtype() != DType::u8 || labels_u8.rank() != 1 ||
+      labels_u8.shape()[0] != images_u8.shape()[0])
+    throw UsageError("images must be u8 (N, rows, cols) with N u8 labels");
+  int64_t n = images_u8.shape()[0], rows = images_u8.shape()[1], cols = images_u8.shape()[2];
+  images_ = Tensor::empty(Shape{n, 1, rows, cols}, DType::f32);
+  const Tensor src = images_u8.contiguous();
+  for (int64_t i = 0; i < images_.numel(); ++i)
+    images_.mutable_data<float>()[i] = (src.data<uint8_t>()[i] / 255.f - mean) / stddev;
+  labels_ = labels_u8.to(DType::i64);
+}
+
+Batch ImageClassificationData::gather(const std::vector<int64_t>& indices) const {
+  int64_t per = images_.numel() / images_.shape()[0], n = int64_t(indices.size());
+  Batch batch;
+  batch.size = n;
+  Tensor x = Tensor::empty(Shape{n, 1, images_.shape()[2], images_.shape()[3]}, DType::f32);
+  batch.targets = Tensor::empty(Shape{n}, DType::i64);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t k = indices[size_t(i)];
+    std::copy(images_.data<float>() + k * per, images_.data<float>() + (k + 1) * per,
+              x.mutable_data<float>() + i * per);
+    batch.targets.mutable_data<int64_t>()[i] = labels_.data<int64_t>()[k];
+  }
+  batch.inputs = {x};
+  return batch;
+}
+
+TokenWindows::TokenWindows(std::vector<int32_t> tokens, int64_t context)
+    : tokens_(std::move(tokens)), context_(context) {
+  if (context <= 0) throw UsageError("the context length must be positive");
+}
+
+int64_t TokenWindows::size() const {
+  return tokens_.size() > 1 ? (int64_t(tokens_.size()) - 1) / context_ : 0;
+}
+
+Batch TokenWindows::gather(const std::vector<int64_t>& indices) const {
+  Batch batch;
+  batch.size = int64_t(indices.size());
+  Tensor x = Tensor::empty(Shape{batch.size, context_}, DType::i64);
+  batch.targets = Tensor::empty(Shape{batch.size, context_}, DType::i64);
+  for (int64_t i = 0; i < batch.size; ++i) {
+    const int32_t* start = tokens_.data() + indices[size_t(i)] * context_;
+    for (int64_t j = 0; j < context_; ++j) {
+      x.mutable_data<int64_t>()[i * context_ + j] = start[j];
+      batch.targets.mutable_data<int64_t>()[i * context_ + j] = start[j + 1];
+    }
+  }
+  batch.inputs = {x};
+  return batch;
+}
+
+TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule,
+                const DataSource& data, const LossFunction& loss_function, const TrainConfig& config,
+                const TrainerHooks& hooks, const std::function<Evaluation()>& evaluate) {
+  install_interrupt_handler();
+  TrainResult result;
+  Rng dropout_rng(config.seed ^ 0x9e3779b97f4a7c15ULL);
+  bool live = !config.quiet && isatty(STDERR_FILENO);
+  int64_t step = 0;
+  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    auto batches = shuffled_batches(data.size(), config.batch_size, config.seed + uint64_t(epoch));
+    if (config.max_steps_per_epoch > 0 && int64_t(batches.size()) > config.max_steps_per_epoch)
+      batches.resize(size_t(config.max_steps_per_epoch));
+    EpochSummary summary;
+    summary.epoch = epoch;
+    double loss_sum = 0;
+    int64_t correct = 0, counted = 0, samples = 0;
+    auto start = std::chrono::steady_clock::now();
+    for (size_t b = 0; b < batches.size(); ++b, ++step) {
+      Batch batch = data.gather(batches[b]);
+      nn::Tape tape;
+      nn::RunOptions run;
+      run.training = true;
+      run.tape = &tape;
+      run.rng = &dropout_rng;
+      auto outputs = nn::forward(graph, batch.inputs, run);
+      LossResult loss = loss_function(outputs, batch);
+      graph.zero_grad();
+      std::vector<Tensor> grads(outputs.size());
+      grads[0] = loss.grad;
+      nn::backward(graph, tape, grads);
+      if (config.max_grad_norm > 0) clip_grad_norm(graph, config.max_grad_norm);
+      StepInfo info{step, epoch, schedule.learning_rate(step), &batch, &loss};
+      if (hooks.before_step) hooks.before_step(info);
+      optimizer.step(graph, info.learning_rate);
+      if (hooks.after_step) hooks.after_step(info);
+      loss_sum += loss.loss * double(batch.size);
+      samples += batch.size;
+      correct += loss.correct;
+      counted += loss.count;
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      bool last = b + 1 == batches.size();
+      if (!config.quiet && (live ? (b % 10 == 0 || last) : (b % 100 == 0 || last))) {
+        double rate = double(samples) / std::max(seconds, 1e-9);
+        double remaining = (double(batches.size() - b - 1) * double(config.batch_size) +
+                            double(config.epochs - epoch - 1) * double(batches.size() * size_t(config.batch_size))) /
+                           std::max(rate, 1e-9);
+        std::string line = fmt::format(
+            "epoch {}/{} step {}/{}  loss {:.4f}{}  {:.0f} samples/s  lr {:.2e}  ETA {}", epoch + 1,
+            config.epochs, b + 1, batches.size(), loss_sum / double(samples),
+            counted ? fmt::format("  acc {:.2f}%", 100.0 * double(correct) / double(counted)) : "",
+            rate, info.learning_rate, duration(remaining));
+        std::fprintf(stderr, live ? "\r%s\033[K" : "%s\n", line.c_str());
+      }
+      if (interrupt_requested()) {
+        if (live) std::fprintf(stderr, "\n");
+        result.interrupted = true;
+        return result;
+      }
+    }
+    if (live) std::fprintf(stderr, "\n");
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    summary.train_loss = loss_sum / double(std::max<int64_t>(samples, 1));
+    summary.train_accuracy = counted ? double(correct) / double(counted) : -1;
+    summary.samples_per_second = double(samples) / std::max(summary.seconds, 1e-9);
+    if (evaluate) {
+      Evaluation e = evaluate();
+      summary.eval_loss = e.loss;
+      summary.eval_metric = e.metric;
+      if (!config.quiet)
+        std::fprintf(stderr, "epoch %lld: held-out loss %.4f, %s %.4f (%s)\n",
+                     static_cast<long long>(epoch + 1), e.loss, e.metric_name.c_str(), e.metric,
+                     duration(summary.seconds).c_str());
+    }
+    if (hooks.end_of_epoch) hooks.end_of_epoch(summary);
+    result.epochs.push_back(summary);
+  }
+  return result;
+}
+
+}  // namespace shrink::train
