@@ -99,6 +99,10 @@ def cases():
     yield "gelu", "GELU", {}, nn.GELU(), [torch.randn(4, 5) * 2], True
     yield "gelu_tanh", "GELU", {"approximate": "tanh"}, nn.GELU(approximate="tanh"), [torch.randn(4, 5) * 2], True
     yield "silu", "SiLU", {}, nn.SiLU(), [torch.randn(4, 5) * 2], True
+    yield "relu", "ReLU", {}, nn.ReLU(), [torch.randn(4, 5) * 2], True
+    yield "relu6", "ReLU6", {}, nn.ReLU6(), [torch.randn(4, 5) * 5], True
+    yield "tanh", "Tanh", {}, nn.Tanh(), [torch.randn(4, 5) * 2], True
+    yield "sigmoid", "Sigmoid", {}, nn.Sigmoid(), [torch.randn(4, 5) * 2], True
     yield "softmax", "Softmax", {"axis": -1}, nn.Softmax(-1), [torch.randn(3, 7) * 2], True
     yield ("maxpool", "MaxPool2d", {"kernel_size": 3, "stride": 2, "padding": 1}, nn.MaxPool2d(3, 2, 1),
            [torch.randn(2, 2, 7, 6)], True)

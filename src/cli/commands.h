@@ -17,12 +17,14 @@ void setup_info(CLI::App& subcommand);
 void setup_bench(CLI::App& subcommand);
 void setup_train(CLI::App& subcommand);
 void setup_eval(CLI::App& subcommand);
+void setup_prune(CLI::App& subcommand);
 
 inline constexpr Command kCommands[] = {
     {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
     {"info", "Show this machine's CPU features, the kernel chosen for each slot, and OpenBLAS", setup_info},
     {"train", "Train a model from the zoo on a dataset, with progress and a checkpoint per epoch", setup_train},
     {"eval", "Measure a model on held-out data (accuracy, loss)", setup_eval},
+    {"prune", "Remove weights by magnitude (per layer, global, N:M), optionally gradually with fine-tuning", setup_prune},
     {"bench", "Measure the kernels side by side against baselines and limits taken in the same run", setup_bench},
 };
 

@@ -44,6 +44,20 @@ void print_table(const ModelSummary& summary, bool brief) {
       fmt::print("  {:<44} {}\n", key, shorten(shown, 90));
     }
   }
+  if (!brief && !summary.graph.empty()) {
+    size_t width = 20;
+    for (const auto& n : summary.graph) width = std::max(width, n.name.size());
+    fmt::print("\ngraph ({} nodes)\n  {:<{}}  {:<18} {:<20} {:>10}  {}\n", summary.graph.size(), "node", width, "kind",
+               "output shape", "params", "inputs");
+    for (const auto& n : summary.graph) {
+      std::string shape = shape_text(n.output_shape);
+      for (size_t at = shape.find("-1"); at != std::string::npos; at = shape.find("-1")) shape.replace(at, 2, "?");
+      std::string inputs;
+      for (const auto& i : n.inputs) inputs += (inputs.empty() ? "" : ", ") + i;
+      fmt::print("  {:<{}}  {:<18} {:<20} {:>10}  {}\n", n.name, width, n.kind, shape,
+                 n.params ? with_thousands(uint64_t(n.params)) : "", shorten(inputs, 60));
+    }
+  }
   if (!brief) {
     size_t name_width = 24;
     for (const auto& t : summary.tensors) name_width = std::max(name_width, t.name.size());

@@ -1,4 +1,6 @@
 // Builds ModelSummary from GGUF files, safetensors files and Hugging Face folders.
+#include <fmt/format.h>
+#include "shrink/io/native_model.h"
 #include "shrink/io/inspect.h"
 
 #include <sys/stat.h>
@@ -122,8 +124,40 @@ std::set<std::string> add_safetensors(const std::string& path, ModelSummary& sum
   return names;
 }
 
+// A shrink model file: its graph node by node and what its provenance says.
+void add_native_graph(const std::string& path, ModelSummary& summary) {
+  io::LoadedModel model = io::load_model(path);
+  const nn::Graph& g = model.graph;
+  for (const nn::Node& node : g.nodes()) {
+    GraphNodeSummary n{node.name, node.kind, {}, g.values()[size_t(node.outputs.at(0))].info.shape.dims(), 0};
+    for (int id : node.inputs) n.inputs.push_back(g.values()[size_t(id)].name);
+    for (const nn::Param& p : node.params)
+      if (p.trainable) n.params += p.value.numel();
+    summary.graph.push_back(n);
+  }
+  const nlohmann::json& prov = model.provenance;
+  const nlohmann::json config = prov.value("config", nlohmann::json::object());
+  if (config.contains("arch")) summary.architecture.emplace_back("architecture", config["arch"].get<std::string>());
+  summary.architecture.emplace_back("graph", fmt::format("{} nodes, {} trainable parameters", g.nodes().size(),
+                                                         g.parameter_count()));
+  if (prov.contains("technique"))
+    summary.architecture.emplace_back("made by", fmt::format("{} ({})", prov["technique"].get<std::string>(),
+                                                             prov.value("tool", std::string("?"))));
+  if (config.contains("data")) summary.architecture.emplace_back("data", config["data"].get<std::string>());
+  if (prov.contains("result") && prov["result"].is_object()) {
+    const nlohmann::json& r = prov["result"];
+    if (r.value("metric", "").empty() || !r.contains("value") || !r["value"].is_number())
+      summary.architecture.emplace_back("result", r.dump());
+    else
+      summary.architecture.emplace_back(
+          "result", fmt::format("held-out {} {:.4f}, loss {:.4f} (after {} epochs)", r.value("metric", ""),
+                                r["value"].get<double>(), r.value("loss", 0.0), prov.value("epochs_completed", 0)));
+  }
+}
+
 void summarize_safetensors(const std::string& path, ModelSummary& summary) {
   add_safetensors(path, summary);
+  if (summary.metadata.contains("shrink.graph")) add_native_graph(path, summary);
   const std::string config = parent_of(path) + "/config.json";
   if (exists(config)) add_hf_config(config, summary);
 }
@@ -217,6 +251,13 @@ ordered_json to_json(const ModelSummary& summary) {
     tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape},
                        {"elements", t.params}, {"bytes", t.bytes}, {"buffer", t.is_buffer}});
   out["tensors"] = std::move(tensors);
+  if (!summary.graph.empty()) {
+    ordered_json graph = ordered_json::array();
+    for (const auto& n : summary.graph)
+      graph.push_back({{"name", n.name}, {"kind", n.kind}, {"inputs", n.inputs}, {"output_shape", n.output_shape},
+                       {"params", n.params}});
+    out["graph"] = std::move(graph);
+  }
   out["totals"] = {{"tensors", summary.tensors.size()},
                    {"params", summary.total_params},
                    {"buffer_elements", summary.total_buffer_elements},

@@ -137,10 +137,8 @@ void backward(BackwardContext& c) {
     }
   });
   c.grad_inputs[0] = dx;
-  for (size_t i = 0; i < c.node.params.size(); ++i) {
-    if (c.node.params[i].name == "weight") c.grad_params[i] = dw;
-    if (c.node.params[i].name == "bias") c.grad_params[i] = db;
-  }
+  set_param_grad(c, "weight", dw);
+  set_param_grad(c, "bias", db);
 }
 
 }  // namespace

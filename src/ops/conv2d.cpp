@@ -213,10 +213,8 @@ void backward(BackwardContext& c) {
       const float* part = f32((*parts)[size_t(b)]);
       for (int64_t i = 0; i < (*parts)[0].numel(); ++i) total[i] += part[i];
     }
-  for (size_t i = 0; i < c.node.params.size(); ++i) {
-    if (c.node.params[i].name == "weight") c.grad_params[i] = dw_parts[0];
-    if (c.node.params[i].name == "bias") c.grad_params[i] = db_parts[0];
-  }
+  set_param_grad(c, "weight", dw_parts[0]);
+  set_param_grad(c, "bias", db_parts[0]);
 }
 
 }  // namespace

@@ -45,17 +45,15 @@ void backward(BackwardContext& c) {
   gemm(false, false, rows, features, out, f32(dy), out, f32(w), features, 0.f, f32(dx), features);
   gemm(true, false, out, features, rows, f32(dy), out, f32(x), features, 0.f, f32(dw), features);
   c.grad_inputs[0] = dx;
-  for (size_t i = 0; i < c.node.params.size(); ++i)
-    if (c.node.params[i].name == "bias") {
-      Tensor db = new_f32(Shape{out});
-      float* dbd = f32(db);
-      const float* g = f32(dy);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = 0; o < out; ++o) dbd[o] += g[r * out + o];
-      c.grad_params[i] = db;
-    } else if (c.node.params[i].name == "weight") {
-      c.grad_params[i] = dw;
-    }
+  set_param_grad(c, "weight", dw);
+  if (c.node.find_param("bias")) {
+    Tensor db = new_f32(Shape{out});
+    float* dbd = f32(db);
+    const float* g = f32(dy);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < out; ++o) dbd[o] += g[r * out + o];
+    set_param_grad(c, "bias", db);
+  }
 }
 
 }  // namespace

@@ -50,6 +50,11 @@ void expect_dim(const Node& node, int64_t actual, int64_t expected, const char* 
     fail(node, fmt::format("{} is {}, expected {}", what, actual, expected));
 }
 
+void set_param_grad(BackwardContext& c, std::string_view local_name, const Tensor& grad) {
+  for (size_t i = 0; i < c.node.params.size(); ++i)
+    if (c.node.params[i].name == local_name) c.grad_params[i] = grad;
+}
+
 Tensor grad_or_zeros(const Tensor& grad, const Tensor& like) {
   return grad.defined() ? grad : Tensor::empty(like.shape(), DType::f32);
 }

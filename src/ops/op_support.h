@@ -54,6 +54,9 @@ inline Tensor uninitialized_like(const Tensor& t) { return Tensor::uninitialized
 // Gradient tensor of a value: the given one, or zeros when backward did not reach it.
 Tensor grad_or_zeros(const Tensor& grad, const Tensor& like);
 
+// Hands a parameter's gradient to the executor by local name (ignored if the node lacks it).
+void set_param_grad(BackwardContext& c, std::string_view local_name, const Tensor& grad);
+
 // C(m,n) (+)= op(A) op(B) with the registry's best f32 GEMM.
 inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {

@@ -171,13 +171,10 @@ void backward(BackwardContext& c) {
     gemm(false, false, rows, width, gh, f32(d_in_side), gh, p.w_ih, width, 0.f, f32(dx), width);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < gh; ++k) f32(d_bih)[k] += f32(d_in_side)[r * gh + k];
-    for (size_t i = 0; i < c.node.params.size(); ++i) {
-      const std::string& name = c.node.params[i].name;
-      if (name == layer_param("weight_ih", l)) c.grad_params[i] = d_ih;
-      if (name == layer_param("weight_hh", l)) c.grad_params[i] = d_hh;
-      if (name == layer_param("bias_ih", l)) c.grad_params[i] = d_bih;
-      if (name == layer_param("bias_hh", l)) c.grad_params[i] = d_bhh;
-    }
+    set_param_grad(c, layer_param("weight_ih", l), d_ih);
+    set_param_grad(c, layer_param("weight_hh", l), d_hh);
+    set_param_grad(c, layer_param("bias_ih", l), d_bih);
+    set_param_grad(c, layer_param("bias_hh", l), d_bhh);
     dy = dx;
   }
   c.grad_inputs[0] = dy;

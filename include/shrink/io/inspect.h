@@ -20,6 +20,14 @@ struct TensorSummary {
   bool is_buffer = false;  // integer or bool data (ids, masks): counted apart from parameters
 };
 
+// One node of a shrink model's graph, as inspect shows it.
+struct GraphNodeSummary {
+  std::string name, kind;
+  std::vector<std::string> inputs;  // value names
+  std::vector<int64_t> output_shape;  // first output; -1 where fixed at run time
+  int64_t params = 0;  // trainable elements
+};
+
 struct ModelSummary {
   std::string path;
   std::string format;  // "gguf" or "safetensors"
@@ -30,6 +38,7 @@ struct ModelSummary {
   std::vector<std::pair<std::string, std::string>> architecture;
   nlohmann::ordered_json metadata;  // every metadata entry, arrays abbreviated
   std::vector<TensorSummary> tensors;
+  std::vector<GraphNodeSummary> graph;  // shrink model files only
   int64_t total_params = 0;         // elements of float and quantized tensors
   uint64_t total_param_bytes = 0;
   int64_t total_buffer_elements = 0;  // elements of integer tensors

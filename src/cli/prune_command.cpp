@@ -1,0 +1,161 @@
+// shrink prune MODEL --out OUT: magnitude pruning (per layer, global, N:M), one-shot or gradually
+// with fine-tuning (Zhu & Gupta's cubic schedule, masks enforced after every step).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/training_options.h"
+#include "shrink/compress/prune.h"
+#include "shrink/io/native_model.h"
+
+namespace shrink::cli {
+namespace {
+
+struct PruneOptions {
+  std::string model, out, data, data_dir, pattern;
+  std::vector<std::string> exclude, layer;
+  double sparsity = 0.5, ramp = 0.7;
+  int64_t update_every = 50;
+  bool global = false, json = false;
+  TrainingOptions training;
+};
+
+compress::PruneConfig prune_config(const PruneOptions& o) {
+  compress::PruneConfig config;
+  config.sparsity = o.sparsity;
+  config.global = o.global;
+  config.exclude = o.exclude;
+  if (!o.pattern.empty()) {
+    int n = 0, m = 0;
+    char tail = 0;
+    if (std::sscanf(o.pattern.c_str(), "%d:%d%c", &n, &m, &tail) != 2)
+      throw UsageError("'" + o.pattern + "' is not an N:M pattern such as 2:4", "--pattern");
+    config.n = n, config.m = m;
+  }
+  for (const std::string& entry : o.layer) {
+    size_t eq = entry.rfind('=');
+    double s = 0;
+    try {
+      if (eq == std::string::npos) throw std::invalid_argument("no =");
+      s = std::stod(entry.substr(eq + 1));
+    } catch (const std::exception&) {
+      throw UsageError("'" + entry + "' is not GLOB=SPARSITY", "--layer");
+    }
+    config.overrides.emplace_back(entry.substr(0, eq), s);
+  }
+  return config;
+}
+
+void run_prune(PruneOptions o) {
+  compress::PruneConfig config = prune_config(o);
+  if (config.sparsity < 0 || config.sparsity >= 1)
+    throw UsageError(fmt::format("sparsity must be in [0, 1), got {}", config.sparsity), "--sparsity");
+  io::LoadedModel model = io::load_model(o.model);
+  nn::Graph& graph = model.graph;
+  nlohmann::json source_config = model.provenance.value("config", nlohmann::json::object());
+  std::string data = o.data.empty() ? source_config.value("data", "") : o.data;
+  TrainingOptions& t = o.training;
+  if (t.epochs > 0 && data.empty())
+    throw UsageError("fine-tuning needs data and the model does not say what it was trained on", "--data");
+  std::unique_ptr<train::TaskData> task;
+  if (!data.empty())
+    task = std::make_unique<train::TaskData>(train::load_task_data(
+        data, o.data_dir, t.epochs > 0, source_config.value("context", train::kDefaultContext)));
+  std::vector<std::string> pruned = compress::prunable_params(graph, config);
+  train::Evaluation before, after;
+  if (task) before = evaluate_task(graph, *task);
+  compress::Masks masks;
+  if (t.epochs == 0 || config.m > 0) {
+    masks = compress::prune_by_magnitude(graph, config);
+  }
+  if (t.epochs > 0) {
+    auto optimizer = make_optimizer(t);
+    int64_t steps_per_epoch = (task->train->size() + t.batch_size - 1) / t.batch_size;
+    if (t.max_steps > 0) steps_per_epoch = std::min(steps_per_epoch, t.max_steps);
+    train::Schedule schedule = make_schedule(t, steps_per_epoch);
+    int64_t ramp_steps = int64_t(o.ramp * double(steps_per_epoch * t.epochs));
+    train::TrainerHooks hooks;
+    hooks.before_step = [&](const train::StepInfo& step) {
+      if (config.m == 0 && step.step % o.update_every == 0 && step.step <= ramp_steps) {
+        compress::PruneConfig now = config;
+        double fraction = compress::cubic_sparsity(0.0, 1.0, step.step, ramp_steps);
+        now.sparsity = fraction * config.sparsity;
+        for (auto& [pattern, s] : now.overrides) s *= fraction;
+        masks = compress::prune_by_magnitude(graph, now);
+      }
+      compress::apply_masks(graph, masks, true);
+    };
+    hooks.after_step = [&](const train::StepInfo&) { compress::apply_masks(graph, masks); };
+    auto evaluate = [&] { return evaluate_task(graph, *task); };
+    if (!t.quiet)
+      fmt::print(stderr, "pruning to {:.0f}% over {} of {} fine-tuning steps\n", 100 * config.sparsity,
+                 config.m ? 0 : ramp_steps, steps_per_epoch * t.epochs);
+    auto result = train::fit(graph, *optimizer, schedule, *task->train, cross_entropy_loss(t.label_smoothing),
+                             make_train_config(t), hooks, evaluate);
+    if (result.interrupted) throw InterruptedError("interrupted; nothing was written");
+    // The last update may sit below the target when the ramp ends between updates.
+    compress::PruneConfig final_config = config;
+    if (config.m == 0) masks = compress::prune_by_magnitude(graph, final_config);
+  }
+  if (task) after = evaluate_task(graph, *task);
+  compress::PruneReport report = compress::sparsity_report(graph, pruned);
+  nlohmann::json provenance = {{"tool", std::string("shrink ") + SHRINK_VERSION},
+                               {"technique", "prune"},
+                               {"source", o.model},
+                               {"source_provenance", model.provenance}};
+  provenance["config"] = {{"sparsity", o.sparsity}, {"global", o.global}, {"pattern", o.pattern},
+                          {"exclude", o.exclude}, {"layer", o.layer}, {"data", data},
+                          {"context", source_config.value("context", train::kDefaultContext)},
+                          {"fine_tuning", describe(t)}};
+  provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? after.metric : -1},
+                          {"loss", task ? after.loss : -1}, {"before", task ? before.metric : -1},
+                          {"sparsity", report.sparsity()}};
+  io::save_model(o.out, graph, provenance);
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.out}, {"sparsity", report.sparsity()}, {"zeros", report.zeros},
+                                  {"elements", report.elements}};
+    if (task) out.update({{"metric", task->metric}, {"before", before.metric}, {"after", after.metric}});
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  size_t width = 24;
+  for (const auto& l : report.layers) width = std::max(width, l.param.size());
+  fmt::print("  {:<{}} {:<22} {:>12} {:>9}\n", "parameter", width, "shape", "elements", "sparsity");
+  for (const auto& l : report.layers)
+    fmt::print("  {:<{}} {:<22} {:>12} {:>8.2f}%\n", l.param, width, l.shape.to_string(),
+               with_thousands(uint64_t(l.elements)), 100 * l.sparsity());
+  fmt::print("\npruned layers: {:.2f}% zeros ({} of {} weights)\n", 100 * report.sparsity(),
+             with_thousands(uint64_t(report.zeros)), with_thousands(uint64_t(report.elements)));
+  if (task) {
+    bool ppl = task->metric == "ppl";
+    fmt::print("held-out {}: {} before, {} after\n", ppl ? "perplexity" : "accuracy",
+               ppl ? fmt::format("{:.3f}", before.metric) : fmt::format("{:.2f}%", 100 * before.metric),
+               ppl ? fmt::format("{:.3f}", after.metric) : fmt::format("{:.2f}%", 100 * after.metric));
+  }
+  fmt::print("saved {}\n", o.out);
+}
+
+}  // namespace
+
+void setup_prune(CLI::App& sub) {
+  auto o = std::make_shared<PruneOptions>();
+  o->training.epochs = 0;
+  sub.add_option("MODEL", o->model, "A shrink model file")->required();
+  sub.add_option("--out", o->out, "Where to write the pruned model")->required();
+  sub.add_option("--sparsity", o->sparsity, "Fraction of the weights to remove, in [0, 1)");
+  sub.add_flag("--global", o->global, "One magnitude threshold across all layers");
+  sub.add_option("--pattern", o->pattern, "N:M semi-structured sparsity, e.g. 2:4 (keeps N of every M inputs)");
+  sub.add_option("--exclude", o->exclude, "Node-name globs to leave dense (repeatable), e.g. head")->take_all();
+  sub.add_option("--layer", o->layer, "GLOB=SPARSITY overrides (repeatable)")->take_all();
+  sub.add_option("--data", o->data, "Dataset for evaluation and fine-tuning (default: the model's)");
+  sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
+  add_training_options(sub, o->training, "--fine-tune-epochs");
+  sub.add_option("--ramp", o->ramp, "Fraction of the fine-tuning steps over which sparsity rises")->check(CLI::Range(0.0, 1.0));
+  sub.add_option("--update-every", o->update_every, "Steps between mask updates while sparsity rises")->check(CLI::PositiveNumber);
+  sub.add_flag("--json", o->json, "Print the result as JSON");
+  sub.callback([o] { run_prune(*o); });
+}
+
+}  // namespace shrink::cli
