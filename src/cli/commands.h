@@ -18,6 +18,8 @@ void setup_bench(CLI::App& subcommand);
 void setup_train(CLI::App& subcommand);
 void setup_eval(CLI::App& subcommand);
 void setup_prune(CLI::App& subcommand);
+void setup_distill(CLI::App& subcommand);
+void setup_factorize(CLI::App& subcommand);
 
 inline constexpr Command kCommands[] = {
     {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
@@ -25,6 +27,8 @@ inline constexpr Command kCommands[] = {
     {"train", "Train a model from the zoo on a dataset, with progress and a checkpoint per epoch", setup_train},
     {"eval", "Measure a model on held-out data (accuracy, loss)", setup_eval},
     {"prune", "Remove weights by magnitude (per layer, global, N:M), optionally gradually with fine-tuning", setup_prune},
+    {"distill", "Train a zoo student from a teacher's softened outputs plus the labels", setup_distill},
+    {"factorize", "Split Linear and Conv2d layers into two low-rank layers by SVD, optionally fine-tuning", setup_factorize},
     {"bench", "Measure the kernels side by side against baselines and limits taken in the same run", setup_bench},
 };
 

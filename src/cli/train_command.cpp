@@ -9,6 +9,7 @@
 #include "cli/training_options.h"
 #include "shrink/core/parallel.h"
 #include "shrink/eval/evaluate.h"
+#include "shrink/compress/distill.h"
 #include "shrink/io/native_model.h"
 #include "shrink/nn/zoo.h"
 #include "shrink/train/task_data.h"
@@ -21,6 +22,9 @@ struct TrainOptions {
   int64_t width = 0, layers = 0, context = train::kDefaultContext;
   bool json = false;
   TrainingOptions training;
+  // distill: the teacher model and the loss mix
+  std::string teacher;
+  compress::DistillConfig distill;
 };
 
 void run_train(TrainOptions o) {
@@ -57,8 +61,21 @@ void run_train(TrainOptions o) {
     io::save_model(o.out, graph, provenance);
   };
   auto evaluate = [&] { return evaluate_task(graph, task); };
-  train::TrainResult result =
-      train::fit(graph, *optimizer, schedule, *task.train, cross_entropy_loss(t.label_smoothing), config, hooks, evaluate);
+  train::LossFunction loss = cross_entropy_loss(t.label_smoothing);
+  std::unique_ptr<io::LoadedModel> teacher;
+  if (!o.teacher.empty()) {
+    teacher = std::make_unique<io::LoadedModel>(io::load_model(o.teacher));
+    auto outputs = std::make_shared<compress::TeacherOutputs>(teacher->graph, o.distill.cache_teacher);
+    loss = compress::distillation_loss(outputs, o.distill);
+    train::Evaluation t_eval = evaluate_task(teacher->graph, task);
+    provenance["technique"] = "distill";
+    provenance["config"].update({{"teacher", o.teacher}, {"alpha", o.distill.alpha},
+                                 {"temperature", o.distill.temperature}, {"teacher_" + task.metric, t_eval.metric}});
+    if (!t.quiet)
+      fmt::print(stderr, "teacher {}: held-out {} {:.4f}; alpha {}, temperature {}\n", o.teacher, task.metric,
+                 t_eval.metric, o.distill.alpha, o.distill.temperature);
+  }
+  train::TrainResult result = train::fit(graph, *optimizer, schedule, *task.train, loss, config, hooks, evaluate);
   if (result.interrupted)
     throw InterruptedError(result.epochs.empty()
                                ? "interrupted before the first epoch ended; nothing was written"
@@ -97,6 +114,26 @@ void setup_train(CLI::App& sub) {
   add_training_options(sub, o->training);
   sub.add_option("--width", o->width, "Override the architecture's width")->check(CLI::NonNegativeNumber);
   sub.add_option("--layers", o->layers, "Override the architecture's depth")->check(CLI::NonNegativeNumber);
+  sub.add_option("--context", o->context, "Text: tokens per training window")->check(CLI::PositiveNumber);
+  sub.add_flag("--json", o->json, "Print the result as JSON");
+  sub.callback([o] { run_train(*o); });
+}
+
+void setup_distill(CLI::App& sub) {
+  auto o = std::make_shared<TrainOptions>();
+  std::vector<std::string> arch_names;
+  for (const auto& a : nn::architectures()) arch_names.push_back(a.name);
+  sub.add_option("--teacher", o->teacher, "The trained teacher model")->required();
+  sub.add_option("--arch", o->arch, "The student's architecture from the zoo")->required()->check(CLI::IsMember(arch_names));
+  sub.add_option("--data", o->data, "Dataset (default: the one the architecture is built for)");
+  sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
+  sub.add_option("--out", o->out, "Where to write the student (rewritten atomically after each epoch)")->required();
+  sub.add_option("--alpha", o->distill.alpha, "Weight of the label loss; 1 - alpha goes to the teacher")->check(CLI::Range(0.0, 1.0));
+  sub.add_option("--temperature", o->distill.temperature, "Softening temperature T")->check(CLI::PositiveNumber);
+  sub.add_flag("!--no-cache", o->distill.cache_teacher, "Run the teacher on every batch instead of caching its outputs");
+  add_training_options(sub, o->training);
+  sub.add_option("--width", o->width, "Override the student's width")->check(CLI::NonNegativeNumber);
+  sub.add_option("--layers", o->layers, "Override the student's depth")->check(CLI::NonNegativeNumber);
   sub.add_option("--context", o->context, "Text: tokens per training window")->check(CLI::PositiveNumber);
   sub.add_flag("--json", o->json, "Print the result as JSON");
   sub.callback([o] { run_train(*o); });

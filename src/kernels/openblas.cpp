@@ -25,6 +25,7 @@ OpenBlas load() {
     void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (!handle) continue;
     blas.sgemm = reinterpret_cast<decltype(blas.sgemm)>(dlsym(handle, "cblas_sgemm"));
+    blas.sgesdd = reinterpret_cast<decltype(blas.sgesdd)>(dlsym(handle, "sgesdd_"));
     blas.set_num_threads =
         reinterpret_cast<decltype(blas.set_num_threads)>(dlsym(handle, "openblas_set_num_threads"));
     auto corename = reinterpret_cast<const char* (*)()>(dlsym(handle, "openblas_get_corename"));

@@ -110,6 +110,29 @@ void Graph::remove_node(std::string_view name) {
   drop_unused_values();
 }
 
+void Graph::replace_with_chain(std::string_view name, std::vector<Node> chain) {
+  int index = node_index(name);
+  if (index < 0) throw UsageError("no node named '" + std::string(name) + "'", "replace_with_chain");
+  if (chain.empty()) throw UsageError("an empty chain", std::string(name));
+  const Node& target = nodes_[size_t(index)];
+  if (target.inputs.size() != 1 || target.outputs.size() != 1)
+    throw UsageError("only single-input, single-output nodes can become a chain", std::string(name));
+  for (const Node& n : chain) op_rules(n.kind);
+  transactional(*this, [&] {
+    int input = nodes_[size_t(index)].inputs[0], output = nodes_[size_t(index)].outputs[0];
+    std::string old_name = nodes_[size_t(index)].name;
+    nodes_.erase(nodes_.begin() + index);
+    for (size_t i = 0; i < chain.size(); ++i) {
+      Node& n = chain[i];
+      n.inputs = {input};
+      n.outputs = {i + 1 == chain.size() ? output : new_value(n.name)};
+      input = n.outputs[0];
+    }
+    rename_outputs(values_, {output}, old_name, chain.back().name);
+    nodes_.insert(nodes_.begin() + index, std::make_move_iterator(chain.begin()), std::make_move_iterator(chain.end()));
+  });
+}
+
 void Graph::fuse_chain(const std::vector<std::string>& names, Node fused) {
   if (names.empty()) throw UsageError("fuse_chain needs at least one node");
   std::vector<int> indices;

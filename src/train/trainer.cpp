@@ -106,6 +106,7 @@ TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule
     auto start = std::chrono::steady_clock::now();
     for (size_t b = 0; b < batches.size(); ++b, ++step) {
       Batch batch = data.gather(batches[b]);
+      batch.indices = batches[b];
       nn::Tape tape;
       nn::RunOptions run;
       run.training = true;

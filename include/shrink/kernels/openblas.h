@@ -19,6 +19,10 @@ struct OpenBlas {
                 const float* a, int lda, const float* b, int ldb, float beta, float* c,
                 int ldc) = nullptr;
   void (*set_num_threads)(int) = nullptr;
+  // LAPACK's sgesdd (Fortran interface, column-major): A = U diag(S) VT.
+  void (*sgesdd)(const char* jobz, const int* m, const int* n, float* a, const int* lda, float* s, float* u,
+                 const int* ldu, float* vt, const int* ldvt, float* work, const int* lwork, int* iwork,
+                 int* info) = nullptr;
 };
 
 // Loads on first call; loaded is false when no OpenBLAS is installed.

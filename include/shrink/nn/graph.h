@@ -75,6 +75,9 @@ class Graph {
   // Removes a single-input, single-output node whose output has its input's shape; consumers
   // read its input instead.
   void remove_node(std::string_view name);
+  // Replaces a single-input, single-output node by a chain: the first node reads its input, each
+  // next one the previous output, and the last produces its output (value ids kept).
+  void replace_with_chain(std::string_view name, std::vector<Node> chain);
   // Replaces a chain of nodes (each the only consumer of the previous one's single output)
   // with one node taking the first one's inputs and producing the last one's output.
   void fuse_chain(const std::vector<std::string>& names, Node fused);

@@ -17,6 +17,7 @@ struct Batch {
   std::vector<Tensor> inputs;  // the graph's inputs
   Tensor targets;              // class ids (classification) or next tokens (language models)
   int64_t size = 0;            // examples in the batch
+  std::vector<int64_t> indices;  // which examples of the source (set by fit; caches key on it)
 };
 
 // A dataset that can hand out any example range in any order.
