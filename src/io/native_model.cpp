@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 
 #include "shrink/io/safetensors.h"
@@ -36,6 +37,8 @@ Shape shape_from_json(const json& j, const std::string& where) {
   }
   return Shape(dims);
 }
+
+Tensor read_sparse(const SafetensorsFile& file, const std::string& name, const Shape& shape);
 
 const json& field(const json& j, const char* key, const std::string& where) {
   if (!j.is_object() || !j.contains(key)) throw FormatError(fmt::format("missing '{}'", key), where);
@@ -71,8 +74,14 @@ nn::Graph graph_from_json(const json& g, const SafetensorsFile& file) {
     for (const json& p : n.value("params", json::array())) {
       std::string local = string_field(p, "name", node_where);
       std::string full = node.name + "." + local;
-      if (!file.find(full)) throw FormatError("tensor '" + full + "' is missing", where);
-      node.params.push_back({local, file.tensor(full).clone(), {}, p.value("trainable", true)});
+      Tensor value;
+      if (p.value("storage", "dense") == "bitmask") {
+        value = read_sparse(file, full, shape_from_json(field(p, "shape", node_where), node_where));
+      } else {
+        if (!file.find(full)) throw FormatError("tensor '" + full + "' is missing", where);
+        value = file.tensor(full).clone();
+      }
+      node.params.push_back({local, value, {}, p.value("trainable", true)});
     }
     const json& outputs = field(n, "outputs", node_where);
     std::vector<int> ids;
@@ -102,6 +111,57 @@ nn::Graph graph_from_json(const json& g, const SafetensorsFile& file) {
   return graph;
 }
 
+// Weights with at least this fraction of zeros are stored as a bitmask plus their nonzero values
+// (1 bit per weight + 32 bits per nonzero: smaller than dense above ~3% zeros).
+constexpr double kSparseStorageThreshold = 0.1;
+
+bool store_sparse(const Tensor& t) {
+  if (t.dtype() != DType::f32 || t.numel() < 64) return false;
+  Tensor c = t.contiguous();
+  int64_t zeros = 0;
+  for (int64_t i = 0; i < c.numel(); ++i) zeros += c.data<float>()[i] == 0.f;
+  return double(zeros) >= kSparseStorageThreshold * double(c.numel());
+}
+
+// Tensors "<name>.mask" (bit i of the weight, least significant bit first) and "<name>.nonzero".
+void append_sparse(const std::string& name, const Tensor& t, std::vector<NamedTensor>& out) {
+  Tensor c = t.contiguous();
+  int64_t n = c.numel(), nonzero = 0;
+  Tensor mask = Tensor::empty(Shape{(n + 7) / 8}, DType::u8);
+  for (int64_t i = 0; i < n; ++i)
+    if (c.data<float>()[i] != 0.f) {
+      mask.mutable_data<uint8_t>()[i / 8] |= uint8_t(1u << (i % 8));
+      ++nonzero;
+    }
+  Tensor values = Tensor::empty(Shape{nonzero}, DType::f32);
+  for (int64_t i = 0, k = 0; i < n; ++i)
+    if (c.data<float>()[i] != 0.f) values.mutable_data<float>()[k++] = c.data<float>()[i];
+  out.push_back({name + ".mask", mask});
+  out.push_back({name + ".nonzero", values});
+}
+
+Tensor read_sparse(const SafetensorsFile& file, const std::string& name, const Shape& shape) {
+  for (const char* part : {".mask", ".nonzero"})
+    if (!file.find(name + part)) throw FormatError("tensor '" + name + part + "' is missing", file.source_name());
+  Tensor mask = file.tensor(name + ".mask"), values = file.tensor(name + ".nonzero");
+  int64_t n = 0;
+  if (std::any_of(shape.dims().begin(), shape.dims().end(), [](int64_t d) { return d < 0; }) ||
+      !checked_numel(shape.dims(), n))
+    throw FormatError("a sparse weight needs a concrete shape", name);
+  if (mask.dtype() != DType::u8 || mask.numel() != (n + 7) / 8 || values.dtype() != DType::f32)
+    throw FormatError(fmt::format("the sparse storage of '{}' does not fit its shape {}", name, shape.to_string()),
+                      file.source_name());
+  Tensor dense = Tensor::empty(shape, DType::f32);
+  int64_t k = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (mask.data<uint8_t>()[i / 8] >> (i % 8) & 1) {
+      if (k >= values.numel()) throw FormatError("more mask bits than stored values", name);
+      dense.mutable_data<float>()[i] = values.data<float>()[k++];
+    }
+  if (k != values.numel()) throw FormatError("fewer mask bits than stored values", name);
+  return dense;
+}
+
 }  // namespace
 
 json graph_to_json(const nn::Graph& graph) {
@@ -122,7 +182,14 @@ json graph_to_json(const nn::Graph& graph) {
     n["params"] = json::array();
     for (int id : node.inputs) n["inputs"].push_back(value_name(id));
     for (int id : node.outputs) n["outputs"].push_back(value_name(id));
-    for (const nn::Param& p : node.params) n["params"].push_back({{"name", p.name}, {"trainable", p.trainable}});
+    for (const nn::Param& p : node.params) {
+      json entry = {{"name", p.name}, {"trainable", p.trainable}};
+      if (store_sparse(p.value)) {
+        entry["storage"] = "bitmask";
+        entry["shape"] = p.value.shape().dims();
+      }
+      n["params"].push_back(entry);
+    }
     g["nodes"].push_back(n);
   }
   g["outputs"] = json::array();
@@ -132,7 +199,10 @@ json graph_to_json(const nn::Graph& graph) {
 
 void save_model(const std::string& path, const nn::Graph& graph, const json& provenance) {
   std::vector<NamedTensor> tensors;
-  for (const auto& [name, p] : graph.named_params()) tensors.push_back({name, p->value});
+  for (const auto& [name, p] : graph.named_params()) {
+    if (store_sparse(p->value)) append_sparse(name, p->value, tensors);
+    else tensors.push_back({name, p->value});
+  }
   StringPairs metadata = {{"shrink.format", kNativeFormatTag},
                           {"shrink.graph", graph_to_json(graph).dump()},
                           {"shrink.provenance", provenance.dump()}};

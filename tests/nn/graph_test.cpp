@@ -170,5 +170,37 @@ TEST(NativeModel, RejectsForeignAndDamagedFiles) {
   EXPECT_THROW(io::load_model(dir.file("future.safetensors")), UnsupportedError);
 }
 
+TEST(NativeModel, SparseWeightsShrinkTheFileAndRoundTrip) {
+  ScratchDir dir;
+  nn::Graph g = nn::build_architecture("mlp", {.seed = 1});
+  io::save_model(dir.file("dense.safetensors"), g);
+  // Zero 3 of every 4 weights of fc1 and fc2.
+  for (const char* name : {"fc1", "fc2"}) {
+    Tensor& w = g.node(name).param("weight").value;
+    for (int64_t i = 0; i < w.numel(); ++i)
+      if (i % 4) w.mutable_data<float>()[i] = 0.f;
+  }
+  io::save_model(dir.file("sparse.safetensors"), g);
+  auto dense_bytes = read_bytes(dir.file("dense.safetensors")).size();
+  auto sparse_bytes = read_bytes(dir.file("sparse.safetensors")).size();
+  EXPECT_LT(double(sparse_bytes), 0.35 * double(dense_bytes)) << dense_bytes << " -> " << sparse_bytes;
+  io::LoadedModel back = io::load_model(dir.file("sparse.safetensors"));
+  auto a = g.named_params(), b = back.graph.named_params();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    for (int64_t j = 0; j < a[i].second->value.numel(); ++j)
+      ASSERT_EQ(a[i].second->value.data<float>()[j], b[i].second->value.data<float>()[j]) << a[i].first;
+  // A mask that disagrees with the stored values is refused.
+  SafetensorsFile file = SafetensorsFile::open(dir.file("sparse.safetensors"));
+  std::vector<NamedTensor> tensors;
+  for (const auto& e : file.entries()) {
+    Tensor t = file.tensor(e.name).clone();
+    if (e.name == "fc1.weight.mask") t.mutable_data<uint8_t>()[0] = 0xff;
+    tensors.push_back({e.name, t});
+  }
+  save_safetensors(dir.file("lying.safetensors"), tensors, file.metadata());
+  EXPECT_THROW(io::load_model(dir.file("lying.safetensors")), FormatError);
+}
+
 }  // namespace
 }  // namespace shrink::testing

@@ -1,7 +1,9 @@
 // shrink's own model file: safetensors whose "__metadata__" holds the graph as JSON
 // ("shrink.graph"), the format tag ("shrink.format": "shrink-model/1") and how the file was made
-// ("shrink.provenance": JSON). Parameters are tensors named "<node>.<param>". Loading validates
-// everything and rebuilds the exact graph (names, attributes, wiring, buffers).
+// ("shrink.provenance": JSON). Parameters are tensors named "<node>.<param>"; weights with 10% or
+// more zeros are stored as "<node>.<param>.mask" (one bit per weight) and ".nonzero" (the nonzero
+// values), so a pruned model's file shrinks with its sparsity. Loading validates everything and
+// rebuilds the exact graph (names, attributes, wiring, buffers).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
