@@ -105,6 +105,36 @@ TEST(TrainCli, BadOptionsAndDataExitCleanly) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
 }
 
+TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
+  testing::ScratchDir dir;
+  write_images(dir.path(), "train", 400);
+  write_images(dir.path(), "t10k", 100);
+  std::string model = dir.file("mlp.safetensors");
+  ASSERT_EQ(run_shrink({"train", "--arch", "mlp", "--data-dir", dir.path(), "--epochs", "1", "--out", model, "--quiet"}).exit_code, 0);
+  auto pruned = run_shrink({"prune", model, "--data-dir", dir.path(), "--sparsity", "0.8", "--global", "--out",
+                            dir.file("p.safetensors"), "--json"});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  EXPECT_NEAR(nlohmann::json::parse(pruned.out)["sparsity"].get<double>(), 0.8, 1e-3);
+  EXPECT_LT(testing::read_bytes(dir.file("p.safetensors")).size(), testing::read_bytes(model).size() / 2);
+  auto factored = run_shrink({"factorize", model, "--data-dir", dir.path(), "--rank", "16", "--out", dir.file("f.safetensors")});
+  ASSERT_EQ(factored.exit_code, 0) << factored.err;
+  EXPECT_NE(factored.out.find("left alone"), std::string::npos) << "the 10x256 head has no rank-16 saving";
+  auto distilled = run_shrink({"distill", "--teacher", model, "--arch", "mlp", "--width", "32", "--data-dir", dir.path(),
+                               "--epochs", "1", "--out", dir.file("d.safetensors"), "--quiet"});
+  EXPECT_EQ(distilled.exit_code, 0) << distilled.err;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"prune", model, "--sparsity", "1.5", "--out", dir.file("x")},
+           {"prune", model, "--pattern", "4:4", "--out", dir.file("x")},
+           {"prune", model, "--pattern", "two:four", "--out", dir.file("x")},
+           {"factorize", model, "--out", dir.file("x")},
+           {"factorize", model, "--rank", "100000", "--out", dir.file("x")},
+           {"factorize", model, "--ratio", "0.5", "--energy", "0.9", "--out", dir.file("x")}}) {
+    auto r = run_shrink(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
+  }
+  EXPECT_FALSE(std::ifstream(dir.file("x")).good()) << "no output after a refused command";
+}
+
 TEST(TrainCli, InterruptKeepsTheLastCheckpoint) {
   testing::ScratchDir dir;
   write_images(dir.path(), "train", 2000);
