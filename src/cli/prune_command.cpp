@@ -1,5 +1,6 @@
 // shrink prune MODEL --out OUT: magnitude pruning (per layer, global, N:M), one-shot or gradually
-// with fine-tuning (Zhu & Gupta's cubic schedule, masks enforced after every step).
+// with fine-tuning (Zhu & Gupta's cubic schedule, masks enforced after every step); or, with
+// --channels, structured removal of whole channels followed by optional fine-tuning.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/training_options.h"
 #include "shrink/compress/prune.h"
+#include "shrink/compress/structured.h"
 #include "shrink/io/native_model.h"
 
 namespace shrink::cli {
@@ -16,7 +18,8 @@ namespace {
 struct PruneOptions {
   std::string model, out, data, data_dir, pattern;
   std::vector<std::string> exclude, layer;
-  double sparsity = 0.5, ramp = 0.7;
+  double sparsity = 0.5, ramp = 0.7, channels = 0;
+  bool l1 = false;
   int64_t update_every = 50;
   bool global = false, json = false;
   TrainingOptions training;
@@ -67,7 +70,16 @@ void run_prune(PruneOptions o) {
   train::Evaluation before, after;
   if (task) before = evaluate_task(graph, *task);
   compress::Masks masks;
-  if (t.epochs == 0 || config.m > 0) {
+  std::vector<compress::ChannelGroupReport> channel_groups;
+  int64_t params_before = graph.parameter_count();
+  if (o.channels > 0) {
+    compress::StructuredConfig structured;
+    structured.fraction = o.channels;
+    structured.l1 = o.l1;
+    structured.exclude = o.exclude;
+    channel_groups = compress::prune_channels(graph, structured);
+    pruned.clear();  // the remaining weights are dense
+  } else if (t.epochs == 0 || config.m > 0) {
     masks = compress::prune_by_magnitude(graph, config);
   }
   if (t.epochs > 0) {
@@ -78,6 +90,7 @@ void run_prune(PruneOptions o) {
     int64_t ramp_steps = int64_t(o.ramp * double(steps_per_epoch * t.epochs));
     train::TrainerHooks hooks;
     hooks.before_step = [&](const train::StepInfo& step) {
+      if (o.channels > 0) return;
       if (config.m == 0 && step.step % o.update_every == 0 && step.step <= ramp_steps) {
         compress::PruneConfig now = config;
         double fraction = compress::cubic_sparsity(0.0, 1.0, step.step, ramp_steps);
@@ -87,7 +100,9 @@ void run_prune(PruneOptions o) {
       }
       compress::apply_masks(graph, masks, true);
     };
-    hooks.after_step = [&](const train::StepInfo&) { compress::apply_masks(graph, masks); };
+    hooks.after_step = [&](const train::StepInfo&) {
+      if (o.channels == 0) compress::apply_masks(graph, masks);
+    };
     auto evaluate = [&] { return evaluate_task(graph, *task); };
     if (!t.quiet)
       fmt::print(stderr, "pruning to {:.0f}% over {} of {} fine-tuning steps\n", 100 * config.sparsity,
@@ -97,7 +112,7 @@ void run_prune(PruneOptions o) {
     if (result.interrupted) throw InterruptedError("interrupted; nothing was written");
     // The last update may sit below the target when the ramp ends between updates.
     compress::PruneConfig final_config = config;
-    if (config.m == 0) masks = compress::prune_by_magnitude(graph, final_config);
+    if (config.m == 0 && o.channels == 0) masks = compress::prune_by_magnitude(graph, final_config);
   }
   if (task) after = evaluate_task(graph, *task);
   compress::PruneReport report = compress::sparsity_report(graph, pruned);
@@ -105,29 +120,42 @@ void run_prune(PruneOptions o) {
                                {"technique", "prune"},
                                {"source", o.model},
                                {"source_provenance", model.provenance}};
-  provenance["config"] = {{"sparsity", o.sparsity}, {"global", o.global}, {"pattern", o.pattern},
+  provenance["config"] = {{"sparsity", o.sparsity}, {"channels", o.channels}, {"norm", o.l1 ? "l1" : "l2"}, {"global", o.global}, {"pattern", o.pattern},
                           {"exclude", o.exclude}, {"layer", o.layer}, {"data", data},
                           {"context", source_config.value("context", train::kDefaultContext)},
                           {"fine_tuning", describe(t)}};
   provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? after.metric : -1},
                           {"loss", task ? after.loss : -1}, {"before", task ? before.metric : -1},
-                          {"sparsity", report.sparsity()}};
+                          {"sparsity", report.sparsity()}, {"params_before", params_before},
+                          {"params_after", graph.parameter_count()}};
   io::save_model(o.out, graph, provenance);
   if (o.json) {
     nlohmann::ordered_json out = {{"model", o.out}, {"sparsity", report.sparsity()}, {"zeros", report.zeros},
-                                  {"elements", report.elements}};
+                                  {"elements", report.elements}, {"params_before", params_before},
+                                  {"params_after", graph.parameter_count()}};
     if (task) out.update({{"metric", task->metric}, {"before", before.metric}, {"after", after.metric}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
+  for (const auto& g : channel_groups) {
+    std::string producers;
+    for (const auto& p : g.producers) producers += (producers.empty() ? "" : " + ") + p;
+    if (g.pruned) fmt::print("  {:<44} {:>5} -> {:>5} channels\n", producers, g.before, g.after);
+    else fmt::print("  {:<44} left alone: {}\n", producers, g.reason);
+  }
+  if (o.channels > 0)
+    fmt::print("\nparameters: {} -> {} ({:.1f}%)\n", with_thousands(uint64_t(params_before)),
+               with_thousands(uint64_t(graph.parameter_count())),
+               100.0 * double(graph.parameter_count()) / double(params_before));
   size_t width = 24;
   for (const auto& l : report.layers) width = std::max(width, l.param.size());
   fmt::print("  {:<{}} {:<22} {:>12} {:>9}\n", "parameter", width, "shape", "elements", "sparsity");
   for (const auto& l : report.layers)
     fmt::print("  {:<{}} {:<22} {:>12} {:>8.2f}%\n", l.param, width, l.shape.to_string(),
                with_thousands(uint64_t(l.elements)), 100 * l.sparsity());
-  fmt::print("\npruned layers: {:.2f}% zeros ({} of {} weights)\n", 100 * report.sparsity(),
-             with_thousands(uint64_t(report.zeros)), with_thousands(uint64_t(report.elements)));
+  if (o.channels == 0)
+    fmt::print("\npruned layers: {:.2f}% zeros ({} of {} weights)\n", 100 * report.sparsity(),
+               with_thousands(uint64_t(report.zeros)), with_thousands(uint64_t(report.elements)));
   if (task) {
     bool ppl = task->metric == "ppl";
     fmt::print("held-out {}: {} before, {} after\n", ppl ? "perplexity" : "accuracy",
@@ -145,6 +173,10 @@ void setup_prune(CLI::App& sub) {
   sub.add_option("MODEL", o->model, "A shrink model file")->required();
   sub.add_option("--out", o->out, "Where to write the pruned model")->required();
   sub.add_option("--sparsity", o->sparsity, "Fraction of the weights to remove, in [0, 1)");
+  sub.add_option("--channels", o->channels,
+                 "Structured: remove this fraction of every channel group (filters, neurons) from the graph")
+      ->check(CLI::Range(0.0, 0.999));
+  sub.add_flag("--l1", o->l1, "Structured: rank channels by L1 instead of L2 norm");
   sub.add_flag("--global", o->global, "One magnitude threshold across all layers");
   sub.add_option("--pattern", o->pattern, "N:M semi-structured sparsity, e.g. 2:4 (keeps N of every M inputs)");
   sub.add_option("--exclude", o->exclude, "Node-name globs to leave dense (repeatable), e.g. head")->take_all();

@@ -145,7 +145,9 @@ TEST(Prune, MasksStayEnforcedThroughTraining) {
   const uint8_t* keep = masks.at("fc1.weight").data<uint8_t>();
   int64_t kept_nonzero = 0;
   for (int64_t i = 0; i < w.numel(); ++i) {
-    if (!keep[i]) ASSERT_EQ(w.data<float>()[i], 0.f) << "a pruned weight came back at " << i;
+    if (!keep[i]) {
+      ASSERT_EQ(w.data<float>()[i], 0.f) << "a pruned weight came back at " << i;
+    }
     kept_nonzero += keep[i] && w.data<float>()[i] != 0.f;
   }
   EXPECT_GT(kept_nonzero, 0);
