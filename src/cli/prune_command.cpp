@@ -149,7 +149,8 @@ void run_prune(PruneOptions o) {
                100.0 * double(graph.parameter_count()) / double(params_before));
   size_t width = 24;
   for (const auto& l : report.layers) width = std::max(width, l.param.size());
-  fmt::print("  {:<{}} {:<22} {:>12} {:>9}\n", "parameter", width, "shape", "elements", "sparsity");
+  if (!report.layers.empty())
+    fmt::print("  {:<{}} {:<22} {:>12} {:>9}\n", "parameter", width, "shape", "elements", "sparsity");
   for (const auto& l : report.layers)
     fmt::print("  {:<{}} {:<22} {:>12} {:>8.2f}%\n", l.param, width, l.shape.to_string(),
                with_thousands(uint64_t(l.elements)), 100 * l.sparsity());
