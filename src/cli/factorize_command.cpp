@@ -20,16 +20,10 @@ struct FactorizeOptions {
 };
 
 void run_factorize(FactorizeOptions o) {
-  io::LoadedModel model = io::load_model(o.model);
-  nn::Graph& graph = model.graph;
-  nlohmann::json source_config = model.provenance.value("config", nlohmann::json::object());
-  std::string data = o.data.empty() ? source_config.value("data", "") : o.data;
   TrainingOptions& t = o.training;
-  if (t.epochs > 0 && data.empty()) throw UsageError("fine-tuning needs data", "--data");
-  std::unique_ptr<train::TaskData> task;
-  if (!data.empty())
-    task = std::make_unique<train::TaskData>(train::load_task_data(
-        data, o.data_dir, t.epochs > 0, source_config.value("context", train::kDefaultContext)));
+  SourceModel source = open_source_model(o.model, o.data, o.data_dir, t.epochs > 0 ? "fine-tuning" : nullptr, t.epochs > 0);
+  nn::Graph& graph = source.model.graph;
+  const std::unique_ptr<train::TaskData>& task = source.task;
   int64_t params_before = graph.parameter_count();
   train::Evaluation before, factored, tuned;
   if (task) before = evaluate_task(graph, *task);
@@ -43,13 +37,10 @@ void run_factorize(FactorizeOptions o) {
     if (result.interrupted) throw InterruptedError("interrupted; nothing was written");
     tuned = evaluate_task(graph, *task);
   }
-  nlohmann::json provenance = {{"tool", std::string("shrink ") + SHRINK_VERSION},
-                               {"technique", "factorize"},
-                               {"source", o.model},
-                               {"source_provenance", model.provenance}};
+  nlohmann::json provenance = compression_provenance("factorize", source);
   provenance["config"] = {{"rank", o.config.rank}, {"ratio", o.config.ratio}, {"energy", o.config.energy},
-                          {"exclude", o.config.exclude}, {"data", data},
-                          {"context", source_config.value("context", train::kDefaultContext)},
+                          {"exclude", o.config.exclude}, {"data", source.data},
+                          {"context", source.context},
                           {"fine_tuning", describe(t)}};
   provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? tuned.metric : -1},
                           {"loss", task ? tuned.loss : -1}, {"before", task ? before.metric : -1},
@@ -71,7 +62,7 @@ void run_factorize(FactorizeOptions o) {
   fmt::print("\nparameters: {} -> {} ({:.1f}%)\n", with_thousands(uint64_t(params_before)),
              with_thousands(uint64_t(params_after)), 100.0 * double(params_after) / double(params_before));
   if (task) {
-    auto show = [&](double v) { return task->metric == "ppl" ? fmt::format("{:.3f}", v) : fmt::format("{:.2f}%", 100 * v); };
+    auto show = [&](double v) { return format_metric(*task, v); };
     fmt::print("held-out {}: {} before, {} factored{}\n", task->metric, show(before.metric), show(factored.metric),
                t.epochs > 0 ? ", " + show(tuned.metric) + " after fine-tuning" : "");
   }

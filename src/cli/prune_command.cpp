@@ -55,17 +55,10 @@ void run_prune(PruneOptions o) {
   compress::PruneConfig config = prune_config(o);
   if (config.sparsity < 0 || config.sparsity >= 1)
     throw UsageError(fmt::format("sparsity must be in [0, 1), got {}", config.sparsity), "--sparsity");
-  io::LoadedModel model = io::load_model(o.model);
-  nn::Graph& graph = model.graph;
-  nlohmann::json source_config = model.provenance.value("config", nlohmann::json::object());
-  std::string data = o.data.empty() ? source_config.value("data", "") : o.data;
   TrainingOptions& t = o.training;
-  if (t.epochs > 0 && data.empty())
-    throw UsageError("fine-tuning needs data and the model does not say what it was trained on", "--data");
-  std::unique_ptr<train::TaskData> task;
-  if (!data.empty())
-    task = std::make_unique<train::TaskData>(train::load_task_data(
-        data, o.data_dir, t.epochs > 0, source_config.value("context", train::kDefaultContext)));
+  SourceModel source = open_source_model(o.model, o.data, o.data_dir, t.epochs > 0 ? "fine-tuning" : nullptr, t.epochs > 0);
+  nn::Graph& graph = source.model.graph;
+  const std::unique_ptr<train::TaskData>& task = source.task;
   std::vector<std::string> pruned = compress::prunable_params(graph, config);
   train::Evaluation before, after;
   if (task) before = evaluate_task(graph, *task);
@@ -116,13 +109,10 @@ void run_prune(PruneOptions o) {
   }
   if (task) after = evaluate_task(graph, *task);
   compress::PruneReport report = compress::sparsity_report(graph, pruned);
-  nlohmann::json provenance = {{"tool", std::string("shrink ") + SHRINK_VERSION},
-                               {"technique", "prune"},
-                               {"source", o.model},
-                               {"source_provenance", model.provenance}};
+  nlohmann::json provenance = compression_provenance("prune", source);
   provenance["config"] = {{"sparsity", o.sparsity}, {"channels", o.channels}, {"norm", o.l1 ? "l1" : "l2"}, {"global", o.global}, {"pattern", o.pattern},
-                          {"exclude", o.exclude}, {"layer", o.layer}, {"data", data},
-                          {"context", source_config.value("context", train::kDefaultContext)},
+                          {"exclude", o.exclude}, {"layer", o.layer}, {"data", source.data},
+                          {"context", source.context},
                           {"fine_tuning", describe(t)}};
   provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? after.metric : -1},
                           {"loss", task ? after.loss : -1}, {"before", task ? before.metric : -1},
@@ -158,10 +148,8 @@ void run_prune(PruneOptions o) {
     fmt::print("\npruned layers: {:.2f}% zeros ({} of {} weights)\n", 100 * report.sparsity(),
                with_thousands(uint64_t(report.zeros)), with_thousands(uint64_t(report.elements)));
   if (task) {
-    bool ppl = task->metric == "ppl";
-    fmt::print("held-out {}: {} before, {} after\n", ppl ? "perplexity" : "accuracy",
-               ppl ? fmt::format("{:.3f}", before.metric) : fmt::format("{:.2f}%", 100 * before.metric),
-               ppl ? fmt::format("{:.3f}", after.metric) : fmt::format("{:.2f}%", 100 * after.metric));
+    fmt::print("held-out {}: {} before, {} after\n", metric_title(*task), format_metric(*task, before.metric),
+               format_metric(*task, after.metric));
   }
   fmt::print("saved {}\n", o.out);
 }

@@ -1,6 +1,8 @@
 // The training options shared by subcommands.
 #include "cli/training_options.h"
 
+#include <fmt/format.h>
+
 #include "shrink/core/parallel.h"
 #include "shrink/eval/evaluate.h"
 #include "shrink/train/losses.h"
@@ -80,5 +82,39 @@ train::Evaluation evaluate_task(nn::Graph& graph, const train::TaskData& task) {
   eval::CrossEntropyReport r = eval::evaluate_cross_entropy(graph, *task.eval, 100);
   return {r.loss, task.metric == "ppl" ? r.perplexity() : r.accuracy, task.metric};
 }
+
+}  // namespace shrink::cli
+
+namespace shrink::cli {
+
+SourceModel open_source_model(const std::string& path, const std::string& data, const std::string& data_dir,
+                              const char* needs_data, bool with_training_split) {
+  SourceModel source;
+  source.path = path;
+  source.model = io::load_model(path);
+  const nlohmann::json config = source.model.provenance.value("config", nlohmann::json::object());
+  source.data = data.empty() ? config.value("data", "") : data;
+  source.context = config.value("context", train::kDefaultContext);
+  if (needs_data && source.data.empty())
+    throw UsageError(fmt::format("{} needs data and the model does not say what it was trained on", needs_data),
+                     "--data");
+  if (!source.data.empty())
+    source.task = std::make_unique<train::TaskData>(
+        train::load_task_data(source.data, data_dir, with_training_split, source.context));
+  return source;
+}
+
+nlohmann::json compression_provenance(const char* technique, const SourceModel& source) {
+  return {{"tool", std::string("shrink ") + SHRINK_VERSION},
+          {"technique", technique},
+          {"source", source.path},
+          {"source_provenance", source.model.provenance}};
+}
+
+std::string format_metric(const train::TaskData& task, double value) {
+  return task.metric == "ppl" ? fmt::format("{:.3f}", value) : fmt::format("{:.2f}%", 100 * value);
+}
+
+std::string metric_title(const train::TaskData& task) { return task.metric == "ppl" ? "perplexity" : "accuracy"; }
 
 }  // namespace shrink::cli

@@ -35,3 +35,28 @@ train::LossFunction cross_entropy_loss(double label_smoothing = 0);
 train::Evaluation evaluate_task(nn::Graph& graph, const train::TaskData& task);
 
 }  // namespace shrink::cli
+
+#include "shrink/io/native_model.h"
+
+namespace shrink::cli {
+
+// The model a compression command starts from and the dataset it is measured on: --data, or the
+// dataset the model's provenance names (with its context length).
+struct SourceModel {
+  std::string path;
+  io::LoadedModel model;
+  std::string data;
+  int64_t context = train::kDefaultContext;
+  std::unique_ptr<train::TaskData> task;  // null when no dataset is known
+};
+// `needs_data` (e.g. "fine-tuning") makes a missing dataset a UsageError; `with_training_split`
+// loads the training split too.
+SourceModel open_source_model(const std::string& path, const std::string& data, const std::string& data_dir,
+                              const char* needs_data, bool with_training_split);
+// tool, technique, source and the source's provenance; the caller adds config and result.
+nlohmann::json compression_provenance(const char* technique, const SourceModel& source);
+// "93.19%" for accuracy, "4.276" for perplexity.
+std::string format_metric(const train::TaskData& task, double value);
+std::string metric_title(const train::TaskData& task);  // "accuracy" or "perplexity"
+
+}  // namespace shrink::cli

@@ -76,4 +76,9 @@ void quantize_int4__avx2(const float* w, int64_t n, int64_t k, int64_t group, ui
 void gemm_q4f32__ref(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
 void gemm_q4f32__avx2(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
 
+void sigmoid_f32__ref(const float* x, float* y, int64_t n);
+void sigmoid_f32__avx2(const float* x, float* y, int64_t n);
+void tanh_f32__ref(const float* x, float* y, int64_t n);
+void tanh_f32__avx2(const float* x, float* y, int64_t n);
+
 }  // namespace shrink::kernel_variants

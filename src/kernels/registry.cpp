@@ -98,6 +98,15 @@ constexpr KernelVariant<QuantizeInt4Fn> kQuantizeInt4[] = {
     {"quantize_int4__avx2", Isa::avx2, nullptr, quantize_int4__avx2},
 };
 
+constexpr KernelVariant<UnaryF32Fn> kSigmoidF32[] = {
+    {"sigmoid_f32__ref", Isa::ref, nullptr, sigmoid_f32__ref},
+    {"sigmoid_f32__avx2", Isa::avx2, nullptr, sigmoid_f32__avx2},
+};
+constexpr KernelVariant<UnaryF32Fn> kTanhF32[] = {
+    {"tanh_f32__ref", Isa::ref, nullptr, tanh_f32__ref},
+    {"tanh_f32__avx2", Isa::avx2, nullptr, tanh_f32__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -130,6 +139,8 @@ std::span<const KernelVariant<QuantizeRowsS8Fn>> quantize_rows_s8_variants() { r
 std::span<const KernelVariant<GemmQ4S8Fn>> gemm_q4s8_variants() { return kGemmQ4S8; }
 std::span<const KernelVariant<GemmQ4F32Fn>> gemm_q4f32_variants() { return kGemmQ4F32; }
 std::span<const KernelVariant<QuantizeInt4Fn>> quantize_int4_variants() { return kQuantizeInt4; }
+std::span<const KernelVariant<UnaryF32Fn>> sigmoid_f32_variants() { return kSigmoidF32; }
+std::span<const KernelVariant<UnaryF32Fn>> tanh_f32_variants() { return kTanhF32; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

@@ -33,10 +33,14 @@ void expect_f32(const Node& node, const ValueInfo& info, const char* what) {
 }
 
 void expect_param(const Node& node, const char* local_name, const Shape& shape) {
+  expect_param(node, local_name, shape, DType::f32);
+}
+
+void expect_param(const Node& node, const char* local_name, const Shape& shape, DType dtype) {
   const Param* p = node.find_param(local_name);
   if (!p || !p->value.defined()) fail(node, fmt::format("missing parameter '{}'", local_name));
-  if (p->value.dtype() != DType::f32)
-    fail(node, fmt::format("parameter '{}' must be f32, got {}", local_name,
+  if (p->value.dtype() != dtype)
+    fail(node, fmt::format("parameter '{}' must be {}, got {}", local_name, dtype_name(dtype),
                            dtype_name(p->value.dtype())));
   if (p->value.shape() != shape)
     fail(node, fmt::format("parameter '{}' has shape {}, expected {}", local_name,

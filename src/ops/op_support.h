@@ -40,6 +40,13 @@ void expect_rank(const Node& node, const ValueInfo& info, int rank, const char* 
 void expect_f32(const Node& node, const ValueInfo& info, const char* what);
 // The parameter exists, is f32 and has exactly this shape.
 void expect_param(const Node& node, const char* local_name, const Shape& shape);
+void expect_param(const Node& node, const char* local_name, const Shape& shape, DType dtype);
+
+// The node's prepared form of its params (see Node::prepared), built by make() on first use.
+template <class T, class Make> const T& prepared(Node& node, Make make) {
+  if (!node.prepared) node.prepared = std::make_shared<const T>(make());
+  return *static_cast<const T*>(node.prepared.get());
+}
 // Known dims must agree (-1 matches anything).
 bool dims_compatible(int64_t a, int64_t b);
 void expect_dim(const Node& node, int64_t actual, int64_t expected, const char* what);

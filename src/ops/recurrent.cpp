@@ -3,10 +3,15 @@
 // LSTM gates i, f, g, o (G = 4); GRU gates r, z, n (G = 3).
 // x (N, T, input_size) -> y (N, T, hidden_size), the last layer's hidden states.
 // The input-side products of all time steps are one GEMM; each step adds h_{t-1} W_hh^T.
+// DynamicQuantLSTM / DynamicQuantGRU run the same recurrence with per-channel int8 weights
+// (weight_ih_l{k} i8 plus weight_ih_l{k}_scale f32 (G*H), the same for hh; biases f32) and
+// activations quantized per row at each product. Inference only.
 #include <cmath>
+#include <functional>
 
 #include "ops/op_support.h"
 #include "shrink/core/parallel.h"
+#include "shrink/quant/int8_linear.h"
 
 namespace shrink::nn::ops {
 namespace {
@@ -17,10 +22,12 @@ struct RnnShape {
 
 RnnShape rnn_shape(const Node& node, const Shape& x) {
   return {x[0], x[1], attr_int(node, "input_size", -1), attr_int(node, "hidden_size", -1),
-          attr_int(node, "num_layers", 1), node.kind == "LSTM" ? 4 : 3};
+          attr_int(node, "num_layers", 1), node.kind.ends_with("LSTM") ? 4 : 3};
 }
 
 std::string layer_param(const char* base, int64_t layer) { return fmt::format("{}_l{}", base, layer); }
+
+bool is_quantized(const Node& node) { return node.kind.starts_with("DynamicQuant"); }
 
 std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
@@ -32,30 +39,53 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   expect_dim(node, in[0].shape[2], s.input, "input features");
   for (int64_t l = 0; l < s.layers; ++l) {
     int64_t width = l == 0 ? s.input : s.hidden;
-    expect_param(node, layer_param("weight_ih", l).c_str(), Shape{s.gates * s.hidden, width});
-    expect_param(node, layer_param("weight_hh", l).c_str(), Shape{s.gates * s.hidden, s.hidden});
+    const DType weight_type = is_quantized(node) ? DType::i8 : DType::f32;
+    expect_param(node, layer_param("weight_ih", l).c_str(), Shape{s.gates * s.hidden, width}, weight_type);
+    expect_param(node, layer_param("weight_hh", l).c_str(), Shape{s.gates * s.hidden, s.hidden}, weight_type);
+    if (is_quantized(node)) {
+      expect_param(node, (layer_param("weight_ih", l) + "_scale").c_str(), Shape{s.gates * s.hidden});
+      expect_param(node, (layer_param("weight_hh", l) + "_scale").c_str(), Shape{s.gates * s.hidden});
+    }
     expect_param(node, layer_param("bias_ih", l).c_str(), Shape{s.gates * s.hidden});
     expect_param(node, layer_param("bias_hh", l).c_str(), Shape{s.gates * s.hidden});
   }
   return {{Shape{in[0].shape[0], in[0].shape[1], s.hidden}, DType::f32}};
 }
 
-float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
-struct LayerParams {
-  const float *w_ih, *w_hh, *b_ih, *b_hh;
-};
-LayerParams layer_params(const Node& node, int64_t l) {
-  return {f32(node.param(layer_param("weight_ih", l)).value), f32(node.param(layer_param("weight_hh", l)).value),
-          f32(node.param(layer_param("bias_ih", l)).value), f32(node.param(layer_param("bias_hh", l)).value)};
+// out (rows, G*H) = x W^T + b with layer l's input-side (hidden_side false) or hidden-side weights;
+// x has rows of the layer's input width at stride ldx.
+using Project = std::function<void(bool hidden_side, int64_t layer, const float* x, int64_t rows, int64_t ldx,
+                                   float* out)>;
+
+Project f32_projection(const Node& node) {
+  return [&node](bool hidden_side, int64_t l, const float* x, int64_t rows, int64_t ldx, float* out) {
+    const Tensor& w = node.param(layer_param(hidden_side ? "weight_hh" : "weight_ih", l)).value;
+    const float* b = f32(node.param(layer_param(hidden_side ? "bias_hh" : "bias_ih", l)).value);
+    const int64_t gh = w.shape()[0], width = w.shape()[1];
+    for (int64_t r = 0; r < rows; ++r) std::copy(b, b + gh, out + r * gh);
+    gemm(false, true, rows, gh, width, x, ldx, f32(w), width, 1.f, out, gh);
+  };
 }
 
-// pre (N*T, G*H) = x W_ih^T + b_ih
-Tensor input_products(const float* x, int64_t rows, int64_t width, int64_t gh, const LayerParams& p) {
-  Tensor pre = uninitialized_f32(Shape{rows, gh});
-  for (int64_t r = 0; r < rows; ++r) std::copy(p.b_ih, p.b_ih + gh, f32(pre) + r * gh);
-  gemm(false, true, rows, gh, width, x, width, p.w_ih, width, 1.f, f32(pre), gh);
-  return pre;
+// The packed int8 weights of each layer: [2l] input side, [2l + 1] hidden side.
+using PackedLayers = std::vector<PackedInt8Matrix>;
+
+Project int8_projection(Node& node, int64_t layers) {
+  const PackedLayers& packed = prepared<PackedLayers>(node, [&] {
+    PackedLayers all;
+    for (int64_t l = 0; l < layers; ++l)
+      for (const char* side : {"weight_ih", "weight_hh"}) {
+        const std::string name = layer_param(side, l);
+        all.emplace_back(node.param(name).value, node.param(name + "_scale").value);
+      }
+    return all;
+  });
+  return [&node, &packed](bool hidden_side, int64_t l, const float* x, int64_t rows, int64_t ldx, float* out) {
+    const PackedInt8Matrix& w = packed[size_t(2 * l + (hidden_side ? 1 : 0))];
+    const float* b = f32(node.param(layer_param(hidden_side ? "bias_hh" : "bias_ih", l)).value);
+    w.matmul_dynamic(x, rows, ldx, b, out, w.n());
+  };
 }
 
 // Per layer we keep: its output h (N, T, H); LSTM: gate activations (N, T, 4H) and cells
@@ -63,45 +93,51 @@ Tensor input_products(const float* x, int64_t rows, int64_t width, int64_t gh, c
 void forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   RnnShape s = rnn_shape(c.node, x.shape());
+  const Project project = is_quantized(c.node) ? int8_projection(c.node, s.layers) : f32_projection(c.node);
   int64_t rows = s.n * s.t, h = s.hidden, gh = s.gates * h;
   Tensor layer_in = x;
   std::vector<Tensor> saved;
   for (int64_t l = 0; l < s.layers; ++l) {
-    LayerParams p = layer_params(c.node, l);
     int64_t width = l == 0 ? s.input : h;
-    Tensor gates = input_products(f32(layer_in), rows, width, gh, p);
+    Tensor gates = uninitialized_f32(Shape{rows, gh});  // pre (N*T, G*H) = x W_ih^T + b_ih
+    project(false, l, f32(layer_in), rows, width, f32(gates));
     Tensor out = new_f32(Shape{s.n, s.t, h}), extra = new_f32(Shape{s.n, s.t, h});
     std::vector<float> recurrent(static_cast<size_t>(s.n * gh)), zeros(static_cast<size_t>(s.n * h), 0.f);
     for (int64_t t = 0; t < s.t; ++t) {
       const float* h_prev = t ? f32(out) + (t - 1) * h : zeros.data();
       int64_t ld_prev = t ? s.t * h : h;
-      for (int64_t n = 0; n < s.n; ++n) std::copy(p.b_hh, p.b_hh + gh, recurrent.data() + n * gh);
-      gemm(false, true, s.n, gh, h, h_prev, ld_prev, p.w_hh, h, 1.f, recurrent.data(), gh);
-      for (int64_t n = 0; n < s.n; ++n) {
-        float* a = f32(gates) + (n * s.t + t) * gh;  // pre-activations in, activations out
-        const float* rec = recurrent.data() + n * gh;
-        float* h_out = f32(out) + (n * s.t + t) * h;
-        float* e = f32(extra) + (n * s.t + t) * h;
-        const float* hp = h_prev + n * ld_prev;
-        if (s.gates == 4) {
-          const float* c_prev = t ? f32(extra) + (n * s.t + t - 1) * h : zeros.data();
-          for (int64_t j = 0; j < h; ++j) {
-            float i = sigmoid(a[j] + rec[j]), f = sigmoid(a[h + j] + rec[h + j]);
-            float g = std::tanh(a[2 * h + j] + rec[2 * h + j]), o = sigmoid(a[3 * h + j] + rec[3 * h + j]);
-            a[j] = i, a[h + j] = f, a[2 * h + j] = g, a[3 * h + j] = o;
-            e[j] = f * c_prev[j] + i * g;  // the cell
-            h_out[j] = o * std::tanh(e[j]);
-          }
-        } else {
-          for (int64_t j = 0; j < h; ++j) {
-            float r = sigmoid(a[j] + rec[j]), z = sigmoid(a[h + j] + rec[h + j]);
-            e[j] = rec[2 * h + j];  // W_hn h + b_hn
-            float nn = std::tanh(a[2 * h + j] + r * e[j]);
-            a[j] = r, a[h + j] = z, a[2 * h + j] = nn;
-            h_out[j] = (1 - z) * nn + z * hp[j];
+      project(true, l, h_prev, s.n, ld_prev, recurrent.data());
+      const float* rec_all = recurrent.data();
+      parallel_for(0, s.n, std::max<int64_t>(1, 4096 / gh), [&](int64_t first, int64_t last) {
+        const KernelTable& k = kernels();
+        std::vector<float> tanh_cell(static_cast<size_t>(h));
+        for (int64_t n = first; n < last; ++n) {
+          float* a = f32(gates) + (n * s.t + t) * gh;  // pre-activations in, activations out
+          const float* rec = rec_all + n * gh;
+          float* h_out = f32(out) + (n * s.t + t) * h;
+          float* e = f32(extra) + (n * s.t + t) * h;
+          const float* hp = h_prev + n * ld_prev;
+          if (s.gates == 4) {
+            const float* c_prev = t ? f32(extra) + (n * s.t + t - 1) * h : zeros.data();
+            for (int64_t j = 0; j < gh; ++j) a[j] += rec[j];
+            k.sigmoid_f32(a, a, 2 * h);  // i, f
+            k.tanh_f32(a + 2 * h, a + 2 * h, h);  // g
+            k.sigmoid_f32(a + 3 * h, a + 3 * h, h);  // o
+            for (int64_t j = 0; j < h; ++j) e[j] = a[h + j] * c_prev[j] + a[j] * a[2 * h + j];  // the cell
+            k.tanh_f32(e, tanh_cell.data(), h);
+            for (int64_t j = 0; j < h; ++j) h_out[j] = a[3 * h + j] * tanh_cell[size_t(j)];
+          } else {
+            for (int64_t j = 0; j < 2 * h; ++j) a[j] += rec[j];
+            k.sigmoid_f32(a, a, 2 * h);  // r, z
+            for (int64_t j = 0; j < h; ++j) {
+              e[j] = rec[2 * h + j];  // W_hn h + b_hn
+              a[2 * h + j] += a[j] * e[j];
+            }
+            k.tanh_f32(a + 2 * h, a + 2 * h, h);  // n
+            for (int64_t j = 0; j < h; ++j) h_out[j] = (1 - a[h + j]) * a[2 * h + j] + a[h + j] * hp[j];
           }
         }
-      }
+      });
     }
     if (c.record) saved.insert(saved.end(), {layer_in, gates, extra, out});
     layer_in = out;
@@ -116,7 +152,8 @@ void backward(BackwardContext& c) {
   int64_t rows = s.n * s.t, h = s.hidden, gh = s.gates * h;
   Tensor dy = c.grad_outputs[0].contiguous().clone();
   for (int64_t l = s.layers - 1; l >= 0; --l) {
-    LayerParams p = layer_params(c.node, l);
+    const float* w_ih = f32(c.node.param(layer_param("weight_ih", l)).value);
+    const float* w_hh = f32(c.node.param(layer_param("weight_hh", l)).value);
     int64_t width = l == 0 ? s.input : h;
     const Tensor &layer_in = c.saved[size_t(4 * l)], &gates = c.saved[size_t(4 * l + 1)];
     const Tensor &extra = c.saved[size_t(4 * l + 2)], &out = c.saved[size_t(4 * l + 3)];
@@ -161,14 +198,14 @@ void backward(BackwardContext& c) {
         }
       }
       // dh_{t-1} += d_rec W_hh; dW_hh += d_rec^T h_{t-1}; db_hh += sum d_rec
-      gemm(false, false, s.n, h, gh, d_rec.data(), gh, p.w_hh, h, 1.f, dh_next.data(), h);
+      gemm(false, false, s.n, h, gh, d_rec.data(), gh, w_hh, h, 1.f, dh_next.data(), h);
       gemm(true, false, gh, h, s.n, d_rec.data(), gh, h_prev, ld_prev, 1.f, f32(d_hh), h);
       for (int64_t n = 0; n < s.n; ++n)
         for (int64_t k = 0; k < gh; ++k) f32(d_bhh)[k] += d_rec[size_t(n * gh + k)];
     }
     Tensor d_ih = new_f32(Shape{gh, width}), d_bih = new_f32(Shape{gh}), dx = new_f32(Shape{s.n, s.t, width});
     gemm(true, false, gh, width, rows, f32(d_in_side), gh, f32(layer_in), width, 0.f, f32(d_ih), width);
-    gemm(false, false, rows, width, gh, f32(d_in_side), gh, p.w_ih, width, 0.f, f32(dx), width);
+    gemm(false, false, rows, width, gh, f32(d_in_side), gh, w_ih, width, 0.f, f32(dx), width);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < gh; ++k) f32(d_bih)[k] += f32(d_in_side)[r * gh + k];
     set_param_grad(c, layer_param("weight_ih", l), d_ih);
@@ -184,5 +221,7 @@ void backward(BackwardContext& c) {
 
 extern const OpRules lstm_rules{"LSTM", infer, forward, backward};
 extern const OpRules gru_rules{"GRU", infer, forward, backward};
+extern const OpRules dynamic_quant_lstm_rules{"DynamicQuantLSTM", infer, forward, nullptr};
+extern const OpRules dynamic_quant_gru_rules{"DynamicQuantGRU", infer, forward, nullptr};
 
 }  // namespace shrink::nn::ops

@@ -122,13 +122,24 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
   auto distilled = run_shrink({"distill", "--teacher", model, "--arch", "mlp", "--width", "32", "--data-dir", dir.path(),
                                "--epochs", "1", "--out", dir.file("d.safetensors"), "--quiet"});
   EXPECT_EQ(distilled.exit_code, 0) << distilled.err;
+  auto quantized = run_shrink({"quantize", model, "--method", "dynamic", "--data-dir", dir.path(), "--out",
+                               dir.file("q.safetensors"), "--json"});
+  ASSERT_EQ(quantized.exit_code, 0) << quantized.err;
+  auto q = nlohmann::json::parse(quantized.out);
+  EXPECT_NEAR(q["after"].get<double>(), q["before"].get<double>(), 0.03) << quantized.out;
+  EXPECT_GT(q["quantized_layer_bytes_before"].get<double>(), 3.5 * q["quantized_layer_bytes_after"].get<double>());
+  auto reloaded = run_shrink({"eval", dir.file("q.safetensors"), "--data-dir", dir.path(), "--json"});
+  ASSERT_EQ(reloaded.exit_code, 0) << reloaded.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(reloaded.out)["accuracy"].get<double>(), q["after"].get<double>());
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"prune", model, "--sparsity", "1.5", "--out", dir.file("x")},
            {"prune", model, "--pattern", "4:4", "--out", dir.file("x")},
            {"prune", model, "--pattern", "two:four", "--out", dir.file("x")},
            {"factorize", model, "--out", dir.file("x")},
            {"factorize", model, "--rank", "100000", "--out", dir.file("x")},
-           {"factorize", model, "--ratio", "0.5", "--energy", "0.9", "--out", dir.file("x")}}) {
+           {"factorize", model, "--ratio", "0.5", "--energy", "0.9", "--out", dir.file("x")},
+           {"quantize", model, "--method", "dynamic", "--layers", "conv*", "--out", dir.file("x")},
+           {"quantize", model, "--method", "fp3", "--out", dir.file("x")}}) {
     auto r = run_shrink(args);
     EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
   }

@@ -3,6 +3,7 @@
 // quantized matmul approximates the f32 matmul within the quantization error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -80,7 +81,7 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
         std::vector<int32_t> a_zero(static_cast<size_t>(m));
         kernels().quantize_rows_u8(p.x.data(), m, k, k, a.data(), lda, a_scale.data(), a_zero.data());
         for (auto& b : bias) b = rng.normal();
-        for (int mode = 0; mode < 3; ++mode) {  // f32; f32 + bias + relu; u8 requantized
+        for (int mode = 0; mode < 4; ++mode) {  // f32; f32 + bias + relu; u8 requantized; u8 in [0, 127]
           Int8Epilogue e;
           e.a_scale = a_scale.data();
           e.a_zero = a_zero.data();
@@ -91,20 +92,24 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
           e.ldo = n;
           std::vector<float> expected_f32(size_t(m * n)), out_f32(size_t(m * n));
           std::vector<uint8_t> expected_u8(size_t(m * n)), out_u8(size_t(m * n));
-          if (mode == 2) {
+          if (mode >= 2) {
             e.out_u8 = expected_u8.data();
             e.out_inverse_scale = 20.f;
             e.out_zero = 100;
+            if (mode == 3) e.out_max = 127;
           } else {
             e.out_f32 = expected_f32.data();
           }
           gemm_u8s8_variants().front().fn(m, n, k, a.data(), lda, w.packed.data(), e);
           testing::for_each_variant(gemm_u8s8_variants(), [&](const auto& variant) {
             Int8Epilogue mine = e;
-            if (mode == 2) mine.out_u8 = out_u8.data(); else mine.out_f32 = out_f32.data();
+            if (mode >= 2) mine.out_u8 = out_u8.data(); else mine.out_f32 = out_f32.data();
             variant.fn(m, n, k, a.data(), lda, w.packed.data(), mine);
-            if (mode == 2) {
+            if (mode >= 2) {
               ASSERT_EQ(out_u8, expected_u8) << m << "x" << n << "x" << k;
+              if (mode == 3) {
+                ASSERT_LE(*std::max_element(out_u8.begin(), out_u8.end()), 127);
+              }
             } else {
               ASSERT_EQ(std::memcmp(out_f32.data(), expected_f32.data(), out_f32.size() * 4), 0) << m << "x" << n << "x" << k << " mode " << mode;
             }

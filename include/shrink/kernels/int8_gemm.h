@@ -26,7 +26,8 @@ void pack_int8_weights(const int8_t* w, int64_t n, int64_t k, int8_t* packed, in
 
 // What happens to the s32 accumulator acc[i][c] (already corrected for the activation zero):
 //   v = float(acc) * (a_scale[i] * b_scale[c]) + (bias ? bias[c] : 0); if relu, v = max(v, 0)
-// then either out_f32[i * ldo + c] = v, or out_u8[i * ldo + c] = clamp(nearbyint(v * out_inverse_scale) + out_zero, 0, 255).
+// then either out_f32[i * ldo + c] = v, or out_u8[i * ldo + c] = clamp(nearbyint(v * out_inverse_scale) + out_zero,
+// 0, out_max) (out_max 127 keeps the result a valid 7-bit input of the next int8 layer).
 struct Int8Epilogue {
   const float* a_scale = nullptr;   // per row of A
   const int32_t* a_zero = nullptr;  // per row of A
@@ -38,6 +39,7 @@ struct Int8Epilogue {
   uint8_t* out_u8 = nullptr;
   float out_inverse_scale = 1.f;
   int32_t out_zero = 0;
+  int32_t out_max = 255;
   int64_t ldo = 0;
 };
 

@@ -26,6 +26,9 @@ using DequantizeFn = void (*)(const void* blocks, float* dst, int64_t n);
 // n values (a multiple of the block size) to consecutive blocks.
 using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
 
+// y[i] = f(x[i]) for n values; y may be x (in place).
+using UnaryF32Fn = void (*)(const float* x, float* y, int64_t n);
+
 // slot name, function type
 #define SHRINK_KERNEL_SLOTS(X)                   \
   X(gemm_f32, GemmF32Fn)                         \
@@ -48,7 +51,9 @@ using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
   X(quantize_rows_s8, QuantizeRowsS8Fn)          \
   X(gemm_q4s8, GemmQ4S8Fn)                       \
   X(gemm_q4f32, GemmQ4F32Fn)                     \
-  X(quantize_int4, QuantizeInt4Fn)
+  X(quantize_int4, QuantizeInt4Fn)               \
+  X(sigmoid_f32, UnaryF32Fn)                     \
+  X(tanh_f32, UnaryF32Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"

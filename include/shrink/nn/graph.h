@@ -3,6 +3,7 @@
 // unknown dimensions (batch, sequence) are -1. Every change re-validates shapes and dtypes.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +33,9 @@ struct Node {
   std::vector<int> inputs;   // value ids
   std::vector<int> outputs;  // value ids
   std::vector<Param> params;
+  // Derived data an op builds from the params on first use (int8 weights packed for the kernels);
+  // not saved. Ops whose params can change (training) must not use it.
+  std::shared_ptr<const void> prepared = nullptr;
 
   Param* find_param(std::string_view local_name);
   const Param* find_param(std::string_view local_name) const;

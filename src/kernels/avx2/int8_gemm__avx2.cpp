@@ -54,7 +54,7 @@ void finish_8(int64_t i, int64_t c, __m256i acc, const Int8Epilogue& e, const Ch
   }
   v = _mm256_add_ps(_mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(e.out_inverse_scale)), kRound),
                     _mm256_set1_ps(float(e.out_zero)));
-  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.f));
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(float(e.out_max)));
   uint8_t bytes[8];
   store_8_bytes(bytes, v);
   std::memcpy(e.out_u8 + i * e.ldo + c, bytes, size_t(count));

@@ -31,7 +31,7 @@ void finish_int8(int64_t i, int64_t c, int32_t acc, const Int8Epilogue& e) {
   if (e.out_f32) {
     e.out_f32[i * e.ldo + c] = v;
   } else {
-    e.out_u8[i * e.ldo + c] = uint8_t(std::clamp(std::nearbyint(v * e.out_inverse_scale) + float(e.out_zero), 0.f, 255.f));
+    e.out_u8[i * e.ldo + c] = uint8_t(std::clamp(std::nearbyint(v * e.out_inverse_scale) + float(e.out_zero), 0.f, float(e.out_max)));
   }
 }
 

@@ -1,0 +1,42 @@
+// Int8 matrices for the quantized layers: per-output-channel symmetric int8 weights ([-127, 127],
+// scale = max|w| / 127, PyTorch's per-channel qint8 with a narrow range), as stored in model
+// files, and their packed form for the int8 kernels (built once per layer, see Node::prepared).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "shrink/core/tensor.h"
+
+namespace shrink {
+
+struct Int8ChannelWeights {
+  Tensor q;      // i8 [n, k]
+  Tensor scale;  // f32 [n]: w[c][j] ≈ q[c][j] * scale[c]
+};
+
+// w: f32 [n, k].
+Int8ChannelWeights quantize_per_channel_int8(const Tensor& w);
+Tensor dequantize_per_channel_int8(const Int8ChannelWeights& weights);  // f32 [n, k]
+
+class PackedInt8Matrix {
+ public:
+  PackedInt8Matrix() = default;
+  PackedInt8Matrix(const Tensor& q, const Tensor& scale);  // i8 [n, k], f32 [n]
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  const int8_t* packed() const { return packed_.data(); }
+  const int32_t* col_sums() const { return col_sums_.data(); }
+  const float* scale() const { return scale_.data(); }
+
+  // Dynamic quantization: each row of x (m rows of k floats, stride ldx) is quantized to u8 with
+  // its own range, then y = x_q W_q^T (+ bias) in f32 (stride ldy). bias may be null.
+  void matmul_dynamic(const float* x, int64_t m, int64_t ldx, const float* bias, float* y, int64_t ldy) const;
+
+ private:
+  int64_t n_ = 0, k_ = 0;
+  std::vector<int8_t> packed_;
+  std::vector<int32_t> col_sums_;
+  std::vector<float> scale_;
+};
+
+}  // namespace shrink

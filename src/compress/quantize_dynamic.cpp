@@ -1,0 +1,105 @@
+// Dynamic int8 quantization: rewrites Linear -> DynamicQuantLinear, LSTM/GRU -> DynamicQuantLSTM/GRU.
+#include "shrink/compress/quantize_dynamic.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "shrink/compress/prune.h"
+#include "shrink/core/error.h"
+#include "shrink/quant/int8_linear.h"
+
+namespace shrink::compress {
+namespace {
+
+bool matches_any(const std::vector<std::string>& patterns, const std::string& name) {
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return name_matches(p, name); });
+}
+
+int64_t param_bytes(const nn::Node& node) {
+  int64_t bytes = 0;
+  for (const nn::Param& p : node.params) bytes += int64_t(p.value.nbytes());
+  return bytes;
+}
+
+// Replaces f32 weight `name` by name (i8) + name_scale (f32); returns the worst relative error.
+double quantize_weight_param(const nn::Param& weight, std::vector<nn::Param>& out) {
+  const Int8ChannelWeights q = quantize_per_channel_int8(weight.value.contiguous());
+  const Tensor back = dequantize_per_channel_int8(q);
+  const Tensor w = weight.value.contiguous();
+  const int64_t n = w.shape()[0], k = w.shape()[1];
+  double worst = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    double peak = 0, err = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      peak = std::max(peak, double(std::fabs(w.data<float>()[c * k + j])));
+      err = std::max(err, double(std::fabs(w.data<float>()[c * k + j] - back.data<float>()[c * k + j])));
+    }
+    if (peak > 0) worst = std::max(worst, err / peak);
+  }
+  out.push_back({weight.name, q.q, Tensor(), false});
+  out.push_back({weight.name + "_scale", q.scale, Tensor(), false});
+  return worst;
+}
+
+nn::Node quantized_node(const nn::Node& node, double& error) {
+  nn::Node q;
+  q.name = node.name;
+  q.kind = "DynamicQuant" + node.kind;
+  q.attrs = node.attrs;
+  for (const nn::Param& p : node.params) {
+    if (p.name.starts_with("weight")) {
+      error = std::max(error, quantize_weight_param(p, q.params));
+    } else {
+      q.params.push_back({p.name, p.value, Tensor(), false});
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQuantConfig& config) {
+  std::vector<DynamicQuantLayer> report;
+  std::vector<std::string> to_quantize;
+  for (const nn::Node& node : graph.nodes()) {
+    const bool eligible = node.kind == "Linear" || node.kind == "LSTM" || node.kind == "GRU";
+    const bool listed = node.kind == "Conv2d" || node.kind == "Embedding" || eligible;
+    if (!listed) continue;
+    DynamicQuantLayer layer;
+    layer.node = node.name;
+    layer.kind = node.kind;
+    layer.bytes_before = layer.bytes_after = param_bytes(node);
+    const bool asked = config.layers.empty() || matches_any(config.layers, node.name);
+    if (node.kind == "Conv2d" && !config.layers.empty() && asked)
+      throw UsageError(fmt::format("'{}' is a convolution, which dynamic quantization refuses: its accuracy "
+                                   "suffers and it gains little; quantize it with --method static",
+                                   node.name),
+                       "quantize --method dynamic");
+    if (!eligible) {
+      layer.reason = node.kind == "Conv2d" ? "convolution: use --method static" : "embeddings stay f32";
+    } else if (!asked) {
+      layer.reason = "not named by --layers";
+    } else if (matches_any(config.exclude, node.name)) {
+      layer.reason = "excluded";
+    } else {
+      layer.quantized = true;
+      to_quantize.push_back(node.name);
+    }
+    report.push_back(layer);
+  }
+  if (!config.layers.empty() && to_quantize.empty())
+    throw UsageError("--layers matches no Linear, LSTM or GRU layer", "quantize --method dynamic");
+  for (const std::string& name : to_quantize) {
+    double error = 0;
+    nn::Node q = quantized_node(graph.node(name), error);
+    graph.replace_node(name, std::move(q));
+    auto it = std::find_if(report.begin(), report.end(), [&](const DynamicQuantLayer& l) { return l.node == name; });
+    it->bytes_after = param_bytes(graph.node(name));
+    it->weight_error = error;
+  }
+  return report;
+}
+
+}  // namespace shrink::compress

@@ -1,0 +1,77 @@
+// Sigmoid and tanh, 8 floats at a time. exp follows Cephes' expf (S. L. Moshier): x = n ln2 + r
+// with ln2 split in two for an exact reduction, exp(r) by its degree-6 minimax polynomial, 2^n
+// through the exponent bits (a few ulp over the range used). tanh follows Cephes' tanhf: an odd
+// polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) with the sign restored above.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels/kernel_variants.h"
+
+namespace shrink::kernel_variants {
+namespace {
+
+__m256 exp8(__m256 x) {
+  // Beyond +-88.7 expf overflows or underflows; clamp so that 2^n stays a normal float.
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+__m256 sigmoid8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+__m256 tanh8(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256 ax = _mm256_andnot_ps(sign, x);
+  // |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1), sign restored.
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 e = exp8(_mm256_add_ps(ax, ax));
+  __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(e, one)));
+  big = _mm256_or_ps(big, _mm256_and_ps(sign, x));
+  // |x| < 0.625: x + x z P(z), z = x^2.
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+}
+
+// NaN in, NaN out (the clamp in exp8 would otherwise turn it into a number).
+template <__m256 (*F)(__m256)> __m256 keep_nan(__m256 x) {
+  return _mm256_blendv_ps(F(x), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+template <__m256 (*F)(__m256)> void apply(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, keep_nan<F>(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    alignas(32) float tmp[8] = {};
+    for (int64_t j = i; j < n; ++j) tmp[j - i] = x[j];
+    _mm256_store_ps(tmp, keep_nan<F>(_mm256_load_ps(tmp)));
+    for (int64_t j = i; j < n; ++j) y[j] = tmp[j - i];
+  }
+}
+
+}  // namespace
+
+void sigmoid_f32__avx2(const float* x, float* y, int64_t n) { apply<sigmoid8>(x, y, n); }
+void tanh_f32__avx2(const float* x, float* y, int64_t n) { apply<tanh8>(x, y, n); }
+
+}  // namespace shrink::kernel_variants

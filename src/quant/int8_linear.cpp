@@ -1,0 +1,86 @@
+// Per-channel int8 weights and the dynamic int8 matmul (per-row u8 activations).
+#include "shrink/quant/int8_linear.h"
+
+#include <algorithm>
+
+#include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/int8_gemm.h"
+#include "shrink/kernels/registry.h"
+#include "shrink/quant/scheme.h"
+
+namespace shrink {
+namespace {
+
+QuantScheme int8_weight_scheme() {
+  QuantScheme scheme;
+  scheme.bits = 8;
+  scheme.is_signed = true;
+  scheme.mapping = QuantMapping::symmetric;
+  scheme.narrow_range = true;
+  return scheme;
+}
+
+void expect_weight_pair(const Tensor& q, const Tensor& scale) {
+  if (q.dtype() != DType::i8 || q.rank() != 2)
+    throw UsageError("int8 weights must be an i8 matrix", "PackedInt8Matrix");
+  if (scale.dtype() != DType::f32 || scale.rank() != 1 || scale.shape()[0] != q.shape()[0])
+    throw UsageError("int8 weight scales must be f32, one per output channel", "PackedInt8Matrix");
+}
+
+}  // namespace
+
+Int8ChannelWeights quantize_per_channel_int8(const Tensor& w) {
+  if (w.dtype() != DType::f32 || w.rank() != 2)
+    throw UsageError("per-channel int8 quantization needs an f32 matrix", "quantize_per_channel_int8");
+  const QuantScheme scheme = int8_weight_scheme();
+  QParams qp = choose_qparams(w, scheme, per_channel_block(w.shape(), 0));
+  return {quantize(w, qp, scheme).to(DType::i8), qp.scale.reshape(Shape{w.shape()[0]}).contiguous()};
+}
+
+Tensor dequantize_per_channel_int8(const Int8ChannelWeights& weights) {
+  expect_weight_pair(weights.q, weights.scale);
+  const int64_t n = weights.q.shape()[0], k = weights.q.shape()[1];
+  Tensor out = Tensor::uninitialized(weights.q.shape(), DType::f32);
+  const Tensor q = weights.q.contiguous(), scale = weights.scale.contiguous();
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t j = 0; j < k; ++j)
+      out.mutable_data<float>()[c * k + j] = float(q.data<int8_t>()[c * k + j]) * scale.data<float>()[c];
+  return out;
+}
+
+PackedInt8Matrix::PackedInt8Matrix(const Tensor& q_in, const Tensor& scale_in) {
+  expect_weight_pair(q_in, scale_in);
+  const Tensor q = q_in.contiguous(), scale = scale_in.contiguous();
+  n_ = q.shape()[0];
+  k_ = q.shape()[1];
+  packed_.resize(int8_packed_bytes(n_, k_));
+  col_sums_.resize(size_t(n_));
+  pack_int8_weights(q.data<int8_t>(), n_, k_, packed_.data(), col_sums_.data());
+  scale_.assign(scale.data<float>(), scale.data<float>() + n_);
+}
+
+void PackedInt8Matrix::matmul_dynamic(const float* x, int64_t m, int64_t ldx, const float* bias, float* y,
+                                      int64_t ldy) const {
+  if (m <= 0) return;
+  const KernelTable& table = kernels();
+  const int64_t lda = int8_padded_k(k_);
+  std::vector<uint8_t> a(size_t(m * lda));
+  std::vector<float> a_scale(static_cast<size_t>(m));
+  std::vector<int32_t> a_zero(static_cast<size_t>(m));
+  parallel_for(0, m, std::max<int64_t>(1, 16384 / std::max<int64_t>(k_, 1)), [&](int64_t first, int64_t last) {
+    table.quantize_rows_u8(x + first * ldx, last - first, k_, ldx, a.data() + first * lda, lda,
+                           a_scale.data() + first, a_zero.data() + first);
+  });
+  Int8Epilogue e;
+  e.a_scale = a_scale.data();
+  e.a_zero = a_zero.data();
+  e.b_scale = scale_.data();
+  e.b_col_sums = col_sums_.data();
+  e.bias = bias;
+  e.out_f32 = y;
+  e.ldo = ldy;
+  table.gemm_u8s8(m, n_, k_, a.data(), lda, packed_.data(), e);
+}
+
+}  // namespace shrink

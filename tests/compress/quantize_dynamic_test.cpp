@@ -1,0 +1,169 @@
+// Dynamic int8 quantization: quantized Linear/LSTM/GRU layers compute what the f32 layers do
+// within the two rounding steps, equal x_q W_q^T exactly as the reference kernel computes it,
+// survive a save/load round trip bit for bit, and convolutions are refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "nn/nn_test_support.h"
+#include "shrink/compress/quantize_dynamic.h"
+#include "shrink/io/native_model.h"
+#include "shrink/nn/builder.h"
+#include "shrink/nn/execute.h"
+#include "shrink/quant/int8_linear.h"
+#include "test_support.h"
+
+namespace shrink::testing {
+namespace {
+
+Tensor run(nn::Graph& graph, const Tensor& x) {
+  std::vector<Tensor> in{x};
+  return nn::forward(graph, in)[0];
+}
+
+// max |a - b| / max |b|
+double relative_error(const Tensor& a, const Tensor& b) {
+  double diff = 0, peak = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    diff = std::max(diff, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+    peak = std::max(peak, double(std::fabs(b.data<float>()[i])));
+  }
+  return diff / peak;
+}
+
+nn::Graph mlp(uint64_t seed) {
+  nn::GraphBuilder b(seed);
+  int x = b.input("x", Shape{-1, 67});
+  x = b.op("relu", "ReLU", {b.linear("fc1", x, 67, 45)});
+  b.output(b.linear("head", x, 45, 10));
+  return b.take();
+}
+
+TEST(DynamicQuant, PerChannelWeightsRoundTripWithinHalfAStep) {
+  Rng rng(1);
+  Tensor w = random_tensor(Shape{9, 33}, rng);
+  w.mutable_data<float>()[0] = 5.f;  // one channel with an outlier keeps the others' scales
+  const Int8ChannelWeights q = quantize_per_channel_int8(w);
+  const Tensor back = dequantize_per_channel_int8(q);
+  for (int64_t c = 0; c < 9; ++c) {
+    float peak = 0;
+    for (int64_t j = 0; j < 33; ++j) peak = std::max(peak, std::fabs(w.data<float>()[c * 33 + j]));
+    EXPECT_FLOAT_EQ(q.scale.data<float>()[c], peak / 127.f);
+    for (int64_t j = 0; j < 33; ++j) {
+      EXPECT_LE(std::abs(int(q.q.data<int8_t>()[c * 33 + j])), 127);
+      EXPECT_LE(std::fabs(back.data<float>()[c * 33 + j] - w.data<float>()[c * 33 + j]), 0.5001f * peak / 127.f);
+    }
+  }
+}
+
+TEST(DynamicQuant, LinearEqualsTheQuantizedProductAndApproximatesF32) {
+  nn::Graph f32 = mlp(2), int8 = mlp(2);
+  auto report = compress::quantize_dynamic(int8, {});
+  ASSERT_EQ(report.size(), 2u);
+  for (const auto& l : report) {
+    EXPECT_TRUE(l.quantized) << l.node;
+    EXPECT_LT(l.bytes_after * 3, l.bytes_before) << l.node;
+  }
+  EXPECT_EQ(int8.node("fc1").kind, "DynamicQuantLinear");
+  Rng rng(3);
+  const Tensor x = random_tensor(Shape{13, 67}, rng, -2.f, 3.f);
+  EXPECT_LT(relative_error(run(int8, x), run(f32, x)), 0.02);
+
+  // The layer alone against an independent computation: per-row u8 quantization of x as the
+  // kernel contract says, times the dequantized weights, in double.
+  nn::Graph single = mlp(2);
+  compress::quantize_dynamic(single, {{"fc1"}, {}});
+  const nn::Node& fc1 = single.node("fc1");
+  std::vector<Tensor> in{x};
+  nn::RunOptions options;
+  Tensor fc1_out;
+  options.after_node = [&](const nn::Node& node, std::span<const Tensor> outputs) {
+    if (node.name == "fc1") fc1_out = outputs[0];
+  };
+  nn::forward(single, in, options);
+  const Tensor w = dequantize_per_channel_int8({fc1.param("weight").value, fc1.param("weight_scale").value});
+  for (int64_t r = 0; r < 13; ++r) {
+    float lo = 0, hi = 0;
+    for (int64_t j = 0; j < 67; ++j) lo = std::min(lo, x.data<float>()[r * 67 + j]), hi = std::max(hi, x.data<float>()[r * 67 + j]);
+    const float scale = (hi - lo) / 127.f, zero = -std::nearbyint(lo / scale);
+    for (int64_t c = 0; c < 45; ++c) {
+      double acc = fc1.param("bias").value.data<float>()[c];
+      for (int64_t j = 0; j < 67; ++j) {
+        const float q = std::clamp(std::nearbyint(x.data<float>()[r * 67 + j] / scale) + zero, 0.f, 127.f);
+        acc += double(q - zero) * scale * w.data<float>()[c * 67 + j];
+      }
+      EXPECT_NEAR(fc1_out.data<float>()[r * 45 + c], acc, 1e-4 * (1 + std::fabs(acc)));
+    }
+  }
+}
+
+TEST(DynamicQuant, RecurrentLayersStayCloseToF32) {
+  for (const char* kind : {"LSTM", "GRU"}) {
+    SCOPED_TRACE(kind);
+    const int64_t gates = std::string(kind) == "LSTM" ? 4 : 3;
+    std::vector<ParamSpec> params;
+    for (int l = 0; l < 2; ++l) {
+      const int64_t width = l == 0 ? 12 : 20;
+      params.push_back({"weight_ih_l" + std::to_string(l), Shape{gates * 20, width}, true, -0.4f, 0.4f});
+      params.push_back({"weight_hh_l" + std::to_string(l), Shape{gates * 20, 20}, true, -0.4f, 0.4f});
+      params.push_back({"bias_ih_l" + std::to_string(l), Shape{gates * 20}, true, -0.4f, 0.4f});
+      params.push_back({"bias_hh_l" + std::to_string(l), Shape{gates * 20}, true, -0.4f, 0.4f});
+    }
+    nn::Node node = make_node(kind, {{"input_size", 12}, {"hidden_size", 20}, {"num_layers", 2}}, params, 4);
+    nn::Graph f32 = single_node_graph(node, {{Shape{-1, -1, 12}, DType::f32}});
+    nn::Graph int8 = single_node_graph(node, {{Shape{-1, -1, 12}, DType::f32}});
+    auto report = compress::quantize_dynamic(int8, {});
+    ASSERT_TRUE(report.at(0).quantized);
+    EXPECT_EQ(int8.nodes()[0].kind, std::string("DynamicQuant") + kind);
+    Rng rng(5);
+    const Tensor x = random_tensor(Shape{3, 9, 12}, rng, -1.5f, 1.5f);
+    const Tensor a = run(int8, x), b = run(f32, x);
+    double worst = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+    EXPECT_LT(worst, 0.03);  // hidden states lie in (-1, 1)
+    EXPECT_GT(worst, 0.0) << "the int8 path really ran";
+  }
+}
+
+TEST(DynamicQuant, SavedModelsReloadAndComputeTheSame) {
+  ScratchDir dir;
+  nn::Graph graph = mlp(6);
+  compress::quantize_dynamic(graph, {});
+  io::save_model(dir.file("q.safetensors"), graph, {});
+  io::LoadedModel loaded = io::load_model(dir.file("q.safetensors"));
+  EXPECT_EQ(loaded.graph.node("head").param("weight").value.dtype(), DType::i8);
+  Rng rng(7);
+  const Tensor x = random_tensor(Shape{4, 67}, rng);
+  const Tensor a = run(graph, x), b = run(loaded.graph, x);
+  ASSERT_EQ(a.numel(), b.numel());
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
+}
+
+TEST(DynamicQuant, ConvolutionsAreRefusedAndReported) {
+  nn::GraphBuilder b(8);
+  int x = b.input("x", Shape{-1, 1, 8, 8});
+  x = b.op("flat", "Flatten", {b.conv2d("conv", x, 1, 4, 3)});
+  b.output(b.linear("head", x, 4 * 6 * 6, 5));
+  nn::Graph graph = b.take();
+  auto report = compress::quantize_dynamic(graph, {});
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_FALSE(report[0].quantized);
+  EXPECT_NE(report[0].reason.find("static"), std::string::npos);
+  EXPECT_TRUE(report[1].quantized);
+  EXPECT_EQ(graph.node("conv").kind, "Conv2d");
+
+  nn::GraphBuilder c(8);
+  int y = c.input("x", Shape{-1, 1, 8, 8});
+  y = c.op("flat", "Flatten", {c.conv2d("conv", y, 1, 4, 3)});
+  c.output(c.linear("head", y, 4 * 6 * 6, 5));
+  nn::Graph fresh = c.take();
+  EXPECT_THROW(compress::quantize_dynamic(fresh, {{"conv*"}, {}}), UsageError);
+  EXPECT_EQ(fresh.node("head").kind, "Linear") << "nothing changed after a refusal";
+  EXPECT_THROW(compress::quantize_dynamic(fresh, {{"nothing*"}, {}}), UsageError);
+  auto excluded = compress::quantize_dynamic(fresh, {{}, {"head"}});
+  EXPECT_EQ(fresh.node("head").kind, "Linear");
+  EXPECT_EQ(excluded[1].reason, "excluded");
+}
+
+}  // namespace
+}  // namespace shrink::testing

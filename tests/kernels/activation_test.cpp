@@ -1,0 +1,56 @@
+// The vectorised sigmoid and tanh against the C library, over the whole useful range, the
+// polynomial's branch point, extremes, signed zeros and NaN, at awkward lengths.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "kernel_test_support.h"
+#include "shrink/core/rng.h"
+
+namespace shrink {
+namespace {
+
+std::vector<float> test_values() {
+  std::vector<float> x;
+  for (float v = -30.f; v <= 30.f; v += 0.00731f) x.push_back(v);
+  for (float v : {0.f, -0.f, 0.625f, -0.625f, 0.62499f, 1e-8f, -1e-30f, 88.f, -88.f, 100.f, -100.f, 1e30f, -1e30f})
+    x.push_back(v);
+  return x;
+}
+
+template <class Fn> void expect_close_to_reference(std::span<const KernelVariant<Fn>> variants, double relative,
+                                                   double absolute) {
+  const std::vector<float> x = test_values();
+  std::vector<float> expected(x.size());
+  variants.front().fn(x.data(), expected.data(), int64_t(x.size()));
+  const int ran = testing::for_each_variant(variants, [&](const auto& variant) {
+    for (int64_t n : testing::kAwkwardSizes) {
+      std::vector<float> y(static_cast<size_t>(n));
+      variant.fn(x.data() + 5000, y.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(y[size_t(i)], expected[size_t(5000 + i)], absolute + relative * std::fabs(expected[size_t(5000 + i)]));
+    }
+    std::vector<float> y(x.size());
+    variant.fn(x.data(), y.data(), int64_t(x.size()));
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_NEAR(y[i], expected[i], absolute + relative * std::fabs(expected[i])) << "x = " << x[i];
+    std::vector<float> in_place = x;  // y may alias x
+    variant.fn(in_place.data(), in_place.data(), int64_t(x.size()));
+    EXPECT_EQ(in_place, y);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    float out = 0;
+    variant.fn(&nan, &out, 1);
+    EXPECT_TRUE(std::isnan(out));
+  });
+  EXPECT_GE(ran, 1);
+}
+
+TEST(Activation, SigmoidVariantsMatchTheCLibrary) {
+  expect_close_to_reference(sigmoid_f32_variants(), 1e-6, 1e-37);
+}
+
+TEST(Activation, TanhVariantsMatchTheCLibrary) { expect_close_to_reference(tanh_f32_variants(), 1e-6, 2e-7); }
+
+}  // namespace
+}  // namespace shrink
