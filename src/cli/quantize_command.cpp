@@ -1,6 +1,11 @@
-// shrink quantize MODEL --out OUT --method dynamic: int8 weights per output channel for Linear,
-// LSTM and GRU layers with activations quantized at run time; a table of what was and was not
-// quantized, the held-out metric before and after, and the file sizes.
+// shrink quantize MODEL --out OUT --method dynamic|static:
+//   dynamic — int8 weights per output channel for Linear, LSTM and GRU layers, activations
+//             quantized per row at run time;
+//   static  — batch norms folded, activations calibrated on training examples with an observer,
+//             Conv2d/Linear/Add (+ReLU) fused into int8 layers with int8 activations between
+//             them, a per-layer error table, and --max-drop keeping the worst layers f32 until
+//             the accuracy on a validation slice of the training split is within budget.
+// Both print what was and was not quantized, the held-out metric before and after, and sizes.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -9,61 +14,176 @@
 #include "cli/commands.h"
 #include "cli/training_options.h"
 #include "shrink/compress/quantize_dynamic.h"
+#include "shrink/compress/quantize_static.h"
+#include "shrink/core/rng.h"
+#include "shrink/eval/evaluate.h"
 #include "shrink/io/native_model.h"
 
 namespace shrink::cli {
 namespace {
 
 struct QuantizeOptions {
-  std::string model, out, method = "dynamic", data, data_dir;
-  compress::DynamicQuantConfig dynamic;
+  std::string model, out, method = "dynamic", data, data_dir, observer = "histogram";
+  std::vector<std::string> layers, exclude;
+  int64_t calib_samples = 1024, validation_samples = 5000;
+  double max_drop = -1;
+  uint64_t seed = 0;
   bool json = false;
 };
 
+struct Row {  // one line of the layer table
+  std::string node, kind, status;
+  nlohmann::ordered_json extra;
+};
+
+struct Outcome {
+  std::vector<Row> rows;
+  std::vector<std::string> notes;
+  int64_t quantized_bytes_before = 0, quantized_bytes_after = 0;
+  nlohmann::json config;
+};
+
+Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
+  Outcome out;
+  compress::DynamicQuantConfig config{o.layers, o.exclude};
+  for (const auto& l : compress::quantize_dynamic(graph, config)) {
+    Row row{l.node, l.kind, l.quantized ? "int8" : "f32: " + l.reason, {}};
+    row.extra["bytes"] = l.bytes_before;
+    row.extra["bytes_after"] = l.bytes_after;
+    out.rows.push_back(row);
+    if (l.quantized) out.quantized_bytes_before += l.bytes_before, out.quantized_bytes_after += l.bytes_after;
+  }
+  out.config = {{"layers", o.layers}, {"exclude", o.exclude}, {"weights", "int8 symmetric per output channel"},
+                {"activations", "u8 per row at run time"}};
+  return out;
+}
+
+std::vector<Tensor> first_inputs(const train::DataSource& data, int64_t count) {
+  std::vector<int64_t> indices;
+  for (int64_t i = 0; i < std::min(count, data.size()); ++i) indices.push_back(i);
+  return data.gather(indices).inputs;
+}
+
+double accuracy(nn::Graph& graph, const train::DataSource& data) {
+  return eval::evaluate_cross_entropy(graph, data, 100).accuracy;
+}
+
+int64_t layer_bytes(const nn::Graph& graph, const std::string& node) {
+  int64_t bytes = 0;
+  for (const nn::Param& p : graph.node(node).params) bytes += int64_t(p.value.nbytes());
+  return bytes;
+}
+
+Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const QuantizeOptions& o) {
+  Outcome out;
+  if (!task.train) throw UsageError("static quantization calibrates on the training split", "--data");
+  const std::vector<std::string> folded = compress::fold_batch_norms(graph);
+  if (!folded.empty()) out.notes.push_back(fmt::format("folded or removed: {}", fmt::join(folded, ", ")));
+  ObserverConfig observer;
+  observer.kind = observer_kind_from_name(o.observer);
+  // Calibration: a seeded random sample of the training split, in batches of 100.
+  const int64_t size = task.train->size();
+  const int64_t validation = o.max_drop >= 0 ? std::min(o.validation_samples, size / 2) : 0;
+  std::vector<int64_t> order(static_cast<size_t>(size - validation));
+  for (int64_t i = 0; i < int64_t(order.size()); ++i) order[size_t(i)] = i;
+  Rng rng(o.seed);
+  for (int64_t i = int64_t(order.size()) - 1; i > 0; --i) std::swap(order[size_t(i)], order[rng.below(uint64_t(i + 1))]);
+  order.resize(size_t(std::min<int64_t>(o.calib_samples, int64_t(order.size()))));
+  compress::Calibrator calibrator(graph, observer);
+  for (size_t start = 0; start < order.size(); start += 100) {
+    std::vector<int64_t> batch(order.begin() + int64_t(start), order.begin() + int64_t(std::min(order.size(), start + 100)));
+    calibrator.observe(graph, task.train->gather(batch).inputs);
+  }
+  compress::StaticQuantConfig config{o.exclude};
+  compress::StaticQuantResult result = compress::convert_static(graph, calibrator, config);
+  const std::vector<Tensor> probe = first_inputs(*task.eval, 200);
+  std::vector<compress::LayerError> errors = compress::layer_errors(graph, result.graph, result.layers, probe);
+  if (o.max_drop >= 0) {
+    // Keep the layer with the lowest SQNR in f32 until the validation accuracy is within budget.
+    train::SubsetSource held(*task.train, size - validation, size);
+    const double reference = accuracy(graph, held);
+    double now = accuracy(result.graph, held);
+    while (reference - now > o.max_drop) {
+      auto worst = std::min_element(errors.begin(), errors.end(), [](const auto& a, const auto& b) {
+        return a.sqnr_db < b.sqnr_db;
+      });
+      if (worst == errors.end()) break;
+      out.notes.push_back(fmt::format("validation accuracy {:.2f}% vs f32 {:.2f}%: keeping {} ({:.1f} dB) in f32",
+                                      100 * now, 100 * reference, worst->node, worst->sqnr_db));
+      config.exclude.push_back(worst->node);
+      result = compress::convert_static(graph, calibrator, config);
+      errors = compress::layer_errors(graph, result.graph, result.layers, probe);
+      now = accuracy(result.graph, held);
+    }
+    out.notes.push_back(fmt::format("validation ({} training examples held out of calibration): {:.2f}% int8 vs {:.2f}% f32",
+                                    validation, 100 * now, 100 * reference));
+  }
+  for (const auto& l : result.layers) {
+    Row row{l.node, l.kind, l.quantized_kind.empty() ? "f32: " + l.reason : l.quantized_kind, {}};
+    for (const auto& e : errors)
+      if (e.node == l.node) row.extra.update({{"sqnr_db", e.sqnr_db}, {"cosine", e.cosine}});
+    if (!l.quantized_kind.empty()) {
+      row.extra["bytes"] = layer_bytes(graph, l.node);
+      row.extra["bytes_after"] = layer_bytes(result.graph, l.node);
+      out.quantized_bytes_before += row.extra["bytes"].get<int64_t>();
+      out.quantized_bytes_after += row.extra["bytes_after"].get<int64_t>();
+    }
+    out.rows.push_back(row);
+  }
+  out.config = {{"observer", o.observer}, {"calibration_samples", int64_t(order.size())}, {"exclude", config.exclude},
+                {"max_drop", o.max_drop}, {"weights", "int8 symmetric per output channel"},
+                {"activations", "u8 [0, 127] per tensor, calibrated"}};
+  graph = std::move(result.graph);
+  return out;
+}
+
 void run_quantize(const QuantizeOptions& o) {
-  SourceModel source = open_source_model(o.model, o.data, o.data_dir, nullptr, false);
+  const bool is_static = o.method == "static";
+  SourceModel source = open_source_model(o.model, o.data, o.data_dir, is_static ? "calibration" : nullptr, is_static);
   nn::Graph& graph = source.model.graph;
   train::Evaluation before, after;
   if (source.task) before = evaluate_task(graph, *source.task);
-  const std::vector<compress::DynamicQuantLayer> layers = compress::quantize_dynamic(graph, o.dynamic);
+  Outcome outcome = is_static ? quantize_static(graph, *source.task, o) : quantize_dynamic(graph, o);
   if (source.task) after = evaluate_task(graph, *source.task);
   nlohmann::json provenance = compression_provenance("quantize", source);
-  provenance["config"] = {{"method", o.method}, {"layers", o.dynamic.layers}, {"exclude", o.dynamic.exclude},
-                          {"weights", "int8 symmetric per output channel"},
-                          {"activations", "u8 per row at run time"}, {"data", source.data},
-                          {"context", source.context}};
+  provenance["config"] = outcome.config;
+  provenance["config"].update({{"method", o.method}, {"data", source.data}, {"context", source.context}});
   provenance["result"] = {{"metric", source.task ? source.task->metric : ""},
                           {"value", source.task ? after.metric : -1}, {"loss", source.task ? after.loss : -1},
                           {"before", source.task ? before.metric : -1}};
   io::save_model(o.out, graph, provenance);
   const auto file_before = std::filesystem::file_size(o.model), file_after = std::filesystem::file_size(o.out);
-  int64_t quantized_before = 0, quantized_after = 0;
-  for (const auto& l : layers)
-    if (l.quantized) quantized_before += l.bytes_before, quantized_after += l.bytes_after;
   if (o.json) {
-    nlohmann::ordered_json out = {{"model", o.out}, {"file_bytes_before", file_before}, {"file_bytes_after", file_after},
-                                  {"quantized_layer_bytes_before", quantized_before},
-                                  {"quantized_layer_bytes_after", quantized_after}};
+    nlohmann::ordered_json out = {{"model", o.out}, {"method", o.method}, {"file_bytes_before", file_before},
+                                  {"file_bytes_after", file_after},
+                                  {"quantized_layer_bytes_before", outcome.quantized_bytes_before},
+                                  {"quantized_layer_bytes_after", outcome.quantized_bytes_after}};
     out["layers"] = nlohmann::json::array();
-    for (const auto& l : layers)
-      out["layers"].push_back({{"node", l.node}, {"kind", l.kind}, {"quantized", l.quantized}, {"reason", l.reason},
-                               {"bytes_before", l.bytes_before}, {"bytes_after", l.bytes_after},
-                               {"weight_error", l.weight_error}});
+    for (const Row& r : outcome.rows) {
+      nlohmann::ordered_json row = {{"node", r.node}, {"kind", r.kind}, {"status", r.status}};
+      row.update(r.extra);
+      out["layers"].push_back(row);
+    }
+    out["notes"] = outcome.notes;
     if (source.task) out.update({{"metric", source.task->metric}, {"before", before.metric}, {"after", after.metric}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
   size_t width = 20;
-  for (const auto& l : layers) width = std::max(width, l.node.size());
-  fmt::print("  {:<{}} {:<10} {:>10} {:>10} {:>11}  {}\n", "layer", width, "kind", "bytes", "after", "max w err", "");
-  for (const auto& l : layers)
-    fmt::print("  {:<{}} {:<10} {:>10} {:>10} {:>11}  {}\n", l.node, width, l.kind,
-               human_bytes(uint64_t(l.bytes_before)), human_bytes(uint64_t(l.bytes_after)),
-               l.quantized ? fmt::format("{:.3f}%", 100 * l.weight_error) : "", l.quantized ? "int8" : "f32: " + l.reason);
-  if (quantized_after > 0)
-    fmt::print("\nquantized layers: {} -> {} ({:.2f}x smaller); file {} -> {}\n", human_bytes(uint64_t(quantized_before)),
-               human_bytes(uint64_t(quantized_after)), double(quantized_before) / double(quantized_after),
-               human_bytes(file_before), human_bytes(file_after));
+  for (const Row& r : outcome.rows) width = std::max(width, r.node.size());
+  fmt::print("  {:<{}} {:<16} {:>10} {:>10} {:>9} {:>8}  {}\n", "layer", width, "kind", "bytes", "after", "SQNR", "cosine", "");
+  for (const Row& r : outcome.rows) {
+    auto bytes = [&](const char* key) { return r.extra.contains(key) ? human_bytes(r.extra[key].get<uint64_t>()) : ""; };
+    fmt::print("  {:<{}} {:<16} {:>10} {:>10} {:>9} {:>8}  {}\n", r.node, width, r.kind, bytes("bytes"),
+               bytes("bytes_after"), r.extra.contains("sqnr_db") ? fmt::format("{:.1f} dB", r.extra["sqnr_db"].get<double>()) : "",
+               r.extra.contains("cosine") ? fmt::format("{:.4f}", r.extra["cosine"].get<double>()) : "", r.status);
+  }
+  for (const std::string& note : outcome.notes) fmt::print("{}\n", note);
+  if (outcome.quantized_bytes_after > 0)
+    fmt::print("\nquantized layers: {} -> {} ({:.2f}x smaller); file {} -> {}\n",
+               human_bytes(uint64_t(outcome.quantized_bytes_before)), human_bytes(uint64_t(outcome.quantized_bytes_after)),
+               double(outcome.quantized_bytes_before) / double(outcome.quantized_bytes_after), human_bytes(file_before),
+               human_bytes(file_after));
   if (source.task)
     fmt::print("held-out {}: {} before, {} after\n", metric_title(*source.task),
                format_metric(*source.task, before.metric), format_metric(*source.task, after.metric));
@@ -76,12 +196,22 @@ void setup_quantize(CLI::App& sub) {
   auto o = std::make_shared<QuantizeOptions>();
   sub.add_option("MODEL", o->model, "A shrink model file")->required();
   sub.add_option("--out", o->out, "Where to write the quantized model")->required();
-  sub.add_option("--method", o->method, "dynamic: int8 weights, activations quantized at run time")
-      ->check(CLI::IsMember({"dynamic"}));
-  sub.add_option("--layers", o->dynamic.layers, "Node-name globs to quantize (default: every Linear, LSTM, GRU)")
+  sub.add_option("--method", o->method,
+                 "dynamic: int8 weights, activations quantized at run time (Linear, LSTM, GRU); static: int8 "
+                 "weights and calibrated int8 activations (Conv2d, Linear, Add, with batch norms folded)")
+      ->check(CLI::IsMember({"dynamic", "static"}));
+  sub.add_option("--layers", o->layers, "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU)")
       ->take_all();
-  sub.add_option("--exclude", o->dynamic.exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
-  sub.add_option("--data", o->data, "Dataset for the before/after evaluation (default: the model's)");
+  sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
+  sub.add_option("--observer", o->observer, "static: minmax, moving_average, histogram, percentile, entropy or mse");
+  sub.add_option("--calib-samples", o->calib_samples, "static: training examples to calibrate on")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--max-drop", o->max_drop,
+                 "static: accuracy budget (e.g. 0.005): keep the worst layers f32 until a validation slice of the "
+                 "training split is within it")
+      ->check(CLI::Range(0.0, 1.0));
+  sub.add_option("--seed", o->seed, "static: which training examples calibrate");
+  sub.add_option("--data", o->data, "Dataset for calibration and evaluation (default: the model's)");
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   sub.add_flag("--json", o->json, "Print the result as JSON");
   sub.callback([o] { run_quantize(*o); });

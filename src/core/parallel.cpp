@@ -29,7 +29,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
   const int64_t items = end - begin;
   grain = std::max<int64_t>(grain, 1);
   const int64_t chunks = std::min<int64_t>(num_threads(), (items + grain - 1) / grain);
-  if (chunks <= 1) {
+  if (chunks <= 1 || omp_in_parallel()) {  // no nesting: a parallel_for inside one runs serially
     body(begin, end);
     return;
   }

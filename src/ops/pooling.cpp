@@ -1,6 +1,8 @@
 // Pooling over NCHW: MaxPool2d (kernel, stride = kernel by default, padding, dilation 1),
 // AvgPool2d (padding counts as zeros in the average, PyTorch's count_include_pad=True default),
 // AdaptiveAvgPool2d (output_size; window [floor(i*H/OH), ceil((i+1)*H/OH)) as in PyTorch).
+// MaxPool2d also takes u8 (quantized activations: the max commutes with a monotone quantizer).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -52,7 +54,7 @@ PoolGeometry geometry(const Node& node, const Shape& x) {
 
 std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
-  expect_f32(node, in[0], "input");
+  if (!(node.kind == "MaxPool2d" && in[0].dtype == DType::u8)) expect_f32(node, in[0], "input");
   expect_rank(node, in[0], 4, "input (N, C, H, W)");
   PoolGeometry g = geometry(node, in[0].shape);
   if (g.adaptive) {
@@ -64,10 +66,41 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
     if ((g.h >= 0 && g.oh <= 0) || (g.w >= 0 && g.ow <= 0))
       fail(node, fmt::format("input {}x{} is smaller than the kernel", g.h, g.w));
   }
-  return {{Shape{in[0].shape[0], in[0].shape[1], g.oh, g.ow}, DType::f32}};
+  return {{Shape{in[0].shape[0], in[0].shape[1], g.oh, g.ow}, in[0].dtype}};
+}
+
+void max_pool_u8(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  PoolGeometry g = geometry(c.node, x.shape());
+  Tensor y = Tensor::uninitialized(Shape{x.shape()[0], x.shape()[1], g.oh, g.ow}, DType::u8);
+  parallel_for(0, x.shape()[0] * x.shape()[1], 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const uint8_t* src = x.data<uint8_t>() + plane * g.h * g.w;
+      uint8_t* dst = y.mutable_data<uint8_t>() + plane * g.oh * g.ow;
+      if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0) {  // the common case
+        for (int64_t oy = 0; oy < g.oh; ++oy) {
+          const uint8_t* top = src + 2 * oy * g.w;
+          const uint8_t* bottom = top + g.w;
+          for (int64_t ox = 0; ox < g.ow; ++ox)
+            dst[oy * g.ow + ox] = std::max(std::max(top[2 * ox], top[2 * ox + 1]), std::max(bottom[2 * ox], bottom[2 * ox + 1]));
+        }
+        continue;
+      }
+      for (int64_t oy = 0; oy < g.oh; ++oy)
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          Window win = g.window(oy, ox);
+          uint8_t best = 0;
+          for (int64_t iy = win.y0; iy < win.y1; ++iy)
+            for (int64_t ix = win.x0; ix < win.x1; ++ix) best = std::max(best, src[iy * g.w + ix]);
+          dst[oy * g.ow + ox] = best;
+        }
+    }
+  });
+  c.outputs[0] = y;
 }
 
 void forward(ForwardContext& c) {
+  if (c.inputs[0].dtype() == DType::u8) return max_pool_u8(c);
   const Tensor x = c.inputs[0].contiguous();
   PoolGeometry g = geometry(c.node, x.shape());
   int64_t planes = x.shape()[0] * x.shape()[1];

@@ -46,6 +46,22 @@ ImageClassificationData::ImageClassificationData(const Tensor& images_u8, const 
   labels_ = labels_u8.to(DType::i64);
 }
 
+SubsetSource::SubsetSource(const DataSource& base, int64_t begin, int64_t end) : base_(base), begin_(begin), end_(end) {
+  if (begin < 0 || end < begin || end > base.size())
+    throw UsageError(fmt::format("examples [{}, {}) are outside a source of {}", begin, end, base.size()), "SubsetSource");
+}
+
+Batch SubsetSource::gather(const std::vector<int64_t>& indices) const {
+  std::vector<int64_t> shifted;
+  for (int64_t i : indices) {
+    if (i < 0 || i >= size()) throw UsageError(fmt::format("example {} is outside the subset", i), "SubsetSource");
+    shifted.push_back(begin_ + i);
+  }
+  Batch batch = base_.gather(shifted);
+  batch.indices = indices;
+  return batch;
+}
+
 Batch ImageClassificationData::gather(const std::vector<int64_t>& indices) const {
   int64_t per = images_.numel() / images_.shape()[0], n = int64_t(indices.size());
   Batch batch;

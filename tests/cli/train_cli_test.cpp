@@ -131,6 +131,13 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
   auto reloaded = run_shrink({"eval", dir.file("q.safetensors"), "--data-dir", dir.path(), "--json"});
   ASSERT_EQ(reloaded.exit_code, 0) << reloaded.err;
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(reloaded.out)["accuracy"].get<double>(), q["after"].get<double>());
+  auto static_q = run_shrink({"quantize", model, "--method", "static", "--calib-samples", "200", "--max-drop", "0.02",
+                              "--data-dir", dir.path(), "--out", dir.file("s.safetensors"), "--json"});
+  ASSERT_EQ(static_q.exit_code, 0) << static_q.err;
+  auto s = nlohmann::json::parse(static_q.out);
+  EXPECT_NEAR(s["after"].get<double>(), s["before"].get<double>(), 0.05) << static_q.out;
+  EXPECT_EQ(s["layers"][0]["status"], "QuantLinear") << static_q.out;
+  EXPECT_TRUE(s["layers"][0].contains("sqnr_db")) << static_q.out;
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"prune", model, "--sparsity", "1.5", "--out", dir.file("x")},
            {"prune", model, "--pattern", "4:4", "--out", dir.file("x")},
@@ -139,7 +146,8 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
            {"factorize", model, "--rank", "100000", "--out", dir.file("x")},
            {"factorize", model, "--ratio", "0.5", "--energy", "0.9", "--out", dir.file("x")},
            {"quantize", model, "--method", "dynamic", "--layers", "conv*", "--out", dir.file("x")},
-           {"quantize", model, "--method", "fp3", "--out", dir.file("x")}}) {
+           {"quantize", model, "--method", "fp3", "--out", dir.file("x")},
+           {"quantize", model, "--method", "static", "--observer", "guess", "--out", dir.file("x")}}) {
     auto r = run_shrink(args);
     EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
   }

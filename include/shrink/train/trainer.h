@@ -28,6 +28,18 @@ class DataSource {
   virtual Batch gather(const std::vector<int64_t>& indices) const = 0;
 };
 
+// Examples [begin, end) of another source (which must outlive it).
+class SubsetSource final : public DataSource {
+ public:
+  SubsetSource(const DataSource& base, int64_t begin, int64_t end);
+  int64_t size() const override { return end_ - begin_; }
+  Batch gather(const std::vector<int64_t>& indices) const override;
+
+ private:
+  const DataSource& base_;
+  int64_t begin_, end_;
+};
+
 // Fashion-MNIST style images (N, rows, cols) u8 -> (N, 1, rows, cols) f32 normalised with the
 // given mean and standard deviation of pixel/255; labels as i64.
 class ImageClassificationData final : public DataSource {

@@ -1,0 +1,353 @@
+// The int8 region of a statically quantized graph. Activations are u8 in [0, 127] with one
+// per-tensor scale and zero (x ≈ (q - zero) * scale; 7 bits so the AVX2 kernels stay exact, as
+// PyTorch's reduce_range on x86), weights i8 per output channel. Nodes carry their input and
+// output qparams as attributes, so each one requantizes in its epilogue:
+//   Quantize (f32 -> u8: scale, zero), Dequantize (u8 -> f32: scale, zero),
+//   QuantConv2d (u8 NCHW -> u8 or f32; Conv2d's attrs + relu, input_scale/zero, output_scale/zero,
+//     output_dtype; params weight i8 (OC, C/groups, KH, KW), weight_scale f32 (OC), bias f32 (OC)),
+//   QuantLinear (u8 (N, in) -> u8 or f32, the same attributes and params for (out, in) weights),
+//   QuantAdd (u8 + u8 -> u8: a_scale/zero, b_scale/zero, output_scale/zero, relu).
+// MaxPool2d and Flatten run on u8 directly. Inference only.
+#include <algorithm>
+#include <cmath>
+
+#include "ops/op_support.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/int8_gemm.h"
+#include "shrink/quant/int8_linear.h"
+
+namespace shrink::nn::ops {
+namespace {
+
+constexpr float kActivationMax = 127.f;
+
+struct ActivationQParams {
+  float scale = 1.f;
+  int32_t zero = 0;
+};
+ActivationQParams qparams_attr(const Node& node, const std::string& prefix) {
+  const double scale = attr_float(node, (prefix + "scale").c_str(), -1);
+  const int64_t zero = attr_int(node, (prefix + "zero").c_str(), -1);
+  if (!(scale > 0) || !std::isfinite(scale)) fail(node, fmt::format("needs a positive {}scale", prefix));
+  if (zero < 0 || zero > 127) fail(node, fmt::format("{}zero must be in [0, 127]", prefix));
+  return {float(scale), int32_t(zero)};
+}
+
+void expect_u8(const Node& node, const ValueInfo& info, const char* what) {
+  if (info.dtype != DType::u8) fail(node, fmt::format("{} must be u8, got {}", what, dtype_name(info.dtype)));
+}
+
+uint8_t quantize_value(float x, float inverse_scale, int32_t zero) {
+  return uint8_t(std::clamp(std::nearbyint(x * inverse_scale) + float(zero), 0.f, kActivationMax));
+}
+
+// ---- Quantize / Dequantize
+
+std::vector<ValueInfo> quantize_infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  expect_f32(node, in[0], "input");
+  qparams_attr(node, "");
+  return {{in[0].shape, DType::u8}};
+}
+void quantize_forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  const ActivationQParams q = qparams_attr(c.node, "");
+  Tensor y = Tensor::uninitialized(x.shape(), DType::u8);
+  const float inverse = 1.f / q.scale;
+  const float* in = f32(x);
+  uint8_t* out = y.mutable_data<uint8_t>();
+  for (int64_t i = 0; i < x.numel(); ++i) out[i] = quantize_value(in[i], inverse, q.zero);
+  c.outputs[0] = y;
+}
+
+std::vector<ValueInfo> dequantize_infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  expect_u8(node, in[0], "input");
+  qparams_attr(node, "");
+  return {{in[0].shape, DType::f32}};
+}
+void dequantize_forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  const ActivationQParams q = qparams_attr(c.node, "");
+  Tensor y = uninitialized_f32(x.shape());
+  const uint8_t* in = x.data<uint8_t>();
+  float* out = f32(y);
+  for (int64_t i = 0; i < x.numel(); ++i) out[i] = float(int32_t(in[i]) - q.zero) * q.scale;
+  c.outputs[0] = y;
+}
+
+// ---- QuantConv2d / QuantLinear
+
+bool f32_output(const Node& node) {
+  auto it = node.attrs.find("output_dtype");
+  if (it == node.attrs.end() || *it == "u8") return false;
+  if (*it == "f32") return true;
+  fail(node, "output_dtype must be \"u8\" or \"f32\"");
+}
+
+struct ConvGeometry {
+  int64_t c, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  int64_t out_h(int64_t h) const { return h < 0 ? -1 : (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  int64_t out_w(int64_t w) const { return w < 0 ? -1 : (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
+  int64_t group_k() const { return c / groups * kh * kw; }
+};
+ConvGeometry conv_geometry(const Node& node) {
+  ConvGeometry g{};
+  g.c = attr_int(node, "in_channels", -1);
+  g.oc = attr_int(node, "out_channels", -1);
+  std::tie(g.kh, g.kw) = attr_pair(node, "kernel_size", -1);
+  std::tie(g.sh, g.sw) = attr_pair(node, "stride", 1);
+  std::tie(g.ph, g.pw) = attr_pair(node, "padding", 0);
+  std::tie(g.dh, g.dw) = attr_pair(node, "dilation", 1);
+  g.groups = attr_int(node, "groups", 1);
+  return g;
+}
+
+void expect_quantized_weights(const Node& node, const Shape& weight_shape, int64_t out) {
+  expect_param(node, "weight", weight_shape, DType::i8);
+  expect_param(node, "weight_scale", Shape{out});
+  if (node.find_param("bias")) expect_param(node, "bias", Shape{out});
+  qparams_attr(node, "input_");
+  if (!f32_output(node)) qparams_attr(node, "output_");
+  attr_bool(node, "relu", false);
+}
+
+std::vector<ValueInfo> conv_infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  expect_u8(node, in[0], "input");
+  expect_rank(node, in[0], 4, "input (N, C, H, W)");
+  const ConvGeometry g = conv_geometry(node);
+  if (g.c <= 0 || g.oc <= 0 || g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.ph < 0 || g.pw < 0 ||
+      g.dh <= 0 || g.dw <= 0 || g.groups <= 0 || g.c % g.groups || g.oc % g.groups)
+    fail(node, "needs positive channels, kernel, stride, dilation and groups dividing both channel counts");
+  expect_dim(node, in[0].shape[1], g.c, "input channels");
+  expect_quantized_weights(node, Shape{g.oc, g.c / g.groups, g.kh, g.kw}, g.oc);
+  const int64_t oh = g.out_h(in[0].shape[2]), ow = g.out_w(in[0].shape[3]);
+  if ((in[0].shape[2] >= 0 && oh <= 0) || (in[0].shape[3] >= 0 && ow <= 0)) fail(node, "input smaller than the kernel");
+  return {{Shape{in[0].shape[0], g.oc, oh, ow}, f32_output(node) ? DType::f32 : DType::u8}};
+}
+
+std::vector<ValueInfo> linear_infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  expect_u8(node, in[0], "input");
+  expect_rank(node, in[0], 2, "input (N, in_features)");
+  const int64_t out = attr_int(node, "out_features", -1), features = attr_int(node, "in_features", -1);
+  if (out <= 0 || features <= 0) fail(node, "needs positive in_features and out_features");
+  expect_dim(node, in[0].shape[1], features, "input features");
+  expect_quantized_weights(node, Shape{out, features}, out);
+  return {{Shape{in[0].shape[0], out}, f32_output(node) ? DType::f32 : DType::u8}};
+}
+
+// One packed matrix per group: rows = the group's output channels, columns = (C/groups) KH KW.
+using PackedGroups = std::vector<PackedInt8Matrix>;
+const PackedGroups& packed_groups(Node& node, int64_t groups) {
+  return prepared<PackedGroups>(node, [&] {
+    const Tensor& w = node.param("weight").value;
+    const Tensor& s = node.param("weight_scale").value;
+    const int64_t out = w.shape()[0], per_group = out / groups, k = w.numel() / out;
+    PackedGroups all;
+    for (int64_t g = 0; g < groups; ++g)
+      all.emplace_back(w.reshape(Shape{out, k}).slice(0, g * per_group, (g + 1) * per_group).contiguous(),
+                       s.slice(0, g * per_group, (g + 1) * per_group).contiguous());
+    return all;
+  });
+}
+
+// rows x n results of one GEMM into `out` (u8 or f32, row stride ldo) with the node's epilogue.
+void int8_product(const Node& node, const PackedInt8Matrix& w, const uint8_t* a, int64_t rows, int64_t lda,
+                  const float* bias, void* out, int64_t ldo) {
+  const ActivationQParams in = qparams_attr(node, "input_");
+  std::vector<float> a_scale(static_cast<size_t>(rows), in.scale);
+  std::vector<int32_t> a_zero(static_cast<size_t>(rows), in.zero);
+  Int8Epilogue e;
+  e.a_scale = a_scale.data();
+  e.a_zero = a_zero.data();
+  e.b_scale = w.scale();
+  e.b_col_sums = w.col_sums();
+  e.bias = bias;
+  e.relu = attr_bool(node, "relu", false);
+  e.ldo = ldo;
+  if (f32_output(node)) {
+    e.out_f32 = static_cast<float*>(out);
+  } else {
+    const ActivationQParams o = qparams_attr(node, "output_");
+    e.out_u8 = static_cast<uint8_t*>(out);
+    e.out_inverse_scale = 1.f / o.scale;
+    e.out_zero = o.zero;
+    e.out_max = int32_t(kActivationMax);
+  }
+  kernels().gemm_u8s8(rows, w.n(), w.k(), a, lda, w.packed(), e);
+}
+
+// One QuantConv2d call: im2col of u8 NCHW input rows (image, oy, ox) x columns (channel, ky, kx)
+// of one group, then the int8 GEMM, then the (position, channel) results scattered to NCHW.
+struct ConvRun {
+  ConvGeometry g;
+  int64_t h, w, oh, ow, positions, cg, ocg, k, lda;
+  uint8_t pad;
+  bool to_f32;
+  const uint8_t* src;
+
+  // Output lines [first, last) (line = image * oh + oy) into rows starting at `rows`. Everything
+  // is in locals: byte stores may alias anything, so captured values would be reloaded per store.
+  void im2col(int64_t group, int64_t first, int64_t last, uint8_t* rows) const {
+    const ConvGeometry geo = g;
+    const int64_t hh = h, ww = w, out_h = oh, out_w = ow, channels = cg, width = k, stride = lda;
+    const uint8_t padding = pad;
+    const bool unit_3x = geo.kw == 3 && geo.dw == 1;
+    for (int64_t line_index = first; line_index < last; ++line_index) {
+      const int64_t image = line_index / out_h, oy = line_index % out_h;
+      const int64_t iy0 = oy * geo.sh - geo.ph;
+      const bool rows_inside = iy0 >= 0 && iy0 + (geo.kh - 1) * geo.dh < hh;
+      const uint8_t* planes = src + (image * geo.c + group * channels) * hh * ww;
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        const int64_t ix0 = ox * geo.sw - geo.pw;
+        const bool inside = rows_inside && ix0 >= 0 && ix0 + (geo.kw - 1) * geo.dw < ww;
+        uint8_t* row = rows + ((line_index - first) * out_w + ox) * stride;
+        int64_t col = 0;
+        for (int64_t ch = 0; ch < channels; ++ch) {
+          const uint8_t* plane = planes + ch * hh * ww;
+          for (int64_t ky = 0; ky < geo.kh; ++ky) {
+            const int64_t iy = iy0 + ky * geo.dh;
+            if (inside) {
+              const uint8_t* line = plane + iy * ww + ix0;
+              if (unit_3x) {  // the common 3-wide, undilated kernel: three fixed byte moves
+                row[col] = line[0], row[col + 1] = line[1], row[col + 2] = line[2];
+              } else {
+                for (int64_t kx = 0; kx < geo.kw; ++kx) row[col + kx] = line[kx * geo.dw];
+              }
+              col += geo.kw;
+              continue;
+            }
+            for (int64_t kx = 0; kx < geo.kw; ++kx, ++col) {
+              const int64_t ix = ix0 + kx * geo.dw;
+              row[col] = iy >= 0 && iy < hh && ix >= 0 && ix < ww ? plane[iy * ww + ix] : padding;
+            }
+          }
+        }
+        for (int64_t j = width; j < stride; ++j) row[j] = 0;
+      }
+    }
+  }
+
+  // Results of images [first, last) ((image, position, channel), starting at `results`) -> NCHW.
+  template <class T> void scatter(int64_t group, int64_t first, int64_t last, const T* results, T* out) const {
+    for (int64_t image = first; image < last; ++image)
+      for (int64_t ch = 0; ch < ocg; ++ch) {
+        T* dst = out + (image * g.oc + group * ocg + ch) * positions;
+        const T* column = results + (image - first) * positions * ocg + ch;
+        for (int64_t p = 0; p < positions; ++p) dst[p] = column[p * ocg];
+      }
+  }
+};
+
+void conv_forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  ConvRun run{};
+  run.g = conv_geometry(c.node);
+  const ConvGeometry& g = run.g;
+  const int64_t n = x.shape()[0];
+  run.h = x.shape()[2], run.w = x.shape()[3], run.oh = g.out_h(run.h), run.ow = g.out_w(run.w);
+  run.positions = run.oh * run.ow, run.cg = g.c / g.groups, run.ocg = g.oc / g.groups;
+  run.k = g.group_k(), run.lda = int8_padded_k(run.k);
+  run.pad = uint8_t(qparams_attr(c.node, "input_").zero);
+  run.to_f32 = f32_output(c.node);
+  run.src = x.data<uint8_t>();
+  const size_t elem = run.to_f32 ? 4 : 1;
+  const PackedGroups& packed = packed_groups(c.node, g.groups);
+  const Param* bias = c.node.find_param("bias");
+  Tensor y = Tensor::uninitialized(Shape{n, g.oc, run.oh, run.ow}, run.to_f32 ? DType::f32 : DType::u8);
+  // Images [first, last): im2col, GEMM and scatter, with buffers for that many images.
+  auto convolve = [&](int64_t first, int64_t last, bool parallel_inside) {
+    const int64_t rows = (last - first) * run.positions;
+    std::vector<uint8_t> a(size_t(rows * run.lda));
+    std::vector<std::byte> result(size_t(rows * run.ocg) * elem);
+    for (int64_t group = 0; group < g.groups; ++group) {
+      if (parallel_inside) {
+        parallel_for(first * run.oh, last * run.oh, std::max<int64_t>(1, 16384 / (run.lda * run.ow)),
+                     [&](int64_t lo, int64_t hi) { run.im2col(group, lo, hi, a.data() + (lo - first * run.oh) * run.ow * run.lda); });
+      } else {
+        run.im2col(group, first * run.oh, last * run.oh, a.data());
+      }
+      int8_product(c.node, packed[size_t(group)], a.data(), rows, run.lda,
+                   bias ? f32(bias->value) + group * run.ocg : nullptr, result.data(), run.ocg);
+      if (run.to_f32)
+        run.scatter(group, first, last, reinterpret_cast<const float*>(result.data()), y.mutable_data<float>());
+      else
+        run.scatter(group, first, last, reinterpret_cast<const uint8_t*>(result.data()), y.mutable_data<uint8_t>());
+    }
+  };
+  if (n >= 2 * num_threads()) {
+    // Enough images: each thread convolves its own images with cache-resident buffers (the GEMM
+    // inside runs single-threaded: parallel_for does not nest).
+    parallel_for(0, n, 1, [&](int64_t first, int64_t last) {
+      for (int64_t image = first; image < last; image += 8) convolve(image, std::min(last, image + 8), false);
+    });
+  } else {
+    convolve(0, n, true);
+  }
+  c.outputs[0] = y;
+}
+
+void linear_forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  const PackedGroups& packed = packed_groups(c.node, 1);
+  const PackedInt8Matrix& w = packed[0];
+  const int64_t rows = x.shape()[0], k = w.k(), lda = int8_padded_k(k);
+  const bool to_f32 = f32_output(c.node);
+  Tensor y = Tensor::uninitialized(Shape{rows, w.n()}, to_f32 ? DType::f32 : DType::u8);
+  const uint8_t* a = x.data<uint8_t>();
+  std::vector<uint8_t> padded;
+  if (lda != k) {  // the kernel reads k rounded up to a multiple of 4
+    padded.assign(size_t(rows * lda), 0);
+    for (int64_t r = 0; r < rows; ++r) std::copy(a + r * k, a + (r + 1) * k, padded.data() + r * lda);
+    a = padded.data();
+  }
+  const Param* bias = c.node.find_param("bias");
+  int8_product(c.node, w, a, rows, lda, bias ? f32(bias->value) : nullptr, y.mutable_raw_data(), w.n());
+  c.outputs[0] = y;
+}
+
+// ---- QuantAdd
+
+std::vector<ValueInfo> add_infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 2);
+  expect_u8(node, in[0], "first input");
+  expect_u8(node, in[1], "second input");
+  if (in[0].shape.rank() != in[1].shape.rank()) fail(node, "inputs must have the same shape");
+  for (int d = 0; d < in[0].shape.rank(); ++d) expect_dim(node, in[1].shape[d], in[0].shape[d], "second input's dimension");
+  qparams_attr(node, "a_");
+  qparams_attr(node, "b_");
+  qparams_attr(node, "output_");
+  attr_bool(node, "relu", false);
+  return {{in[0].shape, DType::u8}};
+}
+void add_forward(ForwardContext& c) {
+  const Tensor a = c.inputs[0].contiguous(), b = c.inputs[1].contiguous();
+  if (a.shape() != b.shape()) fail(c.node, "inputs must have the same shape");
+  const ActivationQParams qa = qparams_attr(c.node, "a_"), qb = qparams_attr(c.node, "b_"), qo = qparams_attr(c.node, "output_");
+  const bool relu = attr_bool(c.node, "relu", false);
+  Tensor y = Tensor::uninitialized(a.shape(), DType::u8);
+  const float inverse = 1.f / qo.scale;
+  const uint8_t *pa = a.data<uint8_t>(), *pb = b.data<uint8_t>();
+  uint8_t* out = y.mutable_data<uint8_t>();
+  // v = sa (a - za) + sb (b - zb) = sa a + sb b + offset
+  const float offset = -(float(qa.zero) * qa.scale + float(qb.zero) * qb.scale), low = relu ? 0.f : -INFINITY;
+  parallel_for(0, a.numel(), 16384, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      const float v = std::max(float(pa[i]) * qa.scale + float(pb[i]) * qb.scale + offset, low);
+      out[i] = quantize_value(v, inverse, qo.zero);
+    }
+  });
+  c.outputs[0] = y;
+}
+
+}  // namespace
+
+extern const OpRules quantize_rules{"Quantize", quantize_infer, quantize_forward, nullptr};
+extern const OpRules dequantize_rules{"Dequantize", dequantize_infer, dequantize_forward, nullptr};
+extern const OpRules quant_conv2d_rules{"QuantConv2d", conv_infer, conv_forward, nullptr};
+extern const OpRules quant_linear_rules{"QuantLinear", linear_infer, linear_forward, nullptr};
+extern const OpRules quant_add_rules{"QuantAdd", add_infer, add_forward, nullptr};
+
+}  // namespace shrink::nn::ops

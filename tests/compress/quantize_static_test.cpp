@@ -1,0 +1,181 @@
+// Static int8 quantization: batch-norm folding is exact, QuantConv2d matches a scalar reference
+// within one step over strides, padding, dilation and groups, converted graphs track the f32 graph
+// and reload bit for bit, and excluded layers stay f32 behind Dequantize/Quantize boundaries.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "nn/nn_test_support.h"
+#include "shrink/compress/quantize_static.h"
+#include "shrink/io/native_model.h"
+#include "shrink/nn/builder.h"
+#include "shrink/nn/execute.h"
+#include "shrink/quant/int8_linear.h"
+#include "test_support.h"
+
+namespace shrink::testing {
+namespace {
+
+Tensor run(nn::Graph& graph, const Tensor& x) {
+  std::vector<Tensor> in{x};
+  return nn::forward(graph, in)[0];
+}
+
+// Random BN statistics so that folding has something to do.
+void randomize_batch_norms(nn::Graph& graph, Rng& rng) {
+  for (nn::Node& node : graph.nodes())
+    if (node.kind.starts_with("BatchNorm"))
+      for (nn::Param& p : node.params)
+        for (int64_t i = 0; i < p.value.numel(); ++i)
+          p.value.mutable_data<float>()[i] = p.name == "running_var" ? rng.uniform(0.5f, 2.f) : rng.uniform(-0.5f, 1.5f);
+}
+
+nn::Graph small_cnn(uint64_t seed) {
+  nn::GraphBuilder b(seed);
+  int x = b.input("image", Shape{-1, 2, 12, 12});
+  x = b.op("stem.relu", "ReLU", {b.batch_norm("stem.bn", b.conv2d("stem.conv", x, 2, 8, 3, 1, 1, 1, false), 8)});
+  x = b.op("pool", "MaxPool2d", {x}, {{"kernel_size", 2}});
+  int y = b.op("block.relu1", "ReLU", {b.batch_norm("block.bn1", b.conv2d("block.conv1", x, 8, 8, 3, 1, 1, 2, false), 8)});
+  y = b.batch_norm("block.bn2", b.conv2d("block.conv2", y, 8, 8, 3, 1, 1, 1, false), 8);
+  x = b.op("block.relu", "ReLU", {b.op("block.add", "Add", {y, x})});
+  x = b.op("flatten", "Flatten", {x});
+  x = b.op("drop", "Dropout", {b.op("fc.relu", "ReLU", {b.linear("fc", x, 8 * 6 * 6, 16)})}, {{"p", 0.2}});
+  b.output(b.linear("head", x, 16, 5));
+  return b.take();
+}
+
+TEST(StaticQuant, FoldingBatchNormsIsExact) {
+  Rng rng(1);
+  nn::Graph graph = small_cnn(2);
+  randomize_batch_norms(graph, rng);
+  nn::Graph folded = small_cnn(2);
+  Rng same(1);
+  randomize_batch_norms(folded, same);
+  auto removed = compress::fold_batch_norms(folded);
+  EXPECT_EQ(removed.size(), 4u);  // three batch norms and the dropout
+  for (const nn::Node& node : folded.nodes()) EXPECT_FALSE(node.kind.starts_with("BatchNorm") || node.kind == "Dropout");
+  const Tensor x = random_tensor(Shape{3, 2, 12, 12}, rng);
+  const Tensor a = run(graph, x), b = run(folded, x);
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.data<float>()[i], b.data<float>()[i], 1e-4);
+}
+
+// One QuantConv2d against double arithmetic on the same integers: equal within one step.
+void check_conv(int64_t c, int64_t oc, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation,
+                int64_t groups, int64_t batch) {
+  SCOPED_TRACE(fmt::format("c{} oc{} k{} s{} p{} d{} g{} n{}", c, oc, kernel, stride, padding, dilation, groups, batch));
+  Rng rng(uint64_t(c * 7 + oc + kernel + stride + padding + groups));
+  const int64_t h = 9, w = 11;
+  const Tensor weight = random_tensor(Shape{oc, c / groups, kernel, kernel}, rng);
+  const Tensor bias = random_tensor(Shape{oc}, rng);
+  const Int8ChannelWeights q = quantize_per_channel_int8(weight.reshape(Shape{oc, weight.numel() / oc}));
+  const float in_scale = 0.05f, out_scale = 0.2f;
+  const int32_t in_zero = 20, out_zero = 60;
+  nn::Node node;
+  node.name = "conv";
+  node.kind = "QuantConv2d";
+  node.attrs = {{"in_channels", c}, {"out_channels", oc}, {"kernel_size", kernel}, {"stride", stride},
+                {"padding", padding}, {"dilation", dilation}, {"groups", groups}, {"relu", false},
+                {"input_scale", in_scale}, {"input_zero", in_zero}, {"output_scale", out_scale},
+                {"output_zero", out_zero}, {"output_dtype", "u8"}};
+  node.params = {{"weight", q.q.reshape(weight.shape()), {}, false}, {"weight_scale", q.scale, {}, false},
+                 {"bias", bias, {}, false}};
+  nn::Graph graph = single_node_graph(node, {{Shape{-1, c, h, w}, DType::u8}});
+  Tensor x = Tensor::empty(Shape{batch, c, h, w}, DType::u8);
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<uint8_t>()[i] = uint8_t(rng.below(128));
+  const Tensor y = run(graph, x);
+  const int64_t oh = (h + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  const int64_t ow = (w + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  ASSERT_EQ(y.shape(), (Shape{batch, oc, oh, ow}));
+  const int64_t cg = c / groups, ocg = oc / groups;
+  int exact = 0;
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t o = 0; o < oc; ++o)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          double acc = 0;
+          for (int64_t ci = 0; ci < cg; ++ci)
+            for (int64_t ky = 0; ky < kernel; ++ky)
+              for (int64_t kx = 0; kx < kernel; ++kx) {
+                const int64_t iy = oy * stride - padding + ky * dilation, ix = ox * stride - padding + kx * dilation;
+                const int64_t channel = o / ocg * cg + ci;
+                const int32_t v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x.data<uint8_t>()[((n * c + channel) * h + iy) * w + ix] : in_zero;
+                acc += double(v - in_zero) * q.q.data<int8_t>()[((o * cg + ci) * kernel + ky) * kernel + kx];
+              }
+          const double real = acc * in_scale * q.scale.data<float>()[o] + bias.data<float>()[o];
+          const double want = std::clamp(std::nearbyint(real / out_scale) + out_zero, 0.0, 127.0);
+          const int got = y.data<uint8_t>()[((n * oc + o) * oh + oy) * ow + ox];
+          ASSERT_LE(std::fabs(got - want), 1.0) << n << " " << o << " " << oy << " " << ox;
+          exact += got == int(want);
+        }
+  EXPECT_GT(exact, int(0.95 * double(y.numel())));
+}
+
+TEST(StaticQuant, QuantConv2dMatchesTheScalarReference) {
+  check_conv(3, 4, 3, 1, 1, 1, 1, 2);
+  check_conv(4, 6, 3, 2, 1, 1, 2, 5);   // strided, grouped, batch large enough for the per-image path
+  check_conv(6, 6, 3, 1, 2, 2, 6, 1);   // depthwise, dilated
+  check_conv(5, 7, 1, 1, 0, 1, 1, 3);   // 1x1, k not a multiple of 4
+  check_conv(2, 3, 5, 2, 2, 1, 1, 4);   // 5x5
+}
+
+TEST(StaticQuant, ConvertedGraphTracksF32AndReloads) {
+  Rng rng(3);
+  nn::Graph graph = small_cnn(4);
+  randomize_batch_norms(graph, rng);
+  compress::fold_batch_norms(graph);
+  ObserverConfig observer;
+  observer.kind = ObserverKind::histogram;
+  compress::Calibrator calibrator(graph, observer);
+  for (int batch = 0; batch < 4; ++batch) {
+    std::vector<Tensor> in{random_tensor(Shape{8, 2, 12, 12}, rng)};
+    calibrator.observe(graph, in);
+  }
+  compress::StaticQuantResult q = compress::convert_static(graph, calibrator, {});
+  std::vector<std::string> kinds;
+  for (const nn::Node& node : q.graph.nodes()) kinds.push_back(node.kind);
+  const std::vector<std::string> expected{"Quantize", "QuantConv2d", "MaxPool2d", "QuantConv2d", "QuantConv2d",
+                                          "QuantAdd", "Flatten", "QuantLinear", "QuantLinear"};
+  EXPECT_EQ(kinds, expected);
+  EXPECT_EQ(q.graph.node("head").attrs["output_dtype"], "f32") << "logits leave the int8 region in f32";
+  const Tensor x = random_tensor(Shape{6, 2, 12, 12}, rng);
+  std::vector<Tensor> in{x};
+  for (const auto& e : compress::layer_errors(graph, q.graph, q.layers, in)) {
+    EXPECT_GT(e.sqnr_db, 20.0) << e.node;
+    EXPECT_GT(e.cosine, 0.99) << e.node;
+  }
+  ScratchDir dir;
+  io::save_model(dir.file("q.safetensors"), q.graph, {});
+  io::LoadedModel loaded = io::load_model(dir.file("q.safetensors"));
+  const Tensor a = run(q.graph, x), b = run(loaded.graph, x);
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]);
+}
+
+TEST(StaticQuant, ExcludedLayersStayF32BehindBoundaries) {
+  Rng rng(5);
+  nn::Graph graph = small_cnn(6);
+  compress::fold_batch_norms(graph);
+  compress::Calibrator calibrator(graph, {});
+  std::vector<Tensor> in{random_tensor(Shape{8, 2, 12, 12}, rng)};
+  calibrator.observe(graph, in);
+  compress::StaticQuantResult q = compress::convert_static(graph, calibrator, {{"block.conv2", "block.add"}});
+  EXPECT_EQ(q.graph.node("block.conv2").kind, "Conv2d");
+  EXPECT_EQ(q.graph.node("block.add").kind, "Add");
+  EXPECT_GE(q.graph.node_index("block.relu1.dequantize"), 0);
+  EXPECT_GE(q.graph.node_index("flatten.quantize"), 0);
+  int kept = 0;
+  for (const auto& l : q.layers) kept += l.quantized_kind.empty() && l.reason == "excluded";
+  EXPECT_EQ(kept, 2);
+  const Tensor a = run(graph, in[0]), b = run(q.graph, in[0]);
+  double err = 0, peak = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    err = std::max(err, double(std::fabs(a.data<float>()[i] - b.data<float>()[i]))),
+    peak = std::max(peak, double(std::fabs(a.data<float>()[i])));
+  EXPECT_LT(err, 0.1 * peak);
+  compress::Calibrator empty(graph, {});
+  EXPECT_THROW(compress::convert_static(graph, empty, {}), UsageError) << "conversion needs calibration";
+}
+
+}  // namespace
+}  // namespace shrink::testing
