@@ -21,6 +21,7 @@ void setup_prune(CLI::App& subcommand);
 void setup_distill(CLI::App& subcommand);
 void setup_factorize(CLI::App& subcommand);
 void setup_quantize(CLI::App& subcommand);
+void setup_qat(CLI::App& subcommand);
 
 inline constexpr Command kCommands[] = {
     {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
@@ -31,6 +32,7 @@ inline constexpr Command kCommands[] = {
     {"distill", "Train a zoo student from a teacher's softened outputs plus the labels", setup_distill},
     {"factorize", "Split Linear and Conv2d layers into two low-rank layers by SVD, optionally fine-tuning", setup_factorize},
     {"quantize", "Quantize a model to int8 (dynamic: Linear/LSTM/GRU weights, activations at run time)", setup_quantize},
+    {"qat", "Quantization-aware training: fake-quantized fine-tuning, then conversion to int8", setup_qat},
     {"bench", "Measure the kernels side by side against baselines and limits taken in the same run", setup_bench},
 };
 

@@ -26,6 +26,7 @@ struct QuantizeOptions {
   std::string model, out, method = "dynamic", data, data_dir, observer = "histogram";
   std::vector<std::string> layers, exclude;
   int64_t calib_samples = 1024, validation_samples = 5000;
+  int weight_bits = 8;
   double max_drop = -1;
   uint64_t seed = 0;
   bool json = false;
@@ -94,7 +95,7 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     std::vector<int64_t> batch(order.begin() + int64_t(start), order.begin() + int64_t(std::min(order.size(), start + 100)));
     calibrator.observe(graph, task.train->gather(batch).inputs);
   }
-  compress::StaticQuantConfig config{o.exclude};
+  compress::StaticQuantConfig config{o.exclude, o.weight_bits};
   compress::StaticQuantResult result = compress::convert_static(graph, calibrator, config);
   const std::vector<Tensor> probe = first_inputs(*task.eval, 200);
   std::vector<compress::LayerError> errors = compress::layer_errors(graph, result.graph, result.layers, probe);
@@ -130,7 +131,7 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     }
     out.rows.push_back(row);
   }
-  out.config = {{"observer", o.observer}, {"calibration_samples", int64_t(order.size())}, {"exclude", config.exclude},
+  out.config = {{"observer", o.observer}, {"weight_bits", o.weight_bits}, {"calibration_samples", int64_t(order.size())}, {"exclude", config.exclude},
                 {"max_drop", o.max_drop}, {"weights", "int8 symmetric per output channel"},
                 {"activations", "u8 [0, 127] per tensor, calibrated"}};
   graph = std::move(result.graph);
@@ -204,6 +205,8 @@ void setup_quantize(CLI::App& sub) {
       ->take_all();
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
   sub.add_option("--observer", o->observer, "static: minmax, moving_average, histogram, percentile, entropy or mse");
+  sub.add_option("--weight-bits", o->weight_bits, "static: bits of the per-channel weights (2..8; stored as int8)")
+      ->check(CLI::Range(2, 8));
   sub.add_option("--calib-samples", o->calib_samples, "static: training examples to calibrate on")
       ->check(CLI::PositiveNumber);
   sub.add_option("--max-drop", o->max_drop,

@@ -79,7 +79,11 @@ std::vector<std::string> fold_batch_norms(nn::Graph& graph) {
       fused.prepared = nullptr;
       fold_into(fused, bn);
       folded.push_back(bn.name);
+      // The output keeps the batch norm's value name, so names recorded on a folded copy (QAT)
+      // find the same activation in the unfolded graph.
+      const std::string out_name = graph.values()[size_t(bn.outputs[0])].name, fused_name = node.name;
       graph.fuse_chain({node.name, bn.name}, std::move(fused));
+      graph.set_value_name(graph.node(fused_name).outputs[0], out_name);
       changed = true;
       break;
     }
@@ -111,13 +115,14 @@ void Calibrator::observe(nn::Graph& graph, std::span<const Tensor> inputs) {
 std::pair<float, int32_t> Calibrator::qparams(int value) const {
   auto it = observers_.find(value);
   if (it == observers_.end()) throw UsageError(fmt::format("value {} was not observed in calibration", value), "calibration");
-  QuantScheme scheme;
+  QuantScheme scheme;  // the scheme histogram searches optimise for: u8 [0, 127]
   scheme.bits = 8;
   scheme.is_signed = false;
   scheme.mapping = QuantMapping::affine;
-  scheme.reduce_range = true;  // [0, 127]
-  const QParams q = it->second->qparams(scheme);
-  return {q.scale.data<float>()[0], int32_t(q.zero.data<float>()[0])};
+  scheme.reduce_range = true;
+  const ObservedRange range = it->second->range(scheme);
+  const U8QParams q = u8_activation_qparams(range.low.data<float>()[0], range.high.data<float>()[0]);
+  return {q.scale, q.zero};
 }
 
 namespace {
@@ -125,7 +130,7 @@ namespace {
 // Builds the int8 graph node by node, tracking how each f32 value of the source is represented.
 class Converter {
  public:
-  Converter(const nn::Graph& source, const Calibrator& calibration) : source_(source), calibration_(calibration) {}
+  Converter(const nn::Graph& source, const ActivationQParamsSource& calibration) : source_(source), calibration_(calibration) {}
 
   nn::Graph& graph() { return graph_; }
 
@@ -181,17 +186,18 @@ class Converter {
     int32_t u8_zero = 0;
   };
   const nn::Graph& source_;
-  const Calibrator& calibration_;
+  const ActivationQParamsSource& calibration_;
   nn::Graph graph_;
   std::map<int, Repr> values_;
 };
 
 nn::Node quantized_layer(const nn::Node& layer, bool relu, std::pair<float, int32_t> input, bool f32_out,
-                         std::pair<float, int32_t> output) {
+                         std::pair<float, int32_t> output, int weight_bits) {
   nn::Node q;
   q.name = layer.name;
   q.kind = layer.kind == "Conv2d" ? "QuantConv2d" : "QuantLinear";
   q.attrs = layer.attrs;
+  q.attrs.erase("weight_bits");  // QAT's weight fake quantization, now real
   q.attrs["relu"] = relu;
   q.attrs["input_scale"] = input.first;
   q.attrs["input_zero"] = input.second;
@@ -201,7 +207,8 @@ nn::Node quantized_layer(const nn::Node& layer, bool relu, std::pair<float, int3
     q.attrs["output_zero"] = output.second;
   }
   const Tensor& w = layer.param("weight").value;
-  const Int8ChannelWeights weights = quantize_per_channel_int8(w.reshape(Shape{w.shape()[0], w.numel() / w.shape()[0]}));
+  const Int8ChannelWeights weights =
+      quantize_per_channel_int8(w.contiguous().reshape(Shape{w.shape()[0], w.numel() / w.shape()[0]}), weight_bits);
   q.params.push_back({"weight", weights.q.reshape(w.shape()), {}, false});
   q.params.push_back({"weight_scale", weights.scale, {}, false});
   if (const nn::Param* b = layer.find_param("bias")) q.params.push_back({"bias", b->value, {}, false});
@@ -210,7 +217,8 @@ nn::Node quantized_layer(const nn::Node& layer, bool relu, std::pair<float, int3
 
 }  // namespace
 
-StaticQuantResult convert_static(const nn::Graph& source, const Calibrator& calibration, const StaticQuantConfig& config) {
+StaticQuantResult convert_static(const nn::Graph& source, const ActivationQParamsSource& calibration,
+                                 const StaticQuantConfig& config) {
   StaticQuantResult result;
   Converter c(source, calibration);
   for (int input : source.inputs()) c.add_input(input);
@@ -240,7 +248,7 @@ StaticQuantResult convert_static(const nn::Graph& source, const Calibrator& cali
       const auto output = f32_out ? std::pair<float, int32_t>{1.f, 0} : calibration.qparams(out_value);
       int id = -1;
       if (layer_kind) {
-        nn::Node q = quantized_layer(node, relu, {}, f32_out, output);
+        nn::Node q = quantized_layer(node, relu, {}, f32_out, output, config.weight_bits);
         q.inputs = {c.as_u8(node.inputs[0])};
         const auto input = c.u8_qparams(node.inputs[0]);
         q.attrs["input_scale"] = input.first;

@@ -140,7 +140,8 @@ void gather_chunk(const ConvGeometry& g, const float* dy, int64_t n0, int64_t n1
 void forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   ConvGeometry g = geometry(c.node, x.shape());
-  const float* w = f32(c.node.param("weight").value);
+  const Tensor weight = compute_weight(c.node);
+  const float* w = f32(weight);
   const Param* bias = c.node.find_param("bias");
   Tensor y = uninitialized_f32(Shape{g.n, g.oc, g.oh, g.ow});
   int64_t per = chunk_samples(g), chunks = (g.n + per - 1) / per;
@@ -168,7 +169,7 @@ void backward(BackwardContext& c) {
   if (!c.grad_outputs[0].defined()) return;
   const Tensor x = c.inputs[0].contiguous();
   ConvGeometry g = geometry(c.node, x.shape());
-  const Tensor& w = c.node.param("weight").value;
+  const Tensor w = compute_weight(c.node);
   const Tensor dy = c.grad_outputs[0].contiguous();
   int64_t per = chunk_samples(g), chunks = (g.n + per - 1) / per;
   int64_t ocg = g.oc / g.groups, kg = g.col_rows() / g.groups;

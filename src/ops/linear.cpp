@@ -1,4 +1,4 @@
-// Linear: x (..., in) -> y (..., out) = x W^T + b, W (out, in), b (out) optional.
+// Linear: x (..., in) -> y (..., out) = x W^T + b, W (out, in), b (out) optional; weight_bits fake-quantizes W (QAT).
 #include "ops/op_support.h"
 
 namespace shrink::nn::ops {
@@ -20,7 +20,7 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
 
 void forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
-  const Tensor& w = c.node.param("weight").value;
+  const Tensor w = compute_weight(c.node);
   int64_t out = w.shape()[0], features = w.shape()[1], rows = x.numel() / features;
   Shape shape = x.shape();
   shape[shape.rank() - 1] = out;
@@ -38,7 +38,7 @@ void forward(ForwardContext& c) {
 
 void backward(BackwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
-  const Tensor& w = c.node.param("weight").value;
+  const Tensor w = compute_weight(c.node);
   const Tensor dy = grad_or_zeros(c.grad_outputs[0], c.outputs[0]).contiguous();
   int64_t out = w.shape()[0], features = w.shape()[1], rows = x.numel() / features;
   Tensor dx = new_like(x), dw = new_like(w);

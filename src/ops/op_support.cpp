@@ -1,6 +1,8 @@
 // Shared checks for the ops' infer() rules.
 #include "ops/op_support.h"
 
+#include "shrink/quant/int8_linear.h"
+
 namespace shrink::nn::ops {
 
 std::pair<int64_t, int64_t> attr_pair(const Node& node, const char* key, int64_t fallback) {
@@ -45,6 +47,14 @@ void expect_param(const Node& node, const char* local_name, const Shape& shape, 
   if (p->value.shape() != shape)
     fail(node, fmt::format("parameter '{}' has shape {}, expected {}", local_name,
                            p->value.shape().to_string(), shape.to_string()));
+}
+
+Tensor compute_weight(const Node& node) {
+  const Tensor& w = node.param("weight").value;
+  const int64_t bits = attr_int(node, "weight_bits", 0);
+  if (bits == 0) return w;
+  if (bits < 2 || bits > 8) fail(node, "weight_bits must be between 2 and 8");
+  return fake_quantize_per_channel(w, int(bits));
 }
 
 bool dims_compatible(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }

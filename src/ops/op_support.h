@@ -42,6 +42,11 @@ void expect_f32(const Node& node, const ValueInfo& info, const char* what);
 void expect_param(const Node& node, const char* local_name, const Shape& shape);
 void expect_param(const Node& node, const char* local_name, const Shape& shape, DType dtype);
 
+// The weight Linear and Conv2d compute with: the parameter, or with attribute weight_bits set
+// (quantization-aware training), the parameter fake-quantized per output channel to that many
+// bits. Its gradient passes straight through (every weight lies inside its channel's range).
+Tensor compute_weight(const Node& node);
+
 // The node's prepared form of its params (see Node::prepared), built by make() on first use.
 template <class T, class Make> const T& prepared(Node& node, Make make) {
   if (!node.prepared) node.prepared = std::make_shared<const T>(make());

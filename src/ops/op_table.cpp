@@ -14,13 +14,13 @@ extern const OpRules linear_rules, conv2d_rules, batch_norm1d_rules, batch_norm2
     add_rules, mul_rules, concat_rules, embedding_rules, layer_norm_rules, rms_norm_rules, lstm_rules,
     gru_rules, attention_rules, dynamic_quant_linear_rules, dynamic_quant_lstm_rules,
     dynamic_quant_gru_rules, quantize_rules, dequantize_rules, quant_conv2d_rules, quant_linear_rules,
-    quant_add_rules;
+    quant_add_rules, fake_quantize_rules;
 }  // namespace ops
 
 namespace {
-const std::array<const OpRules*, 33>& table() {
+const std::array<const OpRules*, 34>& table() {
   using namespace ops;
-  static const std::array<const OpRules*, 33> rules{
+  static const std::array<const OpRules*, 34> rules{
       &linear_rules,     &conv2d_rules,     &batch_norm1d_rules, &batch_norm2d_rules,
       &relu_rules,       &relu6_rules,      &gelu_rules,         &silu_rules,
       &tanh_rules,       &sigmoid_rules,    &softmax_rules,      &max_pool2d_rules,
@@ -28,7 +28,8 @@ const std::array<const OpRules*, 33>& table() {
       &add_rules,        &mul_rules,        &concat_rules,       &embedding_rules,
       &layer_norm_rules, &rms_norm_rules,     &lstm_rules,         &gru_rules,
       &attention_rules,  &dynamic_quant_linear_rules, &dynamic_quant_lstm_rules, &dynamic_quant_gru_rules,
-      &quantize_rules, &dequantize_rules, &quant_conv2d_rules, &quant_linear_rules, &quant_add_rules};
+      &quantize_rules, &dequantize_rules, &quant_conv2d_rules, &quant_linear_rules, &quant_add_rules,
+      &fake_quantize_rules};
   return rules;
 }
 }  // namespace

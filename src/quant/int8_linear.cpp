@@ -12,9 +12,9 @@
 namespace shrink {
 namespace {
 
-QuantScheme int8_weight_scheme() {
+QuantScheme int8_weight_scheme(int bits) {
   QuantScheme scheme;
-  scheme.bits = 8;
+  scheme.bits = bits;
   scheme.is_signed = true;
   scheme.mapping = QuantMapping::symmetric;
   scheme.narrow_range = true;
@@ -30,10 +30,10 @@ void expect_weight_pair(const Tensor& q, const Tensor& scale) {
 
 }  // namespace
 
-Int8ChannelWeights quantize_per_channel_int8(const Tensor& w) {
+Int8ChannelWeights quantize_per_channel_int8(const Tensor& w, int bits) {
   if (w.dtype() != DType::f32 || w.rank() != 2)
     throw UsageError("per-channel int8 quantization needs an f32 matrix", "quantize_per_channel_int8");
-  const QuantScheme scheme = int8_weight_scheme();
+  const QuantScheme scheme = int8_weight_scheme(bits);
   QParams qp = choose_qparams(w, scheme, per_channel_block(w.shape(), 0));
   return {quantize(w, qp, scheme).to(DType::i8), qp.scale.reshape(Shape{w.shape()[0]}).contiguous()};
 }
@@ -47,6 +47,24 @@ Tensor dequantize_per_channel_int8(const Int8ChannelWeights& weights) {
     for (int64_t j = 0; j < k; ++j)
       out.mutable_data<float>()[c * k + j] = float(q.data<int8_t>()[c * k + j]) * scale.data<float>()[c];
   return out;
+}
+
+Tensor fake_quantize_per_channel(const Tensor& w, int bits) {
+  const Tensor matrix = w.contiguous().reshape(Shape{w.shape()[0], w.numel() / w.shape()[0]});
+  return dequantize_per_channel_int8(quantize_per_channel_int8(matrix, bits)).reshape(w.shape());
+}
+
+U8QParams u8_activation_qparams(float low, float high) {
+  QuantScheme scheme;
+  scheme.bits = 8;
+  scheme.is_signed = false;
+  scheme.mapping = QuantMapping::affine;
+  scheme.reduce_range = true;  // [0, 127]
+  Tensor lo = Tensor::empty(Shape{1}, DType::f32), hi = Tensor::empty(Shape{1}, DType::f32);
+  lo.mutable_data<float>()[0] = low;
+  hi.mutable_data<float>()[0] = high;
+  const QParams q = qparams_from_range(lo, hi, scheme, {});
+  return {q.scale.data<float>()[0], int32_t(q.zero.data<float>()[0])};
 }
 
 PackedInt8Matrix::PackedInt8Matrix(const Tensor& q_in, const Tensor& scale_in) {

@@ -21,7 +21,7 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_NE(result.out.find("inspect"), std::string::npos);
   EXPECT_NE(result.out.find("Exit codes"), std::string::npos);
-  for (const char* command : {"inspect", "info", "bench", "train", "eval", "prune", "distill", "factorize", "quantize"}) {
+  for (const char* command : {"inspect", "info", "bench", "train", "eval", "prune", "distill", "factorize", "quantize", "qat"}) {
     result = run_shrink({command, "--help"});
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_NE(result.out.find("Usage"), std::string::npos) << command;

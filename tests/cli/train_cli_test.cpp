@@ -138,6 +138,12 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
   EXPECT_NEAR(s["after"].get<double>(), s["before"].get<double>(), 0.05) << static_q.out;
   EXPECT_EQ(s["layers"][0]["status"], "QuantLinear") << static_q.out;
   EXPECT_TRUE(s["layers"][0].contains("sqnr_db")) << static_q.out;
+  auto qat = run_shrink({"qat", model, "--epochs", "1", "--max-steps-per-epoch", "5", "--quiet", "--data-dir", dir.path(),
+                         "--out", dir.file("qat.safetensors"), "--json"});
+  ASSERT_EQ(qat.exit_code, 0) << qat.err;
+  auto a = nlohmann::json::parse(qat.out);
+  EXPECT_GE(a["top1_agreement"].get<double>(), 0.99) << qat.out;
+  EXPECT_NEAR(a["int8"].get<double>(), a["fake_quantized"].get<double>(), 0.02) << qat.out;
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"prune", model, "--sparsity", "1.5", "--out", dir.file("x")},
            {"prune", model, "--pattern", "4:4", "--out", dir.file("x")},
@@ -147,7 +153,8 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
            {"factorize", model, "--ratio", "0.5", "--energy", "0.9", "--out", dir.file("x")},
            {"quantize", model, "--method", "dynamic", "--layers", "conv*", "--out", dir.file("x")},
            {"quantize", model, "--method", "fp3", "--out", dir.file("x")},
-           {"quantize", model, "--method", "static", "--observer", "guess", "--out", dir.file("x")}}) {
+           {"quantize", model, "--method", "static", "--observer", "guess", "--out", dir.file("x")},
+           {"qat", model, "--weight-bits", "9", "--out", dir.file("x")}}) {
     auto r = run_shrink(args);
     EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
   }

@@ -24,14 +24,22 @@ namespace shrink::compress {
 // Returns the names of the folded batch norms and removed dropouts.
 std::vector<std::string> fold_batch_norms(nn::Graph& graph);
 
-class Calibrator {
+// Where conversion gets the u8 [0, 127] qparams of an activation (a value id of the graph being
+// converted): calibration observers, or the ranges QAT learned.
+class ActivationQParamsSource {
+ public:
+  virtual ~ActivationQParamsSource() = default;
+  virtual std::pair<float, int32_t> qparams(int value) const = 0;  // UsageError when unknown
+};
+
+class Calibrator final : public ActivationQParamsSource {
  public:
   Calibrator(const nn::Graph& graph, ObserverConfig observer);
   // One forward pass in evaluation mode, observing every f32 value.
   void observe(nn::Graph& graph, std::span<const Tensor> inputs);
   int64_t batches() const { return batches_; }
   // u8 [0, 127] qparams (scale, zero) of a value; UsageError if it was never observed.
-  std::pair<float, int32_t> qparams(int value) const;
+  std::pair<float, int32_t> qparams(int value) const override;
 
  private:
   ObserverConfig config_;
@@ -41,6 +49,7 @@ class Calibrator {
 
 struct StaticQuantConfig {
   std::vector<std::string> exclude;  // node-name globs kept f32
+  int weight_bits = 8;               // 2..8: fewer bits still run on the int8 kernels
 };
 
 struct StaticQuantLayer {
@@ -56,7 +65,8 @@ struct StaticQuantResult {
 };
 
 // The f32 graph (after fold_batch_norms) and its calibration -> a new int8 graph.
-StaticQuantResult convert_static(const nn::Graph& graph, const Calibrator& calibration, const StaticQuantConfig& config);
+StaticQuantResult convert_static(const nn::Graph& graph, const ActivationQParamsSource& qparams,
+                                 const StaticQuantConfig& config);
 
 // Per-layer error of the quantized graph against the f32 graph on the same inputs: for each
 // quantized layer's output, SQNR (dB) and cosine similarity of the dequantized value vs f32.

@@ -14,8 +14,19 @@ struct Int8ChannelWeights {
   Tensor scale;  // f32 [n]: w[c][j] ≈ q[c][j] * scale[c]
 };
 
-// w: f32 [n, k].
-Int8ChannelWeights quantize_per_channel_int8(const Tensor& w);
+// w: f32 [n, k]; bits 2..8 (values in [-(2^(bits-1) - 1), 2^(bits-1) - 1], stored as i8, so
+// 4-bit weights run on the same int8 kernels).
+Int8ChannelWeights quantize_per_channel_int8(const Tensor& w, int bits = 8);
+// w rounded to that grid and back (what weight fake quantization computes with).
+Tensor fake_quantize_per_channel(const Tensor& w, int bits);
+
+// Activations of the static int8 region: u8 in [0, 127], one scale and zero per tensor, from an
+// observed range (PyTorch's convention: the range widened to include 0).
+struct U8QParams {
+  float scale = 1.f;
+  int32_t zero = 0;
+};
+U8QParams u8_activation_qparams(float low, float high);
 Tensor dequantize_per_channel_int8(const Int8ChannelWeights& weights);  // f32 [n, k]
 
 class PackedInt8Matrix {
