@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "ops/op_support.h"
+#include "shrink/core/parallel.h"
 #include "shrink/quant/int8_linear.h"
 
 namespace shrink::nn::ops {
@@ -62,8 +63,11 @@ void forward(ForwardContext& c) {
   const float inverse = 1.f / q.scale, zero = float(q.zero);
   Tensor y = uninitialized_f32(x.shape());
   float* out = f32(y);
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = (std::clamp(std::nearbyint(in[i] * inverse) + zero, 0.f, 127.f) - zero) * q.scale;
+  const float scale = q.scale;
+  parallel_for(0, n, 16384, [=](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i)
+      out[i] = (std::clamp(std::nearbyint(in[i] * inverse) + zero, 0.f, 127.f) - zero) * scale;
+  });
   c.outputs[0] = y;
 }
 
@@ -77,10 +81,14 @@ void backward(BackwardContext& c) {
   const float inverse = 1.f / q.scale, zero = float(q.zero);
   const Tensor x = c.inputs[0].contiguous(), g = c.grad_outputs[0].contiguous();
   Tensor dx = uninitialized_like(g);
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const float grid = std::nearbyint(f32(x)[i] * inverse) + zero;
-    f32(dx)[i] = grid >= 0.f && grid <= 127.f ? f32(g)[i] : 0.f;
-  }
+  const float *in = f32(x), *grad = f32(g);
+  float* out = f32(dx);
+  parallel_for(0, x.numel(), 16384, [=](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      const float grid = std::nearbyint(in[i] * inverse) + zero;
+      out[i] = grid >= 0.f && grid <= 127.f ? grad[i] : 0.f;
+    }
+  });
   c.grad_inputs[0] = dx;
 }
 

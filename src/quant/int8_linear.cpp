@@ -43,9 +43,11 @@ Tensor dequantize_per_channel_int8(const Int8ChannelWeights& weights) {
   const int64_t n = weights.q.shape()[0], k = weights.q.shape()[1];
   Tensor out = Tensor::uninitialized(weights.q.shape(), DType::f32);
   const Tensor q = weights.q.contiguous(), scale = weights.scale.contiguous();
+  const int8_t* in = q.data<int8_t>();
+  const float* s = scale.data<float>();
+  float* dst = out.mutable_data<float>();
   for (int64_t c = 0; c < n; ++c)
-    for (int64_t j = 0; j < k; ++j)
-      out.mutable_data<float>()[c * k + j] = float(q.data<int8_t>()[c * k + j]) * scale.data<float>()[c];
+    for (int64_t j = 0; j < k; ++j) dst[c * k + j] = float(in[c * k + j]) * s[c];
   return out;
 }
 
