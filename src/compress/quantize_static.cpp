@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <array>
 #include <optional>
 
 #include "shrink/compress/prune.h"
@@ -139,13 +140,18 @@ class Converter {
     set(value, graph_.add_input(v.name, v.info.shape, v.info.dtype), false);
   }
 
+  // Images (rank 4) are channels-last while u8 and NCHW while f32.
+  bool is_image(int value) const { return source_.values()[size_t(value)].info.shape.rank() == 4; }
+
   // The value as f32 (inserting a Dequantize once when it is u8).
   int as_f32(int value) {
     Repr& r = values_.at(value);
     if (!r.u8) return r.id;
+    if (r.hwc) throw UsageError("a channels-last flattened value cannot leave the int8 region", "convert_static");
     if (!r.f32_copy) {
       nn::Node node{source_.values()[size_t(value)].name + ".dequantize", "Dequantize",
                     {{"scale", r.scale}, {"zero", r.zero}}, {r.id}, {}, {}};
+      if (is_image(value)) node.attrs["layout"] = "nhwc_to_nchw";
       r.f32_copy = graph_.add(std::move(node));
     }
     return *r.f32_copy;
@@ -158,6 +164,7 @@ class Converter {
       auto [scale, zero] = calibration_.qparams(value);
       nn::Node node{source_.values()[size_t(value)].name + ".quantize", "Quantize", {{"scale", scale}, {"zero", zero}},
                     {r.id}, {}, {}};
+      if (is_image(value)) node.attrs["layout"] = "nchw_to_nhwc";
       r.u8_copy = graph_.add(std::move(node));
       r.u8_scale = scale, r.u8_zero = zero;
     }
@@ -168,6 +175,9 @@ class Converter {
     return r.u8 ? std::pair{r.scale, r.zero} : std::pair{r.u8_scale, r.u8_zero};
   }
   bool is_u8(int value) const { return values_.at(value).u8; }
+  // (C, H, W) when the u8 value is a channels-last image flattened in (H, W, C) order.
+  std::optional<std::array<int64_t, 3>> flattened_hwc(int value) const { return values_.at(value).hwc; }
+  void mark_flattened_hwc(int value, std::array<int64_t, 3> chw) { values_.at(value).hwc = chw; }
 
   void set(int value, int id, bool u8, float scale = 1.f, int32_t zero = 0) {
     Repr r;
@@ -182,6 +192,7 @@ class Converter {
     float scale = 1.f;  // when u8
     int32_t zero = 0;
     std::optional<int> f32_copy, u8_copy;
+    std::optional<std::array<int64_t, 3>> hwc;
     float u8_scale = 1.f;
     int32_t u8_zero = 0;
   };
@@ -190,6 +201,15 @@ class Converter {
   nn::Graph graph_;
   std::map<int, Repr> values_;
 };
+
+// A Linear reading a flattened (C, H, W) image, rewritten to read it flattened as (H, W, C).
+void permute_chw_to_hwc(nn::Node& linear, const std::array<int64_t, 3>& chw) {
+  nn::Param& w = linear.param("weight");
+  const int64_t out = w.value.shape()[0], c = chw[0], h = chw[1], width = chw[2];
+  if (w.value.shape()[1] != c * h * width) throw UsageError("flattened size does not match", linear.name);
+  w.value = w.value.contiguous().reshape(Shape{out, c, h, width}).transpose(1, 2).transpose(2, 3).contiguous()
+                .reshape(Shape{out, c * h * width});
+}
 
 nn::Node quantized_layer(const nn::Node& layer, bool relu, std::pair<float, int32_t> input, bool f32_out,
                          std::pair<float, int32_t> output, int weight_bits) {
@@ -248,7 +268,9 @@ StaticQuantResult convert_static(const nn::Graph& source, const ActivationQParam
       const auto output = f32_out ? std::pair<float, int32_t>{1.f, 0} : calibration.qparams(out_value);
       int id = -1;
       if (layer_kind) {
-        nn::Node q = quantized_layer(node, relu, {}, f32_out, output, config.weight_bits);
+        nn::Node source_layer = node;
+        if (const auto chw = c.flattened_hwc(node.inputs[0])) permute_chw_to_hwc(source_layer, *chw);
+        nn::Node q = quantized_layer(source_layer, relu, {}, f32_out, output, config.weight_bits);
         q.inputs = {c.as_u8(node.inputs[0])};
         const auto input = c.u8_qparams(node.inputs[0]);
         q.attrs["input_scale"] = input.first;
@@ -270,12 +292,24 @@ StaticQuantResult convert_static(const nn::Graph& source, const ActivationQParam
       result.layers.push_back(layer);
       continue;
     }
-    // Runs on u8 unchanged when its input already is: the max and reshapes commute with quantization.
-    const bool passthrough = (node.kind == "MaxPool2d" || node.kind == "Flatten") && c.is_u8(node.inputs[0]);
+    // Runs on u8 unchanged when its input already is: the max and reshapes commute with
+    // quantization. Flattening a channels-last image gives (H, W, C) order, so it passes through
+    // only when every consumer is a Linear that will be quantized (its columns get permuted).
+    bool passthrough = node.kind == "MaxPool2d" && c.is_u8(node.inputs[0]) && c.is_image(node.inputs[0]);
+    std::optional<std::array<int64_t, 3>> chw;
+    if (node.kind == "Flatten" && c.is_u8(node.inputs[0]) && c.is_image(node.inputs[0])) {
+      const Shape& in_shape = source.values()[size_t(node.inputs[0])].info.shape;
+      bool all_linear = !is_output(node.outputs[0]) && in_shape[1] > 0 && in_shape[2] > 0 && in_shape[3] > 0;
+      for (int consumer : source.consumers(node.outputs[0]))
+        all_linear = all_linear && nodes[size_t(consumer)].kind == "Linear" && !matches_any(config.exclude, nodes[size_t(consumer)].name);
+      passthrough = all_linear;
+      if (passthrough) chw = std::array<int64_t, 3>{in_shape[1], in_shape[2], in_shape[3]};
+    }
     nn::Node copy = node;
     copy.prepared = nullptr;
     copy.outputs.clear();
     copy.inputs.clear();
+    if (passthrough && node.kind == "MaxPool2d") copy.attrs["layout"] = "nhwc";
     for (int in : node.inputs) copy.inputs.push_back(passthrough ? c.as_u8(in) : c.as_f32(in));
     const auto qparams = passthrough ? c.u8_qparams(node.inputs[0]) : std::pair<float, int32_t>{1.f, 0};
     const std::vector<int> outs = c.graph().add_node(std::move(copy));
@@ -283,6 +317,7 @@ StaticQuantResult convert_static(const nn::Graph& source, const ActivationQParam
       c.graph().set_value_name(outs[o], source.values()[size_t(node.outputs[o])].name);
       c.set(node.outputs[o], outs[o], passthrough, qparams.first, qparams.second);
     }
+    if (chw) c.mark_flattened_hwc(node.outputs[0], *chw);
     if (layer_kind || add_kind) {
       layer.reason = excluded ? "excluded" : "no int8 kernel for this shape";
       result.layers.push_back(layer);
@@ -322,9 +357,16 @@ std::vector<LayerError> layer_errors(nn::Graph& f32, nn::Graph& quantized, const
     const bool u8 = got.dtype() == DType::u8;
     const float scale = u8 ? float(q.attrs.at("output_scale").get<double>()) : 1.f;
     const int32_t zero = u8 ? q.attrs.at("output_zero").get<int32_t>() : 0;
+    const bool channels_last = u8 && got.rank() == 4;  // images in the int8 region
+    const Shape& s = want.shape();
     for (int64_t i = 0; i < want.numel(); ++i) {
+      int64_t j = i;
+      if (channels_last) {
+        const int64_t x = i % s[3], y = i / s[3] % s[2], ch = i / (s[3] * s[2]) % s[1], n = i / (s[3] * s[2] * s[1]);
+        j = ((n * s[2] + y) * s[3] + x) * s[1] + ch;
+      }
       const double a = want.data<float>()[i];
-      const double b = u8 ? double(int32_t(got.data<uint8_t>()[i]) - zero) * scale : got.data<float>()[i];
+      const double b = u8 ? double(int32_t(got.data<uint8_t>()[j]) - zero) * scale : got.data<float>()[i];
       signal += a * a, noise += (a - b) * (a - b), dot += a * b, norm_a += a * a, norm_b += b * b;
     }
     errors.push_back({layer.node, layer.output_value, 10 * std::log10(signal / std::max(noise, 1e-30)),

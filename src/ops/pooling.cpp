@@ -1,7 +1,8 @@
 // Pooling over NCHW: MaxPool2d (kernel, stride = kernel by default, padding, dilation 1),
 // AvgPool2d (padding counts as zeros in the average, PyTorch's count_include_pad=True default),
 // AdaptiveAvgPool2d (output_size; window [floor(i*H/OH), ceil((i+1)*H/OH)) as in PyTorch).
-// MaxPool2d also takes u8 (quantized activations: the max commutes with a monotone quantizer).
+// MaxPool2d also takes u8 channels-last (N, H, W, C) input with attribute layout "nhwc" (the int8
+// region's activations: the max commutes with a monotone quantizer).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -54,8 +55,19 @@ PoolGeometry geometry(const Node& node, const Shape& x) {
 
 std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
-  if (!(node.kind == "MaxPool2d" && in[0].dtype == DType::u8)) expect_f32(node, in[0], "input");
-  expect_rank(node, in[0], 4, "input (N, C, H, W)");
+  const bool nhwc = node.attrs.value("layout", std::string()) == "nhwc";
+  if (nhwc != (node.kind == "MaxPool2d" && in[0].dtype == DType::u8))
+    fail(node, "u8 input needs MaxPool2d with layout \"nhwc\", and only u8 input may have it");
+  if (!nhwc) expect_f32(node, in[0], "input");
+  expect_rank(node, in[0], 4, nhwc ? "input (N, H, W, C)" : "input (N, C, H, W)");
+  if (nhwc) {
+    const Shape& s = in[0].shape;
+    PoolGeometry g = geometry(node, Shape{s[0], s[3], s[1], s[2]});
+    if (g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.ph < 0 || g.pw < 0 || 2 * g.ph > g.kh || 2 * g.pw > g.kw)
+      fail(node, "needs positive kernel_size and stride, padding >= 0 and at most half the kernel");
+    if ((g.h >= 0 && g.oh <= 0) || (g.w >= 0 && g.ow <= 0)) fail(node, "input is smaller than the kernel");
+    return {{Shape{s[0], g.oh, g.ow, s[3]}, DType::u8}};
+  }
   PoolGeometry g = geometry(node, in[0].shape);
   if (g.adaptive) {
     if (g.oh <= 0 || g.ow <= 0) fail(node, "needs a positive output_size");
@@ -69,31 +81,27 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   return {{Shape{in[0].shape[0], in[0].shape[1], g.oh, g.ow}, in[0].dtype}};
 }
 
-void max_pool_u8(ForwardContext& c) {
+void max_pool_u8(ForwardContext& c) {  // channels-last
   const Tensor x = c.inputs[0].contiguous();
-  PoolGeometry g = geometry(c.node, x.shape());
-  Tensor y = Tensor::uninitialized(Shape{x.shape()[0], x.shape()[1], g.oh, g.ow}, DType::u8);
-  parallel_for(0, x.shape()[0] * x.shape()[1], 1, [&](int64_t begin, int64_t end) {
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const uint8_t* src = x.data<uint8_t>() + plane * g.h * g.w;
-      uint8_t* dst = y.mutable_data<uint8_t>() + plane * g.oh * g.ow;
-      if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0) {  // the common case
-        for (int64_t oy = 0; oy < g.oh; ++oy) {
-          const uint8_t* top = src + 2 * oy * g.w;
-          const uint8_t* bottom = top + g.w;
-          for (int64_t ox = 0; ox < g.ow; ++ox)
-            dst[oy * g.ow + ox] = std::max(std::max(top[2 * ox], top[2 * ox + 1]), std::max(bottom[2 * ox], bottom[2 * ox + 1]));
-        }
-        continue;
+  const int64_t n = x.shape()[0], channels = x.shape()[3];
+  const PoolGeometry g = geometry(c.node, Shape{n, channels, x.shape()[1], x.shape()[2]});
+  Tensor y = Tensor::uninitialized(Shape{n, g.oh, g.ow, channels}, DType::u8);
+  const uint8_t* src = x.data<uint8_t>();
+  uint8_t* dst_all = y.mutable_data<uint8_t>();
+  parallel_for(0, n * g.oh, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> best(static_cast<size_t>(channels));
+    for (int64_t line = begin; line < end; ++line) {
+      const int64_t image = line / g.oh, oy = line % g.oh;
+      for (int64_t ox = 0; ox < g.ow; ++ox) {
+        const Window win = g.window(oy, ox);
+        std::fill(best.begin(), best.end(), uint8_t(0));
+        for (int64_t iy = win.y0; iy < win.y1; ++iy)
+          for (int64_t ix = win.x0; ix < win.x1; ++ix) {
+            const uint8_t* pixel = src + ((image * g.h + iy) * g.w + ix) * channels;
+            for (int64_t ch = 0; ch < channels; ++ch) best[size_t(ch)] = std::max(best[size_t(ch)], pixel[ch]);
+          }
+        std::copy(best.begin(), best.end(), dst_all + ((image * g.oh + oy) * g.ow + ox) * channels);
       }
-      for (int64_t oy = 0; oy < g.oh; ++oy)
-        for (int64_t ox = 0; ox < g.ow; ++ox) {
-          Window win = g.window(oy, ox);
-          uint8_t best = 0;
-          for (int64_t iy = win.y0; iy < win.y1; ++iy)
-            for (int64_t ix = win.x0; ix < win.x1; ++ix) best = std::max(best, src[iy * g.w + ix]);
-          dst[oy * g.ow + ox] = best;
-        }
     }
   });
   c.outputs[0] = y;

@@ -2,14 +2,19 @@
 // per-tensor scale and zero (x ≈ (q - zero) * scale; 7 bits so the AVX2 kernels stay exact, as
 // PyTorch's reduce_range on x86), weights i8 per output channel. Nodes carry their input and
 // output qparams as attributes, so each one requantizes in its epilogue:
-//   Quantize (f32 -> u8: scale, zero), Dequantize (u8 -> f32: scale, zero),
-//   QuantConv2d (u8 NCHW -> u8 or f32; Conv2d's attrs + relu, input_scale/zero, output_scale/zero,
-//     output_dtype; params weight i8 (OC, C/groups, KH, KW), weight_scale f32 (OC), bias f32 (OC)),
+//   Quantize (f32 -> u8: scale, zero; layout "nchw_to_nhwc" for images entering the region),
+//   Dequantize (u8 -> f32: scale, zero; layout "nhwc_to_nchw" for images leaving it),
+//   QuantConv2d (u8 NHWC -> u8 NHWC, or f32 NCHW; Conv2d's attrs + relu, input_scale/zero,
+//     output_scale/zero, output_dtype; params weight i8 (OC, C/groups, KH, KW) as in PyTorch,
+//     weight_scale f32 (OC), bias f32 (OC)),
 //   QuantLinear (u8 (N, in) -> u8 or f32, the same attributes and params for (out, in) weights),
 //   QuantAdd (u8 + u8 -> u8: a_scale/zero, b_scale/zero, output_scale/zero, relu).
-// MaxPool2d and Flatten run on u8 directly. Inference only.
+// MaxPool2d (with layout "nhwc") and Flatten run on u8 directly. Inference only.
+// Images inside the int8 region are channels-last (N, H, W, C): im2col then copies C contiguous
+// bytes per kernel tap and the GEMM's (position, channel) result is already the next layer's input.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "ops/op_support.h"
 #include "shrink/core/parallel.h"
@@ -43,20 +48,45 @@ uint8_t quantize_value(float x, float inverse_scale, int32_t zero) {
 
 // ---- Quantize / Dequantize
 
+// "" (same layout), "nchw_to_nhwc" or "nhwc_to_nchw".
+std::string layout_attr(const Node& node, const char* allowed) {
+  const std::string layout = node.attrs.value("layout", std::string());
+  if (!layout.empty() && layout != allowed) fail(node, fmt::format("layout must be \"{}\" or absent", allowed));
+  return layout;
+}
+Shape nchw_to_nhwc(const Shape& s) { return Shape{s[0], s[2], s[3], s[1]}; }
+Shape nhwc_to_nchw(const Shape& s) { return Shape{s[0], s[3], s[1], s[2]}; }
+
+// Element i of an NCHW tensor of shape s sits at this index in its NHWC twin.
+inline int64_t nhwc_index(const Shape& s, int64_t i) {
+  const int64_t w = s[3], h = s[2], c = s[1];
+  const int64_t x = i % w, y = i / w % h, ch = i / (w * h) % c, n = i / (w * h * c);
+  return ((n * h + y) * w + x) * c + ch;
+}
+
 std::vector<ValueInfo> quantize_infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
   expect_f32(node, in[0], "input");
   qparams_attr(node, "");
-  return {{in[0].shape, DType::u8}};
+  if (layout_attr(node, "nchw_to_nhwc").empty()) return {{in[0].shape, DType::u8}};
+  expect_rank(node, in[0], 4, "input (N, C, H, W)");
+  return {{nchw_to_nhwc(in[0].shape), DType::u8}};
 }
 void quantize_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   const ActivationQParams q = qparams_attr(c.node, "");
-  Tensor y = Tensor::uninitialized(x.shape(), DType::u8);
+  const bool to_nhwc = !layout_attr(c.node, "nchw_to_nhwc").empty();
+  Tensor y = Tensor::uninitialized(to_nhwc ? nchw_to_nhwc(x.shape()) : x.shape(), DType::u8);
   const float inverse = 1.f / q.scale;
   const float* in = f32(x);
   uint8_t* out = y.mutable_data<uint8_t>();
-  for (int64_t i = 0; i < x.numel(); ++i) out[i] = quantize_value(in[i], inverse, q.zero);
+  const int64_t n = x.numel();
+  if (to_nhwc) {
+    const Shape s = x.shape();
+    for (int64_t i = 0; i < n; ++i) out[nhwc_index(s, i)] = quantize_value(in[i], inverse, q.zero);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = quantize_value(in[i], inverse, q.zero);
+  }
   c.outputs[0] = y;
 }
 
@@ -64,15 +94,24 @@ std::vector<ValueInfo> dequantize_infer(const Node& node, std::span<const ValueI
   expect_inputs(node, in, 1);
   expect_u8(node, in[0], "input");
   qparams_attr(node, "");
-  return {{in[0].shape, DType::f32}};
+  if (layout_attr(node, "nhwc_to_nchw").empty()) return {{in[0].shape, DType::f32}};
+  expect_rank(node, in[0], 4, "input (N, H, W, C)");
+  return {{nhwc_to_nchw(in[0].shape), DType::f32}};
 }
 void dequantize_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   const ActivationQParams q = qparams_attr(c.node, "");
-  Tensor y = uninitialized_f32(x.shape());
+  const bool to_nchw = !layout_attr(c.node, "nhwc_to_nchw").empty();
+  Tensor y = uninitialized_f32(to_nchw ? nhwc_to_nchw(x.shape()) : x.shape());
   const uint8_t* in = x.data<uint8_t>();
   float* out = f32(y);
-  for (int64_t i = 0; i < x.numel(); ++i) out[i] = float(int32_t(in[i]) - q.zero) * q.scale;
+  const int64_t n = x.numel();
+  if (to_nchw) {
+    const Shape s = y.shape();
+    for (int64_t i = 0; i < n; ++i) out[i] = float(int32_t(in[nhwc_index(s, i)]) - q.zero) * q.scale;
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = float(int32_t(in[i]) - q.zero) * q.scale;
+  }
   c.outputs[0] = y;
 }
 
@@ -115,16 +154,17 @@ void expect_quantized_weights(const Node& node, const Shape& weight_shape, int64
 std::vector<ValueInfo> conv_infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
   expect_u8(node, in[0], "input");
-  expect_rank(node, in[0], 4, "input (N, C, H, W)");
+  expect_rank(node, in[0], 4, "input (N, H, W, C)");
   const ConvGeometry g = conv_geometry(node);
   if (g.c <= 0 || g.oc <= 0 || g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.ph < 0 || g.pw < 0 ||
       g.dh <= 0 || g.dw <= 0 || g.groups <= 0 || g.c % g.groups || g.oc % g.groups)
     fail(node, "needs positive channels, kernel, stride, dilation and groups dividing both channel counts");
-  expect_dim(node, in[0].shape[1], g.c, "input channels");
+  expect_dim(node, in[0].shape[3], g.c, "input channels");
   expect_quantized_weights(node, Shape{g.oc, g.c / g.groups, g.kh, g.kw}, g.oc);
-  const int64_t oh = g.out_h(in[0].shape[2]), ow = g.out_w(in[0].shape[3]);
-  if ((in[0].shape[2] >= 0 && oh <= 0) || (in[0].shape[3] >= 0 && ow <= 0)) fail(node, "input smaller than the kernel");
-  return {{Shape{in[0].shape[0], g.oc, oh, ow}, f32_output(node) ? DType::f32 : DType::u8}};
+  const int64_t oh = g.out_h(in[0].shape[1]), ow = g.out_w(in[0].shape[2]);
+  if ((in[0].shape[1] >= 0 && oh <= 0) || (in[0].shape[2] >= 0 && ow <= 0)) fail(node, "input smaller than the kernel");
+  if (f32_output(node)) return {{Shape{in[0].shape[0], g.oc, oh, ow}, DType::f32}};
+  return {{Shape{in[0].shape[0], oh, ow, g.oc}, DType::u8}};
 }
 
 std::vector<ValueInfo> linear_infer(const Node& node, std::span<const ValueInfo> in) {
@@ -138,13 +178,15 @@ std::vector<ValueInfo> linear_infer(const Node& node, std::span<const ValueInfo>
   return {{Shape{in[0].shape[0], out}, f32_output(node) ? DType::f32 : DType::u8}};
 }
 
-// One packed matrix per group: rows = the group's output channels, columns = (C/groups) KH KW.
+// One packed matrix per group: rows = the group's output channels; columns (KH, KW, C/groups)
+// for convolutions (the channels-last im2col order), the input features for linear layers.
 using PackedGroups = std::vector<PackedInt8Matrix>;
 const PackedGroups& packed_groups(Node& node, int64_t groups) {
   return prepared<PackedGroups>(node, [&] {
-    const Tensor& w = node.param("weight").value;
+    Tensor w = node.param("weight").value.contiguous();
     const Tensor& s = node.param("weight_scale").value;
     const int64_t out = w.shape()[0], per_group = out / groups, k = w.numel() / out;
+    if (w.rank() == 4) w = w.transpose(1, 2).transpose(2, 3).contiguous();  // (OC, KH, KW, C/groups)
     PackedGroups all;
     for (int64_t g = 0; g < groups; ++g)
       all.emplace_back(w.reshape(Shape{out, k}).slice(0, g * per_group, (g + 1) * per_group).contiguous(),
@@ -179,65 +221,33 @@ void int8_product(const Node& node, const PackedInt8Matrix& w, const uint8_t* a,
   kernels().gemm_u8s8(rows, w.n(), w.k(), a, lda, w.packed(), e);
 }
 
-// One QuantConv2d call: im2col of u8 NCHW input rows (image, oy, ox) x columns (channel, ky, kx)
-// of one group, then the int8 GEMM, then the (position, channel) results scattered to NCHW.
+// One QuantConv2d call on channels-last input: im2col rows (image, oy, ox) x columns (ky, kx,
+// channel of the group), each tap a copy of C/groups contiguous bytes, then the int8 GEMM.
 struct ConvRun {
   ConvGeometry g;
   int64_t h, w, oh, ow, positions, cg, ocg, k, lda;
   uint8_t pad;
-  bool to_f32;
-  const uint8_t* src;
+  const uint8_t* src;  // (N, H, W, C)
 
-  // Output lines [first, last) (line = image * oh + oy) into rows starting at `rows`. Everything
-  // is in locals: byte stores may alias anything, so captured values would be reloaded per store.
+  // Rows [first, last) of the whole batch into `rows` (one per output position).
   void im2col(int64_t group, int64_t first, int64_t last, uint8_t* rows) const {
-    const ConvGeometry geo = g;
-    const int64_t hh = h, ww = w, out_h = oh, out_w = ow, channels = cg, width = k, stride = lda;
-    const uint8_t padding = pad;
-    const bool unit_3x = geo.kw == 3 && geo.dw == 1;
-    for (int64_t line_index = first; line_index < last; ++line_index) {
-      const int64_t image = line_index / out_h, oy = line_index % out_h;
-      const int64_t iy0 = oy * geo.sh - geo.ph;
-      const bool rows_inside = iy0 >= 0 && iy0 + (geo.kh - 1) * geo.dh < hh;
-      const uint8_t* planes = src + (image * geo.c + group * channels) * hh * ww;
-      for (int64_t ox = 0; ox < out_w; ++ox) {
-        const int64_t ix0 = ox * geo.sw - geo.pw;
-        const bool inside = rows_inside && ix0 >= 0 && ix0 + (geo.kw - 1) * geo.dw < ww;
-        uint8_t* row = rows + ((line_index - first) * out_w + ox) * stride;
-        int64_t col = 0;
-        for (int64_t ch = 0; ch < channels; ++ch) {
-          const uint8_t* plane = planes + ch * hh * ww;
-          for (int64_t ky = 0; ky < geo.kh; ++ky) {
-            const int64_t iy = iy0 + ky * geo.dh;
-            if (inside) {
-              const uint8_t* line = plane + iy * ww + ix0;
-              if (unit_3x) {  // the common 3-wide, undilated kernel: three fixed byte moves
-                row[col] = line[0], row[col + 1] = line[1], row[col + 2] = line[2];
-              } else {
-                for (int64_t kx = 0; kx < geo.kw; ++kx) row[col + kx] = line[kx * geo.dw];
-              }
-              col += geo.kw;
-              continue;
-            }
-            for (int64_t kx = 0; kx < geo.kw; ++kx, ++col) {
-              const int64_t ix = ix0 + kx * geo.dw;
-              row[col] = iy >= 0 && iy < hh && ix >= 0 && ix < ww ? plane[iy * ww + ix] : padding;
-            }
+    for (int64_t r = first; r < last; ++r) {
+      const int64_t image = r / positions, oy = r % positions / ow, ox = r % ow;
+      uint8_t* row = rows + (r - first) * lda;
+      int64_t col = 0;
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
+        for (int64_t kx = 0; kx < g.kw; ++kx, col += cg) {
+          const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
+          if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+            std::memset(row + col, pad, size_t(cg));
+          } else {
+            std::memcpy(row + col, src + ((image * h + iy) * w + ix) * g.c + group * cg, size_t(cg));
           }
         }
-        for (int64_t j = width; j < stride; ++j) row[j] = 0;
       }
+      std::memset(row + k, 0, size_t(lda - k));
     }
-  }
-
-  // Results of images [first, last) ((image, position, channel), starting at `results`) -> NCHW.
-  template <class T> void scatter(int64_t group, int64_t first, int64_t last, const T* results, T* out) const {
-    for (int64_t image = first; image < last; ++image)
-      for (int64_t ch = 0; ch < ocg; ++ch) {
-        T* dst = out + (image * g.oc + group * ocg + ch) * positions;
-        const T* column = results + (image - first) * positions * ocg + ch;
-        for (int64_t p = 0; p < positions; ++p) dst[p] = column[p * ocg];
-      }
   }
 };
 
@@ -247,44 +257,49 @@ void conv_forward(ForwardContext& c) {
   run.g = conv_geometry(c.node);
   const ConvGeometry& g = run.g;
   const int64_t n = x.shape()[0];
-  run.h = x.shape()[2], run.w = x.shape()[3], run.oh = g.out_h(run.h), run.ow = g.out_w(run.w);
+  run.h = x.shape()[1], run.w = x.shape()[2], run.oh = g.out_h(run.h), run.ow = g.out_w(run.w);
   run.positions = run.oh * run.ow, run.cg = g.c / g.groups, run.ocg = g.oc / g.groups;
   run.k = g.group_k(), run.lda = int8_padded_k(run.k);
   run.pad = uint8_t(qparams_attr(c.node, "input_").zero);
-  run.to_f32 = f32_output(c.node);
   run.src = x.data<uint8_t>();
-  const size_t elem = run.to_f32 ? 4 : 1;
+  const bool to_f32 = f32_output(c.node);
   const PackedGroups& packed = packed_groups(c.node, g.groups);
   const Param* bias = c.node.find_param("bias");
-  Tensor y = Tensor::uninitialized(Shape{n, g.oc, run.oh, run.ow}, run.to_f32 ? DType::f32 : DType::u8);
-  // Images [first, last): im2col, GEMM and scatter, with buffers for that many images.
+  // u8 results go straight into the (N, OH, OW, OC) output; f32 results (the region's exit) are
+  // gathered in (position, channel) order and transposed to NCHW.
+  Tensor y = to_f32 ? uninitialized_f32(Shape{n, g.oc, run.oh, run.ow})
+                    : Tensor::uninitialized(Shape{n, run.oh, run.ow, g.oc}, DType::u8);
+  // Rows [first, last) of the batch: im2col, then the GEMM, for every group.
   auto convolve = [&](int64_t first, int64_t last, bool parallel_inside) {
-    const int64_t rows = (last - first) * run.positions;
+    const int64_t rows = last - first;
     std::vector<uint8_t> a(size_t(rows * run.lda));
-    std::vector<std::byte> result(size_t(rows * run.ocg) * elem);
+    std::vector<float> result(to_f32 ? size_t(rows * g.oc) : 0);
     for (int64_t group = 0; group < g.groups; ++group) {
       if (parallel_inside) {
-        parallel_for(first * run.oh, last * run.oh, std::max<int64_t>(1, 16384 / (run.lda * run.ow)),
-                     [&](int64_t lo, int64_t hi) { run.im2col(group, lo, hi, a.data() + (lo - first * run.oh) * run.ow * run.lda); });
+        parallel_for(first, last, std::max<int64_t>(1, 16384 / run.lda),
+                     [&](int64_t lo, int64_t hi) { run.im2col(group, lo, hi, a.data() + (lo - first) * run.lda); });
       } else {
-        run.im2col(group, first * run.oh, last * run.oh, a.data());
+        run.im2col(group, first, last, a.data());
       }
+      void* out = to_f32 ? static_cast<void*>(result.data() + group * run.ocg)
+                         : static_cast<void*>(y.mutable_data<uint8_t>() + first * g.oc + group * run.ocg);
       int8_product(c.node, packed[size_t(group)], a.data(), rows, run.lda,
-                   bias ? f32(bias->value) + group * run.ocg : nullptr, result.data(), run.ocg);
-      if (run.to_f32)
-        run.scatter(group, first, last, reinterpret_cast<const float*>(result.data()), y.mutable_data<float>());
-      else
-        run.scatter(group, first, last, reinterpret_cast<const uint8_t*>(result.data()), y.mutable_data<uint8_t>());
+                   bias ? f32(bias->value) + group * run.ocg : nullptr, out, g.oc);
     }
+    if (to_f32)
+      for (int64_t r = first; r < last; ++r)
+        for (int64_t ch = 0; ch < g.oc; ++ch)
+          f32(y)[(r / run.positions * g.oc + ch) * run.positions + r % run.positions] = result[size_t((r - first) * g.oc + ch)];
   };
+  const int64_t total = n * run.positions;
   if (n >= 2 * num_threads()) {
-    // Enough images: each thread convolves its own images with cache-resident buffers (the GEMM
-    // inside runs single-threaded: parallel_for does not nest).
-    parallel_for(0, n, 1, [&](int64_t first, int64_t last) {
-      for (int64_t image = first; image < last; image += 8) convolve(image, std::min(last, image + 8), false);
+    // Enough images: each thread convolves blocks of its rows with cache-resident buffers (the
+    // GEMM inside runs single-threaded: parallel_for does not nest).
+    parallel_for(0, total, run.positions, [&](int64_t first, int64_t last) {
+      for (int64_t r = first; r < last; r += 1024) convolve(r, std::min(last, r + 1024), false);
     });
   } else {
-    convolve(0, n, true);
+    convolve(0, total, true);
   }
   c.outputs[0] = y;
 }

@@ -59,13 +59,13 @@ void check_conv(int64_t c, int64_t oc, int64_t kernel, int64_t stride, int64_t p
                 {"output_zero", out_zero}, {"output_dtype", "u8"}};
   node.params = {{"weight", q.q.reshape(weight.shape()), {}, false}, {"weight_scale", q.scale, {}, false},
                  {"bias", bias, {}, false}};
-  nn::Graph graph = single_node_graph(node, {{Shape{-1, c, h, w}, DType::u8}});
-  Tensor x = Tensor::empty(Shape{batch, c, h, w}, DType::u8);
+  nn::Graph graph = single_node_graph(node, {{Shape{-1, h, w, c}, DType::u8}});  // channels-last
+  Tensor x = Tensor::empty(Shape{batch, h, w, c}, DType::u8);
   for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<uint8_t>()[i] = uint8_t(rng.below(128));
   const Tensor y = run(graph, x);
   const int64_t oh = (h + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
   const int64_t ow = (w + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
-  ASSERT_EQ(y.shape(), (Shape{batch, oc, oh, ow}));
+  ASSERT_EQ(y.shape(), (Shape{batch, oh, ow, oc}));
   const int64_t cg = c / groups, ocg = oc / groups;
   int exact = 0;
   for (int64_t n = 0; n < batch; ++n)
@@ -78,12 +78,12 @@ void check_conv(int64_t c, int64_t oc, int64_t kernel, int64_t stride, int64_t p
               for (int64_t kx = 0; kx < kernel; ++kx) {
                 const int64_t iy = oy * stride - padding + ky * dilation, ix = ox * stride - padding + kx * dilation;
                 const int64_t channel = o / ocg * cg + ci;
-                const int32_t v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x.data<uint8_t>()[((n * c + channel) * h + iy) * w + ix] : in_zero;
+                const int32_t v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x.data<uint8_t>()[((n * h + iy) * w + ix) * c + channel] : in_zero;
                 acc += double(v - in_zero) * q.q.data<int8_t>()[((o * cg + ci) * kernel + ky) * kernel + kx];
               }
           const double real = acc * in_scale * q.scale.data<float>()[o] + bias.data<float>()[o];
           const double want = std::clamp(std::nearbyint(real / out_scale) + out_zero, 0.0, 127.0);
-          const int got = y.data<uint8_t>()[((n * oc + o) * oh + oy) * ow + ox];
+          const int got = y.data<uint8_t>()[((n * oh + oy) * ow + ox) * oc + o];
           ASSERT_LE(std::fabs(got - want), 1.0) << n << " " << o << " " << oy << " " << ox;
           exact += got == int(want);
         }
