@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "ops/op_support.h"
 #include "shrink/core/parallel.h"
@@ -44,6 +45,16 @@ void expect_u8(const Node& node, const ValueInfo& info, const char* what) {
 
 uint8_t quantize_value(float x, float inverse_scale, int32_t zero) {
   return uint8_t(std::clamp(std::nearbyint(x * inverse_scale) + float(zero), 0.f, kActivationMax));
+}
+
+// quantize_value without a libm call, so loops of it vectorise: clamping first keeps |t| < 2^22,
+// where adding and subtracting 1.5 * 2^23 rounds to nearest even exactly as nearbyint does in the
+// default rounding mode (the project never enables -ffast-math, which could fold it away); the
+// final clamp then gives quantize_value's result.
+inline uint8_t quantize_value_fast(float x, float inverse_scale, float zero) {
+  constexpr float kMagic = 12582912.f;
+  const float t = std::clamp(x * inverse_scale, -1.f - zero, kActivationMax + 1.f - zero);
+  return uint8_t(std::clamp((t + kMagic) - kMagic + zero, 0.f, kActivationMax));
 }
 
 // ---- Quantize / Dequantize
@@ -241,8 +252,14 @@ struct ConvRun {
           const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
           if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
             std::memset(row + col, pad, size_t(cg));
-          } else {
-            std::memcpy(row + col, src + ((image * h + iy) * w + ix) * g.c + group * cg, size_t(cg));
+            continue;
+          }
+          const uint8_t* from = src + ((image * h + iy) * w + ix) * g.c + group * cg;
+          switch (cg) {  // fixed sizes become plain vector moves instead of memcpy calls
+            case 16: std::memcpy(row + col, from, 16); break;
+            case 32: std::memcpy(row + col, from, 32); break;
+            case 64: std::memcpy(row + col, from, 64); break;
+            default: std::memcpy(row + col, from, size_t(cg));
           }
         }
       }
@@ -272,18 +289,20 @@ void conv_forward(ForwardContext& c) {
   // Rows [first, last) of the batch: im2col, then the GEMM, for every group.
   auto convolve = [&](int64_t first, int64_t last, bool parallel_inside) {
     const int64_t rows = last - first;
-    std::vector<uint8_t> a(size_t(rows * run.lda));
+    // im2col writes every byte (padding columns included): no zero-filling.
+    const std::unique_ptr<uint8_t[]> buffer(new uint8_t[size_t(rows * run.lda)]);
+    uint8_t* const a = buffer.get();
     std::vector<float> result(to_f32 ? size_t(rows * g.oc) : 0);
     for (int64_t group = 0; group < g.groups; ++group) {
       if (parallel_inside) {
         parallel_for(first, last, std::max<int64_t>(1, 16384 / run.lda),
-                     [&](int64_t lo, int64_t hi) { run.im2col(group, lo, hi, a.data() + (lo - first) * run.lda); });
+                     [&](int64_t lo, int64_t hi) { run.im2col(group, lo, hi, a + (lo - first) * run.lda); });
       } else {
-        run.im2col(group, first, last, a.data());
+        run.im2col(group, first, last, a);
       }
       void* out = to_f32 ? static_cast<void*>(result.data() + group * run.ocg)
                          : static_cast<void*>(y.mutable_data<uint8_t>() + first * g.oc + group * run.ocg);
-      int8_product(c.node, packed[size_t(group)], a.data(), rows, run.lda,
+      int8_product(c.node, packed[size_t(group)], a, rows, run.lda,
                    bias ? f32(bias->value) + group * run.ocg : nullptr, out, g.oc);
     }
     if (to_f32)
@@ -348,10 +367,11 @@ void add_forward(ForwardContext& c) {
   uint8_t* out = y.mutable_data<uint8_t>();
   // v = sa (a - za) + sb (b - zb) = sa a + sb b + offset
   const float offset = -(float(qa.zero) * qa.scale + float(qb.zero) * qb.scale), low = relu ? 0.f : -INFINITY;
-  parallel_for(0, a.numel(), 16384, [&](int64_t first, int64_t last) {
+  const float sa = qa.scale, sb = qb.scale, zo = float(qo.zero);
+  parallel_for(0, a.numel(), 16384, [=](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) {
-      const float v = std::max(float(pa[i]) * qa.scale + float(pb[i]) * qb.scale + offset, low);
-      out[i] = quantize_value(v, inverse, qo.zero);
+      const float v = std::max(float(pa[i]) * sa + float(pb[i]) * sb + offset, low);
+      out[i] = quantize_value_fast(v, inverse, zo);
     }
   });
   c.outputs[0] = y;
