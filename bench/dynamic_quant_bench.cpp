@@ -14,23 +14,11 @@
 #include "shrink/core/rng.h"
 #include "shrink/nn/builder.h"
 #include "shrink/nn/execute.h"
+#include "forward_timing.h"
 
 using namespace shrink;
 
 namespace {
-
-double median_ms(int repeats, nn::Graph& graph, const Tensor& x) {
-  std::vector<Tensor> inputs{x};
-  nn::forward(graph, inputs);  // warm-up (and packs the int8 weights once)
-  std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    nn::forward(graph, inputs);
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 Tensor random_input(const Shape& shape, Rng& rng) {
   Tensor x = Tensor::empty(shape, DType::f32);
@@ -83,7 +71,7 @@ int main(int argc, char** argv) {
     compress::quantize_dynamic(int8, {});
     for (const Shape& shape : c.inputs) {
       const Tensor x = random_input(shape, rng);
-      const double a = median_ms(repeats, f32, x), b = median_ms(repeats, int8, x);
+      const double a = bench::median_forward_ms(f32, x, repeats), b = bench::median_forward_ms(int8, x, repeats);
       out[fmt::format("{}_b{}", c.name, shape[0])] = {{"f32_ms", a}, {"int8_ms", b}};
       fmt::print(stderr, "{} batch {}: f32 {:.2f} ms, int8 {:.2f} ms\n", c.name, shape[0], a, b);
     }

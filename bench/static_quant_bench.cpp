@@ -13,25 +13,9 @@
 #include "shrink/core/rng.h"
 #include "shrink/io/native_model.h"
 #include "shrink/nn/execute.h"
+#include "forward_timing.h"
 
 using namespace shrink;
-
-namespace {
-
-double median_ms(nn::Graph& graph, const Tensor& x, int repeats) {
-  std::vector<Tensor> inputs{x};
-  nn::forward(graph, inputs);  // warm-up (packs the int8 weights once)
-  std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    nn::forward(graph, inputs);
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -51,7 +35,7 @@ int main(int argc, char** argv) {
       s[0] = batch;
       Tensor x = Tensor::empty(s, DType::f32);
       for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = rng.normal();
-      const double a = median_ms(f32.graph, x, repeats), b = median_ms(int8.graph, x, repeats);
+      const double a = bench::median_forward_ms(f32.graph, x, repeats), b = bench::median_forward_ms(int8.graph, x, repeats);
       fmt::print("| {} | {:.3f} | {:.3f} | {:.2f}x |\n", batch, a, b, a / b);
     }
   } catch (const std::exception& e) {

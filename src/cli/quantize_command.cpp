@@ -90,7 +90,7 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
   Rng rng(o.seed);
   for (int64_t i = int64_t(order.size()) - 1; i > 0; --i) std::swap(order[size_t(i)], order[rng.below(uint64_t(i + 1))]);
   order.resize(size_t(std::min<int64_t>(o.calib_samples, int64_t(order.size()))));
-  compress::Calibrator calibrator(graph, observer);
+  compress::Calibrator calibrator(observer);
   for (size_t start = 0; start < order.size(); start += 100) {
     std::vector<int64_t> batch(order.begin() + int64_t(start), order.begin() + int64_t(std::min(order.size(), start + 100)));
     calibrator.observe(graph, task.train->gather(batch).inputs);

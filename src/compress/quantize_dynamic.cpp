@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 
 #include "shrink/compress/prune.h"
 #include "shrink/core/error.h"
@@ -23,34 +22,21 @@ int64_t param_bytes(const nn::Node& node) {
   return bytes;
 }
 
-// Replaces f32 weight `name` by name (i8) + name_scale (f32); returns the worst relative error.
-double quantize_weight_param(const nn::Param& weight, std::vector<nn::Param>& out) {
+// Replaces f32 weight `name` by name (i8) + name_scale (f32).
+void quantize_weight_param(const nn::Param& weight, std::vector<nn::Param>& out) {
   const Int8ChannelWeights q = quantize_per_channel_int8(weight.value.contiguous());
-  const Tensor back = dequantize_per_channel_int8(q);
-  const Tensor w = weight.value.contiguous();
-  const int64_t n = w.shape()[0], k = w.shape()[1];
-  double worst = 0;
-  for (int64_t c = 0; c < n; ++c) {
-    double peak = 0, err = 0;
-    for (int64_t j = 0; j < k; ++j) {
-      peak = std::max(peak, double(std::fabs(w.data<float>()[c * k + j])));
-      err = std::max(err, double(std::fabs(w.data<float>()[c * k + j] - back.data<float>()[c * k + j])));
-    }
-    if (peak > 0) worst = std::max(worst, err / peak);
-  }
   out.push_back({weight.name, q.q, Tensor(), false});
   out.push_back({weight.name + "_scale", q.scale, Tensor(), false});
-  return worst;
 }
 
-nn::Node quantized_node(const nn::Node& node, double& error) {
+nn::Node quantized_node(const nn::Node& node) {
   nn::Node q;
   q.name = node.name;
   q.kind = "DynamicQuant" + node.kind;
   q.attrs = node.attrs;
   for (const nn::Param& p : node.params) {
     if (p.name.starts_with("weight")) {
-      error = std::max(error, quantize_weight_param(p, q.params));
+      quantize_weight_param(p, q.params);
     } else {
       q.params.push_back({p.name, p.value, Tensor(), false});
     }
@@ -92,12 +78,9 @@ std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQ
   if (!config.layers.empty() && to_quantize.empty())
     throw UsageError("--layers matches no Linear, LSTM or GRU layer", "quantize --method dynamic");
   for (const std::string& name : to_quantize) {
-    double error = 0;
-    nn::Node q = quantized_node(graph.node(name), error);
-    graph.replace_node(name, std::move(q));
+    graph.replace_node(name, quantized_node(graph.node(name)));
     auto it = std::find_if(report.begin(), report.end(), [&](const DynamicQuantLayer& l) { return l.node == name; });
     it->bytes_after = param_bytes(graph.node(name));
-    it->weight_error = error;
   }
   return report;
 }

@@ -92,9 +92,8 @@ std::vector<std::string> fold_batch_norms(nn::Graph& graph) {
   return folded;
 }
 
-Calibrator::Calibrator(const nn::Graph& graph, ObserverConfig observer) : config_(std::move(observer)) {
+Calibrator::Calibrator(ObserverConfig observer) : config_(std::move(observer)) {
   Observer::create(config_);  // validates the configuration now
-  (void)graph;
 }
 
 void Calibrator::observe(nn::Graph& graph, std::span<const Tensor> inputs) {
@@ -116,12 +115,7 @@ void Calibrator::observe(nn::Graph& graph, std::span<const Tensor> inputs) {
 std::pair<float, int32_t> Calibrator::qparams(int value) const {
   auto it = observers_.find(value);
   if (it == observers_.end()) throw UsageError(fmt::format("value {} was not observed in calibration", value), "calibration");
-  QuantScheme scheme;  // the scheme histogram searches optimise for: u8 [0, 127]
-  scheme.bits = 8;
-  scheme.is_signed = false;
-  scheme.mapping = QuantMapping::affine;
-  scheme.reduce_range = true;
-  const ObservedRange range = it->second->range(scheme);
+  const ObservedRange range = it->second->range(u8_activation_scheme());  // what histogram searches optimise for
   const U8QParams q = u8_activation_qparams(range.low.data<float>()[0], range.high.data<float>()[0]);
   return {q.scale, q.zero};
 }
@@ -360,11 +354,7 @@ std::vector<LayerError> layer_errors(nn::Graph& f32, nn::Graph& quantized, const
     const bool channels_last = u8 && got.rank() == 4;  // images in the int8 region
     const Shape& s = want.shape();
     for (int64_t i = 0; i < want.numel(); ++i) {
-      int64_t j = i;
-      if (channels_last) {
-        const int64_t x = i % s[3], y = i / s[3] % s[2], ch = i / (s[3] * s[2]) % s[1], n = i / (s[3] * s[2] * s[1]);
-        j = ((n * s[2] + y) * s[3] + x) * s[1] + ch;
-      }
+      const int64_t j = channels_last ? nhwc_index(s, i) : i;
       const double a = want.data<float>()[i];
       const double b = u8 ? double(int32_t(got.data<uint8_t>()[j]) - zero) * scale : got.data<float>()[i];
       signal += a * a, noise += (a - b) * (a - b), dot += a * b, norm_a += a * a, norm_b += b * b;

@@ -16,42 +16,17 @@ struct ConvGeometry {
   int64_t col_rows() const { return c * kh * kw; }
 };
 
-int64_t out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
-  if (in < 0) return -1;
-  return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
-}
-
 ConvGeometry geometry(const Node& node, const Shape& x) {
-  ConvGeometry g{};
-  g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
-  g.oc = attr_int(node, "out_channels", -1);
-  std::tie(g.kh, g.kw) = attr_pair(node, "kernel_size", -1);
-  std::tie(g.sh, g.sw) = attr_pair(node, "stride", 1);
-  std::tie(g.ph, g.pw) = attr_pair(node, "padding", 0);
-  std::tie(g.dh, g.dw) = attr_pair(node, "dilation", 1);
-  g.groups = attr_int(node, "groups", 1);
-  g.oh = out_size(g.h, g.kh, g.sh, g.ph, g.dh);
-  g.ow = out_size(g.w, g.kw, g.sw, g.pw, g.dw);
-  return g;
+  const ConvAttrs a = conv_attrs(node, x[1], x[2], x[3], DType::f32);
+  return {x[0], x[1], x[2], x[3], a.oc, a.out_h(x[2]), a.out_w(x[3]), a.kh, a.kw, a.sh, a.sw, a.ph, a.pw,
+          a.dh, a.dw, a.groups};
 }
 
 std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
   expect_f32(node, in[0], "input");
   expect_rank(node, in[0], 4, "input (N, C, H, W)");
-  ConvGeometry g = geometry(node, in[0].shape);
-  int64_t channels = attr_int(node, "in_channels", -1);
-  if (channels <= 0 || g.oc <= 0 || g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 ||
-      g.ph < 0 || g.pw < 0 || g.dh <= 0 || g.dw <= 0 || g.groups <= 0)
-    fail(node, "needs positive channels, kernel_size, stride, dilation, groups and padding >= 0");
-  if (channels % g.groups || g.oc % g.groups)
-    fail(node, fmt::format("groups {} must divide in_channels {} and out_channels {}", g.groups,
-                           channels, g.oc));
-  expect_dim(node, g.c, channels, "input channels");
-  if ((g.h >= 0 && g.oh <= 0) || (g.w >= 0 && g.ow <= 0))
-    fail(node, fmt::format("input {}x{} is smaller than the dilated kernel", g.h, g.w));
-  expect_param(node, "weight", Shape{g.oc, channels / g.groups, g.kh, g.kw});
-  if (node.find_param("bias")) expect_param(node, "bias", Shape{g.oc});
+  const ConvGeometry g = geometry(node, in[0].shape);
   return {{Shape{g.n, g.oc, g.oh, g.ow}, DType::f32}};
 }
 

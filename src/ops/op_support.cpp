@@ -19,6 +19,28 @@ void fail(const Node& node, const std::string& problem) {
   throw UsageError(problem, node.name + " (" + node.kind + ")");
 }
 
+ConvAttrs conv_attrs(const Node& node, int64_t channels, int64_t h, int64_t w, DType weight_dtype) {
+  ConvAttrs a{};
+  a.c = attr_int(node, "in_channels", -1);
+  a.oc = attr_int(node, "out_channels", -1);
+  std::tie(a.kh, a.kw) = attr_pair(node, "kernel_size", -1);
+  std::tie(a.sh, a.sw) = attr_pair(node, "stride", 1);
+  std::tie(a.ph, a.pw) = attr_pair(node, "padding", 0);
+  std::tie(a.dh, a.dw) = attr_pair(node, "dilation", 1);
+  a.groups = attr_int(node, "groups", 1);
+  if (a.c <= 0 || a.oc <= 0 || a.kh <= 0 || a.kw <= 0 || a.sh <= 0 || a.sw <= 0 || a.ph < 0 || a.pw < 0 ||
+      a.dh <= 0 || a.dw <= 0 || a.groups <= 0)
+    fail(node, "needs positive channels, kernel_size, stride, dilation, groups and padding >= 0");
+  if (a.c % a.groups || a.oc % a.groups)
+    fail(node, fmt::format("groups {} must divide in_channels {} and out_channels {}", a.groups, a.c, a.oc));
+  expect_dim(node, channels, a.c, "input channels");
+  if ((h >= 0 && a.out_h(h) <= 0) || (w >= 0 && a.out_w(w) <= 0))
+    fail(node, fmt::format("input {}x{} is smaller than the dilated kernel", h, w));
+  expect_param(node, "weight", Shape{a.oc, a.c / a.groups, a.kh, a.kw}, weight_dtype);
+  if (node.find_param("bias")) expect_param(node, "bias", Shape{a.oc});
+  return a;
+}
+
 void expect_inputs(const Node& node, std::span<const ValueInfo> inputs, size_t count) {
   if (inputs.size() != count)
     fail(node, fmt::format("takes {} input(s), got {}", count, inputs.size()));

@@ -35,6 +35,18 @@ inline bool attr_bool(const Node& node, const char* key, bool fallback) {
 std::pair<int64_t, int64_t> attr_pair(const Node& node, const char* key, int64_t fallback);
 
 [[noreturn]] void fail(const Node& node, const std::string& problem);
+
+// Conv2d's attributes, shared by Conv2d and QuantConv2d (whose inputs differ in layout only).
+struct ConvAttrs {
+  int64_t c, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  // Output size along one spatial dimension (-1 stays -1).
+  int64_t out_h(int64_t h) const { return h < 0 ? -1 : (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  int64_t out_w(int64_t w) const { return w < 0 ? -1 : (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
+};
+// Reads them and checks them (positive sizes, groups dividing both channel counts); then checks
+// the input's channels, that the input (h, w) covers the dilated kernel, and the weight and bias
+// (of the given weight dtype).
+ConvAttrs conv_attrs(const Node& node, int64_t channels, int64_t h, int64_t w, DType weight_dtype);
 void expect_inputs(const Node& node, std::span<const ValueInfo> inputs, size_t count);
 void expect_rank(const Node& node, const ValueInfo& info, int rank, const char* what);
 void expect_f32(const Node& node, const ValueInfo& info, const char* what);

@@ -43,15 +43,11 @@ void expect_u8(const Node& node, const ValueInfo& info, const char* what) {
   if (info.dtype != DType::u8) fail(node, fmt::format("{} must be u8, got {}", what, dtype_name(info.dtype)));
 }
 
-uint8_t quantize_value(float x, float inverse_scale, int32_t zero) {
-  return uint8_t(std::clamp(std::nearbyint(x * inverse_scale) + float(zero), 0.f, kActivationMax));
-}
-
-// quantize_value without a libm call, so loops of it vectorise: clamping first keeps |t| < 2^22,
-// where adding and subtracting 1.5 * 2^23 rounds to nearest even exactly as nearbyint does in the
-// default rounding mode (the project never enables -ffast-math, which could fold it away); the
-// final clamp then gives quantize_value's result.
-inline uint8_t quantize_value_fast(float x, float inverse_scale, float zero) {
+// clamp(nearbyint(x / scale) + zero, 0, 127) without a libm call, so loops of it vectorise:
+// clamping first keeps |t| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to nearest even
+// exactly as nearbyint does in the default rounding mode (the project never enables -ffast-math,
+// which could fold it away). FakeQuantize's nearbyint therefore lands on the same grid.
+inline uint8_t quantize_value(float x, float inverse_scale, float zero) {
   constexpr float kMagic = 12582912.f;
   const float t = std::clamp(x * inverse_scale, -1.f - zero, kActivationMax + 1.f - zero);
   return uint8_t(std::clamp((t + kMagic) - kMagic + zero, 0.f, kActivationMax));
@@ -67,13 +63,6 @@ std::string layout_attr(const Node& node, const char* allowed) {
 }
 Shape nchw_to_nhwc(const Shape& s) { return Shape{s[0], s[2], s[3], s[1]}; }
 Shape nhwc_to_nchw(const Shape& s) { return Shape{s[0], s[3], s[1], s[2]}; }
-
-// Element i of an NCHW tensor of shape s sits at this index in its NHWC twin.
-inline int64_t nhwc_index(const Shape& s, int64_t i) {
-  const int64_t w = s[3], h = s[2], c = s[1];
-  const int64_t x = i % w, y = i / w % h, ch = i / (w * h) % c, n = i / (w * h * c);
-  return ((n * h + y) * w + x) * c + ch;
-}
 
 std::vector<ValueInfo> quantize_infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 1);
@@ -94,9 +83,9 @@ void quantize_forward(ForwardContext& c) {
   const int64_t n = x.numel();
   if (to_nhwc) {
     const Shape s = x.shape();
-    for (int64_t i = 0; i < n; ++i) out[nhwc_index(s, i)] = quantize_value(in[i], inverse, q.zero);
+    for (int64_t i = 0; i < n; ++i) out[nhwc_index(s, i)] = quantize_value(in[i], inverse, float(q.zero));
   } else {
-    for (int64_t i = 0; i < n; ++i) out[i] = quantize_value(in[i], inverse, q.zero);
+    for (int64_t i = 0; i < n; ++i) out[i] = quantize_value(in[i], inverse, float(q.zero));
   }
   c.outputs[0] = y;
 }
@@ -135,26 +124,8 @@ bool f32_output(const Node& node) {
   fail(node, "output_dtype must be \"u8\" or \"f32\"");
 }
 
-struct ConvGeometry {
-  int64_t c, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups;
-  int64_t out_h(int64_t h) const { return h < 0 ? -1 : (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
-  int64_t out_w(int64_t w) const { return w < 0 ? -1 : (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
-  int64_t group_k() const { return c / groups * kh * kw; }
-};
-ConvGeometry conv_geometry(const Node& node) {
-  ConvGeometry g{};
-  g.c = attr_int(node, "in_channels", -1);
-  g.oc = attr_int(node, "out_channels", -1);
-  std::tie(g.kh, g.kw) = attr_pair(node, "kernel_size", -1);
-  std::tie(g.sh, g.sw) = attr_pair(node, "stride", 1);
-  std::tie(g.ph, g.pw) = attr_pair(node, "padding", 0);
-  std::tie(g.dh, g.dw) = attr_pair(node, "dilation", 1);
-  g.groups = attr_int(node, "groups", 1);
-  return g;
-}
-
-void expect_quantized_weights(const Node& node, const Shape& weight_shape, int64_t out) {
-  expect_param(node, "weight", weight_shape, DType::i8);
+// The weight is checked by the caller; the scales and the attributes here.
+void expect_quantized_attrs(const Node& node, int64_t out) {
   expect_param(node, "weight_scale", Shape{out});
   if (node.find_param("bias")) expect_param(node, "bias", Shape{out});
   qparams_attr(node, "input_");
@@ -166,14 +137,10 @@ std::vector<ValueInfo> conv_infer(const Node& node, std::span<const ValueInfo> i
   expect_inputs(node, in, 1);
   expect_u8(node, in[0], "input");
   expect_rank(node, in[0], 4, "input (N, H, W, C)");
-  const ConvGeometry g = conv_geometry(node);
-  if (g.c <= 0 || g.oc <= 0 || g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.ph < 0 || g.pw < 0 ||
-      g.dh <= 0 || g.dw <= 0 || g.groups <= 0 || g.c % g.groups || g.oc % g.groups)
-    fail(node, "needs positive channels, kernel, stride, dilation and groups dividing both channel counts");
-  expect_dim(node, in[0].shape[3], g.c, "input channels");
-  expect_quantized_weights(node, Shape{g.oc, g.c / g.groups, g.kh, g.kw}, g.oc);
-  const int64_t oh = g.out_h(in[0].shape[1]), ow = g.out_w(in[0].shape[2]);
-  if ((in[0].shape[1] >= 0 && oh <= 0) || (in[0].shape[2] >= 0 && ow <= 0)) fail(node, "input smaller than the kernel");
+  const Shape& x = in[0].shape;  // (N, H, W, C)
+  const ConvAttrs g = conv_attrs(node, x[3], x[1], x[2], DType::i8);
+  expect_quantized_attrs(node, g.oc);
+  const int64_t oh = g.out_h(x[1]), ow = g.out_w(x[2]);
   if (f32_output(node)) return {{Shape{in[0].shape[0], g.oc, oh, ow}, DType::f32}};
   return {{Shape{in[0].shape[0], oh, ow, g.oc}, DType::u8}};
 }
@@ -185,7 +152,8 @@ std::vector<ValueInfo> linear_infer(const Node& node, std::span<const ValueInfo>
   const int64_t out = attr_int(node, "out_features", -1), features = attr_int(node, "in_features", -1);
   if (out <= 0 || features <= 0) fail(node, "needs positive in_features and out_features");
   expect_dim(node, in[0].shape[1], features, "input features");
-  expect_quantized_weights(node, Shape{out, features}, out);
+  expect_param(node, "weight", Shape{out, features}, DType::i8);
+  expect_quantized_attrs(node, out);
   return {{Shape{in[0].shape[0], out}, f32_output(node) ? DType::f32 : DType::u8}};
 }
 
@@ -235,7 +203,7 @@ void int8_product(const Node& node, const PackedInt8Matrix& w, const uint8_t* a,
 // One QuantConv2d call on channels-last input: im2col rows (image, oy, ox) x columns (ky, kx,
 // channel of the group), each tap a copy of C/groups contiguous bytes, then the int8 GEMM.
 struct ConvRun {
-  ConvGeometry g;
+  ConvAttrs g;
   int64_t h, w, oh, ow, positions, cg, ocg, k, lda;
   uint8_t pad;
   const uint8_t* src;  // (N, H, W, C)
@@ -271,12 +239,12 @@ struct ConvRun {
 void conv_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   ConvRun run{};
-  run.g = conv_geometry(c.node);
-  const ConvGeometry& g = run.g;
+  run.g = conv_attrs(c.node, x.shape()[3], x.shape()[1], x.shape()[2], DType::i8);
+  const ConvAttrs& g = run.g;
   const int64_t n = x.shape()[0];
   run.h = x.shape()[1], run.w = x.shape()[2], run.oh = g.out_h(run.h), run.ow = g.out_w(run.w);
   run.positions = run.oh * run.ow, run.cg = g.c / g.groups, run.ocg = g.oc / g.groups;
-  run.k = g.group_k(), run.lda = int8_padded_k(run.k);
+  run.k = run.cg * g.kh * g.kw, run.lda = int8_padded_k(run.k);
   run.pad = uint8_t(qparams_attr(c.node, "input_").zero);
   run.src = x.data<uint8_t>();
   const bool to_f32 = f32_output(c.node);
@@ -305,10 +273,12 @@ void conv_forward(ForwardContext& c) {
       int8_product(c.node, packed[size_t(group)], a, rows, run.lda,
                    bias ? f32(bias->value) + group * run.ocg : nullptr, out, g.oc);
     }
-    if (to_f32)
+    if (to_f32) {  // (position, channel) -> NCHW
+      float* nchw = f32(y);
       for (int64_t r = first; r < last; ++r)
         for (int64_t ch = 0; ch < g.oc; ++ch)
-          f32(y)[(r / run.positions * g.oc + ch) * run.positions + r % run.positions] = result[size_t((r - first) * g.oc + ch)];
+          nchw[(r / run.positions * g.oc + ch) * run.positions + r % run.positions] = result[size_t((r - first) * g.oc + ch)];
+    }
   };
   const int64_t total = n * run.positions;
   if (n >= 2 * num_threads()) {
@@ -371,7 +341,7 @@ void add_forward(ForwardContext& c) {
   parallel_for(0, a.numel(), 16384, [=](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) {
       const float v = std::max(float(pa[i]) * sa + float(pb[i]) * sb + offset, low);
-      out[i] = quantize_value_fast(v, inverse, zo);
+      out[i] = quantize_value(v, inverse, zo);
     }
   });
   c.outputs[0] = y;

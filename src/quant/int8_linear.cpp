@@ -56,12 +56,17 @@ Tensor fake_quantize_per_channel(const Tensor& w, int bits) {
   return dequantize_per_channel_int8(quantize_per_channel_int8(matrix, bits)).reshape(w.shape());
 }
 
-U8QParams u8_activation_qparams(float low, float high) {
+QuantScheme u8_activation_scheme() {
   QuantScheme scheme;
   scheme.bits = 8;
   scheme.is_signed = false;
   scheme.mapping = QuantMapping::affine;
   scheme.reduce_range = true;  // [0, 127]
+  return scheme;
+}
+
+U8QParams u8_activation_qparams(float low, float high) {
+  const QuantScheme scheme = u8_activation_scheme();
   Tensor lo = Tensor::empty(Shape{1}, DType::f32), hi = Tensor::empty(Shape{1}, DType::f32);
   lo.mutable_data<float>()[0] = low;
   hi.mutable_data<float>()[0] = high;

@@ -105,7 +105,7 @@ TEST(StaticQuant, ConvertedGraphTracksF32AndReloads) {
   compress::fold_batch_norms(graph);
   ObserverConfig observer;
   observer.kind = ObserverKind::histogram;
-  compress::Calibrator calibrator(graph, observer);
+  compress::Calibrator calibrator(observer);
   for (int batch = 0; batch < 4; ++batch) {
     std::vector<Tensor> in{random_tensor(Shape{8, 2, 12, 12}, rng)};
     calibrator.observe(graph, in);
@@ -134,7 +134,7 @@ TEST(StaticQuant, ExcludedLayersStayF32BehindBoundaries) {
   Rng rng(5);
   nn::Graph graph = small_cnn(6);
   compress::fold_batch_norms(graph);
-  compress::Calibrator calibrator(graph, {});
+  compress::Calibrator calibrator({});
   std::vector<Tensor> in{random_tensor(Shape{8, 2, 12, 12}, rng)};
   calibrator.observe(graph, in);
   compress::StaticQuantResult q = compress::convert_static(graph, calibrator, {{"block.conv2", "block.add"}});
@@ -151,7 +151,7 @@ TEST(StaticQuant, ExcludedLayersStayF32BehindBoundaries) {
     err = std::max(err, double(std::fabs(a.data<float>()[i] - b.data<float>()[i]))),
     peak = std::max(peak, double(std::fabs(a.data<float>()[i])));
   EXPECT_LT(err, 0.1 * peak);
-  compress::Calibrator empty(graph, {});
+  compress::Calibrator empty({});
   EXPECT_THROW(compress::convert_static(graph, empty, {}), UsageError) << "conversion needs calibration";
 }
 

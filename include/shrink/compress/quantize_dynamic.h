@@ -21,7 +21,6 @@ struct DynamicQuantLayer {
   std::string reason;              // why it was left f32
   int64_t bytes_before = 0;        // its parameters' bytes
   int64_t bytes_after = 0;
-  double weight_error = 0;         // max over weights of |w - dequantized| / max|w| of its channel
 };
 
 // Rewrites the graph in place; returns one entry per Linear/Conv2d/LSTM/GRU/Embedding node.

@@ -34,7 +34,7 @@ class ActivationQParamsSource {
 
 class Calibrator final : public ActivationQParamsSource {
  public:
-  Calibrator(const nn::Graph& graph, ObserverConfig observer);
+  explicit Calibrator(ObserverConfig observer);
   // One forward pass in evaluation mode, observing every f32 value.
   void observe(nn::Graph& graph, std::span<const Tensor> inputs);
   int64_t batches() const { return batches_; }

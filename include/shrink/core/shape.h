@@ -30,5 +30,11 @@ class Shape {
 bool checked_numel(const std::vector<int64_t>& dims, int64_t& numel);
 // Strides (in elements) of a contiguous row-major tensor of this shape.
 std::vector<int64_t> contiguous_strides(const Shape& shape);
+// Where element i of a contiguous NCHW tensor of shape s sits in its channels-last (NHWC) twin.
+inline int64_t nhwc_index(const Shape& s, int64_t i) {
+  const int64_t w = s[3], h = s[2], c = s[1];
+  const int64_t x = i % w, y = i / w % h, ch = i / (w * h) % c, n = i / (w * h * c);
+  return ((n * h + y) * w + x) * c + ch;
+}
 
 }  // namespace shrink

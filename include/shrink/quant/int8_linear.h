@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "shrink/core/tensor.h"
+#include "shrink/quant/scheme.h"
 
 namespace shrink {
 
@@ -27,6 +28,7 @@ struct U8QParams {
   int32_t zero = 0;
 };
 U8QParams u8_activation_qparams(float low, float high);
+QuantScheme u8_activation_scheme();  // u8, affine, reduce_range: [0, 127]
 Tensor dequantize_per_channel_int8(const Int8ChannelWeights& weights);  // f32 [n, k]
 
 class PackedInt8Matrix {
