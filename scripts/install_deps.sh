@@ -6,7 +6,7 @@ packages=(
   cmake ninja-build g++ pkg-config python3 python3-pip
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev liblapacke-dev libdnnl-dev
-  nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev
+  nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libicu-dev
 )
 missing=()
 for package in "${packages[@]}"; do

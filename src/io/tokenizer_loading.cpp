@@ -1,0 +1,119 @@
+// Tokenizers from GGUF metadata (tokenizer.ggml.*) and from Hugging Face's tokenizer.json.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "shrink/core/error.h"
+#include "shrink/io/gguf.h"
+#include "shrink/io/text_tokenizer.h"
+
+namespace shrink {
+namespace {
+
+std::vector<std::string> gguf_strings(const GgufFile& file, const char* key) {
+  const GgufValue* v = file.find(key);
+  if (!v || v->type != GgufValueType::array || v->element_type != GgufValueType::string)
+    throw FormatError(fmt::format("the GGUF file has no string array '{}'", key), file.source_name());
+  std::vector<std::string> out;
+  out.reserve(v->elements.size());
+  for (const GgufValue& e : v->elements) out.push_back(e.text);
+  return out;
+}
+
+int32_t gguf_token_id(const GgufFile& file, const char* key, size_t vocabulary) {
+  std::optional<uint64_t> id = file.get_uint(key);
+  if (!id) return -1;
+  if (*id >= vocabulary) throw FormatError(fmt::format("'{}' = {} is outside the vocabulary of {}", key, *id, vocabulary), file.source_name());
+  return int32_t(*id);
+}
+
+}  // namespace
+
+std::unique_ptr<TextTokenizer> tokenizer_from_gguf(const GgufFile& file) {
+  std::optional<std::string> model = file.get_string("tokenizer.ggml.model");
+  if (!model) throw FormatError("the GGUF file has no tokenizer (tokenizer.ggml.model)", file.source_name());
+  if (*model != "gpt2")
+    throw UnsupportedError(fmt::format("GGUF tokenizer model '{}' (shrink reads 'gpt2', byte-level BPE)", *model), file.source_name());
+  ByteLevelBpeSpec spec;
+  spec.tokens = gguf_strings(file, "tokenizer.ggml.tokens");
+  spec.merges = gguf_strings(file, "tokenizer.ggml.merges");
+  spec.special.assign(spec.tokens.size(), false);
+  if (const GgufValue* types = file.find("tokenizer.ggml.token_type")) {
+    if (types->elements.size() != spec.tokens.size())
+      throw FormatError("tokenizer.ggml.token_type and tokenizer.ggml.tokens differ in length", file.source_name());
+    for (size_t i = 0; i < spec.tokens.size(); ++i) {
+      std::optional<int64_t> t = types->elements[i].as_int();
+      spec.special[i] = t && (*t == 3 || *t == 4);  // llama.cpp: CONTROL, USER_DEFINED
+    }
+  }
+  std::string pre = file.get_string("tokenizer.ggml.pre").value_or("default");
+  if (pre != "smollm" && pre != "default" && pre != "gpt-2")
+    throw UnsupportedError(fmt::format("GGUF pre-tokenizer '{}' (shrink knows 'smollm', 'gpt-2', 'default')", pre), file.source_name());
+  spec.isolate_digits = pre == "smollm";
+  size_t n = spec.tokens.size();
+  auto tok = make_byte_level_bpe(std::move(spec));
+  tok->bos = gguf_token_id(file, "tokenizer.ggml.bos_token_id", n);
+  tok->eos = gguf_token_id(file, "tokenizer.ggml.eos_token_id", n);
+  tok->unknown = gguf_token_id(file, "tokenizer.ggml.unknown_token_id", n);
+  tok->padding = gguf_token_id(file, "tokenizer.ggml.padding_token_id", n);
+  return tok;
+}
+
+std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot open the tokenizer", path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("tokenizer.json is not valid JSON: {}", e.what()), path);
+  }
+  try {
+    const nlohmann::json& m = j.at("model");
+    std::string type = m.at("type").get<std::string>();
+    if (type == "WordPiece") {
+      WordPieceSpec spec;
+      std::vector<std::pair<int64_t, std::string>> entries;
+      for (auto& [token, id] : m.at("vocab").items()) entries.emplace_back(id.get<int64_t>(), token);
+      spec.tokens.resize(entries.size());
+      for (auto& [id, token] : entries) {
+        if (id < 0 || size_t(id) >= entries.size()) throw FormatError(fmt::format("vocab id {} out of range", id), path);
+        spec.tokens[size_t(id)] = token;
+      }
+      spec.continuation = m.value("continuing_subword_prefix", "##");
+      spec.max_word_characters = m.value("max_input_chars_per_word", 100);
+      if (j.contains("normalizer") && j["normalizer"].is_object()) spec.lowercase = j["normalizer"].value("lowercase", true);
+      return make_wordpiece(std::move(spec));
+    }
+    if (type != "BPE") throw UnsupportedError(fmt::format("tokenizer model '{}' (shrink reads BPE and WordPiece)", type), path);
+    ByteLevelBpeSpec spec;
+    std::vector<std::pair<int64_t, std::string>> entries;
+    for (auto& [token, id] : m.at("vocab").items()) entries.emplace_back(id.get<int64_t>(), token);
+    size_t n = entries.size();
+    for (const auto& added : j.value("added_tokens", nlohmann::json::array())) n = std::max(n, size_t(added.at("id").get<int64_t>() + 1));
+    spec.tokens.resize(n);
+    spec.special.assign(n, false);
+    for (auto& [id, token] : entries) {
+      if (id < 0 || size_t(id) >= n) throw FormatError(fmt::format("vocab id {} out of range", id), path);
+      spec.tokens[size_t(id)] = token;
+    }
+    for (const auto& added : j.value("added_tokens", nlohmann::json::array())) {
+      size_t id = size_t(added.at("id").get<int64_t>());
+      spec.tokens[id] = added.at("content").get<std::string>();
+      spec.special[id] = true;
+    }
+    for (const auto& merge : m.at("merges"))
+      spec.merges.push_back(merge.is_string() ? merge.get<std::string>()
+                                              : merge.at(0).get<std::string>() + " " + merge.at(1).get<std::string>());
+    std::string pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"].dump() : "";
+    if (pre.find("ByteLevel") == std::string::npos)
+      throw UnsupportedError("BPE tokenizers without a ByteLevel pre-tokenizer", path);
+    spec.isolate_digits = pre.find("\"individual_digits\":true") != std::string::npos;
+    return make_byte_level_bpe(std::move(spec));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("tokenizer.json is malformed: {}", e.what()), path);
+  }
+}
+
+}  // namespace shrink
