@@ -2,10 +2,16 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "shrink/core/error.h"
+#include "shrink/core/progress.h"
 #include "shrink/eval/evaluate.h"
+#include "shrink/eval/perplexity.h"
+#include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
 #include "shrink/nn/zoo.h"
 #include "shrink/train/task_data.h"
@@ -14,12 +20,45 @@ namespace shrink::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, data, data_dir;
-  int64_t batch_size = 64;
+  std::string model, data, data_dir, perplexity;
+  int64_t batch_size = 64, context = 512, max_windows = 0;
   bool json = false;
 };
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open the text", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// shrink eval LM --perplexity TEXT: see eval/perplexity.h for the protocol.
+void run_perplexity(const EvalOptions& o) {
+  io::LanguageModel lm = io::load_language_model(o.model);
+  std::vector<int32_t> stream = lm.tokenizer->encode(read_text(o.perplexity));
+  ProgressLine progress("perplexity window", 0, true);
+  eval::PerplexityReport r = eval::evaluate_perplexity(
+      lm.graph, stream, o.context, o.max_windows, [&](int64_t done, int64_t total, double ppl) {
+        if (done == 1) progress = ProgressLine("perplexity window", total, o.json);
+        progress.update(done, fmt::format("perplexity so far {:.3f}", ppl));
+      });
+  progress.finish();
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.model}, {"text", o.perplexity}, {"context", r.context},
+                                  {"windows", r.windows}, {"predicted_tokens", r.predicted},
+                                  {"stream_tokens", r.stream_tokens}, {"nll", r.nll},
+                                  {"perplexity", r.perplexity()}, {"seconds", r.seconds}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("{} on {}: perplexity {:.3f} ({} windows of {} tokens, {} tokens scored of {}; {:.1f} s)\n", o.model,
+             o.perplexity, r.perplexity(), r.windows, r.context, with_thousands(uint64_t(r.predicted)),
+             with_thousands(uint64_t(r.stream_tokens)), r.seconds);
+}
+
 void run_eval(const EvalOptions& o) {
+  if (!o.perplexity.empty()) return run_perplexity(o);
   io::LoadedModel model = io::load_model(o.model);
   std::string data = o.data;
   if (data.empty() && model.provenance.contains("config"))
@@ -56,7 +95,10 @@ void run_eval(const EvalOptions& o) {
 
 void setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
-  sub.add_option("MODEL", o->model, "A shrink model file")->required();
+  sub.add_option("MODEL", o->model, "A shrink model file, or a language model (GGUF, Hugging Face folder)")->required();
+  sub.add_option("--perplexity", o->perplexity, "Language models: perplexity on this text file (GPTQ/AWQ protocol)");
+  sub.add_option("--ctx", o->context, "Tokens per perplexity window")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  sub.add_option("--max-windows", o->max_windows, "Score only the first N windows (0: all)")->check(CLI::NonNegativeNumber);
   sub.add_option("--data", o->data, "Dataset (default: the one the model was trained on)");
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   sub.add_option("--batch-size", o->batch_size, "Examples per forward pass")->check(CLI::PositiveNumber);

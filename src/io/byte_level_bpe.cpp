@@ -137,6 +137,14 @@ class ByteLevelBpe final : public TextTokenizer {
 
   int64_t vocabulary_size() const override { return int64_t(spec_.tokens.size()); }
   std::string kind() const override { return "byte-bpe"; }
+  nlohmann::json to_json() const override {
+    std::vector<int32_t> special;
+    for (size_t i = 0; i < spec_.special.size(); ++i)
+      if (spec_.special[i]) special.push_back(int32_t(i));
+    return {{"type", kind()}, {"tokens", spec_.tokens}, {"merges", spec_.merges}, {"special", special},
+            {"isolate_digits", spec_.isolate_digits}, {"bos", bos}, {"eos", eos}, {"unknown", unknown},
+            {"padding", padding}};
+  }
 
  private:
   struct Merge {

@@ -116,4 +116,38 @@ std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path) {
   }
 }
 
+std::unique_ptr<TextTokenizer> tokenizer_from_json(const nlohmann::json& j) {
+  try {
+    std::string type = j.at("type");
+    if (type == "wordpiece") {
+      WordPieceSpec spec;
+      spec.tokens = j.at("tokens").get<std::vector<std::string>>();
+      spec.lowercase = j.at("lowercase"), spec.continuation = j.at("continuation");
+      spec.max_word_characters = j.at("max_word_characters");
+      return make_wordpiece(std::move(spec));
+    }
+    if (type != "byte-bpe") throw FormatError(fmt::format("unknown tokenizer type '{}'", type));
+    ByteLevelBpeSpec spec;
+    spec.tokens = j.at("tokens").get<std::vector<std::string>>();
+    spec.merges = j.at("merges").get<std::vector<std::string>>();
+    spec.special.assign(spec.tokens.size(), false);
+    for (int64_t id : j.at("special").get<std::vector<int64_t>>()) {
+      if (id < 0 || size_t(id) >= spec.tokens.size()) throw FormatError(fmt::format("special token id {} out of range", id));
+      spec.special[size_t(id)] = true;
+    }
+    spec.isolate_digits = j.at("isolate_digits");
+    auto tok = make_byte_level_bpe(std::move(spec));
+    int64_t n = tok->vocabulary_size();
+    auto id = [&](const char* key) {
+      int64_t v = j.at(key);
+      if (v < -1 || v >= n) throw FormatError(fmt::format("tokenizer {} id {} out of range", key, v));
+      return int32_t(v);
+    };
+    tok->bos = id("bos"), tok->eos = id("eos"), tok->unknown = id("unknown"), tok->padding = id("padding");
+    return tok;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("the stored tokenizer is malformed: {}", e.what()));
+  }
+}
+
 }  // namespace shrink

@@ -54,6 +54,10 @@ class WordPiece final : public TextTokenizer {
   }
   int64_t vocabulary_size() const override { return int64_t(spec_.tokens.size()); }
   std::string kind() const override { return "wordpiece"; }
+  nlohmann::json to_json() const override {
+    return {{"type", kind()}, {"tokens", spec_.tokens}, {"lowercase", spec_.lowercase},
+            {"continuation", spec_.continuation}, {"max_word_characters", spec_.max_word_characters}};
+  }
 
  private:
   std::string normalise(std::string_view text) const {

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "shrink/core/progress.h"
 #include "shrink/io/datasets.h"
 #include "shrink/nn/execute.h"
 
@@ -17,11 +18,6 @@ namespace {
 
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted.store(true); }
-
-std::string duration(double seconds) {
-  int s = int(seconds + 0.5);
-  return s >= 60 ? fmt::format("{}m{:02d}s", s / 60, s % 60) : fmt::format("{}s", s);
-}
 
 }  // namespace
 
@@ -154,7 +150,7 @@ TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule
             "epoch {}/{} step {}/{}  loss {:.4f}{}  {:.0f} samples/s  lr {:.2e}  ETA {}", epoch + 1,
             config.epochs, b + 1, batches.size(), loss_sum / double(samples),
             counted ? fmt::format("  acc {:.2f}%", 100.0 * double(correct) / double(counted)) : "",
-            rate, info.learning_rate, duration(remaining));
+            rate, info.learning_rate, format_duration(remaining));
         std::fprintf(stderr, live ? "\r%s\033[K" : "%s\n", line.c_str());
       }
       if (interrupt_requested()) {
@@ -175,7 +171,7 @@ TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule
       if (!config.quiet)
         std::fprintf(stderr, "epoch %lld: held-out loss %.4f, %s %.4f (%s)\n",
                      static_cast<long long>(epoch + 1), e.loss, e.metric_name.c_str(), e.metric,
-                     duration(summary.seconds).c_str());
+                     format_duration(summary.seconds).c_str());
     }
     if (hooks.end_of_epoch) hooks.end_of_epoch(summary);
     result.epochs.push_back(summary);

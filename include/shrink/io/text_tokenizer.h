@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +30,8 @@ class TextTokenizer {
   virtual std::string token_text(int32_t id) const = 0;
   virtual int64_t vocabulary_size() const = 0;
   virtual std::string kind() const = 0;  // "byte-bpe" or "wordpiece"
+  // Everything needed to rebuild it (stored in shrink's model files); tokenizer_from_json reads it.
+  virtual nlohmann::json to_json() const = 0;
 
   int32_t bos = -1, eos = -1, unknown = -1, padding = -1;
 };
@@ -38,6 +41,7 @@ class TextTokenizer {
 std::unique_ptr<TextTokenizer> tokenizer_from_gguf(const GgufFile& file);
 // A Hugging Face tokenizer.json: model "BPE" with a ByteLevel pre-tokenizer, or "WordPiece".
 std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path);
+std::unique_ptr<TextTokenizer> tokenizer_from_json(const nlohmann::json& j);  // FormatError
 
 // The building blocks, exposed for tests.
 struct ByteLevelBpeSpec {

@@ -1,0 +1,115 @@
+// Language-model import: SmolLM2 from its GGUF reproduces an independent numpy forward pass
+// (tests/fixtures/smollm2_logits.json, tools/make_llm_fixtures.py); name maps and the q/k row
+// permutation invert; saving and loading keeps the model and its tokenizer.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "shrink/core/error.h"
+#include "shrink/eval/perplexity.h"
+#include "shrink/io/llm_import.h"
+#include "shrink/nn/execute.h"
+#include "test_support.h"
+
+namespace shrink::io {
+namespace {
+
+const std::string kSmol = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+bool present(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) return true;
+  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
+  return false;
+}
+
+Tensor logits_of(nn::Graph& graph, const std::vector<int64_t>& ids) {
+  Tensor tokens = Tensor::uninitialized(Shape{1, int64_t(ids.size())}, DType::i64);
+  std::copy(ids.begin(), ids.end(), tokens.mutable_data<int64_t>());
+  return nn::forward(graph, std::span<const Tensor>(&tokens, 1)).at(0).contiguous();
+}
+
+TEST(LlmImport, NameMapsInvert) {
+  for (std::string g : {"blk.0.attn_q.weight", "blk.29.ffn_down.weight", "token_embd.weight", "output_norm.weight",
+                        "output.weight", "blk.7.post_attention_layernorm.weight"}) {
+    std::string h = gguf_to_hf_name(g);
+    if (g.find("post_attention") != std::string::npos) {
+      EXPECT_EQ(h, "");  // not a GGUF name
+      continue;
+    }
+    ASSERT_FALSE(h.empty()) << g;
+    EXPECT_EQ(hf_to_gguf_name(h), g);
+  }
+  EXPECT_EQ(gguf_to_hf_name("blk.3.attn_k.weight"), "model.layers.3.self_attn.k_proj.weight");
+}
+
+TEST(LlmImport, RopePermutationInverts) {
+  Tensor w = Tensor::uninitialized(Shape{12, 3}, DType::f32);
+  for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<float>()[i] = float(i);
+  Tensor p = permute_rope_rows(w, 2, false);
+  // Head 0 has rows 0..5 (half 3): Hugging Face rows 0,3 become adjacent rows 0,1 in llama.cpp.
+  EXPECT_EQ(p.data<float>()[1 * 3], float(3 * 3));
+  Tensor back = permute_rope_rows(p, 2, true);
+  for (int64_t i = 0; i < w.numel(); ++i) EXPECT_EQ(back.data<float>()[i], float(i));
+  EXPECT_THROW(permute_rope_rows(w, 4, false), UsageError);  // 12 rows do not split into 4 heads of pairs
+}
+
+TEST(LlmImport, SmolLM2MatchesTheNumpyReference) {
+  const std::string path = testing::asset_path(kSmol);
+  if (!present(path)) GTEST_SKIP() << "asset not fetched: " << path;
+  LanguageModel lm = load_language_model(path);
+  EXPECT_EQ(lm.config.layers, 30);
+  EXPECT_EQ(lm.config.kv_heads, 3);
+  EXPECT_TRUE(lm.config.tied_embeddings);
+  std::ifstream stream(testing::fixture_path("smollm2_logits.json"));
+  const auto ref = nlohmann::json::parse(stream);
+  const std::vector<int64_t> ids = ref["ids"].get<std::vector<int64_t>>();
+  std::vector<int32_t> ids32(ids.begin(), ids.end());
+  EXPECT_EQ(lm.tokenizer->encode("It is a truth universally acknowledged, that a single"), ids32);
+  Tensor logits = logits_of(lm.graph, ids);
+  const int64_t v = logits.shape()[2], t = int64_t(ids.size());
+  const float* last = logits.data<float>() + (t - 1) * v;
+  const auto top_ids = ref["top_ids"].get<std::vector<int64_t>>();
+  const auto top_logits = ref["top_logits"].get<std::vector<double>>();
+  EXPECT_EQ(std::max_element(last, last + v) - last, top_ids[0]);
+  for (size_t i = 0; i < top_ids.size(); ++i) EXPECT_NEAR(last[top_ids[i]], top_logits[i], 2e-3) << "token " << top_ids[i];
+  for (const auto& sample : ref["first_position_logits_sample"])
+    EXPECT_NEAR(logits.data<float>()[sample[0].get<int64_t>()], sample[1].get<double>(), 2e-3);
+}
+
+TEST(LlmImport, BadFilesAreClearErrors) {
+  EXPECT_THROW(load_language_model("/nonexistent/model.gguf"), Error);
+  const std::string bad = ::testing::TempDir() + "/not_a_model.gguf";
+  std::ofstream(bad) << "GGUF but not really";
+  EXPECT_THROW(load_language_model(bad), FormatError);
+  const std::string folder = ::testing::TempDir() + "/hf_folder";
+  ::mkdir(folder.c_str(), 0755);
+  std::ofstream(folder + "/config.json") << R"({"model_type": "gpt_neox"})";
+  EXPECT_THROW(load_language_model(folder), UnsupportedError);
+  std::ofstream(folder + "/config.json") << R"({"model_type": "llama", "vocab_size": 10})";
+  EXPECT_THROW(load_language_model(folder), FormatError);
+}
+
+TEST(Perplexity, IsExpOfTheMeanNllOverNonOverlappingWindows) {
+  // A "model" whose logits are uniform: perplexity equals the vocabulary size exactly.
+  nn::Graph g;
+  int x = g.add_input("tokens", Shape{-1, -1}, DType::i64);
+  nn::Node embed{"embed", "Embedding", {{"num_embeddings", 7}, {"embedding_dim", 7}}, {x}, {}, {}};
+  embed.params.push_back({"weight", Tensor::zeros(Shape{7, 7}, DType::f32), {}, true});
+  g.mark_output(g.add(std::move(embed)));
+  std::vector<int32_t> stream(50);
+  for (size_t i = 0; i < stream.size(); ++i) stream[i] = int32_t(i % 7);
+  eval::PerplexityReport r = eval::evaluate_perplexity(g, stream, 16);
+  EXPECT_EQ(r.windows, 3);         // 50 / 16, the tail dropped
+  EXPECT_EQ(r.predicted, 3 * 15);  // every position but each window's last
+  EXPECT_NEAR(r.perplexity(), 7.0, 1e-9);
+  EXPECT_THROW(eval::evaluate_perplexity(g, stream, 64), UsageError);  // shorter than a window
+  stream[20] = 9;
+  EXPECT_THROW(eval::evaluate_perplexity(g, stream, 16), UsageError);  // id outside the vocabulary
+}
+
+}  // namespace
+}  // namespace shrink::io
