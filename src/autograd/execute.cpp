@@ -88,6 +88,45 @@ std::vector<Tensor> forward(Graph& graph, std::span<const Tensor> inputs, const 
   return result;
 }
 
+std::vector<Tensor> forward_segment(Graph& graph, size_t first, size_t last,
+                                    const std::vector<std::pair<int, Tensor>>& given, std::span<const int> wanted,
+                                    const RunOptions& options) {
+  if (first > last || last > graph.nodes().size()) throw UsageError("forward_segment: node range out of bounds");
+  if (options.tape || options.training) throw UsageError("forward_segment runs in eval mode without a tape");
+  std::vector<Tensor> values(graph.values().size());
+  for (const auto& [id, t] : given) {
+    if (id < 0 || size_t(id) >= values.size()) throw UsageError("forward_segment: unknown value id");
+    values[size_t(id)] = t;
+  }
+  std::vector<int> last_use(values.size(), -1);
+  for (size_t n = first; n < last; ++n)
+    for (int id : graph.nodes()[n].inputs) last_use[size_t(id)] = int(n);
+  for (int id : wanted) {
+    if (id < 0 || size_t(id) >= values.size()) throw UsageError("forward_segment: unknown wanted value");
+    last_use[size_t(id)] = int(last);
+  }
+  Rng rng(0x5eed);
+  for (size_t n = first; n < last; ++n) {
+    Node& node = graph.nodes()[n];
+    std::vector<Tensor> in, out(node.outputs.size()), saved;
+    for (int id : node.inputs) {
+      if (!values[size_t(id)].defined())
+        throw UsageError("forward_segment: '" + graph.values()[size_t(id)].name + "' is read by '" + node.name +
+                         "' but neither given nor computed in the range");
+      in.push_back(values[size_t(id)]);
+    }
+    ForwardContext context{node, in, out, saved, false, false, rng};
+    op_rules(node.kind).forward(context);
+    for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = out[i];
+    if (options.after_node) options.after_node(node, out);
+    for (int id : node.inputs)
+      if (last_use[size_t(id)] == int(n)) values[size_t(id)] = Tensor();
+  }
+  std::vector<Tensor> result;
+  for (int id : wanted) result.push_back(values[size_t(id)]);
+  return result;
+}
+
 std::vector<Tensor> backward(Graph& graph, const Tape& tape, std::span<const Tensor> output_grads) {
   if (output_grads.size() != graph.outputs().size())
     throw UsageError(fmt::format("backward needs {} output gradient(s), got {}",

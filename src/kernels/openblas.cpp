@@ -26,6 +26,9 @@ OpenBlas load() {
     if (!handle) continue;
     blas.sgemm = reinterpret_cast<decltype(blas.sgemm)>(dlsym(handle, "cblas_sgemm"));
     blas.sgesdd = reinterpret_cast<decltype(blas.sgesdd)>(dlsym(handle, "sgesdd_"));
+    blas.dpotrf = reinterpret_cast<decltype(blas.dpotrf)>(dlsym(handle, "dpotrf_"));
+    blas.dpotri = reinterpret_cast<decltype(blas.dpotri)>(dlsym(handle, "dpotri_"));
+    blas.dgemm = reinterpret_cast<decltype(blas.dgemm)>(dlsym(handle, "cblas_dgemm"));
     blas.set_num_threads =
         reinterpret_cast<decltype(blas.set_num_threads)>(dlsym(handle, "openblas_set_num_threads"));
     auto corename = reinterpret_cast<const char* (*)()>(dlsym(handle, "openblas_get_corename"));

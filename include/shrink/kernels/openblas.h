@@ -23,6 +23,13 @@ struct OpenBlas {
   void (*sgesdd)(const char* jobz, const int* m, const int* n, float* a, const int* lda, float* s, float* u,
                  const int* ldu, float* vt, const int* ldvt, float* work, const int* lwork, int* iwork,
                  int* info) = nullptr;
+  // LAPACK's Cholesky factorisation (dpotrf) and inverse from it (dpotri), column-major; uplo
+  // "L" or "U" names the triangle used; info > 0: not positive definite.
+  void (*dpotrf)(const char* uplo, const int* n, double* a, const int* lda, int* info) = nullptr;
+  void (*dpotri)(const char* uplo, const int* n, double* a, const int* lda, int* info) = nullptr;
+  // cblas_dgemm (same conventions as sgemm), for the f64 Hessian updates of GPTQ.
+  void (*dgemm)(int order, int trans_a, int trans_b, int m, int n, int k, double alpha, const double* a, int lda,
+                const double* b, int ldb, double beta, double* c, int ldc) = nullptr;
 };
 
 // Loads on first call; loaded is false when no OpenBLAS is installed.

@@ -27,6 +27,13 @@ struct RunOptions {
 // returns the graph outputs.
 std::vector<Tensor> forward(Graph& graph, std::span<const Tensor> inputs, const RunOptions& options = {});
 
+// Runs only nodes [first, last) (eval mode, no tape): `given` holds every value they read that
+// is produced outside the range (value id -> tensor); returns the values `wanted` (value ids
+// produced in the range or given). Sequential calibration runs a model block by block with it.
+std::vector<Tensor> forward_segment(Graph& graph, size_t first, size_t last,
+                                    const std::vector<std::pair<int, Tensor>>& given, std::span<const int> wanted,
+                                    const RunOptions& options = {});
+
 // Gradients of the graph outputs in, parameter grads accumulated (call graph.zero_grad() between
 // steps); returns the gradients of the graph inputs (undefined where none flows, e.g. ids).
 std::vector<Tensor> backward(Graph& graph, const Tape& tape, std::span<const Tensor> output_grads);

@@ -1,0 +1,64 @@
+// Weight-only quantization of Linear weights W (out, in) in groups along the input dimension,
+// in the scale/zero convention of the GPTQ and AWQ reference code (QParamsConvention::gptq:
+// range widened to include 0, scale = (max - min) / maxq, zero = round(-min / scale); symmetric
+// zero = (maxq + 1) / 2), dequantized back to f32 (the model computes with exactly the values
+// the int4 kernels and the GGUF export store).
+// - RTN: round to nearest, group by group.
+// - GPTQ (Frantar et al. 2022, and their reference implementation gptq.py): H = 2/n sum x x^T over
+//   the layer's calibration inputs; dead inputs (H_ii = 0) get H_ii = 1 and zero weights;
+//   damping 0.01 * mean(diag H), raised tenfold and retried when the Cholesky factorisation fails;
+//   the upper Cholesky factor of H^-1; column by column quantization with the error spread over
+//   the columns not yet quantized, lazily in blocks of 128; act-order (columns by decreasing
+//   H_ii, permutation undone at the end); group scales from the partly updated weights as the
+//   reference does, or from the original weights (static groups).
+#pragma once
+#include <string>
+
+#include "shrink/core/tensor.h"
+
+namespace shrink::compress {
+
+struct WeightOnlyConfig {
+  int bits = 4;              // 2..8
+  int64_t group_size = 128;  // 0: one group per row
+  bool symmetric = false;
+  void validate(int64_t in_features) const;  // UsageError: bits, group not dividing in
+  std::string describe() const;              // "int4 g128 affine"
+  int64_t group_of(int64_t in_features) const { return group_size > 0 ? group_size : in_features; }
+};
+
+// Round to nearest; returns the dequantized weights.
+Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config);
+
+struct GptqOptions {
+  double damp = 0.01;  // fraction of mean(diag H)
+  int64_t block = 128;
+  bool act_order = false;
+  bool static_groups = false;
+};
+
+struct GptqResult {
+  Tensor weight;                // dequantized, original column order
+  double loss = 0;              // the reference's sum of (w - q)^2 / (2 [H^-1]_ii^2)
+  double damp = 0;              // the damping that worked (fraction of mean diag)
+  int retries = 0;              // factorisations that failed before it
+  int64_t dead_columns = 0;
+};
+GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const WeightOnlyConfig& config,
+                         const GptqOptions& options = {});
+
+// Sums x x^T over rows of activations (..., dim); hessian() = 2 / rows * sum.
+class HessianAccumulator {
+ public:
+  explicit HessianAccumulator(int64_t dim);
+  void add(const Tensor& x);
+  Tensor hessian() const;  // f32 (dim, dim)
+  int64_t rows() const { return rows_; }
+  int64_t dim() const { return dim_; }
+
+ private:
+  int64_t dim_, rows_ = 0;
+  Tensor sum_;
+};
+
+}  // namespace shrink::compress

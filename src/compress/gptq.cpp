@@ -1,0 +1,221 @@
+// RTN and GPTQ weight-only quantization (see gptq.h).
+#include "shrink/compress/gptq.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/openblas.h"
+#include "shrink/kernels/registry.h"
+#include "shrink/quant/scheme.h"
+
+namespace shrink::compress {
+namespace {
+
+QuantScheme scheme_of(const WeightOnlyConfig& c) {
+  QuantScheme s;
+  s.bits = c.bits;
+  s.is_signed = false;
+  s.mapping = c.symmetric ? QuantMapping::symmetric : QuantMapping::affine;
+  s.convention = QParamsConvention::gptq;
+  return s;
+}
+
+// Per-row scale and zero of columns [begin, begin + width) of the row-major (rows, stride) matrix.
+struct GroupParams {
+  std::vector<float> scale, zero;
+};
+GroupParams group_params(const float* w, int64_t rows, int64_t stride, int64_t begin, int64_t width,
+                         const QuantScheme& scheme) {
+  Tensor slice = Tensor::uninitialized(Shape{rows, width}, DType::f32);
+  float* s = slice.mutable_data<float>();
+  for (int64_t r = 0; r < rows; ++r) std::copy_n(w + r * stride + begin, width, s + r * width);
+  QParams q = choose_qparams(slice, scheme, {1, width});
+  GroupParams p;
+  p.scale.assign(q.scale.data<float>(), q.scale.data<float>() + rows);
+  p.zero.assign(q.zero.data<float>(), q.zero.data<float>() + rows);
+  return p;
+}
+
+// The reference's quantize(): scale * (clamp(round(x / scale) + zero, 0, maxq) - zero).
+inline float fake_quantize(float x, float scale, float zero, float maxq) {
+  float q = std::clamp(std::nearbyint(x / scale) + zero, 0.f, maxq);
+  return scale * (q - zero);
+}
+
+// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major f32, from H (f64, symmetric,
+// damped in place). Returns false when H is not positive definite.
+bool inverse_cholesky_upper(std::vector<double>& h, int64_t n, std::vector<float>& u) {
+  const OpenBlas& blas = openblas();
+  if (!blas.dpotrf || !blas.dpotri) throw UnsupportedError("GPTQ needs LAPACK (OpenBLAS's dpotrf/dpotri); none was found");
+  int nn = int(n), info = 0;
+  // Symmetric, so row-major and column-major agree; "L" works on the lower triangle (column-major).
+  blas.dpotrf("L", &nn, h.data(), &nn, &info);
+  if (info != 0) return false;
+  blas.dpotri("L", &nn, h.data(), &nn, &info);
+  if (info != 0) return false;
+  for (int64_t j = 0; j < n; ++j)  // mirror the lower triangle (column-major (i, j), i >= j)
+    for (int64_t i = j + 1; i < n; ++i) h[size_t(j + i * n)] = h[size_t(i + j * n)];
+  blas.dpotrf("U", &nn, h.data(), &nn, &info);
+  if (info != 0) return false;
+  u.assign(size_t(n * n), 0.f);
+  for (int64_t j = 0; j < n; ++j)  // column-major upper (i, j), i <= j -> row-major
+    for (int64_t i = 0; i <= j; ++i) u[size_t(i * n + j)] = float(h[size_t(i + j * n)]);
+  return true;
+}
+
+}  // namespace
+
+void WeightOnlyConfig::validate(int64_t in_features) const {
+  if (bits < 2 || bits > 8) throw UsageError(fmt::format("weight bits must be 2..8, not {}", bits), "--bits");
+  if (group_size < 0) throw UsageError("the group size must be positive (or 0 for whole rows)", "--group-size");
+  if (group_size > 0 && in_features % group_size)
+    throw UsageError(fmt::format("the group size {} does not divide the layer's {} inputs", group_size, in_features),
+                     "--group-size");
+}
+
+std::string WeightOnlyConfig::describe() const {
+  return fmt::format("int{} {} {}", bits, group_size > 0 ? fmt::format("g{}", group_size) : "per-row",
+                     symmetric ? "symmetric" : "affine");
+}
+
+Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config) {
+  if (weight.rank() != 2) throw UsageError("weight-only quantization takes (out, in) weights");
+  int64_t cols = weight.shape()[1];
+  config.validate(cols);
+  QuantScheme scheme = scheme_of(config);
+  Tensor w = weight.to(DType::f32).contiguous();
+  QParams q = choose_qparams(w, scheme, {1, config.group_of(cols)});
+  return dequantize(quantize(w, q, scheme), q);
+}
+
+HessianAccumulator::HessianAccumulator(int64_t dim) : dim_(dim), sum_(Tensor::zeros(Shape{dim, dim}, DType::f32)) {}
+
+void HessianAccumulator::add(const Tensor& x) {
+  const Tensor c = x.contiguous();
+  if (c.rank() < 1 || c.shape()[c.rank() - 1] != dim_)
+    throw UsageError(fmt::format("Hessian of {} inputs fed activations {}", dim_, c.shape().to_string()));
+  int64_t rows = c.numel() / dim_;
+  if (rows == 0) return;
+  kernels().gemm_f32(true, false, dim_, dim_, rows, 1.f, c.data<float>(), dim_, c.data<float>(), dim_, 1.f,
+                     sum_.mutable_data<float>(), dim_);
+  rows_ += rows;
+}
+
+Tensor HessianAccumulator::hessian() const {
+  Tensor h = sum_.clone();
+  float k = rows_ ? float(2.0 / double(rows_)) : 0.f;
+  float* d = h.mutable_data<float>();
+  for (int64_t i = 0; i < h.numel(); ++i) d[i] *= k;
+  return h;
+}
+
+GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const WeightOnlyConfig& config,
+                         const GptqOptions& options) {
+  if (weight.rank() != 2) throw UsageError("GPTQ takes (out, in) weights");
+  const int64_t rows = weight.shape()[0], cols = weight.shape()[1];
+  config.validate(cols);
+  if (hessian.shape() != Shape{cols, cols}) throw UsageError("GPTQ: the Hessian must be (in, in)");
+  if (options.damp <= 0 || options.block <= 0) throw UsageError("GPTQ: damping and block size must be positive");
+  const QuantScheme scheme = scheme_of(config);
+  const int64_t group = config.group_of(cols);
+  const float maxq = float((1 << config.bits) - 1);
+
+  Tensor w_tensor = weight.to(DType::f32).contiguous().clone();
+  float* w = w_tensor.mutable_data<float>();
+  std::vector<double> h(static_cast<size_t>(cols * cols));
+  const float* hs = hessian.contiguous().data<float>();
+  for (int64_t i = 0; i < cols * cols; ++i) h[size_t(i)] = hs[i];
+
+  GptqResult result;
+  for (int64_t i = 0; i < cols; ++i)
+    if (h[size_t(i * cols + i)] == 0) {  // an input that never fired
+      h[size_t(i * cols + i)] = 1;
+      for (int64_t r = 0; r < rows; ++r) w[r * cols + i] = 0;
+      ++result.dead_columns;
+    }
+
+  std::vector<GroupParams> static_params;
+  if (options.static_groups)
+    for (int64_t g = 0; g < cols; g += group) static_params.push_back(group_params(w, rows, cols, g, group, scheme));
+
+  std::vector<int64_t> perm(static_cast<size_t>(cols));
+  std::iota(perm.begin(), perm.end(), 0);
+  if (options.act_order) {
+    std::stable_sort(perm.begin(), perm.end(),
+                     [&](int64_t a, int64_t b) { return h[size_t(a * cols + a)] > h[size_t(b * cols + b)]; });
+    std::vector<float> pw(size_t(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) pw[size_t(r * cols + j)] = w[r * cols + perm[size_t(j)]];
+    std::copy(pw.begin(), pw.end(), w);
+    std::vector<double> ph(h.size());
+    for (int64_t i = 0; i < cols; ++i)
+      for (int64_t j = 0; j < cols; ++j) ph[size_t(i * cols + j)] = h[size_t(perm[size_t(i)] * cols + perm[size_t(j)])];
+    h = std::move(ph);
+  }
+
+  double mean_diag = 0;
+  for (int64_t i = 0; i < cols; ++i) mean_diag += h[size_t(i * cols + i)];
+  mean_diag /= double(cols);
+  std::vector<float> hinv;
+  result.damp = options.damp;
+  for (;;) {
+    std::vector<double> damped = h;
+    for (int64_t i = 0; i < cols; ++i) damped[size_t(i * cols + i)] += result.damp * mean_diag;
+    if (inverse_cholesky_upper(damped, cols, hinv)) break;
+    if (++result.retries > 4)
+      throw Error(fmt::format("GPTQ: the Hessian is not positive definite even with damping {}", result.damp),
+                  "", "use more calibration samples");
+    result.damp *= 10;
+  }
+
+  Tensor q_tensor = Tensor::uninitialized(Shape{rows, cols}, DType::f32);
+  float* q = q_tensor.mutable_data<float>();
+  std::vector<double> losses(static_cast<size_t>(rows), 0.0);
+  GroupParams current;
+  for (int64_t i1 = 0; i1 < cols; i1 += options.block) {
+    const int64_t i2 = std::min(i1 + options.block, cols), count = i2 - i1;
+    std::vector<float> w1(size_t(rows * count)), err(size_t(rows * count));
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(w + r * cols + i1, count, w1.data() + r * count);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t column = i1 + i;
+      if (!options.static_groups && column % group == 0)  // as the reference: from W as of this block
+        current = group_params(w, rows, cols, column, std::min(group, cols - column), scheme);
+      const GroupParams& p = options.static_groups ? static_params[size_t(perm[size_t(column)] / group)] : current;
+      const float d = hinv[size_t(column * cols + column)];
+      const float* hrow = hinv.data() + column * cols + i1;  // Hinv[column, i1 .. i2)
+      parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          float* row = w1.data() + r * count;
+          const float x = row[i];
+          const float v = fake_quantize(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
+          q[r * cols + column] = v;
+          const float e = (x - v) / d;
+          losses[size_t(r)] += double(x - v) * double(x - v) / (double(d) * d) / 2;
+          for (int64_t j = i + 1; j < count; ++j) row[j] -= e * hrow[j];
+          err[size_t(r * count + i)] = e;
+        }
+      });
+    }
+    if (i2 < cols)  // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
+      kernels().gemm_f32(false, false, rows, cols - i2, count, -1.f, err.data(), count, hinv.data() + i1 * cols + i2,
+                         cols, 1.f, w + i2, cols);
+  }
+  for (double l : losses) result.loss += l;
+
+  if (options.act_order) {
+    Tensor unpermuted = Tensor::uninitialized(Shape{rows, cols}, DType::f32);
+    float* u = unpermuted.mutable_data<float>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) u[r * cols + perm[size_t(j)]] = q[r * cols + j];
+    q_tensor = unpermuted;
+  }
+  result.weight = q_tensor;
+  return result;
+}
+
+}  // namespace shrink::compress
