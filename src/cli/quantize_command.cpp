@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/quantize_llm.h"
 #include "cli/training_options.h"
 #include "shrink/compress/quantize_dynamic.h"
 #include "shrink/compress/quantize_static.h"
@@ -30,6 +31,7 @@ struct QuantizeOptions {
   double max_drop = -1;
   uint64_t seed = 0;
   bool json = false;
+  LlmQuantizeCliOptions llm;  // rtn, gptq
 };
 
 struct Row {  // one line of the layer table
@@ -139,6 +141,12 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
 }
 
 void run_quantize(const QuantizeOptions& o) {
+  if (is_weight_only_method(o.method)) {
+    LlmQuantizeCliOptions llm = o.llm;
+    llm.model = o.model, llm.out = o.out, llm.method = o.method, llm.exclude = o.exclude, llm.json = o.json;
+    llm.seed = o.seed;
+    return run_quantize_llm(llm);
+  }
   const bool is_static = o.method == "static";
   SourceModel source = open_source_model(o.model, o.data, o.data_dir, is_static ? "calibration" : nullptr, is_static);
   nn::Graph& graph = source.model.graph;
@@ -195,12 +203,24 @@ void run_quantize(const QuantizeOptions& o) {
 
 void setup_quantize(CLI::App& sub) {
   auto o = std::make_shared<QuantizeOptions>();
-  sub.add_option("MODEL", o->model, "A shrink model file")->required();
+  sub.add_option("MODEL", o->model, "A shrink model file, or for rtn/gptq a language model (GGUF, Hugging Face folder)")
+      ->required();
   sub.add_option("--out", o->out, "Where to write the quantized model")->required();
   sub.add_option("--method", o->method,
                  "dynamic: int8 weights, activations quantized at run time (Linear, LSTM, GRU); static: int8 "
-                 "weights and calibrated int8 activations (Conv2d, Linear, Add, with batch norms folded)")
-      ->check(CLI::IsMember({"dynamic", "static"}));
+                 "weights and calibrated int8 activations (Conv2d, Linear, Add, with batch norms folded); rtn, "
+                 "gptq: weight-only group-wise quantization of a language model's Linear layers")
+      ->check(CLI::IsMember({"dynamic", "static", "rtn", "gptq"}));
+  sub.add_option("--bits", o->llm.bits, "rtn/gptq: bits per weight")->check(CLI::Range(2, 8));
+  sub.add_option("--group-size", o->llm.group_size, "rtn/gptq: weights per scale along the input (0: whole rows)")
+      ->check(CLI::NonNegativeNumber);
+  sub.add_flag("--sym", o->llm.symmetric, "rtn/gptq: symmetric grid (zero fixed at the middle)");
+  sub.add_option("--calib", o->llm.calib, "gptq: calibration text file");
+  sub.add_option("--samples", o->llm.samples, "gptq: calibration windows")->check(CLI::PositiveNumber);
+  sub.add_option("--seq-len", o->llm.seq_len, "gptq: tokens per calibration window")->check(CLI::PositiveNumber);
+  sub.add_option("--damp", o->llm.damp, "gptq: damping, fraction of mean(diag H)")->check(CLI::PositiveNumber);
+  sub.add_flag("--act-order", o->llm.act_order, "gptq: quantize columns by decreasing Hessian diagonal");
+  sub.add_flag("--static-groups", o->llm.static_groups, "gptq: group scales from the original weights");
   sub.add_option("--layers", o->layers, "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU)")
       ->take_all();
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
@@ -213,7 +233,7 @@ void setup_quantize(CLI::App& sub) {
                  "static: accuracy budget (e.g. 0.005): keep the worst layers f32 until a validation slice of the "
                  "training split is within it")
       ->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--seed", o->seed, "static: which training examples calibrate");
+  sub.add_option("--seed", o->seed, "static, gptq: which examples or windows calibrate");
   sub.add_option("--data", o->data, "Dataset for calibration and evaluation (default: the model's)");
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   sub.add_flag("--json", o->json, "Print the result as JSON");

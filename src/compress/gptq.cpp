@@ -73,9 +73,6 @@ bool inverse_cholesky_upper(std::vector<double>& h, int64_t n, std::vector<float
 void WeightOnlyConfig::validate(int64_t in_features) const {
   if (bits < 2 || bits > 8) throw UsageError(fmt::format("weight bits must be 2..8, not {}", bits), "--bits");
   if (group_size < 0) throw UsageError("the group size must be positive (or 0 for whole rows)", "--group-size");
-  if (group_size > 0 && in_features % group_size)
-    throw UsageError(fmt::format("the group size {} does not divide the layer's {} inputs", group_size, in_features),
-                     "--group-size");
 }
 
 std::string WeightOnlyConfig::describe() const {
@@ -89,8 +86,23 @@ Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config) {
   config.validate(cols);
   QuantScheme scheme = scheme_of(config);
   Tensor w = weight.to(DType::f32).contiguous();
-  QParams q = choose_qparams(w, scheme, {1, config.group_of(cols)});
-  return dequantize(quantize(w, q, scheme), q);
+  // Whole groups, then (as the GPTQ reference slices) a shorter last group when the group size
+  // does not divide the row.
+  int64_t group = std::min(config.group_of(cols), cols), full = cols / group * group;
+  auto part = [&](int64_t begin, int64_t end, int64_t block) {
+    Tensor x = w.slice(1, begin, end).contiguous();
+    QParams q = choose_qparams(x, scheme, {1, block});
+    return dequantize(quantize(x, q, scheme), q);
+  };
+  if (full == cols) return part(0, cols, group);
+  Tensor out = Tensor::uninitialized(w.shape(), DType::f32);
+  Tensor a = part(0, full, group), b = part(full, cols, cols - full);
+  int64_t rows = w.shape()[0];
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(a.data<float>() + r * full, full, out.mutable_data<float>() + r * cols);
+    std::copy_n(b.data<float>() + r * (cols - full), cols - full, out.mutable_data<float>() + r * cols + full);
+  }
+  return out;
 }
 
 HessianAccumulator::HessianAccumulator(int64_t dim) : dim_(dim), sum_(Tensor::zeros(Shape{dim, dim}, DType::f32)) {}

@@ -109,7 +109,7 @@ TEST(Gptq, RetriesWithMoreDampingWhenCholeskyFails) {
 
 TEST(Gptq, BadOptionsAreUsageErrors) {
   Tensor w = Tensor::zeros(Shape{2, 48}, DType::f32), h = Tensor::zeros(Shape{48, 48}, DType::f32);
-  EXPECT_THROW(gptq_quantize(w, h, {4, 32, false}), UsageError);  // 32 does not divide 48
+  EXPECT_NO_THROW(gptq_quantize(w, h, {4, 32, false}));  // a shorter last group, as the reference slices
   EXPECT_THROW(gptq_quantize(w, h, {9, 0, false}), UsageError);
   EXPECT_THROW(gptq_quantize(w, Tensor::zeros(Shape{4, 4}, DType::f32), {4, 0, false}), UsageError);
   EXPECT_THROW(rtn_quantize(w, {1, 16, false}), UsageError);

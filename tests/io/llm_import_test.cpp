@@ -80,6 +80,30 @@ TEST(LlmImport, SmolLM2MatchesTheNumpyReference) {
     EXPECT_NEAR(logits.data<float>()[sample[0].get<int64_t>()], sample[1].get<double>(), 2e-3);
 }
 
+TEST(LlmImport, SavedLanguageModelsLoadWithTheirTokenizer) {
+  LlamaConfig c;
+  c.vocabulary = 8, c.dim = 16, c.layers = 1, c.heads = 2, c.kv_heads = 1, c.hidden = 24;
+  int64_t counter = 0;
+  LanguageModel lm;
+  lm.config = c;
+  lm.graph = build_llama(c, [&](const std::string&, const Shape& shape) {
+    Tensor t = Tensor::uninitialized(shape, DType::f32);
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = float((counter++ % 13) - 6) * 0.05f;
+    return t;
+  });
+  lm.tokenizer = make_wordpiece({{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "##b", "."}});
+  const std::string path = ::testing::TempDir() + "/tiny_lm.shrink";
+  save_language_model(path, lm, {{"technique", "test"}});
+  EXPECT_TRUE(is_language_model_path(path));
+  LanguageModel back = load_language_model(path);
+  EXPECT_EQ(back.source_format, "shrink");
+  EXPECT_EQ(back.config.to_json(), c.to_json());
+  EXPECT_EQ(back.tokenizer->encode("abb a."), lm.tokenizer->encode("abb a."));
+  EXPECT_EQ(back.tokenizer->encode("abb a."), (std::vector<int32_t>{2, 4, 6, 6, 4, 7, 3}));
+  Tensor a = logits_of(lm.graph, {2, 4, 6, 3}), b = logits_of(back.graph, {2, 4, 6, 3});
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
+}
+
 TEST(LlmImport, BadFilesAreClearErrors) {
   EXPECT_THROW(load_language_model("/nonexistent/model.gguf"), Error);
   const std::string bad = ::testing::TempDir() + "/not_a_model.gguf";

@@ -20,9 +20,9 @@ namespace shrink::compress {
 
 struct WeightOnlyConfig {
   int bits = 4;              // 2..8
-  int64_t group_size = 128;  // 0: one group per row
+  int64_t group_size = 128;  // 0: one group per row; a last group may be shorter (576 = 4 x 128 + 64)
   bool symmetric = false;
-  void validate(int64_t in_features) const;  // UsageError: bits, group not dividing in
+  void validate(int64_t in_features) const;  // UsageError for bits outside 2..8
   std::string describe() const;              // "int4 g128 affine"
   int64_t group_of(int64_t in_features) const { return group_size > 0 ? group_size : in_features; }
 };

@@ -1,0 +1,58 @@
+// Weight-only quantization of a language model's Linear layers (RTN, GPTQ), block by block.
+// Sequential calibration as in the GPTQ reference (llama.py): the calibration sequences are
+// embedded, then for each transformer block: run the block on the current hidden states while
+// accumulating each Linear layer's Hessian from its inputs (q/k/v share one, gate/up share one),
+// quantize the block's Linear layers, and run the quantized block again to produce the next
+// block's inputs. Peak memory: the f32 model, plus two copies of the hidden states
+// (samples x seq_len x dim x 4 bytes each), plus one block's transient activations for one
+// batch, plus the Hessians of one block.
+#pragma once
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shrink/compress/gptq.h"
+#include "shrink/io/llm_import.h"
+
+namespace shrink::compress {
+
+struct LlmQuantizeOptions {
+  std::string method = "gptq";  // "rtn" or "gptq"
+  WeightOnlyConfig weights;
+  GptqOptions gptq;
+  int64_t samples = 128, seq_len = 512;  // calibration windows
+  uint64_t seed = 0;
+  int64_t batch = 4;                      // sequences per forward pass
+  std::vector<std::string> exclude = {"lm_head"};  // name globs kept f32
+  bool quiet = false;
+};
+
+struct LlmLayerReport {
+  std::string name;
+  double loss = 0;     // GPTQ's loss; RTN: squared weight error
+  double damp = 0;
+  int retries = 0;
+  int64_t dead_columns = 0;
+};
+
+struct LlmQuantizeReport {
+  std::vector<LlmLayerReport> layers;
+  double seconds = 0;
+  int64_t calibration_tokens = 0;
+  int64_t hidden_state_bytes = 0;  // one copy of the calibration hidden states
+  int64_t peak_rss_bytes = 0;      // of the process, at the end
+};
+
+// Random windows of seq_len tokens from the stream (start positions uniform, seeded), as the
+// GPTQ reference samples its calibration data.
+std::vector<std::vector<int32_t>> sample_calibration(std::span<const int32_t> stream, int64_t samples,
+                                                     int64_t seq_len, uint64_t seed);
+
+// The graph's weights are replaced by their dequantized values; each quantized Linear records
+// attrs weight_quant = {method, bits, group_size, symmetric}.
+LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
+                                          const std::vector<std::vector<int32_t>>& calibration,
+                                          const LlmQuantizeOptions& options);
+
+}  // namespace shrink::compress

@@ -1,0 +1,90 @@
+#include "cli/quantize_llm.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "shrink/compress/llm_quantize.h"
+#include "shrink/core/error.h"
+#include "shrink/io/llm_import.h"
+
+namespace shrink::cli {
+namespace {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open the calibration text", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+bool is_weight_only_method(const std::string& method) { return method == "rtn" || method == "gptq"; }
+
+void run_quantize_llm(const LlmQuantizeCliOptions& o) {
+  compress::LlmQuantizeOptions options;
+  options.method = o.method;
+  options.weights = {o.bits, o.group_size, o.symmetric};
+  options.gptq.damp = o.damp;
+  options.gptq.act_order = o.act_order;
+  options.gptq.static_groups = o.static_groups;
+  options.samples = o.samples, options.seq_len = o.seq_len, options.seed = o.seed;
+  if (!o.exclude.empty()) options.exclude.insert(options.exclude.end(), o.exclude.begin(), o.exclude.end());
+  options.quiet = o.json;
+  if (o.method == "gptq" && o.calib.empty())
+    throw UsageError("GPTQ calibrates on text", "--calib", "pass --calib FILE (e.g. the Austen training novels)");
+
+  io::LanguageModel lm = io::load_language_model(o.model);
+  std::vector<std::vector<int32_t>> calibration;
+  if (!o.calib.empty()) {
+    std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib));
+    calibration = compress::sample_calibration(stream, o.samples, o.seq_len, o.seed);
+  }
+  compress::LlmQuantizeReport r = compress::quantize_language_model(lm, calibration, options);
+
+  int64_t weights = 0;
+  for (const auto& [name, p] : lm.graph.named_params())
+    if (lm.graph.node(name.substr(0, name.rfind('.'))).attrs.contains("weight_quant")) weights += p->value.numel();
+  // Stored as the int4 kernels and GGUF hold them: bits per weight plus an f16 scale and an f16
+  // zero (or min) per group.
+  double group = double(o.group_size > 0 ? o.group_size : 1 << 30);
+  double bits_per_weight = o.bits + 32.0 / group;
+  nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "quantize"}, {"source", o.model},
+                               {"config", {{"method", o.method}, {"bits", o.bits}, {"group_size", o.group_size},
+                                           {"symmetric", o.symmetric}, {"act_order", o.act_order},
+                                           {"static_groups", o.static_groups}, {"damp", o.damp},
+                                           {"calib", o.calib}, {"samples", o.samples}, {"seq_len", o.seq_len},
+                                           {"seed", o.seed}}},
+                               {"storage", "dequantized f32 (values exactly on the quantization grid)"}};
+  io::save_language_model(o.out, lm, provenance);
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.out}, {"method", o.method}, {"seconds", r.seconds},
+                                  {"quantized_weights", weights}, {"bits_per_weight", bits_per_weight},
+                                  {"calibration_tokens", r.calibration_tokens},
+                                  {"hidden_state_bytes", r.hidden_state_bytes}, {"peak_rss_bytes", r.peak_rss_bytes}};
+    out["layers"] = nlohmann::json::array();
+    for (const auto& l : r.layers)
+      out["layers"].push_back({{"name", l.name}, {"loss", l.loss}, {"damp", l.damp}, {"retries", l.retries},
+                               {"dead_columns", l.dead_columns}});
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("{} {}: {} Linear layers, {} weights at {:.2f} bits each ({} as int{} + f16 scale/zero per group, vs "
+             "{} f32) in {:.1f} s\n",
+             o.method, options.weights.describe(), r.layers.size(), with_thousands(uint64_t(weights)), bits_per_weight,
+             human_bytes(uint64_t(double(weights) * bits_per_weight / 8)), o.bits, human_bytes(uint64_t(weights) * 4),
+             r.seconds);
+  if (r.calibration_tokens)
+    fmt::print("calibration: {} tokens; hidden states {} per copy; peak memory {}\n",
+               with_thousands(uint64_t(r.calibration_tokens)), human_bytes(uint64_t(r.hidden_state_bytes)),
+               human_bytes(uint64_t(r.peak_rss_bytes)));
+  fmt::print("saved {} (weights stored dequantized in f32)\n", o.out);
+}
+
+}  // namespace shrink::cli

@@ -1,0 +1,215 @@
+// Block-by-block weight-only quantization of language models (see llm_quantize.h).
+#include "shrink/compress/llm_quantize.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <map>
+#include <regex>
+
+#include "shrink/compress/prune.h"
+#include "shrink/core/error.h"
+#include "shrink/core/progress.h"
+#include "shrink/core/rng.h"
+#include "shrink/nn/execute.h"
+
+namespace shrink::compress {
+namespace {
+
+struct Block {
+  size_t first = 0, last = 0;  // node range
+  int input = -1, output = -1;  // the residual stream in and out
+};
+
+// Transformer blocks: maximal runs of nodes named "<prefix>.layers.<i>.<...>".
+std::vector<Block> find_blocks(const nn::Graph& g) {
+  static const std::regex pattern(R"(^(.*\blayers\.\d+)\..*$)");
+  std::vector<Block> blocks;
+  std::string current;
+  const auto& nodes = g.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    std::smatch m;
+    std::string prefix = std::regex_match(nodes[n].name, m, pattern) ? m[1].str() : "";
+    if (!prefix.empty() && prefix == current) {
+      blocks.back().last = n + 1;
+    } else if (!prefix.empty()) {
+      blocks.push_back({n, n + 1});
+    }
+    current = prefix;
+  }
+  for (Block& b : blocks) {
+    auto produced_inside = [&](int value) {
+      int p = g.values()[size_t(value)].producer;
+      return p >= int(b.first) && p < int(b.last);
+    };
+    for (size_t n = b.first; n < b.last; ++n)
+      for (int v : nodes[n].inputs)
+        if (!produced_inside(v)) {
+          if (b.input >= 0 && b.input != v)
+            throw UnsupportedError(fmt::format("block at '{}' reads more than one outside value", nodes[b.first].name));
+          b.input = v;
+        }
+    for (size_t n = b.last; n < nodes.size(); ++n)
+      for (int v : nodes[n].inputs)
+        if (produced_inside(v)) {
+          if (b.output >= 0 && b.output != v)
+            throw UnsupportedError(fmt::format("block at '{}' feeds more than one value onward", nodes[b.first].name));
+          b.output = v;
+        }
+    for (int v : g.outputs())
+      if (produced_inside(v)) b.output = v;
+    if (b.input < 0 || b.output < 0) throw UnsupportedError("a transformer block without an input or an output");
+  }
+  return blocks;
+}
+
+bool excluded(const std::string& name, const std::vector<std::string>& patterns) {
+  for (const std::string& p : patterns)
+    if (name_matches(p, name)) return true;
+  return false;
+}
+
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t(usage.ru_maxrss) * 1024;
+}
+
+double squared_difference(const Tensor& a, const Tensor& b) {
+  double s = 0;
+  const float *x = a.data<float>(), *y = b.data<float>();
+  for (int64_t i = 0; i < a.numel(); ++i) s += double(x[i] - y[i]) * (x[i] - y[i]);
+  return s;
+}
+
+void set_weight(nn::Node& node, Tensor w, const LlmQuantizeOptions& o) {
+  node.param("weight").value = std::move(w);
+  node.prepared = nullptr;
+  node.attrs["weight_quant"] = {{"method", o.method}, {"bits", o.weights.bits},
+                                {"group_size", o.weights.group_size}, {"symmetric", o.weights.symmetric}};
+  if (o.method == "gptq") {
+    node.attrs["weight_quant"]["act_order"] = o.gptq.act_order;
+    node.attrs["weight_quant"]["static_groups"] = o.gptq.static_groups;
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> sample_calibration(std::span<const int32_t> stream, int64_t samples,
+                                                     int64_t seq_len, uint64_t seed) {
+  if (samples <= 0 || seq_len <= 0) throw UsageError("calibration needs positive --samples and --seq-len");
+  if (int64_t(stream.size()) <= seq_len)
+    throw UsageError(fmt::format("the calibration text has {} tokens, not more than --seq-len {}", stream.size(), seq_len),
+                     "--calib");
+  Rng rng(seed);
+  std::vector<std::vector<int32_t>> out;
+  for (int64_t s = 0; s < samples; ++s) {
+    size_t start = size_t(rng.below(uint64_t(int64_t(stream.size()) - seq_len)));
+    out.emplace_back(stream.begin() + std::ptrdiff_t(start), stream.begin() + std::ptrdiff_t(start + size_t(seq_len)));
+  }
+  return out;
+}
+
+LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
+                                          const std::vector<std::vector<int32_t>>& calibration,
+                                          const LlmQuantizeOptions& o) {
+  if (o.method != "rtn" && o.method != "gptq")
+    throw UsageError(fmt::format("unknown weight-only method '{}' (rtn, gptq)", o.method), "--method");
+  auto start = std::chrono::steady_clock::now();
+  nn::Graph& g = model.graph;
+  std::vector<Block> blocks = find_blocks(g);
+  if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*')");
+  LlmQuantizeReport report;
+  auto linears_of = [&](const Block& b) {
+    std::vector<size_t> out;
+    for (size_t n = b.first; n < b.last; ++n)
+      if (g.nodes()[n].kind == "Linear" && !excluded(g.nodes()[n].name, o.exclude)) out.push_back(n);
+    return out;
+  };
+  for (const Block& b : blocks)
+    for (size_t n : linears_of(b)) o.weights.validate(g.nodes()[n].param("weight").value.shape()[1]);
+
+  ProgressLine progress(o.method == "gptq" ? "GPTQ block" : "RTN block", int64_t(blocks.size()), o.quiet);
+  if (o.method == "rtn") {
+    for (size_t bi = 0; bi < blocks.size(); ++bi) {
+      for (size_t n : linears_of(blocks[bi])) {
+        nn::Node& node = g.nodes()[n];
+        Tensor w = node.param("weight").value.contiguous();
+        Tensor q = rtn_quantize(w, o.weights);
+        report.layers.push_back({node.name, squared_difference(w, q), 0, 0, 0});
+        set_weight(node, q, o);
+      }
+      progress.update(int64_t(bi + 1));
+    }
+    progress.finish();
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.peak_rss_bytes = peak_rss_bytes();
+    return report;
+  }
+
+  if (calibration.empty()) throw UsageError("GPTQ needs calibration samples", "--samples");
+  const int64_t seq_len = int64_t(calibration[0].size());
+  for (const auto& s : calibration)
+    if (int64_t(s.size()) != seq_len) throw UsageError("calibration samples must have one length");
+  // Hidden states entering block 0, in batches of o.batch sequences.
+  std::vector<Tensor> hidden;
+  const int tokens_value = g.inputs().at(0);
+  for (size_t s = 0; s < calibration.size(); s += size_t(o.batch)) {
+    int64_t count = std::min<int64_t>(o.batch, int64_t(calibration.size() - s));
+    Tensor tokens = Tensor::uninitialized(Shape{count, seq_len}, DType::i64);
+    int64_t* t = tokens.mutable_data<int64_t>();
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t j = 0; j < seq_len; ++j) t[i * seq_len + j] = calibration[s + size_t(i)][size_t(j)];
+    int want = blocks[0].input;
+    hidden.push_back(nn::forward_segment(g, 0, blocks[0].first, {{tokens_value, tokens}}, std::span<const int>(&want, 1)).at(0));
+    report.calibration_tokens += count * seq_len;
+    report.hidden_state_bytes += hidden.back().numel() * 4;
+  }
+  for (size_t bi = 0; bi < blocks.size(); ++bi) {
+    const Block& b = blocks[bi];
+    std::vector<size_t> linears = linears_of(b);
+    std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
+    for (size_t n : linears) {
+      int in = g.nodes()[n].inputs[0];
+      hessians.try_emplace(in, g.nodes()[n].param("weight").value.shape()[1]);
+    }
+    nn::RunOptions run;
+    run.after_node = [&](const nn::Node& node, std::span<const Tensor> outs) {
+      for (size_t i = 0; i < outs.size(); ++i) {
+        auto it = hessians.find(node.outputs[i]);
+        if (it != hessians.end()) it->second.add(outs[i]);
+      }
+    };
+    for (const Tensor& x : hidden) {
+      if (auto it = hessians.find(b.input); it != hessians.end()) it->second.add(x);
+      int want = b.output;
+      nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1), run);
+    }
+    double block_loss = 0;
+    for (size_t n : linears) {
+      nn::Node& node = g.nodes()[n];
+      GptqResult r = gptq_quantize(node.param("weight").value, hessians.at(node.inputs[0]).hessian(), o.weights, o.gptq);
+      if (r.retries && !o.quiet)
+        std::fprintf(stderr, "\n%s: Cholesky failed %d time(s); damping raised to %g of mean(diag H)\n",
+                     node.name.c_str(), r.retries, r.damp);
+      report.layers.push_back({node.name, r.loss, r.damp, r.retries, r.dead_columns});
+      block_loss += r.loss;
+      set_weight(node, r.weight, o);
+    }
+    hessians.clear();
+    for (Tensor& x : hidden) {  // the quantized block's outputs feed the next block
+      int want = b.output;
+      x = nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1)).at(0);
+    }
+    if (bi + 1 < blocks.size() && blocks[bi + 1].input != b.output)
+      throw UnsupportedError("the next block does not read this block's output");
+    progress.update(int64_t(bi + 1), fmt::format("block loss {:.3g}", block_loss));
+  }
+  progress.finish();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+}  // namespace shrink::compress
