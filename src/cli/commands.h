@@ -22,6 +22,7 @@ void setup_distill(CLI::App& subcommand);
 void setup_factorize(CLI::App& subcommand);
 void setup_quantize(CLI::App& subcommand);
 void setup_qat(CLI::App& subcommand);
+void setup_generate(CLI::App& subcommand);
 
 inline constexpr Command kCommands[] = {
     {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
@@ -31,8 +32,9 @@ inline constexpr Command kCommands[] = {
     {"prune", "Remove weights by magnitude (per layer, global, N:M), optionally gradually with fine-tuning", setup_prune},
     {"distill", "Train a zoo student from a teacher's softened outputs plus the labels", setup_distill},
     {"factorize", "Split Linear and Conv2d layers into two low-rank layers by SVD, optionally fine-tuning", setup_factorize},
-    {"quantize", "Quantize a model to int8 (dynamic: Linear/LSTM/GRU weights, activations at run time)", setup_quantize},
+    {"quantize", "Quantize a model: int8 dynamic or static, or a language model's weights with RTN or GPTQ", setup_quantize},
     {"qat", "Quantization-aware training: fake-quantized fine-tuning, then conversion to int8", setup_qat},
+    {"generate", "Continue a prompt with a language model (greedy or sampled), streaming tokens", setup_generate},
     {"bench", "Measure the kernels side by side against baselines and limits taken in the same run", setup_bench},
 };
 

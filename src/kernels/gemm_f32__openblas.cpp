@@ -31,6 +31,22 @@ void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
     if (openblas().set_num_threads) openblas().set_num_threads(1);
   });
   const int threads = omp_in_parallel() ? 1 : num_threads();
+  // A few rows times a weight matrix stored (n, k) (decoding: one token times every Linear):
+  // sgemv per row over column blocks reads the weights once, where sgemm would first copy them
+  // into its packed layout on every call.
+  if (m <= 4 && trans_b && openblas().sgemv && n >= 64) {
+    constexpr int kRowMajor = 101, kNoTrans = 111;
+    const int64_t block = std::max<int64_t>(64, (n + threads * 4 - 1) / (threads * 4));
+    parallel_for(0, (n + block - 1) / block, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t part = lo; part < hi; ++part) {
+        int64_t col = part * block, cols = std::min(block, n - col);
+        for (int64_t i = 0; i < m; ++i)
+          openblas().sgemv(kRowMajor, kNoTrans, int(cols), int(k), alpha, b + col * ldb, int(ldb),
+                           trans_a ? a + i : a + i * lda, trans_a ? int(lda) : 1, beta, c + i * ldc + col, 1);
+      }
+    });
+    return;
+  }
   // Below ~2 MFLOP a split costs more than it saves.
   if (threads == 1 || m * n * k < (int64_t(1) << 20) || (m < 32 && n < 32)) {
     sgemm_one_thread(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -5,6 +5,7 @@
 // Face's Llama: pairs (i, i + d/2) turned by position * theta^(-2i/d).
 #include <cmath>
 
+#include "ops/attention.h"
 #include "ops/op_support.h"
 #include "shrink/core/parallel.h"
 
@@ -44,16 +45,19 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   return {in[0]};
 }
 
-// Rotates (direction +1) or un-rotates (-1) every head of x (N, T, heads*d) in place.
-void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double theta, int direction) {
+}  // namespace
+
+// Rotates (direction +1) or un-rotates (-1) every head of x (N, T, heads*d) in place; row t of
+// each sequence is at position start + t.
+void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double theta, int direction, int64_t start) {
   int64_t half = d / 2;
-  for (int64_t pos = 0; pos < t; ++pos)
+  for (int64_t row = 0; row < t; ++row)
     for (int64_t i = 0; i < half; ++i) {
-      double angle = double(pos) * std::pow(theta, -2.0 * double(i) / double(d));
+      double angle = double(start + row) * std::pow(theta, -2.0 * double(i) / double(d));
       float cs = float(std::cos(angle)), sn = float(std::sin(angle)) * float(direction);
       for (int64_t b = 0; b < n; ++b)
         for (int64_t h = 0; h < heads; ++h) {
-          float* v = x + ((b * t + pos) * heads + h) * d;
+          float* v = x + ((b * t + row) * heads + h) * d;
           float a = v[i], c = v[i + half];
           v[i] = a * cs - c * sn;
           v[i + half] = a * sn + c * cs;
@@ -61,38 +65,75 @@ void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double
     }
 }
 
+// One sequence, every head: queries (t rows of width H*d) at positions offset .. offset+t-1 over
+// keys and values (length rows of width KV*d); query i sees keys j <= offset + i. probs, when
+// given, receives (H, t, length) probabilities.
+void attend(const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset, int64_t heads,
+            int64_t kv_heads, int64_t dim, float* y, float* probs) {
+  int64_t qw = heads * dim, kw = kv_heads * dim, group = heads / kv_heads;
+  float scale = float(1.0 / std::sqrt(double(dim)));
+  parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(probs ? 0 : static_cast<size_t>(t * length));
+    for (int64_t h = begin; h < end; ++h) {
+      float* p = probs ? probs + h * t * length : scratch.data();
+      const float* qh = q + h * dim;
+      const float* kh = k + (h / group) * dim;
+      const float* vh = v + (h / group) * dim;
+      gemm(false, true, t, length, dim, qh, qw, kh, kw, 0.f, p, length);
+      for (int64_t i = 0; i < t; ++i) {  // causal softmax of row i over j <= offset + i
+        float* row = p + i * length;
+        int64_t last = std::min(length - 1, offset + i);
+        float top = -INFINITY;
+        for (int64_t j = 0; j <= last; ++j) top = std::max(top, row[j] * scale);
+        double sum = 0;
+        for (int64_t j = 0; j <= last; ++j) sum += row[j] = std::exp(row[j] * scale - top);
+        for (int64_t j = 0; j <= last; ++j) row[j] = float(row[j] / sum);
+        for (int64_t j = last + 1; j < length; ++j) row[j] = 0.f;
+      }
+      gemm(false, false, t, dim, length, p, length, vh, kw, 0.f, y + h * dim, qw);
+    }
+  });
+}
+
+Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, KvCache& cache) {
+  Tensor q = q_in.contiguous().clone(), k = k_in.contiguous().clone();
+  const Tensor v = v_in.contiguous();
+  AttentionShape s = attention_shape(node, q.shape());
+  if (s.n != 1) throw UsageError("cached attention runs one sequence at a time", node.name);
+  int64_t kw = s.kv_heads * s.dim;
+  if (cache.width == 0) cache.width = kw;
+  if (cache.width != kw) throw UsageError("the KV cache belongs to another layer shape", node.name);
+  if (s.rope) {
+    apply_rope(f32(q), 1, s.t, s.heads, s.dim, s.theta, 1, cache.length);
+    apply_rope(f32(k), 1, s.t, s.kv_heads, s.dim, s.theta, 1, cache.length);
+  }
+  int64_t offset = cache.length;
+  cache.keys.insert(cache.keys.end(), f32(k), f32(k) + s.t * kw);
+  cache.values.insert(cache.values.end(), v.data<float>(), v.data<float>() + s.t * kw);
+  cache.length += s.t;
+  Tensor y = new_f32(q.shape());
+  attend(f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y),
+         nullptr);
+  return y;
+}
+
+namespace {
+
 // Saved: rotated q and k, and the attention probabilities P (N, H, T, T).
 void forward(ForwardContext& c) {
   Tensor q = c.inputs[0].contiguous().clone(), k = c.inputs[1].contiguous().clone();
   const Tensor v = c.inputs[2].contiguous();
   AttentionShape s = attention_shape(c.node, q.shape());
   if (s.rope) {
-    apply_rope(f32(q), s.n, s.t, s.heads, s.dim, s.theta, 1);
-    apply_rope(f32(k), s.n, s.t, s.kv_heads, s.dim, s.theta, 1);
+    apply_rope(f32(q), s.n, s.t, s.heads, s.dim, s.theta, 1, 0);
+    apply_rope(f32(k), s.n, s.t, s.kv_heads, s.dim, s.theta, 1, 0);
   }
-  Tensor y = new_f32(q.shape()), probs = uninitialized_f32(Shape{s.n, s.heads, s.t, s.t});
-  int64_t qw = s.heads * s.dim, kw = s.kv_heads * s.dim, group = s.heads / s.kv_heads;
-  float scale = float(1.0 / std::sqrt(double(s.dim)));
-  parallel_for(0, s.n * s.heads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t index = begin; index < end; ++index) {
-      int64_t b = index / s.heads, h = index % s.heads, kvh = h / group;
-      float* p = f32(probs) + index * s.t * s.t;
-      const float* qh = f32(q) + b * s.t * qw + h * s.dim;
-      const float* kh = f32(k) + b * s.t * kw + kvh * s.dim;
-      const float* vh = f32(v) + b * s.t * kw + kvh * s.dim;
-      gemm(false, true, s.t, s.t, s.dim, qh, qw, kh, kw, 0.f, p, s.t);
-      for (int64_t i = 0; i < s.t; ++i) {  // causal softmax of row i over j <= i
-        float* row = p + i * s.t;
-        float top = -INFINITY;
-        for (int64_t j = 0; j <= i; ++j) top = std::max(top, row[j] * scale);
-        double sum = 0;
-        for (int64_t j = 0; j <= i; ++j) sum += row[j] = std::exp(row[j] * scale - top);
-        for (int64_t j = 0; j <= i; ++j) row[j] = float(row[j] / sum);
-        for (int64_t j = i + 1; j < s.t; ++j) row[j] = 0.f;
-      }
-      gemm(false, false, s.t, s.dim, s.t, p, s.t, vh, kw, 0.f, f32(y) + b * s.t * qw + h * s.dim, qw);
-    }
-  });
+  Tensor y = new_f32(q.shape());
+  Tensor probs = c.record ? uninitialized_f32(Shape{s.n, s.heads, s.t, s.t}) : Tensor();
+  int64_t qw = s.heads * s.dim, kw = s.kv_heads * s.dim;
+  for (int64_t b = 0; b < s.n; ++b)
+    attend(f32(q) + b * s.t * qw, s.t, f32(k) + b * s.t * kw, f32(v) + b * s.t * kw, s.t, 0, s.heads, s.kv_heads,
+           s.dim, f32(y) + b * s.t * qw, c.record ? f32(probs) + b * s.heads * s.t * s.t : nullptr);
   c.outputs[0] = y;
   if (c.record) c.saved = {q, k, probs};
 }
@@ -133,8 +174,8 @@ void backward(BackwardContext& c) {
     }
   });
   if (s.rope) {
-    apply_rope(f32(dq), s.n, s.t, s.heads, s.dim, s.theta, -1);
-    apply_rope(f32(dk), s.n, s.t, s.kv_heads, s.dim, s.theta, -1);
+    apply_rope(f32(dq), s.n, s.t, s.heads, s.dim, s.theta, -1, 0);
+    apply_rope(f32(dk), s.n, s.t, s.kv_heads, s.dim, s.theta, -1, 0);
   }
   c.grad_inputs = {dq, dk, dv};
 }

@@ -18,6 +18,9 @@ struct OpenBlas {
   void (*sgemm)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float* a, int lda, const float* b, int ldb, float beta, float* c,
                 int ldc) = nullptr;
+  // cblas_sgemv: y = alpha op(A) x + beta y (the decode case, one activation row).
+  void (*sgemv)(int order, int trans, int m, int n, float alpha, const float* a, int lda, const float* x, int incx,
+                float beta, float* y, int incy) = nullptr;
   void (*set_num_threads)(int) = nullptr;
   // LAPACK's sgesdd (Fortran interface, column-major): A = U diag(S) VT.
   void (*sgesdd)(const char* jobz, const int* m, const int* n, float* a, const int* lda, float* s, float* u,

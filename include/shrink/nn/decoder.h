@@ -1,0 +1,41 @@
+// Autoregressive decoding of a causal language-model graph (input tokens (1, T) i64, output
+// logits (1, T, V)) with a key/value cache: every node runs as in forward(), except Attention
+// nodes, which attend over the cached keys and values of all earlier positions and append the
+// new ones. A prompt is fed in one call (prefill), then one token per call (decode).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "shrink/core/rng.h"
+#include "shrink/nn/graph.h"
+
+namespace shrink::nn {
+
+class Decoder {
+ public:
+  explicit Decoder(Graph& graph);
+  ~Decoder();
+  // Runs the tokens at the next positions; returns the logits of the last of them.
+  std::vector<float> feed(std::span<const int32_t> tokens);
+  int64_t length() const { return length_; }
+  void reset();
+
+ private:
+  struct Caches;
+  Graph& graph_;
+  std::unique_ptr<Caches> caches_;
+  int64_t length_ = 0;
+};
+
+struct SamplingOptions {
+  double temperature = 0;  // 0: greedy (arg max)
+  int64_t top_k = 0;       // 0: no limit
+  double top_p = 1.0;      // nucleus: the smallest set of tokens with this much probability
+};
+// Picks the next token from logits (UsageError for bad options).
+int32_t sample_token(std::span<const float> logits, const SamplingOptions& options, Rng& rng);
+
+}  // namespace shrink::nn

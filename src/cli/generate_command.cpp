@@ -1,0 +1,94 @@
+// shrink generate LM --prompt TEXT: greedy or sampled continuation, streamed token by token,
+// with prefill and decode speeds on stderr.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "shrink/core/error.h"
+#include "shrink/io/llm_import.h"
+#include "shrink/nn/decoder.h"
+
+namespace shrink::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt;
+  int64_t max_tokens = 64;
+  nn::SamplingOptions sampling;
+  uint64_t seed = 0;
+  bool chat = false, json = false, stop_at_eos = true;
+};
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void run_generate(const GenerateOptions& o) {
+  io::LanguageModel lm = io::load_language_model(o.model);
+  std::string text = o.prompt;
+  if (o.chat)  // the ChatML template SmolLM2's GGUF carries
+    text = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";
+  std::vector<int32_t> prompt = lm.tokenizer->encode(text, o.chat);
+  if (lm.tokenizer->bos >= 0 && lm.tokenizer->kind() == "wordpiece") throw UsageError("BERT encoders do not generate text");
+  if (prompt.empty()) throw UsageError("the prompt is empty", "--prompt");
+  if (lm.config.context > 0 && int64_t(prompt.size()) + o.max_tokens > lm.config.context)
+    throw UsageError(fmt::format("prompt + --max-tokens exceed the model's context of {}", lm.config.context));
+  nn::Decoder decoder(lm.graph);
+  Rng rng(o.seed);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<float> logits = decoder.feed(prompt);
+  double prefill = since(start);
+  if (!o.json) {
+    std::fputs(o.chat ? "" : o.prompt.c_str(), stdout);
+    std::fflush(stdout);
+  }
+  std::vector<int32_t> generated;
+  auto decode_start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.max_tokens; ++i) {
+    int32_t next = nn::sample_token(logits, o.sampling, rng);
+    if (o.stop_at_eos && next == lm.tokenizer->eos) break;
+    generated.push_back(next);
+    if (!o.json) {
+      std::string piece = lm.tokenizer->token_text(next);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    if (i + 1 < o.max_tokens) logits = decoder.feed(std::span<const int32_t>(&next, 1));
+  }
+  double decode = since(decode_start);
+  double prefill_rate = double(prompt.size()) / std::max(prefill, 1e-9);
+  double decode_rate = generated.size() > 1 ? double(generated.size() - 1) / std::max(decode, 1e-9) : 0;
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.model}, {"prompt", o.prompt}, {"text", lm.tokenizer->decode(generated)},
+                                  {"prompt_tokens", prompt.size()}, {"generated_tokens", generated.size()},
+                                  {"ids", generated}, {"prefill_tokens_per_second", prefill_rate},
+                                  {"decode_tokens_per_second", decode_rate}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  std::fputs("\n", stdout);
+  std::fprintf(stderr, "[%zu prompt tokens: prefill %.1f tokens/s; %zu generated: decode %.1f tokens/s]\n",
+               prompt.size(), prefill_rate, generated.size(), decode_rate);
+}
+
+}  // namespace
+
+void setup_generate(CLI::App& sub) {
+  auto o = std::make_shared<GenerateOptions>();
+  sub.add_option("MODEL", o->model, "A language model (GGUF, Hugging Face folder, or shrink file)")->required();
+  sub.add_option("--prompt", o->prompt, "Text to continue")->required();
+  sub.add_option("--max-tokens", o->max_tokens, "Tokens to generate at most")->check(CLI::PositiveNumber);
+  sub.add_option("--temperature", o->sampling.temperature, "0: greedy; above 0: sample")->check(CLI::NonNegativeNumber);
+  sub.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass")->check(CLI::Range(1e-6, 1.0));
+  sub.add_option("--seed", o->seed, "Seed of the sampler");
+  sub.add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template (ChatML)");
+  sub.add_flag("!--no-stop", o->stop_at_eos, "Keep generating past the end-of-text token");
+  sub.add_flag("--json", o->json, "Print the result as JSON instead of streaming");
+  sub.callback([o] { run_generate(*o); });
+}
+
+}  // namespace shrink::cli

@@ -1,0 +1,97 @@
+#include "shrink/nn/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "ops/attention.h"
+#include "shrink/core/error.h"
+#include "shrink/nn/op.h"
+
+namespace shrink::nn {
+
+struct Decoder::Caches {
+  std::vector<ops::KvCache> by_node;  // indexed by node
+};
+
+Decoder::Decoder(Graph& graph) : graph_(graph), caches_(std::make_unique<Caches>()) {
+  if (graph.inputs().size() != 1 || graph.values()[size_t(graph.inputs()[0])].info.dtype != DType::i64 ||
+      graph.outputs().size() != 1)
+    throw UsageError("decoding needs a language model: one i64 token input, one logits output");
+  caches_->by_node.resize(graph.nodes().size());
+}
+
+Decoder::~Decoder() = default;
+
+void Decoder::reset() {
+  for (auto& c : caches_->by_node) c = {};
+  length_ = 0;
+}
+
+std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
+  if (tokens.empty()) throw UsageError("nothing to feed the decoder");
+  const int64_t t = int64_t(tokens.size());
+  std::vector<Tensor> values(graph_.values().size());
+  Tensor ids = Tensor::uninitialized(Shape{1, t}, DType::i64);
+  std::copy(tokens.begin(), tokens.end(), ids.mutable_data<int64_t>());
+  values[size_t(graph_.inputs()[0])] = ids;
+  std::vector<int> last_use(values.size(), -1);
+  auto& nodes = graph_.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n)
+    for (int id : nodes[n].inputs) last_use[size_t(id)] = int(n);
+  const int output = graph_.outputs()[0];
+  last_use[size_t(output)] = int(nodes.size());
+  Rng rng(0);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    Node& node = nodes[n];
+    std::vector<Tensor> in, out(node.outputs.size()), saved;
+    for (int id : node.inputs) in.push_back(values[size_t(id)]);
+    if (node.kind == "Attention") {
+      out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[n]);
+    } else {
+      ForwardContext context{node, in, out, saved, false, false, rng};
+      op_rules(node.kind).forward(context);
+    }
+    for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = out[i];
+    for (int id : node.inputs)
+      if (last_use[size_t(id)] == int(n)) values[size_t(id)] = Tensor();
+  }
+  length_ += t;
+  const Tensor logits = values[size_t(output)].contiguous();
+  if (logits.rank() != 3 || logits.shape()[1] != t) throw UsageError("the model's output is not (1, T, vocabulary) logits");
+  int64_t v = logits.shape()[2];
+  const float* last = logits.data<float>() + (t - 1) * v;
+  return std::vector<float>(last, last + v);
+}
+
+int32_t sample_token(std::span<const float> logits, const SamplingOptions& o, Rng& rng) {
+  if (logits.empty()) throw UsageError("no logits to sample from");
+  if (o.temperature < 0 || o.top_k < 0 || o.top_p <= 0 || o.top_p > 1)
+    throw UsageError("sampling needs temperature >= 0, top-k >= 0 and 0 < top-p <= 1");
+  if (o.temperature == 0) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[size_t(a)] > logits[size_t(b)]; });
+  size_t keep = o.top_k > 0 ? std::min(order.size(), size_t(o.top_k)) : order.size();
+  std::vector<double> p(keep);
+  double top = logits[size_t(order[0])], sum = 0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[size_t(order[i])] - top) / o.temperature);
+  double mass = 0;
+  size_t nucleus = keep;
+  for (size_t i = 0; i < keep; ++i) {
+    mass += p[i] / sum;
+    if (mass >= o.top_p) {
+      nucleus = i + 1;
+      break;
+    }
+  }
+  double total = std::accumulate(p.begin(), p.begin() + std::ptrdiff_t(nucleus), 0.0);
+  double u = rng.uniform(0.f, 1.f) * total;
+  for (size_t i = 0; i < nucleus; ++i) {
+    u -= p[i];
+    if (u <= 0) return order[i];
+  }
+  return order[nucleus - 1];
+}
+
+}  // namespace shrink::nn

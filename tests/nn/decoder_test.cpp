@@ -1,0 +1,65 @@
+// Decoding with a key/value cache gives the logits of a full forward pass, whether the prompt
+// is fed at once or token by token; sampling respects its options.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "shrink/core/error.h"
+#include "shrink/core/rng.h"
+#include "shrink/io/llm_import.h"
+#include "shrink/nn/decoder.h"
+#include "shrink/nn/execute.h"
+
+namespace shrink::nn {
+namespace {
+
+Graph tiny_llama() {
+  io::LlamaConfig c;
+  c.vocabulary = 50, c.dim = 32, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 48, c.rope_theta = 500;
+  Rng rng(11);
+  return io::build_llama(c, [&](const std::string& name, const Shape& shape) {
+    Tensor t = Tensor::uninitialized(shape, DType::f32);
+    bool norm = name.find("norm") != std::string::npos;
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = norm ? 1.f : 0.3f * rng.normal();
+    return t;
+  });
+}
+
+TEST(Decoder, CachedDecodingEqualsTheFullForwardPass) {
+  Graph g = tiny_llama();
+  const std::vector<int32_t> ids = {3, 17, 42, 8, 8, 0, 49, 21, 5};
+  const int64_t t = int64_t(ids.size()), v = 50;
+  Tensor tokens = Tensor::uninitialized(Shape{1, t}, DType::i64);
+  std::copy(ids.begin(), ids.end(), tokens.mutable_data<int64_t>());
+  Tensor full = forward(g, std::span<const Tensor>(&tokens, 1)).at(0).contiguous();
+  Decoder decoder(g);
+  std::vector<float> prefill = decoder.feed(std::span<const int32_t>(ids.data(), 4));  // prompt of 4
+  for (int64_t j = 0; j < v; ++j) EXPECT_NEAR(prefill[size_t(j)], full.data<float>()[3 * v + j], 1e-4);
+  for (int64_t i = 4; i < t; ++i) {  // then one token at a time
+    std::vector<float> step = decoder.feed(std::span<const int32_t>(&ids[size_t(i)], 1));
+    for (int64_t j = 0; j < v; ++j) EXPECT_NEAR(step[size_t(j)], full.data<float>()[i * v + j], 1e-4) << "position " << i;
+  }
+  EXPECT_EQ(decoder.length(), t);
+  decoder.reset();
+  std::vector<float> again = decoder.feed(std::span<const int32_t>(ids.data(), 1));
+  for (int64_t j = 0; j < v; ++j) EXPECT_NEAR(again[size_t(j)], full.data<float>()[j], 1e-4);
+  EXPECT_THROW(decoder.feed({}), UsageError);
+}
+
+TEST(Decoder, SamplingFollowsItsOptions) {
+  std::vector<float> logits = {0.f, 3.f, 1.f, 2.9f};
+  Rng rng(1);
+  EXPECT_EQ(sample_token(logits, {}, rng), 1);  // greedy
+  SamplingOptions top2{1.0, 2, 1.0};
+  int hits[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 2000; ++i) ++hits[sample_token(logits, top2, rng)];
+  EXPECT_EQ(hits[0] + hits[2], 0);  // outside the top 2
+  EXPECT_NEAR(double(hits[1]) / 2000, std::exp(3.0) / (std::exp(3.0) + std::exp(2.9)), 0.04);
+  SamplingOptions nucleus{1.0, 0, 0.3};  // the top token alone holds more than 30%
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(sample_token(logits, nucleus, rng), 1);
+  EXPECT_THROW(sample_token(logits, {-1.0, 0, 1.0}, rng), UsageError);
+  EXPECT_THROW(sample_token({}, {}, rng), UsageError);
+}
+
+}  // namespace
+}  // namespace shrink::nn
