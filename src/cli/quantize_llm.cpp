@@ -48,9 +48,12 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   }
   compress::LlmQuantizeReport r = compress::quantize_language_model(lm, calibration, options);
 
-  int64_t weights = 0;
-  for (const auto& [name, p] : lm.graph.named_params())
-    if (lm.graph.node(name.substr(0, name.rfind('.'))).attrs.contains("weight_quant")) weights += p->value.numel();
+  int64_t weights = 0, packed = 0;
+  for (const auto& node : lm.graph.nodes())
+    if (node.attrs.contains("weight_quant")) {
+      weights += node.attrs.value("in_features", int64_t(0)) * node.attrs.value("out_features", int64_t(0));
+      packed += node.kind == "Int4Linear";
+    }
   // Stored as the int4 kernels and GGUF hold them: bits per weight plus an f16 scale and an f16
   // zero (or min) per group.
   double group = double(o.group_size > 0 ? o.group_size : 1 << 30);
@@ -61,7 +64,8 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
                                            {"static_groups", o.static_groups}, {"damp", o.damp},
                                            {"calib", o.calib}, {"samples", o.samples}, {"seq_len", o.seq_len},
                                            {"seed", o.seed}}},
-                               {"storage", "dequantized f32 (values exactly on the quantization grid)"}};
+                               {"storage", packed ? "Int4Linear: packed nibbles, f16 scale and min per group"
+                                                  : "dequantized f32 (values on the quantization grid)"}};
   io::save_language_model(o.out, lm, provenance);
   if (o.json) {
     nlohmann::ordered_json out = {{"model", o.out}, {"method", o.method}, {"seconds", r.seconds},
@@ -84,7 +88,9 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
     fmt::print("calibration: {} tokens; hidden states {} per copy; peak memory {}\n",
                with_thousands(uint64_t(r.calibration_tokens)), human_bytes(uint64_t(r.hidden_state_bytes)),
                human_bytes(uint64_t(r.peak_rss_bytes)));
-  fmt::print("saved {} (weights stored dequantized in f32)\n", o.out);
+  fmt::print("saved {} ({})\n", o.out,
+             packed ? fmt::format("{} layers as packed int4, run by the int4 kernels", packed)
+                    : std::string("weights stored dequantized in f32"));
 }
 
 }  // namespace shrink::cli

@@ -42,9 +42,8 @@ GroupParams group_params(const float* w, int64_t rows, int64_t stride, int64_t b
 }
 
 // The reference's quantize(): scale * (clamp(round(x / scale) + zero, 0, maxq) - zero).
-inline float fake_quantize(float x, float scale, float zero, float maxq) {
-  float q = std::clamp(std::nearbyint(x / scale) + zero, 0.f, maxq);
-  return scale * (q - zero);
+inline float quantize_code(float x, float scale, float zero, float maxq) {
+  return std::clamp(std::nearbyint(x / scale) + zero, 0.f, maxq);
 }
 
 // Upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major f32, from H (f64, symmetric,
@@ -80,28 +79,33 @@ std::string WeightOnlyConfig::describe() const {
                      symmetric ? "symmetric" : "affine");
 }
 
-Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config) {
+Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config, GroupQuantized* integers) {
   if (weight.rank() != 2) throw UsageError("weight-only quantization takes (out, in) weights");
-  int64_t cols = weight.shape()[1];
+  const int64_t rows = weight.shape()[0], cols = weight.shape()[1];
   config.validate(cols);
-  QuantScheme scheme = scheme_of(config);
-  Tensor w = weight.to(DType::f32).contiguous();
-  // Whole groups, then (as the GPTQ reference slices) a shorter last group when the group size
-  // does not divide the row.
-  int64_t group = std::min(config.group_of(cols), cols), full = cols / group * group;
-  auto part = [&](int64_t begin, int64_t end, int64_t block) {
-    Tensor x = w.slice(1, begin, end).contiguous();
-    QParams q = choose_qparams(x, scheme, {1, block});
-    return dequantize(quantize(x, q, scheme), q);
-  };
-  if (full == cols) return part(0, cols, group);
+  const QuantScheme scheme = scheme_of(config);
+  const float maxq = float((1 << config.bits) - 1);
+  const Tensor w = weight.to(DType::f32).contiguous();
+  // Group by group (a shorter last group when the size does not divide the row, as the GPTQ
+  // reference slices), with the same arithmetic as GPTQ's columns.
+  const int64_t group = std::min(config.group_of(cols), cols), groups = (cols + group - 1) / group;
   Tensor out = Tensor::uninitialized(w.shape(), DType::f32);
-  Tensor a = part(0, full, group), b = part(full, cols, cols - full);
-  int64_t rows = w.shape()[0];
-  for (int64_t r = 0; r < rows; ++r) {
-    std::copy_n(a.data<float>() + r * full, full, out.mutable_data<float>() + r * cols);
-    std::copy_n(b.data<float>() + r * (cols - full), cols - full, out.mutable_data<float>() + r * cols + full);
+  GroupQuantized q{Tensor::uninitialized(w.shape(), DType::u8), Tensor::uninitialized(Shape{rows, groups}, DType::f32),
+                   Tensor::uninitialized(Shape{rows, groups}, DType::f32), group, config.bits};
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t begin = g * group, width = std::min(group, cols - begin);
+    GroupParams p = group_params(w.data<float>(), rows, cols, begin, width, scheme);
+    for (int64_t r = 0; r < rows; ++r) {
+      q.scale.mutable_data<float>()[r * groups + g] = p.scale[size_t(r)];
+      q.zero.mutable_data<float>()[r * groups + g] = p.zero[size_t(r)];
+      for (int64_t j = begin; j < begin + width; ++j) {
+        float code = quantize_code(w.data<float>()[r * cols + j], p.scale[size_t(r)], p.zero[size_t(r)], maxq);
+        q.codes.mutable_data<uint8_t>()[r * cols + j] = uint8_t(code);
+        out.mutable_data<float>()[r * cols + j] = p.scale[size_t(r)] * (code - p.zero[size_t(r)]);
+      }
+    }
   }
+  if (integers) *integers = q;
   return out;
 }
 
@@ -187,6 +191,18 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
 
   Tensor q_tensor = Tensor::uninitialized(Shape{rows, cols}, DType::f32);
   float* q = q_tensor.mutable_data<float>();
+  const int64_t groups = (cols + group - 1) / group;
+  const bool contiguous_groups = !options.act_order || options.static_groups;
+  GroupQuantized integers{Tensor::uninitialized(Shape{rows, cols}, DType::u8),
+                          Tensor::uninitialized(Shape{rows, groups}, DType::f32),
+                          Tensor::uninitialized(Shape{rows, groups}, DType::f32), group, config.bits};
+  uint8_t* codes = integers.codes.mutable_data<uint8_t>();
+  if (options.static_groups)
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t r = 0; r < rows; ++r) {
+        integers.scale.mutable_data<float>()[r * groups + g] = static_params[size_t(g)].scale[size_t(r)];
+        integers.zero.mutable_data<float>()[r * groups + g] = static_params[size_t(g)].zero[size_t(r)];
+      }
   std::vector<double> losses(static_cast<size_t>(rows), 0.0);
   GroupParams current;
   for (int64_t i1 = 0; i1 < cols; i1 += options.block) {
@@ -195,8 +211,14 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
     for (int64_t r = 0; r < rows; ++r) std::copy_n(w + r * cols + i1, count, w1.data() + r * count);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t column = i1 + i;
-      if (!options.static_groups && column % group == 0)  // as the reference: from W as of this block
+      if (!options.static_groups && column % group == 0) {  // as the reference: from W as of this block
         current = group_params(w, rows, cols, column, std::min(group, cols - column), scheme);
+        if (contiguous_groups)
+          for (int64_t r = 0; r < rows; ++r) {
+            integers.scale.mutable_data<float>()[r * groups + column / group] = current.scale[size_t(r)];
+            integers.zero.mutable_data<float>()[r * groups + column / group] = current.zero[size_t(r)];
+          }
+      }
       const GroupParams& p = options.static_groups ? static_params[size_t(perm[size_t(column)] / group)] : current;
       const float d = hinv[size_t(column * cols + column)];
       const float* hrow = hinv.data() + column * cols + i1;  // Hinv[column, i1 .. i2)
@@ -204,7 +226,9 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
         for (int64_t r = begin; r < end; ++r) {
           float* row = w1.data() + r * count;
           const float x = row[i];
-          const float v = fake_quantize(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
+          const float code = quantize_code(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
+          const float v = p.scale[size_t(r)] * (code - p.zero[size_t(r)]);
+          codes[r * cols + column] = uint8_t(code);
           q[r * cols + column] = v;
           const float e = (x - v) / d;
           losses[size_t(r)] += double(x - v) * double(x - v) / (double(d) * d) / 2;
@@ -221,12 +245,19 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
 
   if (options.act_order) {
     Tensor unpermuted = Tensor::uninitialized(Shape{rows, cols}, DType::f32);
+    Tensor unpermuted_codes = Tensor::uninitialized(Shape{rows, cols}, DType::u8);
     float* u = unpermuted.mutable_data<float>();
+    uint8_t* uc = unpermuted_codes.mutable_data<uint8_t>();
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < cols; ++j) u[r * cols + perm[size_t(j)]] = q[r * cols + j];
+      for (int64_t j = 0; j < cols; ++j) {
+        u[r * cols + perm[size_t(j)]] = q[r * cols + j];
+        uc[r * cols + perm[size_t(j)]] = codes[r * cols + j];
+      }
     q_tensor = unpermuted;
+    integers.codes = unpermuted_codes;
   }
   result.weight = q_tensor;
+  if (contiguous_groups) result.integers = integers;
   return result;
 }
 

@@ -6,10 +6,14 @@
 
 #include <chrono>
 #include <map>
+#include <numeric>
+#include <optional>
 #include <regex>
 
 #include "shrink/compress/prune.h"
 #include "shrink/core/error.h"
+#include "shrink/core/half.h"
+#include "shrink/kernels/int4_gemm.h"
 #include "shrink/core/progress.h"
 #include "shrink/core/rng.h"
 #include "shrink/nn/execute.h"
@@ -83,7 +87,35 @@ double squared_difference(const Tensor& a, const Tensor& b) {
   return s;
 }
 
-void set_weight(nn::Node& node, Tensor w, const LlmQuantizeOptions& o) {
+// The int4 kernels' layout for 4-bit results whose groups are runs of inputs: kernel groups of
+// gcd(group, in) inputs (a multiple of 32), each carrying its group's f16 scale and min = -zero *
+// scale. Empty when the layout does not fit (other bit widths, act-order groups, odd sizes).
+std::optional<nn::Node> int4_node(const nn::Node& linear, const GroupQuantized& q) {
+  if (q.bits != 4 || !q.defined() || linear.find_param("bias")) return std::nullopt;
+  const int64_t rows = q.codes.shape()[0], cols = q.codes.shape()[1];
+  const int64_t kernel_group = std::gcd(q.group, cols), groups = (cols + q.group - 1) / q.group;
+  if (kernel_group % 32) return std::nullopt;
+  nn::Node node{linear.name, "Int4Linear", linear.attrs, {}, {}, {}};
+  node.attrs["group_size"] = kernel_group;
+  Tensor nibbles = Tensor::uninitialized(Shape{rows, cols / 2}, DType::u8);
+  pack_int4_nibbles(q.codes.data<uint8_t>(), rows, cols, nibbles.mutable_data<uint8_t>());
+  Tensor scales = Tensor::uninitialized(Shape{rows, cols / kernel_group}, DType::f16);
+  Tensor mins = Tensor::uninitialized(Shape{rows, cols / kernel_group}, DType::f16);
+  auto* s = static_cast<uint16_t*>(scales.mutable_raw_data());
+  auto* m = static_cast<uint16_t*>(mins.mutable_raw_data());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < cols / kernel_group; ++g) {
+      int64_t source = r * groups + g * kernel_group / q.group;
+      float scale = q.scale.data<float>()[source], zero = q.zero.data<float>()[source];
+      s[r * (cols / kernel_group) + g] = f32_to_f16(scale);
+      m[r * (cols / kernel_group) + g] = f32_to_f16(-zero * scale);
+    }
+  node.params = {{"nibbles", nibbles, {}, false}, {"scales", scales, {}, false}, {"mins", mins, {}, false}};
+  return node;
+}
+
+void set_weight(nn::Graph& g, size_t index, Tensor w, const GroupQuantized& integers, const LlmQuantizeOptions& o) {
+  nn::Node& node = g.nodes()[index];
   node.param("weight").value = std::move(w);
   node.prepared = nullptr;
   node.attrs["weight_quant"] = {{"method", o.method}, {"bits", o.weights.bits},
@@ -92,6 +124,8 @@ void set_weight(nn::Node& node, Tensor w, const LlmQuantizeOptions& o) {
     node.attrs["weight_quant"]["act_order"] = o.gptq.act_order;
     node.attrs["weight_quant"]["static_groups"] = o.gptq.static_groups;
   }
+  if (o.pack_int4)
+    if (std::optional<nn::Node> packed = int4_node(node, integers)) g.replace_node(node.name, std::move(*packed));
 }
 
 }  // namespace
@@ -136,9 +170,10 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
       for (size_t n : linears_of(blocks[bi])) {
         nn::Node& node = g.nodes()[n];
         Tensor w = node.param("weight").value.contiguous();
-        Tensor q = rtn_quantize(w, o.weights);
+        GroupQuantized integers;
+        Tensor q = rtn_quantize(w, o.weights, &integers);
         report.layers.push_back({node.name, squared_difference(w, q), 0, 0, 0});
-        set_weight(node, q, o);
+        set_weight(g, n, q, integers, o);
       }
       progress.update(int64_t(bi + 1));
     }
@@ -195,7 +230,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
                      node.name.c_str(), r.retries, r.damp);
       report.layers.push_back({node.name, r.loss, r.damp, r.retries, r.dead_columns});
       block_loss += r.loss;
-      set_weight(node, r.weight, o);
+      set_weight(g, n, r.weight, r.integers, o);
     }
     hessians.clear();
     for (Tensor& x : hidden) {  // the quantized block's outputs feed the next block

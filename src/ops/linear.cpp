@@ -15,7 +15,15 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   if (out <= 0 || features <= 0) fail(node, "needs positive in_features and out_features");
   expect_dim(node, in[0].shape[in[0].shape.rank() - 1], features, "input's last dimension");
   const bool quantized = node.kind == "DynamicQuantLinear";
-  expect_param(node, "weight", Shape{out, features}, quantized ? DType::i8 : DType::f32);
+  if (node.kind == "Int4Linear") {
+    int64_t group = attr_int(node, "group_size", -1);
+    if (group <= 0 || group % 32 || features % group) fail(node, "group_size must be a multiple of 32 dividing in_features");
+    expect_param(node, "nibbles", Shape{out, features / 2}, DType::u8);
+    expect_param(node, "scales", Shape{out, features / group}, DType::f16);
+    expect_param(node, "mins", Shape{out, features / group}, DType::f16);
+  } else {
+    expect_param(node, "weight", Shape{out, features}, quantized ? DType::i8 : DType::f32);
+  }
   if (quantized) expect_param(node, "weight_scale", Shape{out});
   if (node.find_param("bias")) expect_param(node, "bias", Shape{out});
   Shape shape = in[0].shape;
@@ -74,8 +82,35 @@ void dynamic_quant_forward(ForwardContext& c) {
   c.outputs[0] = y;
 }
 
+void int4_forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  const Node& node = c.node;
+  const Tensor nibbles = node.param("nibbles").value.contiguous(), scales = node.param("scales").value.contiguous(),
+               mins = node.param("mins").value.contiguous();
+  const int64_t n = attr_int(node, "out_features", -1), k = attr_int(node, "in_features", -1),
+                group = attr_int(node, "group_size", -1), rows = x.numel() / k;
+  Int4Weights w{nibbles.data<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.raw_data()),
+                reinterpret_cast<const uint16_t*>(mins.raw_data()), n, k, group};
+  Shape shape = x.shape();
+  shape[shape.rank() - 1] = n;
+  Tensor y = uninitialized_f32(shape);
+  const Param* bias = node.find_param("bias");
+  const float* b = bias ? f32(bias->value) : nullptr;
+  if (rows <= 4) {
+    std::vector<int8_t> q(static_cast<size_t>(rows * k));
+    std::vector<float> scale(static_cast<size_t>(rows));
+    std::vector<int32_t> sums(static_cast<size_t>(rows * (k / group)));
+    kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
+    kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), w, b, f32(y), n);
+  } else {
+    kernels().gemm_q4f32(rows, f32(x), w, b, f32(y), n);
+  }
+  c.outputs[0] = y;
+}
+
 }  // namespace
 
+extern const OpRules int4_linear_rules{"Int4Linear", infer, int4_forward, nullptr};
 extern const OpRules linear_rules{"Linear", infer, forward, backward};
 extern const OpRules dynamic_quant_linear_rules{"DynamicQuantLinear", infer, dynamic_quant_forward, nullptr};
 

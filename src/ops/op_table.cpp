@@ -12,22 +12,22 @@ extern const OpRules linear_rules, conv2d_rules, batch_norm1d_rules, batch_norm2
     relu_rules, relu6_rules, gelu_rules, silu_rules, tanh_rules, sigmoid_rules, softmax_rules,
     max_pool2d_rules, avg_pool2d_rules, adaptive_avg_pool2d_rules, flatten_rules, dropout_rules,
     add_rules, mul_rules, concat_rules, embedding_rules, layer_norm_rules, rms_norm_rules, lstm_rules,
-    gru_rules, attention_rules, dynamic_quant_linear_rules, dynamic_quant_lstm_rules,
+    gru_rules, attention_rules, int4_linear_rules, dynamic_quant_linear_rules, dynamic_quant_lstm_rules,
     dynamic_quant_gru_rules, quantize_rules, dequantize_rules, quant_conv2d_rules, quant_linear_rules,
     quant_add_rules, fake_quantize_rules;
 }  // namespace ops
 
 namespace {
-const std::array<const OpRules*, 34>& table() {
+const std::array<const OpRules*, 35>& table() {
   using namespace ops;
-  static const std::array<const OpRules*, 34> rules{
+  static const std::array<const OpRules*, 35> rules{
       &linear_rules,     &conv2d_rules,     &batch_norm1d_rules, &batch_norm2d_rules,
       &relu_rules,       &relu6_rules,      &gelu_rules,         &silu_rules,
       &tanh_rules,       &sigmoid_rules,    &softmax_rules,      &max_pool2d_rules,
       &avg_pool2d_rules, &adaptive_avg_pool2d_rules, &flatten_rules, &dropout_rules,
       &add_rules,        &mul_rules,        &concat_rules,       &embedding_rules,
       &layer_norm_rules, &rms_norm_rules,     &lstm_rules,         &gru_rules,
-      &attention_rules,  &dynamic_quant_linear_rules, &dynamic_quant_lstm_rules, &dynamic_quant_gru_rules,
+      &attention_rules,  &int4_linear_rules, &dynamic_quant_linear_rules, &dynamic_quant_lstm_rules, &dynamic_quant_gru_rules,
       &quantize_rules, &dequantize_rules, &quant_conv2d_rules, &quant_linear_rules, &quant_add_rules,
       &fake_quantize_rules};
   return rules;

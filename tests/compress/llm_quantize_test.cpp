@@ -59,7 +59,7 @@ TEST(LlmQuantize, GptqBeatsRtnOnTheModelOutputAndKeepsTheGrid) {
   io::LanguageModel f32 = tiny_llama(1), rtn = tiny_llama(1), gptq = tiny_llama(1);
   Tensor reference = logits(f32.graph, calib);
   LlmQuantizeOptions o;
-  o.weights = {3, 32, false};
+  o.weights = {3, 32, false};  // 3 bits: the weights stay f32 Linear layers
   o.quiet = true;
   o.method = "rtn";
   LlmQuantizeReport r = quantize_language_model(rtn, {}, o);
@@ -89,6 +89,34 @@ TEST(LlmQuantize, GptqBeatsRtnOnTheModelOutputAndKeepsTheGrid) {
         EXPECT_LE(distinct.size(), 8u) << node.name;
       }
   }
+}
+
+TEST(LlmQuantize, FourBitResultsRunAsPackedInt4) {
+  auto calib = random_windows(8, 24, 7);
+  io::LanguageModel gptq = tiny_llama(3), packed = tiny_llama(3), plain = tiny_llama(3);
+  LlmQuantizeOptions o;
+  o.quiet = true;
+  o.weights = {4, 32, false};
+  o.gptq.act_order = true;
+  o.gptq.static_groups = true;  // groups stay runs of inputs, so the layout fits
+  quantize_language_model(gptq, calib, o);
+  int int4 = 0;
+  for (const auto& node : gptq.graph.nodes()) int4 += node.kind == "Int4Linear";
+  EXPECT_EQ(int4, 14);
+  // RTN (no calibration, so both runs quantize the same weights) packed vs left f32.
+  o.method = "rtn";
+  quantize_language_model(packed, {}, o);
+  o.pack_int4 = false;
+  quantize_language_model(plain, {}, o);
+  Tensor a = logits(packed.graph, calib), b = logits(plain.graph, calib);
+  double scale = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::fabs(double(b.data<float>()[i])));
+  // f16 scales and mins are the only difference.
+  EXPECT_LT(std::sqrt(squared_distance(a, b) / double(a.numel())), 2e-3 * scale);
+  // Decoding-sized inputs (<= 4 rows) take the int8-activation kernel: close as well.
+  auto one = random_windows(1, 3, 8);
+  Tensor c = logits(packed.graph, one), d = logits(plain.graph, one);
+  EXPECT_LT(std::sqrt(squared_distance(c, d) / double(c.numel())), 2e-2 * scale);
 }
 
 TEST(LlmQuantize, ActOrderAndStaticGroupsRunAndBadInputIsRefused) {

@@ -27,8 +27,18 @@ struct WeightOnlyConfig {
   int64_t group_of(int64_t in_features) const { return group_size > 0 ? group_size : in_features; }
 };
 
-// Round to nearest; returns the dequantized weights.
-Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config);
+// The integer form of a group-quantized weight: weight ≈ (codes - zero) * scale, groups of
+// `group` consecutive inputs per row (the last one shorter when group does not divide in).
+struct GroupQuantized {
+  Tensor codes;        // u8 (out, in), 0 .. 2^bits - 1
+  Tensor scale, zero;  // f32 (out, ceil(in / group))
+  int64_t group = 0;
+  int bits = 0;
+  bool defined() const { return codes.defined(); }
+};
+
+// Round to nearest; returns the dequantized weights (and the integer form when asked).
+Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config, GroupQuantized* integers = nullptr);
 
 struct GptqOptions {
   double damp = 0.01;  // fraction of mean(diag H)
@@ -43,6 +53,8 @@ struct GptqResult {
   double damp = 0;              // the damping that worked (fraction of mean diag)
   int retries = 0;              // factorisations that failed before it
   int64_t dead_columns = 0;
+  // Undefined for act-order without static groups (its groups are not runs of inputs).
+  GroupQuantized integers;
 };
 GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const WeightOnlyConfig& config,
                          const GptqOptions& options = {});

@@ -26,6 +26,9 @@ struct LlmQuantizeOptions {
   int64_t batch = 4;                      // sequences per forward pass
   std::vector<std::string> exclude = {"lm_head"};  // name globs kept f32
   bool quiet = false;
+  // 4-bit results become Int4Linear nodes (packed nibbles, f16 scales and mins) run by the int4
+  // kernels; otherwise, and for other bit widths, the Linear keeps the dequantized f32 weights.
+  bool pack_int4 = true;
 };
 
 struct LlmLayerReport {
@@ -49,8 +52,8 @@ struct LlmQuantizeReport {
 std::vector<std::vector<int32_t>> sample_calibration(std::span<const int32_t> stream, int64_t samples,
                                                      int64_t seq_len, uint64_t seed);
 
-// The graph's weights are replaced by their dequantized values; each quantized Linear records
-// attrs weight_quant = {method, bits, group_size, symmetric}.
+// Each quantized Linear records attrs weight_quant = {method, bits, group_size, symmetric, ...}
+// and becomes an Int4Linear (see pack_int4) or keeps its weights dequantized.
 LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
                                           const std::vector<std::vector<int32_t>>& calibration,
                                           const LlmQuantizeOptions& options);
