@@ -54,6 +54,7 @@ nn::Graph graph_from_json(const json& g, const SafetensorsFile& file) {
   const std::string where = file.source_name();
   nn::Graph graph;
   std::map<std::string, int> values;
+  std::map<std::string, Tensor> loaded;  // parameters by full name, for tied ones
   for (const json& in : field(g, "inputs", where)) {
     std::string name = string_field(in, "name", where);
     auto dtype = dtype_from_name(string_field(in, "dtype", where));
@@ -75,12 +76,17 @@ nn::Graph graph_from_json(const json& g, const SafetensorsFile& file) {
       std::string local = string_field(p, "name", node_where);
       std::string full = node.name + "." + local;
       Tensor value;
-      if (p.value("storage", "dense") == "bitmask") {
+      if (p.value("storage", "dense") == "tied") {
+        auto it = loaded.find(string_field(p, "tied_to", node_where));
+        if (it == loaded.end()) throw FormatError("a tied parameter names no earlier parameter", node_where);
+        value = it->second;
+      } else if (p.value("storage", "dense") == "bitmask") {
         value = read_sparse(file, full, shape_from_json(field(p, "shape", node_where), node_where));
       } else {
         if (!file.find(full)) throw FormatError("tensor '" + full + "' is missing", where);
         value = file.tensor(full).clone();
       }
+      loaded[full] = value;
       node.params.push_back({local, value, {}, p.value("trainable", true)});
     }
     const json& outputs = field(n, "outputs", node_where);
@@ -162,9 +168,30 @@ Tensor read_sparse(const SafetensorsFile& file, const std::string& name, const S
   return dense;
 }
 
+// Parameters that are the very same tensor as an earlier one (tied embeddings): full name ->
+// the earlier full name. They are stored once and shared again on loading.
+std::map<std::string, std::string> tied_params(const nn::Graph& graph) {
+  std::map<std::string, std::string> tied;
+  std::vector<std::pair<std::string, const Tensor*>> seen;
+  for (const auto& [name, p] : graph.named_params()) {
+    const Tensor& t = p->value;
+    bool found = false;
+    for (const auto& [earlier, u] : seen)
+      if (u->raw_data() == t.raw_data() && u->shape() == t.shape() && u->dtype() == t.dtype() &&
+          u->strides() == t.strides()) {
+        tied[name] = earlier;
+        found = true;
+        break;
+      }
+    if (!found) seen.emplace_back(name, &t);
+  }
+  return tied;
+}
+
 }  // namespace
 
 json graph_to_json(const nn::Graph& graph) {
+  const std::map<std::string, std::string> tied = tied_params(graph);
   json g;
   auto value_name = [&](int id) { return graph.values()[size_t(id)].name; };
   g["inputs"] = json::array();
@@ -184,7 +211,10 @@ json graph_to_json(const nn::Graph& graph) {
     for (int id : node.outputs) n["outputs"].push_back(value_name(id));
     for (const nn::Param& p : node.params) {
       json entry = {{"name", p.name}, {"trainable", p.trainable}};
-      if (store_sparse(p.value)) {
+      if (auto it = tied.find(node.name + "." + p.name); it != tied.end()) {
+        entry["storage"] = "tied";
+        entry["tied_to"] = it->second;
+      } else if (store_sparse(p.value)) {
         entry["storage"] = "bitmask";
         entry["shape"] = p.value.shape().dims();
       }
@@ -199,7 +229,9 @@ json graph_to_json(const nn::Graph& graph) {
 
 void save_model(const std::string& path, const nn::Graph& graph, const json& provenance) {
   std::vector<NamedTensor> tensors;
+  const std::map<std::string, std::string> tied = tied_params(graph);
   for (const auto& [name, p] : graph.named_params()) {
+    if (tied.count(name)) continue;
     if (store_sparse(p->value)) append_sparse(name, p->value, tensors);
     else tensors.push_back({name, p->value});
   }

@@ -11,6 +11,7 @@
 #include "shrink/core/error.h"
 #include "shrink/eval/perplexity.h"
 #include "shrink/io/llm_import.h"
+#include "shrink/io/safetensors.h"
 #include "shrink/nn/execute.h"
 #include "test_support.h"
 
@@ -100,6 +101,10 @@ TEST(LlmImport, SavedLanguageModelsLoadWithTheirTokenizer) {
   EXPECT_EQ(back.config.to_json(), c.to_json());
   EXPECT_EQ(back.tokenizer->encode("abb a."), lm.tokenizer->encode("abb a."));
   EXPECT_EQ(back.tokenizer->encode("abb a."), (std::vector<int32_t>{2, 4, 6, 6, 4, 7, 3}));
+  // The tied embedding is stored once and shared again.
+  EXPECT_EQ(back.graph.node("lm_head").param("weight").value.raw_data(),
+            back.graph.node("model.embed_tokens").param("weight").value.raw_data());
+  EXPECT_EQ(SafetensorsFile::open(path).find("lm_head.weight"), nullptr);
   Tensor a = logits_of(lm.graph, {2, 4, 6, 3}), b = logits_of(back.graph, {2, 4, 6, 3});
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
 }
