@@ -23,6 +23,7 @@ void setup_factorize(CLI::App& subcommand);
 void setup_quantize(CLI::App& subcommand);
 void setup_qat(CLI::App& subcommand);
 void setup_generate(CLI::App& subcommand);
+void setup_export(CLI::App& subcommand);
 
 inline constexpr Command kCommands[] = {
     {"inspect", "Show what a model file holds: architecture, metadata, tensors, size", setup_inspect},
@@ -35,6 +36,7 @@ inline constexpr Command kCommands[] = {
     {"quantize", "Quantize a model: int8 dynamic or static, or a language model's weights with RTN or GPTQ", setup_quantize},
     {"qat", "Quantization-aware training: fake-quantized fine-tuning, then conversion to int8", setup_qat},
     {"generate", "Continue a prompt with a language model (greedy or sampled), streaming tokens", setup_generate},
+    {"export", "Write a language model (e.g. a GPTQ result) as GGUF for llama.cpp: Q4_0/Q4_1/Q8_0 tensors", setup_export},
     {"bench", "Measure the kernels side by side against baselines and limits taken in the same run", setup_bench},
 };
 

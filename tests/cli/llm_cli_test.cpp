@@ -1,0 +1,74 @@
+// The language-model commands end to end on the real SmolLM2 (skipped when the asset is absent,
+// unless SHRINK_REQUIRE_ASSETS=1): quantize (RTN, symmetric 4-bit g32) -> export as Q4_0 GGUF ->
+// the PyPI gguf package reads back exactly the shrink model's weights (when python3 has gguf)
+// -> the GGUF and the shrink file give the same perplexity; generate streams text; bad input
+// exits non-zero with one line.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "test_support.h"
+
+namespace shrink {
+namespace {
+
+using testing::run_shrink;
+
+bool present(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) return true;
+  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
+  return false;
+}
+
+double json_number(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\"");
+  if (at == std::string::npos) return -1;
+  return std::stod(json.substr(json.find(':', at) + 1));
+}
+
+TEST(LlmCli, QuantizeExportEvalGenerate) {
+  const std::string model = testing::asset_path("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (!present(model)) GTEST_SKIP() << "asset not fetched: " << model;
+  const std::string dir = ::testing::TempDir(), quantized = dir + "/smol_rtn4.shrink", gguf = dir + "/smol_rtn4.gguf";
+  const std::string text = dir + "/short.txt";
+  {
+    std::ofstream out(text);
+    for (int i = 0; i < 12; ++i)
+      out << "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who, for his own amusement, never took "
+             "up any book but the Baronetage; there he found occupation for an idle hour.\n";
+  }
+  auto q = run_shrink({"quantize", model, "--method", "rtn", "--bits", "4", "--group-size", "32", "--sym", "--out", quantized});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("210 layers as packed int4"), std::string::npos) << q.out;
+  auto e = run_shrink({"export", quantized, "--out", gguf, "--q4-0"});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NE(e.out.find("210 tensors Q4_0"), std::string::npos) << e.out;
+  if (std::system("python3 -c 'import gguf' 2>/dev/null") == 0) {
+    std::string check = "python3 " + std::string(SHRINK_FIXTURES_DIR) + "/../../tools/check_gguf_export.py " +
+                        quantized + " " + gguf;
+    EXPECT_EQ(std::system(check.c_str()), 0) << check;
+  } else {
+    std::printf("python3 has no gguf package: the independent read-back is skipped\n");
+  }
+  auto p1 = run_shrink({"eval", quantized, "--perplexity", text, "--ctx", "64", "--max-windows", "2", "--json"});
+  auto p2 = run_shrink({"eval", gguf, "--perplexity", text, "--ctx", "64", "--max-windows", "2", "--json"});
+  ASSERT_EQ(p1.exit_code, 0) << p1.err;
+  ASSERT_EQ(p2.exit_code, 0) << p2.err;
+  double a = json_number(p1.out, "perplexity"), b = json_number(p2.out, "perplexity");
+  EXPECT_GT(a, 1.0);
+  EXPECT_NEAR(a, b, 1e-3 * a);  // the same weights, read back from the GGUF
+  auto g = run_shrink({"generate", gguf, "--prompt", "The capital of France is", "--max-tokens", "5", "--json"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_GT(json_number(g.out, "generated_tokens"), 0);
+
+  EXPECT_EQ(run_shrink({"eval", quantized, "--perplexity", dir + "/missing.txt"}).exit_code, 1);
+  EXPECT_EQ(run_shrink({"export", quantized, "--out", dir + "/x.bin"}).exit_code, 2);
+  EXPECT_EQ(run_shrink({"quantize", model, "--method", "gptq", "--out", dir + "/g.shrink"}).exit_code, 2);  // no --calib
+  EXPECT_NE(run_shrink({"generate", text, "--prompt", "x"}).exit_code, 0);  // not a model
+}
+
+}  // namespace
+}  // namespace shrink
