@@ -43,5 +43,7 @@ inline constexpr Command kCommands[] = {
 // Formatting helpers shared by the subcommands.
 std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
 std::string human_bytes(uint64_t bytes);      // "98.4 MB"
+// A whole text file (IoError naming `what` when it cannot be read).
+std::string read_text_file(const std::string& path, const char* what = "the text");
 
 }  // namespace shrink::cli

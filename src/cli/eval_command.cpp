@@ -25,18 +25,10 @@ struct EvalOptions {
   bool json = false;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open the text", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // shrink eval LM --perplexity TEXT: see eval/perplexity.h for the protocol.
 void run_perplexity(const EvalOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
-  std::vector<int32_t> stream = lm.tokenizer->encode(read_text(o.perplexity));
+  std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.perplexity));
   ProgressLine progress("perplexity window", 0, true);
   eval::PerplexityReport r = eval::evaluate_perplexity(
       lm.graph, stream, o.context, o.max_windows, [&](int64_t done, int64_t total, double ppl) {

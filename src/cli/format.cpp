@@ -1,7 +1,11 @@
-// Number formatting for tables.
+// Number formatting for tables, and reading whole text files.
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "cli/commands.h"
+#include "shrink/core/error.h"
 
 namespace shrink::cli {
 
@@ -23,6 +27,14 @@ std::string human_bytes(uint64_t bytes) {
     ++unit;
   }
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(std::string("cannot open ") + what, path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace shrink::cli

@@ -13,18 +13,6 @@
 #include "shrink/io/llm_import.h"
 
 namespace shrink::cli {
-namespace {
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open the calibration text", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
-
 bool is_weight_only_method(const std::string& method) { return method == "rtn" || method == "gptq"; }
 
 void run_quantize_llm(const LlmQuantizeCliOptions& o) {
@@ -43,7 +31,7 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
   std::vector<std::vector<int32_t>> calibration;
   if (!o.calib.empty()) {
-    std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib));
+    std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib, "the calibration text"));
     calibration = compress::sample_calibration(stream, o.samples, o.seq_len, o.seed);
   }
   compress::LlmQuantizeReport r = compress::quantize_language_model(lm, calibration, options);
