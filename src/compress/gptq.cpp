@@ -46,24 +46,30 @@ inline float quantize_code(float x, float scale, float zero, float maxq) {
   return std::clamp(std::nearbyint(x / scale) + zero, 0.f, maxq);
 }
 
-// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major f32, from H (f64, symmetric,
-// damped in place). Returns false when H is not positive definite.
-bool inverse_cholesky_upper(std::vector<double>& h, int64_t n, std::vector<float>& u) {
+// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major, from H (symmetric, damped), in f32
+// as the reference computes it. Returns false when H is not positive definite.
+bool inverse_cholesky_upper(std::vector<float>& h, int64_t n) {
   const OpenBlas& blas = openblas();
-  if (!blas.dpotrf || !blas.dpotri) throw UnsupportedError("GPTQ needs LAPACK (OpenBLAS's dpotrf/dpotri); none was found");
+  if (!blas.spotrf || !blas.spotri) throw UnsupportedError("GPTQ needs LAPACK (OpenBLAS's spotrf/spotri); none was found");
   int nn = int(n), info = 0;
   // Symmetric, so row-major and column-major agree; "L" works on the lower triangle (column-major).
-  blas.dpotrf("L", &nn, h.data(), &nn, &info);
+  blas.spotrf("L", &nn, h.data(), &nn, &info);
   if (info != 0) return false;
-  blas.dpotri("L", &nn, h.data(), &nn, &info);
+  blas.spotri("L", &nn, h.data(), &nn, &info);
   if (info != 0) return false;
   for (int64_t j = 0; j < n; ++j)  // mirror the lower triangle (column-major (i, j), i >= j)
     for (int64_t i = j + 1; i < n; ++i) h[size_t(j + i * n)] = h[size_t(i + j * n)];
-  blas.dpotrf("U", &nn, h.data(), &nn, &info);
+  blas.spotrf("U", &nn, h.data(), &nn, &info);
   if (info != 0) return false;
-  u.assign(size_t(n * n), 0.f);
-  for (int64_t j = 0; j < n; ++j)  // column-major upper (i, j), i <= j -> row-major
-    for (int64_t i = 0; i <= j; ++i) u[size_t(i * n + j)] = float(h[size_t(i + j * n)]);
+  // Column-major upper (i, j), i <= j, read row-major: transpose in place, zero below.
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      if (j < i) {
+        h[size_t(i * n + j)] = 0.f;
+      } else if (j > i) {
+        std::swap(h[size_t(i * n + j)], h[size_t(j * n + i)]);
+      }
+    }
   return true;
 }
 
@@ -180,9 +186,9 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
   std::vector<float> hinv;
   result.damp = options.damp;
   for (;;) {
-    std::vector<double> damped = h;
-    for (int64_t i = 0; i < cols; ++i) damped[size_t(i * cols + i)] += result.damp * mean_diag;
-    if (inverse_cholesky_upper(damped, cols, hinv)) break;
+    hinv.assign(h.begin(), h.end());
+    for (int64_t i = 0; i < cols; ++i) hinv[size_t(i * cols + i)] += float(result.damp * mean_diag);
+    if (inverse_cholesky_upper(hinv, cols)) break;
     if (++result.retries > 4)
       throw Error(fmt::format("GPTQ: the Hessian is not positive definite even with damping {}", result.damp),
                   "", "use more calibration samples");

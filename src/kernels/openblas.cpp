@@ -29,6 +29,8 @@ OpenBlas load() {
     blas.sgemv = reinterpret_cast<decltype(blas.sgemv)>(dlsym(handle, "cblas_sgemv"));
     blas.dpotrf = reinterpret_cast<decltype(blas.dpotrf)>(dlsym(handle, "dpotrf_"));
     blas.dpotri = reinterpret_cast<decltype(blas.dpotri)>(dlsym(handle, "dpotri_"));
+    blas.spotrf = reinterpret_cast<decltype(blas.spotrf)>(dlsym(handle, "spotrf_"));
+    blas.spotri = reinterpret_cast<decltype(blas.spotri)>(dlsym(handle, "spotri_"));
     blas.dgemm = reinterpret_cast<decltype(blas.dgemm)>(dlsym(handle, "cblas_dgemm"));
     blas.set_num_threads =
         reinterpret_cast<decltype(blas.set_num_threads)>(dlsym(handle, "openblas_set_num_threads"));
