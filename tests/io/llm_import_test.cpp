@@ -109,6 +109,52 @@ TEST(LlmImport, SavedLanguageModelsLoadWithTheirTokenizer) {
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
 }
 
+TEST(LlmImport, HuggingFaceFolderLoadsLikeTheGraphItCameFrom) {
+  // A tiny Llama written as a Hugging Face folder: config.json, model.safetensors (bf16 weights,
+  // untied head), tokenizer.json (byte-level BPE).
+  LlamaConfig c;
+  c.vocabulary = 300, c.dim = 32, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 40, c.tied_embeddings = false;
+  c.rope_theta = 1000;
+  int64_t counter = 0;
+  nn::Graph g = build_llama(c, [&](const std::string&, const Shape& shape) {
+    Tensor t = Tensor::uninitialized(shape, DType::f32);
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = float((counter++ * 7919) % 29 - 14) / 64.f;
+    return t;  // multiples of 1/64 below 1: exact in bf16
+  });
+  const std::string folder = ::testing::TempDir() + "/hf_llama";
+  ::mkdir(folder.c_str(), 0755);
+  std::vector<NamedTensor> tensors;
+  for (const auto& [name, p] : g.named_params()) tensors.push_back({name, p->value.to(DType::bf16)});
+  save_safetensors(folder + "/model.safetensors", tensors);
+  std::ofstream(folder + "/config.json") << nlohmann::json{
+      {"model_type", "llama"}, {"vocab_size", 300}, {"hidden_size", 32}, {"num_hidden_layers", 2},
+      {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 40}, {"rope_theta", 1000.0},
+      {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", false}}.dump();
+  nlohmann::json vocab = nlohmann::json::object();
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {  // GPT-2's byte alphabet
+    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+    std::string ch;
+    char32_t cp = printable ? char32_t(b) : char32_t(256 + extra++);
+    if (cp < 0x80) ch = char(cp);
+    else ch = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+    vocab[ch] = b;
+  }
+  vocab["he"] = 256;
+  vocab["hel"] = 257;
+  std::ofstream(folder + "/tokenizer.json") << nlohmann::json{
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"h e", "he l"}}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+      {"added_tokens", {{{"id", 299}, {"content", "<|end|>"}}}}}.dump();
+  LanguageModel lm = load_language_model(folder);
+  EXPECT_EQ(lm.source_format, "hf");
+  EXPECT_FALSE(lm.config.tied_embeddings);
+  EXPECT_EQ(lm.tokenizer->encode("help"), (std::vector<int32_t>{257, 'p'}));
+  EXPECT_EQ(lm.tokenizer->encode("hi<|end|>", true), (std::vector<int32_t>{'h', 'i', 299}));
+  Tensor a = logits_of(g, {1, 256, 257, 44, 299}), b = logits_of(lm.graph, {1, 256, 257, 44, 299});
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
+}
+
 TEST(LlmImport, BadFilesAreClearErrors) {
   EXPECT_THROW(load_language_model("/nonexistent/model.gguf"), Error);
   const std::string bad = ::testing::TempDir() + "/not_a_model.gguf";
