@@ -20,7 +20,7 @@ LAYER = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_att
          "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
          "mlp.down_proj": "ffn_down"}
 GLOBAL = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
-DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8}
+DTYPES = {"F32": np.float32, "F16": np.float16, "U8": np.uint8, "I8": np.int8}
 
 
 def read_safetensors(path):
@@ -62,6 +62,8 @@ def main(model_path, gguf_path):
             scale = np.repeat(tensors[name + ".scales"].astype(np.float32), g, axis=1)
             low = np.repeat(tensors[name + ".mins"].astype(np.float32), g, axis=1)
             w = q * scale + low
+        elif node["kind"] == "DynamicQuantLinear":
+            w = tensors[name + ".weight"].astype(np.float32) * tensors[name + ".weight_scale"][:, None]
         elif node["kind"] in ("Linear", "Embedding", "RMSNorm"):
             p = node["params"][0]
             if p.get("storage") == "tied":

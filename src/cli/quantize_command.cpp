@@ -221,6 +221,7 @@ void setup_quantize(CLI::App& sub) {
   sub.add_option("--damp", o->llm.damp, "gptq: damping, fraction of mean(diag H)")->check(CLI::PositiveNumber);
   sub.add_flag("--act-order", o->llm.act_order, "gptq: quantize columns by decreasing Hessian diagonal");
   sub.add_flag("--static-groups", o->llm.static_groups, "gptq: group scales from the original weights");
+  sub.add_flag("--int8-head", o->llm.int8_head, "rtn/gptq: also the output layer, as int8 per channel (untied)");
   sub.add_option("--layers", o->layers, "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU)")
       ->take_all();
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();

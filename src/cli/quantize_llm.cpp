@@ -25,6 +25,7 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   options.samples = o.samples, options.seq_len = o.seq_len, options.seed = o.seed;
   if (!o.exclude.empty()) options.exclude.insert(options.exclude.end(), o.exclude.begin(), o.exclude.end());
   options.quiet = o.json;
+  options.int8_head = o.int8_head;
   if (o.method == "gptq" && o.calib.empty())
     throw UsageError("GPTQ calibrates on text", "--calib", "pass --calib FILE (e.g. the Austen training novels)");
 
@@ -49,7 +50,7 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "quantize"}, {"source", o.model},
                                {"config", {{"method", o.method}, {"bits", o.bits}, {"group_size", o.group_size},
                                            {"symmetric", o.symmetric}, {"act_order", o.act_order},
-                                           {"static_groups", o.static_groups}, {"damp", o.damp},
+                                           {"static_groups", o.static_groups}, {"damp", o.damp}, {"int8_head", o.int8_head},
                                            {"calib", o.calib}, {"samples", o.samples}, {"seq_len", o.seq_len},
                                            {"seed", o.seed}}},
                                {"storage", packed ? "Int4Linear: packed nibbles, f16 scale and min per group"

@@ -11,7 +11,7 @@ struct LlmQuantizeCliOptions {
   int bits = 4;
   int64_t group_size = 128, samples = 128, seq_len = 512;
   double damp = 0.01;
-  bool symmetric = false, act_order = false, static_groups = false, json = false;
+  bool symmetric = false, act_order = false, static_groups = false, int8_head = false, json = false;
   uint64_t seed = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "shrink/compress/prune.h"
+#include "shrink/compress/quantize_dynamic.h"
 #include "shrink/core/error.h"
 #include "shrink/core/half.h"
 #include "shrink/kernels/int4_gemm.h"
@@ -145,6 +146,12 @@ std::vector<std::vector<int32_t>> sample_calibration(std::span<const int32_t> st
   return out;
 }
 
+static void quantize_head(io::LanguageModel& model) {
+  if (model.graph.node_index("lm_head") < 0) throw UnsupportedError("the model has no lm_head to quantize");
+  compress::quantize_dynamic(model.graph, {{"lm_head"}, {}});
+  model.config.tied_embeddings = false;  // the head now has weights of its own
+}
+
 LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
                                           const std::vector<std::vector<int32_t>>& calibration,
                                           const LlmQuantizeOptions& o) {
@@ -178,6 +185,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
       progress.update(int64_t(bi + 1));
     }
     progress.finish();
+    if (o.int8_head) quantize_head(model);
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     report.peak_rss_bytes = peak_rss_bytes();
     return report;
@@ -242,6 +250,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     progress.update(int64_t(bi + 1), fmt::format("block loss {:.3g}", block_loss));
   }
   progress.finish();
+  if (o.int8_head) quantize_head(model);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
   return report;

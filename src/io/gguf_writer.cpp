@@ -134,6 +134,17 @@ std::vector<uint8_t> int4_blocks(const nn::Node& node, bool as_q4_0) {
   return out;
 }
 
+// A DynamicQuantLinear's int8 weights times their per-row scales.
+Tensor dequantize_rows(const nn::Node& node) {
+  const Tensor q = node.param("weight").value.contiguous(), scale = node.param("weight_scale").value.contiguous();
+  int64_t rows = q.shape()[0], cols = q.shape()[1];
+  Tensor w = Tensor::uninitialized(q.shape(), DType::f32);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j)
+      w.mutable_data<float>()[r * cols + j] = float(q.data<int8_t>()[r * cols + j]) * scale.data<float>()[r];
+  return w;
+}
+
 bool symmetric_int4(const nn::Node& node) {
   const Tensor scales = node.param("scales").value.contiguous(), mins = node.param("mins").value.contiguous();
   const auto* s = static_cast<const uint16_t*>(scales.raw_data());
@@ -240,8 +251,9 @@ GgufExportReport export_llama_gguf(const io::LanguageModel& model, const std::st
       t.shape = Shape{node.attrs.at("out_features").get<int64_t>(), node.attrs.at("in_features").get<int64_t>()};
       t.bytes = int4_blocks(node, q4_0);
       (q4_0 ? report.q4_0 : report.q4_1)++;
-    } else if (node.kind == "Linear" || node.kind == "Embedding" || node.kind == "RMSNorm") {
-      const Tensor& w = node.param("weight").value;
+    } else if (node.kind == "Linear" || node.kind == "Embedding" || node.kind == "RMSNorm" ||
+               node.kind == "DynamicQuantLinear") {
+      const Tensor w = node.kind == "DynamicQuantLinear" ? dequantize_rows(node) : node.param("weight").value;
       t.shape = w.shape();
       bool matrix = w.rank() == 2 && w.shape()[1] % 32 == 0;
       if (matrix && o.other_matrices == GgmlType::q8_0) {

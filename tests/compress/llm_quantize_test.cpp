@@ -119,6 +119,24 @@ TEST(LlmQuantize, FourBitResultsRunAsPackedInt4) {
   EXPECT_LT(std::sqrt(squared_distance(c, d) / double(c.numel())), 2e-2 * scale);
 }
 
+TEST(LlmQuantize, Int8HeadUntiesTheOutputLayer) {
+  auto calib = random_windows(2, 16, 9);
+  io::LanguageModel lm = tiny_llama(4), reference = tiny_llama(4);
+  lm.config.tied_embeddings = true;
+  LlmQuantizeOptions o;
+  o.quiet = true;
+  o.method = "rtn";
+  o.weights = {8, 32, false};
+  o.int8_head = true;
+  quantize_language_model(lm, {}, o);
+  EXPECT_EQ(lm.graph.node("lm_head").kind, "DynamicQuantLinear");
+  EXPECT_FALSE(lm.config.tied_embeddings);  // so an export writes output.weight
+  Tensor a = logits(lm.graph, calib), b = logits(reference.graph, calib);
+  double scale = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::fabs(double(b.data<float>()[i])));
+  EXPECT_LT(std::sqrt(squared_distance(a, b) / double(a.numel())), 0.02 * scale);
+}
+
 TEST(LlmQuantize, ActOrderAndStaticGroupsRunAndBadInputIsRefused) {
   auto calib = random_windows(4, 16, 6);
   io::LanguageModel lm = tiny_llama(2);

@@ -29,6 +29,11 @@ struct LlmQuantizeOptions {
   // 4-bit results become Int4Linear nodes (packed nibbles, f16 scales and mins) run by the int4
   // kernels; otherwise, and for other bit widths, the Linear keeps the dequantized f32 weights.
   bool pack_int4 = true;
+  // The output layer (lm_head, excluded above) as int8 per output channel with dynamic int8
+  // activations (DynamicQuantLinear), untied from the embedding: at 4 bits the f32 head is
+  // two thirds of the bytes a decoded token reads. Papers keep it 16-bit; llama.cpp's Q4 files
+  // store it as Q6_K or Q8_0.
+  bool int8_head = false;
 };
 
 struct LlmLayerReport {

@@ -4,7 +4,8 @@
 // - Q4_1 for Int4Linear layers (exact: the int4 layout's blocks of 32 nibbles with the group's f16
 //   scale and min are Q4_1 blocks, whatever the group size, a multiple of 32),
 // - Q4_0 for Int4Linear layers that are symmetric (min = -8 scale in every block), when asked,
-// - Q8_0 or F32 for the other matrices, F32 for norms.
+// - Q8_0 or F32 for the other matrices (an int8 DynamicQuantLinear head dequantized first), F32
+//   for norms.
 #pragma once
 #include <string>
 #include <vector>
