@@ -115,8 +115,10 @@ std::vector<Tensor> forward_segment(Graph& graph, size_t first, size_t last,
                          "' but neither given nor computed in the range");
       in.push_back(values[size_t(id)]);
     }
-    ForwardContext context{node, in, out, saved, false, false, rng};
-    op_rules(node.kind).forward(context);
+    if (!options.replace_forward || !options.replace_forward(node, in, out)) {
+      ForwardContext context{node, in, out, saved, false, false, rng};
+      op_rules(node.kind).forward(context);
+    }
     for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = out[i];
     if (options.after_node) options.after_node(node, out);
     for (int id : node.inputs)

@@ -41,6 +41,15 @@ GroupParams group_params(const float* w, int64_t rows, int64_t stride, int64_t b
   return p;
 }
 
+// Records group g's per-row scale and zero in the integer form.
+void store_group(GroupQuantized& q, int64_t g, const GroupParams& p) {
+  const int64_t rows = q.scale.shape()[0], groups = q.scale.shape()[1];
+  for (int64_t r = 0; r < rows; ++r) {
+    q.scale.mutable_data<float>()[r * groups + g] = p.scale[size_t(r)];
+    q.zero.mutable_data<float>()[r * groups + g] = p.zero[size_t(r)];
+  }
+}
+
 // The reference's quantize(): scale * (clamp(round(x / scale) + zero, 0, maxq) - zero).
 inline float quantize_code(float x, float scale, float zero, float maxq) {
   return std::clamp(std::nearbyint(x / scale) + zero, 0.f, maxq);
@@ -101,9 +110,8 @@ Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config, GroupQ
   for (int64_t g = 0; g < groups; ++g) {
     int64_t begin = g * group, width = std::min(group, cols - begin);
     GroupParams p = group_params(w.data<float>(), rows, cols, begin, width, scheme);
+    store_group(q, g, p);
     for (int64_t r = 0; r < rows; ++r) {
-      q.scale.mutable_data<float>()[r * groups + g] = p.scale[size_t(r)];
-      q.zero.mutable_data<float>()[r * groups + g] = p.zero[size_t(r)];
       for (int64_t j = begin; j < begin + width; ++j) {
         float code = quantize_code(w.data<float>()[r * cols + j], p.scale[size_t(r)], p.zero[size_t(r)], maxq);
         q.codes.mutable_data<uint8_t>()[r * cols + j] = uint8_t(code);
@@ -204,11 +212,7 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
                           Tensor::uninitialized(Shape{rows, groups}, DType::f32), group, config.bits};
   uint8_t* codes = integers.codes.mutable_data<uint8_t>();
   if (options.static_groups)
-    for (int64_t g = 0; g < groups; ++g)
-      for (int64_t r = 0; r < rows; ++r) {
-        integers.scale.mutable_data<float>()[r * groups + g] = static_params[size_t(g)].scale[size_t(r)];
-        integers.zero.mutable_data<float>()[r * groups + g] = static_params[size_t(g)].zero[size_t(r)];
-      }
+    for (int64_t g = 0; g < groups; ++g) store_group(integers, g, static_params[size_t(g)]);
   std::vector<double> losses(static_cast<size_t>(rows), 0.0);
   GroupParams current;
   for (int64_t i1 = 0; i1 < cols; i1 += options.block) {
@@ -219,11 +223,7 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
       const int64_t column = i1 + i;
       if (!options.static_groups && column % group == 0) {  // as the reference: from W as of this block
         current = group_params(w, rows, cols, column, std::min(group, cols - column), scheme);
-        if (contiguous_groups)
-          for (int64_t r = 0; r < rows; ++r) {
-            integers.scale.mutable_data<float>()[r * groups + column / group] = current.scale[size_t(r)];
-            integers.zero.mutable_data<float>()[r * groups + column / group] = current.zero[size_t(r)];
-          }
+        if (contiguous_groups) store_group(integers, column / group, current);
       }
       const GroupParams& p = options.static_groups ? static_params[size_t(perm[size_t(column)] / group)] : current;
       const float d = hinv[size_t(column * cols + column)];

@@ -172,6 +172,13 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     for (size_t n : linears_of(b)) o.weights.validate(g.nodes()[n].param("weight").value.shape()[1]);
 
   ProgressLine progress(o.method == "gptq" ? "GPTQ block" : "RTN block", int64_t(blocks.size()), o.quiet);
+  auto finish = [&] {
+    progress.finish();
+    if (o.int8_head) quantize_head(model);
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.peak_rss_bytes = peak_rss_bytes();
+    return report;
+  };
   if (o.method == "rtn") {
     for (size_t bi = 0; bi < blocks.size(); ++bi) {
       for (size_t n : linears_of(blocks[bi])) {
@@ -184,11 +191,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
       }
       progress.update(int64_t(bi + 1));
     }
-    progress.finish();
-    if (o.int8_head) quantize_head(model);
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    report.peak_rss_bytes = peak_rss_bytes();
-    return report;
+    return finish();
   }
 
   if (calibration.empty()) throw UsageError("GPTQ needs calibration samples", "--samples");
@@ -249,11 +252,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
       throw UnsupportedError("the next block does not read this block's output");
     progress.update(int64_t(bi + 1), fmt::format("block loss {:.3g}", block_loss));
   }
-  progress.finish();
-  if (o.int8_head) quantize_head(model);
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  report.peak_rss_bytes = peak_rss_bytes();
-  return report;
+  return finish();
 }
 
 }  // namespace shrink::compress

@@ -28,6 +28,17 @@ int32_t gguf_token_id(const GgufFile& file, const char* key, size_t vocabulary) 
   return int32_t(*id);
 }
 
+// tokenizer.json's model.vocab ({"token": id}) as a list by id, sized to hold `size` ids.
+std::vector<std::string> vocab_by_id(const nlohmann::json& vocab, size_t size, const std::string& path) {
+  std::vector<std::string> tokens(std::max(size, vocab.size()));
+  for (auto& [token, id] : vocab.items()) {
+    int64_t i = id.get<int64_t>();
+    if (i < 0 || size_t(i) >= tokens.size()) throw FormatError(fmt::format("vocab id {} out of range", i), path);
+    tokens[size_t(i)] = token;
+  }
+  return tokens;
+}
+
 }  // namespace
 
 std::unique_ptr<TextTokenizer> tokenizer_from_gguf(const GgufFile& file) {
@@ -74,13 +85,7 @@ std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path) {
     std::string type = m.at("type").get<std::string>();
     if (type == "WordPiece") {
       WordPieceSpec spec;
-      std::vector<std::pair<int64_t, std::string>> entries;
-      for (auto& [token, id] : m.at("vocab").items()) entries.emplace_back(id.get<int64_t>(), token);
-      spec.tokens.resize(entries.size());
-      for (auto& [id, token] : entries) {
-        if (id < 0 || size_t(id) >= entries.size()) throw FormatError(fmt::format("vocab id {} out of range", id), path);
-        spec.tokens[size_t(id)] = token;
-      }
+      spec.tokens = vocab_by_id(m.at("vocab"), 0, path);
       spec.continuation = m.value("continuing_subword_prefix", "##");
       spec.max_word_characters = m.value("max_input_chars_per_word", 100);
       if (j.contains("normalizer") && j["normalizer"].is_object()) spec.lowercase = j["normalizer"].value("lowercase", true);
@@ -88,18 +93,15 @@ std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path) {
     }
     if (type != "BPE") throw UnsupportedError(fmt::format("tokenizer model '{}' (shrink reads BPE and WordPiece)", type), path);
     ByteLevelBpeSpec spec;
-    std::vector<std::pair<int64_t, std::string>> entries;
-    for (auto& [token, id] : m.at("vocab").items()) entries.emplace_back(id.get<int64_t>(), token);
-    size_t n = entries.size();
-    for (const auto& added : j.value("added_tokens", nlohmann::json::array())) n = std::max(n, size_t(added.at("id").get<int64_t>() + 1));
-    spec.tokens.resize(n);
+    size_t n = m.at("vocab").size();
+    for (const auto& added : j.value("added_tokens", nlohmann::json::array()))
+      n = std::max(n, size_t(std::max<int64_t>(0, added.at("id").get<int64_t>() + 1)));
+    spec.tokens = vocab_by_id(m.at("vocab"), n, path);
     spec.special.assign(n, false);
-    for (auto& [id, token] : entries) {
-      if (id < 0 || size_t(id) >= n) throw FormatError(fmt::format("vocab id {} out of range", id), path);
-      spec.tokens[size_t(id)] = token;
-    }
     for (const auto& added : j.value("added_tokens", nlohmann::json::array())) {
-      size_t id = size_t(added.at("id").get<int64_t>());
+      int64_t raw = added.at("id").get<int64_t>();
+      if (raw < 0) throw FormatError(fmt::format("added token id {} out of range", raw), path);
+      size_t id = size_t(raw);
       spec.tokens[id] = added.at("content").get<std::string>();
       spec.special[id] = true;
     }

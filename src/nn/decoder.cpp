@@ -6,7 +6,7 @@
 
 #include "ops/attention.h"
 #include "shrink/core/error.h"
-#include "shrink/nn/op.h"
+#include "shrink/nn/execute.h"
 
 namespace shrink::nn {
 
@@ -31,33 +31,22 @@ void Decoder::reset() {
 std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   if (tokens.empty()) throw UsageError("nothing to feed the decoder");
   const int64_t t = int64_t(tokens.size());
-  std::vector<Tensor> values(graph_.values().size());
   Tensor ids = Tensor::uninitialized(Shape{1, t}, DType::i64);
   std::copy(tokens.begin(), tokens.end(), ids.mutable_data<int64_t>());
-  values[size_t(graph_.inputs()[0])] = ids;
-  std::vector<int> last_use(values.size(), -1);
-  auto& nodes = graph_.nodes();
-  for (size_t n = 0; n < nodes.size(); ++n)
-    for (int id : nodes[n].inputs) last_use[size_t(id)] = int(n);
+  const std::vector<Node>& nodes = graph_.nodes();
+  RunOptions options;
+  options.replace_forward = [&](Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
+    if (node.kind != "Attention") return false;
+    size_t index = size_t(&node - nodes.data());
+    out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[index]);
+    return true;
+  };
   const int output = graph_.outputs()[0];
-  last_use[size_t(output)] = int(nodes.size());
-  Rng rng(0);
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    Node& node = nodes[n];
-    std::vector<Tensor> in, out(node.outputs.size()), saved;
-    for (int id : node.inputs) in.push_back(values[size_t(id)]);
-    if (node.kind == "Attention") {
-      out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[n]);
-    } else {
-      ForwardContext context{node, in, out, saved, false, false, rng};
-      op_rules(node.kind).forward(context);
-    }
-    for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = out[i];
-    for (int id : node.inputs)
-      if (last_use[size_t(id)] == int(n)) values[size_t(id)] = Tensor();
-  }
+  const Tensor logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}},
+                                        std::span<const int>(&output, 1), options)
+                            .at(0)
+                            .contiguous();
   length_ += t;
-  const Tensor logits = values[size_t(output)].contiguous();
   if (logits.rank() != 3 || logits.shape()[1] != t) throw UsageError("the model's output is not (1, T, vocabulary) logits");
   int64_t v = logits.shape()[2];
   const float* last = logits.data<float>() + (t - 1) * v;

@@ -21,6 +21,9 @@ struct RunOptions {
   Rng* rng = nullptr;     // Dropout's randomness (a fixed-seed one when null)
   // Called after each node with its outputs (observers, per-layer error reports).
   std::function<void(const Node&, std::span<const Tensor>)> after_node;
+  // forward_segment only: computes a node's outputs in place of its op (returns false to let
+  // the op run). The decoder routes Attention through its key/value cache with it.
+  std::function<bool(Node&, std::span<const Tensor>, std::vector<Tensor>&)> replace_forward;
 };
 
 // Checks the inputs against the graph's declared inputs (count, dtype, known dimensions) and
