@@ -203,25 +203,33 @@ void run_quantize(const QuantizeOptions& o) {
 
 void setup_quantize(CLI::App& sub) {
   auto o = std::make_shared<QuantizeOptions>();
-  sub.add_option("MODEL", o->model, "A shrink model file, or for rtn/gptq a language model (GGUF, Hugging Face folder)")
+  sub.add_option("MODEL", o->model, "A shrink model file, or for rtn/gptq/awq a language model (GGUF, Hugging Face folder)")
       ->required();
   sub.add_option("--out", o->out, "Where to write the quantized model")->required();
   sub.add_option("--method", o->method,
                  "dynamic: int8 weights, activations quantized at run time (Linear, LSTM, GRU); static: int8 "
                  "weights and calibrated int8 activations (Conv2d, Linear, Add, with batch norms folded); rtn, "
-                 "gptq: weight-only group-wise quantization of a language model's Linear layers")
-      ->check(CLI::IsMember({"dynamic", "static", "rtn", "gptq"}));
-  sub.add_option("--bits", o->llm.bits, "rtn/gptq: bits per weight")->check(CLI::Range(2, 8));
-  sub.add_option("--group-size", o->llm.group_size, "rtn/gptq: weights per scale along the input (0: whole rows)")
+                 "gptq, awq: weight-only group-wise quantization of a language model's Linear layers")
+      ->check(CLI::IsMember({"dynamic", "static", "rtn", "gptq", "awq"}));
+  sub.add_option("--bits", o->llm.bits, "rtn/gptq/awq: bits per weight")->check(CLI::Range(2, 8));
+  sub.add_option("--group-size", o->llm.group_size, "rtn/gptq/awq: weights per scale along the input (0: whole rows)")
       ->check(CLI::NonNegativeNumber);
-  sub.add_flag("--sym", o->llm.symmetric, "rtn/gptq: symmetric grid (zero fixed at the middle)");
-  sub.add_option("--calib", o->llm.calib, "gptq: calibration text file");
-  sub.add_option("--samples", o->llm.samples, "gptq: calibration windows")->check(CLI::PositiveNumber);
-  sub.add_option("--seq-len", o->llm.seq_len, "gptq: tokens per calibration window")->check(CLI::PositiveNumber);
+  sub.add_flag("--sym", o->llm.symmetric, "rtn/gptq/awq: symmetric grid (zero fixed at the middle)");
+  sub.add_option("--calib", o->llm.calib, "gptq/awq (and rtn --keep-salient): calibration text file");
+  sub.add_option("--samples", o->llm.samples, "gptq/awq: calibration windows")->check(CLI::PositiveNumber);
+  sub.add_option("--seq-len", o->llm.seq_len, "gptq/awq: tokens per calibration window")->check(CLI::PositiveNumber);
   sub.add_option("--damp", o->llm.damp, "gptq: damping, fraction of mean(diag H)")->check(CLI::PositiveNumber);
   sub.add_flag("--act-order", o->llm.act_order, "gptq: quantize columns by decreasing Hessian diagonal");
   sub.add_flag("--static-groups", o->llm.static_groups, "gptq: group scales from the original weights");
-  sub.add_flag("--int8-head", o->llm.int8_head, "rtn/gptq: also the output layer, as int8 per channel (untied)");
+  sub.add_option("--keep-salient", o->llm.keep_salient,
+                 "rtn: keep this fraction of each layer's input channels (largest mean |x| on --calib) in f16")
+      ->check(CLI::Range(0.0, 0.999999));
+  sub.add_option("--search-samples", o->llm.search_samples,
+                 "awq: calibration windows the scale search runs the attention and MLP on (default 8)")
+      ->check(CLI::PositiveNumber);
+  sub.add_flag("--no-awq-scale", o->llm.no_awq_scale, "awq: skip the scale search (clipping only)");
+  sub.add_flag("--no-awq-clip", o->llm.no_awq_clip, "awq: skip the clipping search (scales only)");
+  sub.add_flag("--int8-head", o->llm.int8_head, "rtn/gptq/awq: also the output layer, as int8 per channel (untied)");
   sub.add_option("--layers", o->layers, "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU)")
       ->take_all();
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();

@@ -1,4 +1,4 @@
-// shrink quantize LM --method rtn|gptq: weight-only quantization of a language model.
+// shrink quantize LM --method rtn|gptq|awq: weight-only quantization of a language model.
 #pragma once
 #include <string>
 #include <vector>
@@ -10,7 +10,9 @@ struct LlmQuantizeCliOptions {
   std::vector<std::string> exclude;
   int bits = 4;
   int64_t group_size = 128, samples = 128, seq_len = 512;
-  double damp = 0.01;
+  double damp = 0.01, keep_salient = 0;
+  int64_t search_samples = 0;
+  bool no_awq_scale = false, no_awq_clip = false;
   bool symmetric = false, act_order = false, static_groups = false, int8_head = false, json = false;
   uint64_t seed = 0;
 };

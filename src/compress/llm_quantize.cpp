@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -88,10 +90,16 @@ double squared_difference(const Tensor& a, const Tensor& b) {
   return s;
 }
 
+// Salient input channels kept at 16 bits next to a quantized layer.
+struct SalientColumns {
+  std::vector<int32_t> columns;  // ascending
+  Tensor weight;                 // f16 (out, columns)
+};
+
 // The int4 kernels' layout for 4-bit results whose groups are runs of inputs: kernel groups of
 // gcd(group, in) inputs (a multiple of 32), each carrying its group's f16 scale and min = -zero *
 // scale. Empty when the layout does not fit (other bit widths, act-order groups, odd sizes).
-std::optional<nn::Node> int4_node(const nn::Node& linear, const GroupQuantized& q) {
+std::optional<nn::Node> int4_node(const nn::Node& linear, const GroupQuantized& q, const SalientColumns& salient) {
   if (q.bits != 4 || !q.defined() || linear.find_param("bias")) return std::nullopt;
   const int64_t rows = q.codes.shape()[0], cols = q.codes.shape()[1];
   const int64_t kernel_group = std::gcd(q.group, cols), groups = (cols + q.group - 1) / q.group;
@@ -112,10 +120,17 @@ std::optional<nn::Node> int4_node(const nn::Node& linear, const GroupQuantized& 
       m[r * (cols / kernel_group) + g] = f32_to_f16(-zero * scale);
     }
   node.params = {{"nibbles", nibbles, {}, false}, {"scales", scales, {}, false}, {"mins", mins, {}, false}};
+  if (!salient.columns.empty()) {
+    Tensor columns = Tensor::uninitialized(Shape{int64_t(salient.columns.size())}, DType::i32);
+    std::copy(salient.columns.begin(), salient.columns.end(), columns.mutable_data<int32_t>());
+    node.params.push_back({"salient_columns", columns, {}, false});
+    node.params.push_back({"salient_weight", salient.weight, {}, false});
+  }
   return node;
 }
 
-void set_weight(nn::Graph& g, size_t index, Tensor w, const GroupQuantized& integers, const LlmQuantizeOptions& o) {
+void set_weight(nn::Graph& g, size_t index, Tensor w, const GroupQuantized& integers, const LlmQuantizeOptions& o,
+                const SalientColumns& salient = {}) {
   nn::Node& node = g.nodes()[index];
   node.param("weight").value = std::move(w);
   node.prepared = nullptr;
@@ -125,8 +140,52 @@ void set_weight(nn::Graph& g, size_t index, Tensor w, const GroupQuantized& inte
     node.attrs["weight_quant"]["act_order"] = o.gptq.act_order;
     node.attrs["weight_quant"]["static_groups"] = o.gptq.static_groups;
   }
+  if (o.method == "awq") {
+    node.attrs["weight_quant"]["awq_scale"] = o.awq.scale;
+    node.attrs["weight_quant"]["awq_clip"] = o.awq.clip;
+  }
+  if (!salient.columns.empty()) node.attrs["weight_quant"]["salient_columns"] = salient.columns.size();
   if (o.pack_int4)
-    if (std::optional<nn::Node> packed = int4_node(node, integers)) g.replace_node(node.name, std::move(*packed));
+    if (std::optional<nn::Node> packed = int4_node(node, integers, salient)) g.replace_node(node.name, std::move(*packed));
+}
+
+// RTN of one Linear; with `magnitude` (mean |x| per input channel), the top keep_salient
+// fraction of the channels stay f16 and the quantized part holds zeros in their place.
+void quantize_rtn_layer(nn::Graph& g, size_t n, const LlmQuantizeOptions& o, LlmQuantizeReport& report,
+                        const std::vector<float>* magnitude) {
+  nn::Node& node = g.nodes()[n];
+  Tensor w = node.param("weight").value.contiguous();
+  const int64_t rows = w.shape()[0], cols = w.shape()[1];
+  SalientColumns salient;
+  Tensor rest = w;
+  if (magnitude && o.keep_salient > 0) {
+    const int64_t keep = std::min<int64_t>(cols, int64_t(std::ceil(o.keep_salient * double(cols))));
+    std::vector<int32_t> order(static_cast<size_t>(cols));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return (*magnitude)[size_t(a)] > (*magnitude)[size_t(b)]; });
+    salient.columns.assign(order.begin(), order.begin() + keep);
+    std::sort(salient.columns.begin(), salient.columns.end());
+    salient.weight = Tensor::uninitialized(Shape{rows, keep}, DType::f16);
+    auto* sw = static_cast<uint16_t*>(salient.weight.mutable_raw_data());
+    rest = w.clone();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < keep; ++k) {
+        float& v = rest.mutable_data<float>()[r * cols + salient.columns[size_t(k)]];
+        sw[r * keep + k] = f32_to_f16(v);
+        v = 0.f;
+      }
+    report.salient_weights += rows * keep;
+  }
+  GroupQuantized integers;
+  Tensor q = rtn_quantize(rest, o.weights, &integers);
+  if (!salient.columns.empty()) {  // the model computes with the f16 values in those columns
+    const auto* sw = static_cast<const uint16_t*>(salient.weight.raw_data());
+    const int64_t keep = int64_t(salient.columns.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < keep; ++k) q.mutable_data<float>()[r * cols + salient.columns[size_t(k)]] = f16_to_f32(sw[r * keep + k]);
+  }
+  report.layers.push_back({node.name, squared_difference(w, q), 0, 0, 0});
+  set_weight(g, n, q, integers, o, salient);
 }
 
 }  // namespace
@@ -155,8 +214,12 @@ static void quantize_head(io::LanguageModel& model) {
 LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
                                           const std::vector<std::vector<int32_t>>& calibration,
                                           const LlmQuantizeOptions& o) {
-  if (o.method != "rtn" && o.method != "gptq")
-    throw UsageError(fmt::format("unknown weight-only method '{}' (rtn, gptq)", o.method), "--method");
+  if (o.method != "rtn" && o.method != "gptq" && o.method != "awq")
+    throw UsageError(fmt::format("unknown weight-only method '{}' (rtn, gptq, awq)", o.method), "--method");
+  if (!(o.keep_salient >= 0 && o.keep_salient < 1))
+    throw UsageError(fmt::format("the salient fraction must be in [0, 1), not {}", o.keep_salient), "--keep-salient");
+  if (o.keep_salient > 0 && o.method != "rtn")
+    throw UsageError("salient channels are kept with --method rtn (AWQ's scaling replaces them)", "--keep-salient");
   auto start = std::chrono::steady_clock::now();
   nn::Graph& g = model.graph;
   std::vector<Block> blocks = find_blocks(g);
@@ -171,7 +234,8 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
   for (const Block& b : blocks)
     for (size_t n : linears_of(b)) o.weights.validate(g.nodes()[n].param("weight").value.shape()[1]);
 
-  ProgressLine progress(o.method == "gptq" ? "GPTQ block" : "RTN block", int64_t(blocks.size()), o.quiet);
+  const std::string label = o.method == "gptq" ? "GPTQ" : o.method == "awq" ? "AWQ" : "RTN";
+  ProgressLine progress(label + " block", int64_t(blocks.size()), o.quiet);
   auto finish = [&] {
     progress.finish();
     if (o.int8_head) quantize_head(model);
@@ -179,22 +243,15 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     report.peak_rss_bytes = peak_rss_bytes();
     return report;
   };
-  if (o.method == "rtn") {
+  if (o.method == "rtn" && o.keep_salient == 0) {
     for (size_t bi = 0; bi < blocks.size(); ++bi) {
-      for (size_t n : linears_of(blocks[bi])) {
-        nn::Node& node = g.nodes()[n];
-        Tensor w = node.param("weight").value.contiguous();
-        GroupQuantized integers;
-        Tensor q = rtn_quantize(w, o.weights, &integers);
-        report.layers.push_back({node.name, squared_difference(w, q), 0, 0, 0});
-        set_weight(g, n, q, integers, o);
-      }
+      for (size_t n : linears_of(blocks[bi])) quantize_rtn_layer(g, n, o, report, nullptr);
       progress.update(int64_t(bi + 1));
     }
     return finish();
   }
 
-  if (calibration.empty()) throw UsageError("GPTQ needs calibration samples", "--samples");
+  if (calibration.empty()) throw UsageError(fmt::format("{} needs calibration samples", label), "--calib");
   const int64_t seq_len = int64_t(calibration[0].size());
   for (const auto& s : calibration)
     if (int64_t(s.size()) != seq_len) throw UsageError("calibration samples must have one length");
@@ -215,42 +272,62 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
   for (size_t bi = 0; bi < blocks.size(); ++bi) {
     const Block& b = blocks[bi];
     std::vector<size_t> linears = linears_of(b);
-    std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
-    for (size_t n : linears) {
-      int in = g.nodes()[n].inputs[0];
-      hessians.try_emplace(in, g.nodes()[n].param("weight").value.shape()[1]);
-    }
-    nn::RunOptions run;
-    run.after_node = [&](const nn::Node& node, std::span<const Tensor> outs) {
-      for (size_t i = 0; i < outs.size(); ++i) {
-        auto it = hessians.find(node.outputs[i]);
-        if (it != hessians.end()) it->second.add(outs[i]);
+    double block_loss = 0;
+    // Runs the block on the calibration batches, showing each node's outputs to `observe`.
+    auto observe_block = [&](const std::function<void(int, const Tensor&)>& observe) {
+      nn::RunOptions run;
+      run.after_node = [&](const nn::Node& node, std::span<const Tensor> outs) {
+        for (size_t i = 0; i < outs.size(); ++i) observe(node.outputs[i], outs[i]);
+      };
+      for (const Tensor& x : hidden) {
+        observe(b.input, x);
+        int want = b.output;
+        nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1), run);
       }
     };
-    for (const Tensor& x : hidden) {
-      if (auto it = hessians.find(b.input); it != hessians.end()) it->second.add(x);
-      int want = b.output;
-      nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1), run);
+    if (o.method == "gptq") {
+      std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
+      for (size_t n : linears) hessians.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
+      observe_block([&](int value, const Tensor& x) {
+        if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
+      });
+      for (size_t n : linears) {
+        nn::Node& node = g.nodes()[n];
+        GptqResult r = gptq_quantize(node.param("weight").value, hessians.at(node.inputs[0]).hessian(), o.weights, o.gptq);
+        if (r.retries && !o.quiet)
+          std::fprintf(stderr, "\n%s: Cholesky failed %d time(s); damping raised to %g of mean(diag H)\n",
+                       node.name.c_str(), r.retries, r.damp);
+        report.layers.push_back({node.name, r.loss, r.damp, r.retries, r.dead_columns});
+        block_loss += r.loss;
+        set_weight(g, n, r.weight, r.integers, o);
+      }
+    } else if (o.method == "awq") {
+      size_t first_group = report.awq_groups.size();
+      awq_block(g, b.first, b.last, b.input, hidden, linears, o.weights, o.awq, &report.awq_groups, nullptr);
+      for (size_t i = first_group; i < report.awq_groups.size(); ++i)
+        block_loss += report.awq_groups[i].loss_rtn > 0 ? report.awq_groups[i].loss / report.awq_groups[i].loss_rtn : 1;
+      block_loss /= double(std::max<size_t>(1, report.awq_groups.size() - first_group));
+      for (size_t n : linears) quantize_rtn_layer(g, n, o, report, nullptr);
+    } else {
+      std::map<int, ChannelMagnitude> magnitudes;
+      for (size_t n : linears) magnitudes.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
+      observe_block([&](int value, const Tensor& x) {
+        if (auto it = magnitudes.find(value); it != magnitudes.end()) it->second.add(x);
+      });
+      for (size_t n : linears) {
+        std::vector<float> m = magnitudes.at(g.nodes()[n].inputs[0]).mean();
+        quantize_rtn_layer(g, n, o, report, &m);
+      }
     }
-    double block_loss = 0;
-    for (size_t n : linears) {
-      nn::Node& node = g.nodes()[n];
-      GptqResult r = gptq_quantize(node.param("weight").value, hessians.at(node.inputs[0]).hessian(), o.weights, o.gptq);
-      if (r.retries && !o.quiet)
-        std::fprintf(stderr, "\n%s: Cholesky failed %d time(s); damping raised to %g of mean(diag H)\n",
-                     node.name.c_str(), r.retries, r.damp);
-      report.layers.push_back({node.name, r.loss, r.damp, r.retries, r.dead_columns});
-      block_loss += r.loss;
-      set_weight(g, n, r.weight, r.integers, o);
-    }
-    hessians.clear();
     for (Tensor& x : hidden) {  // the quantized block's outputs feed the next block
       int want = b.output;
       x = nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1)).at(0);
     }
     if (bi + 1 < blocks.size() && blocks[bi + 1].input != b.output)
       throw UnsupportedError("the next block does not read this block's output");
-    progress.update(int64_t(bi + 1), fmt::format("block loss {:.3g}", block_loss));
+    progress.update(int64_t(bi + 1), o.method == "gptq"  ? fmt::format("block loss {:.3g}", block_loss)
+                                     : o.method == "awq" ? fmt::format("error vs RTN {:.3f}", block_loss)
+                                                         : std::string());
   }
   return finish();
 }

@@ -198,6 +198,12 @@ GgufExportReport export_llama_gguf(const io::LanguageModel& model, const std::st
                                    const GgufExportOptions& o) {
   if (o.other_matrices != GgmlType::f32 && o.other_matrices != GgmlType::q8_0)
     throw UsageError("other matrices export as F32 or Q8_0");
+  for (const nn::Node& node : model.graph.nodes())
+    if (node.find_param("salient_columns"))
+      throw UnsupportedError(fmt::format("'{}' keeps salient channels in f16 beside its 4-bit weights; GGUF has no "
+                                         "such mixed-precision tensor", node.name),
+                             "", "quantize without --keep-salient to export GGUF");
+  if (!model.tokenizer) throw UsageError("the model has no tokenizer to write into the GGUF file");
   const io::LlamaConfig& c = model.config;
   const nlohmann::json tok = model.tokenizer->to_json();
   if (tok.value("type", "") != "byte-bpe") throw UnsupportedError("GGUF export of a non-BPE tokenizer");

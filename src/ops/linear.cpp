@@ -5,6 +5,8 @@
 // scales and mins f16 (out, in / group_size); weight = q * scale + min). Prompts: the weights
 // dequantized to f32 once per call, then the f32 GEMM; 1-4 rows (decoding): int8 activations
 // (per row) times the int4 weights, as llama.cpp pairs Q4 weights with Q8 activations.
+// Optionally mixed precision: salient_columns i32 (k) and salient_weight f16 (out, k) add
+// x[:, columns] salient_weight^T (input channels kept 16-bit; their nibbles hold zeros).
 // Inference only.
 #include "ops/op_support.h"
 #include "shrink/core/half.h"
@@ -29,6 +31,14 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
     expect_param(node, "nibbles", Shape{out, features / 2}, DType::u8);
     expect_param(node, "scales", Shape{out, features / group}, DType::f16);
     expect_param(node, "mins", Shape{out, features / group}, DType::f16);
+    if (const Param* columns = node.find_param("salient_columns")) {
+      const int64_t k = columns->value.numel();
+      expect_param(node, "salient_columns", Shape{k}, DType::i32);
+      expect_param(node, "salient_weight", Shape{out, k}, DType::f16);
+      if (k > features) fail(node, "more salient columns than inputs");
+    } else if (node.find_param("salient_weight")) {
+      fail(node, "salient_weight without salient_columns");
+    }
   } else {
     expect_param(node, "weight", Shape{out, features}, quantized ? DType::i8 : DType::f32);
   }
@@ -90,6 +100,20 @@ void dynamic_quant_forward(ForwardContext& c) {
   c.outputs[0] = y;
 }
 
+// y += x[:, columns] W_s^T for a mixed-precision Int4Linear.
+void add_salient(Node& node, const Tensor& columns, const float* x, int64_t rows, int64_t k, float* y, int64_t n) {
+  const Tensor index = columns.contiguous();
+  const int64_t count = index.numel();
+  const int32_t* c = index.data<int32_t>();
+  for (int64_t i = 0; i < count; ++i)
+    if (c[i] < 0 || c[i] >= k) fail(node, "a salient column index is outside the inputs");
+  const Tensor& w = prepared<Tensor>(node, [&] { return node.param("salient_weight").value.to(DType::f32).contiguous(); });
+  std::vector<float> gathered(static_cast<size_t>(rows * count));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < count; ++i) gathered[size_t(r * count + i)] = x[r * k + c[i]];
+  gemm(false, true, rows, n, count, gathered.data(), count, w.data<float>(), count, 1.f, y, n);
+}
+
 void int4_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   const Node& node = c.node;
@@ -136,6 +160,7 @@ void int4_forward(ForwardContext& c) {
     }
     gemm(false, true, rows, n, k, f32(x), k, dd, k, beta, f32(y), n);
   }
+  if (const Param* columns = node.find_param("salient_columns")) add_salient(c.node, columns->value, f32(x), rows, k, f32(y), n);
   c.outputs[0] = y;
 }
 

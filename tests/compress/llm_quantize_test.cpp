@@ -11,48 +11,12 @@
 #include "shrink/core/error.h"
 #include "shrink/core/rng.h"
 #include "shrink/nn/execute.h"
+#include "compress/llm_test_models.h"
 #include "test_support.h"
 
 namespace shrink::compress {
 namespace {
-
-io::LanguageModel tiny_llama(uint64_t seed) {
-  io::LlamaConfig c;
-  c.vocabulary = 256, c.dim = 64, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 96, c.context = 64;
-  Rng rng(seed);
-  auto weight = [&](const std::string& name, const Shape& shape) {
-    Tensor t = Tensor::uninitialized(shape, DType::f32);
-    bool norm = name.find("norm") != std::string::npos;
-    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = norm ? 1.f + 0.1f * rng.normal() : 0.15f * rng.normal();
-    return t;
-  };
-  io::LanguageModel lm;
-  lm.config = c;
-  lm.graph = io::build_llama(c, weight);
-  return lm;
-}
-
-std::vector<std::vector<int32_t>> random_windows(int64_t count, int64_t length, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<std::vector<int32_t>> out(static_cast<size_t>(count));
-  for (auto& w : out)
-    for (int64_t i = 0; i < length; ++i) w.push_back(int32_t(rng.below(256)));
-  return out;
-}
-
-Tensor logits(nn::Graph& g, const std::vector<std::vector<int32_t>>& windows) {
-  int64_t n = int64_t(windows.size()), t = int64_t(windows[0].size());
-  Tensor tokens = Tensor::uninitialized(Shape{n, t}, DType::i64);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < t; ++j) tokens.mutable_data<int64_t>()[i * t + j] = windows[size_t(i)][size_t(j)];
-  return nn::forward(g, std::span<const Tensor>(&tokens, 1)).at(0).contiguous();
-}
-
-double squared_distance(const Tensor& a, const Tensor& b) {
-  double s = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) s += std::pow(double(a.data<float>()[i]) - b.data<float>()[i], 2);
-  return s;
-}
+using namespace shrink::testing;
 
 TEST(LlmQuantize, GptqBeatsRtnOnTheModelOutputAndKeepsTheGrid) {
   auto calib = random_windows(16, 32, 5);

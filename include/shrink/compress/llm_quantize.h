@@ -1,26 +1,35 @@
-// Weight-only quantization of a language model's Linear layers (RTN, GPTQ), block by block.
+// Weight-only quantization of a language model's Linear layers (RTN, GPTQ, AWQ), block by block.
 // Sequential calibration as in the GPTQ reference (llama.py): the calibration sequences are
 // embedded, then for each transformer block: run the block on the current hidden states while
 // accumulating each Linear layer's Hessian from its inputs (q/k/v share one, gate/up share one),
 // quantize the block's Linear layers, and run the quantized block again to produce the next
 // block's inputs. Peak memory: the f32 model, plus two copies of the hidden states
 // (samples x seq_len x dim x 4 bytes each), plus one block's transient activations for one
-// batch, plus the Hessians of one block.
+// batch, plus the Hessians of one block. AWQ (awq.h) keeps, per block, the inputs of the two
+// searched modules for the search sequences, the Gram matrices of o and down, and 512 rows per
+// Linear input for the clipping search; the next block's inputs come from the quantized block,
+// as for GPTQ (the AWQ reference computes them with the unquantized block).
 #pragma once
 #include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "shrink/compress/awq.h"
 #include "shrink/compress/gptq.h"
 #include "shrink/io/llm_import.h"
 
 namespace shrink::compress {
 
 struct LlmQuantizeOptions {
-  std::string method = "gptq";  // "rtn" or "gptq"
+  std::string method = "gptq";  // "rtn", "gptq" or "awq"
   WeightOnlyConfig weights;
   GptqOptions gptq;
+  AwqOptions awq;
+  // RTN with salient-channel protection (the experiment the AWQ paper starts from): the top
+  // fraction of each layer's input channels by mean |x| on the calibration data stay 16-bit
+  // (f16) and the others are quantized; 4-bit layers run as Int4Linear with an f16 side matrix.
+  double keep_salient = 0;
   int64_t samples = 128, seq_len = 512;  // calibration windows
   uint64_t seed = 0;
   int64_t batch = 4;                      // sequences per forward pass
@@ -50,6 +59,8 @@ struct LlmQuantizeReport {
   int64_t calibration_tokens = 0;
   int64_t hidden_state_bytes = 0;  // one copy of the calibration hidden states
   int64_t peak_rss_bytes = 0;      // of the process, at the end
+  std::vector<AwqGroupReport> awq_groups;  // AWQ's chosen scales per group of layers
+  int64_t salient_weights = 0;             // weights kept 16-bit by keep_salient
 };
 
 // Random windows of seq_len tokens from the stream (start positions uniform, seeded), as the
