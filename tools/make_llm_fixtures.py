@@ -8,12 +8,19 @@
 2. SmolLM2 logits: an independent numpy forward pass of the Llama architecture (the GGUF weights
    dequantized by the PyPI `gguf` package; its q/k rows un-permuted back to Hugging Face's
    rotate-half layout) over a short token sequence; the last position's top logits are kept.
+3. MiniLM sentence embeddings: an independent numpy float64 forward pass of BERT (safetensors
+   read by hand; word + position + token-type-0 embeddings, post-LayerNorm layers, erf GELU,
+   bidirectional attention) and sentence-transformers' mean pooling, for three sentences.
 
-    python3 tools/make_llm_fixtures.py   # needs: pip install gguf tokenizers numpy
-Writes tests/fixtures/llm_tokenizers.json and tests/fixtures/smollm2_logits.json.
+    python3 tools/make_llm_fixtures.py [--minilm-only]   # needs: pip install gguf tokenizers numpy
+Writes tests/fixtures/llm_tokenizers.json, tests/fixtures/smollm2_logits.json and
+tests/fixtures/minilm_embeddings.json.
 """
 import json
+import math
 import os
+import struct
+import sys
 
 import numpy as np
 from gguf import GGUFReader
@@ -129,7 +136,80 @@ def smollm2_logits(reader, ids):
     return x @ head.T
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    kinds = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        out[name] = np.frombuffer(data[a:b], dtype=kinds[e["dtype"]]).reshape(e["shape"]).astype(np.float64)
+    return out
+
+
+def minilm_embedding(w, config, ids):
+    heads, eps = config["num_attention_heads"], config["layer_norm_eps"]
+
+    def ln(x, p):
+        m = x.mean(-1, keepdims=True)
+        v = ((x - m) ** 2).mean(-1, keepdims=True)
+        return (x - m) / np.sqrt(v + eps) * w[p + ".weight"] + w[p + ".bias"]
+
+    def dense(x, p):
+        return x @ w[p + ".weight"].T + w[p + ".bias"]
+
+    erf = np.vectorize(math.erf)
+    t = len(ids)
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t]
+    x = ln(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    for l in range(config["num_hidden_layers"]):
+        p = "encoder.layer.%d." % l
+        q, k, v = (dense(x, p + "attention.self." + n) for n in ("query", "key", "value"))
+        d = q.shape[1] // heads
+        ctx = np.zeros_like(q)
+        for h in range(heads):
+            s = slice(h * d, (h + 1) * d)
+            scores = q[:, s] @ k[:, s].T / math.sqrt(d)
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            ctx[:, s] = (scores / scores.sum(-1, keepdims=True)) @ v[:, s]
+        x = ln(x + dense(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+        i = dense(x, p + "intermediate.dense")
+        i = 0.5 * i * (1 + erf(i / math.sqrt(2)))
+        x = ln(x + dense(i, p + "output.dense"), p + "output.LayerNorm")
+    return x.mean(0)
+
+
+MINILM_SENTENCES = [
+    "Sir Walter Elliot, of Kellynch Hall, in Somersetshire, was a man who never took up any book but the Baronetage.",
+    "Anne had been a very pretty girl.",
+    "How quick come the reasons for approving what we like!",
+]
+
+
+def minilm_fixture():
+    folder = os.path.dirname(MINILM)
+    w = read_safetensors(os.path.join(folder, "model.safetensors"))
+    config = json.load(open(os.path.join(folder, "config.json")))
+    mini = Tokenizer.from_file(MINILM)
+    mini.no_padding()
+    mini.no_truncation()
+    rows = []
+    for s in MINILM_SENTENCES:
+        ids = mini.encode(s).ids
+        rows.append({"text": s, "ids": ids, "embedding": [float(v) for v in minilm_embedding(w, config, ids)]})
+    with open(os.path.join(FIXTURES, "minilm_embeddings.json"), "w") as f:
+        json.dump({"made_by": "tools/make_llm_fixtures.py: numpy float64 BERT forward + mean pooling",
+                   "sentences": rows}, f, indent=1)
+
+
 def main():
+    minilm_fixture()
+    if "--minilm-only" in sys.argv:
+        return
     reader = GGUFReader(GGUF)
     smol = smollm2_tokenizer(reader)
     mini = Tokenizer.from_file(MINILM)

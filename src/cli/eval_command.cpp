@@ -10,6 +10,7 @@
 #include "shrink/core/error.h"
 #include "shrink/core/progress.h"
 #include "shrink/eval/evaluate.h"
+#include "shrink/eval/embedding_similarity.h"
 #include "shrink/eval/perplexity.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
@@ -20,14 +21,17 @@ namespace shrink::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, data, data_dir, perplexity;
-  int64_t batch_size = 64, context = 512, max_windows = 0;
+  std::string model, data, data_dir, perplexity, embeddings, reference;
+  int64_t batch_size = 64, context = 512, max_windows = 0, sentences = 200;
   bool json = false;
 };
 
 // shrink eval LM --perplexity TEXT: see eval/perplexity.h for the protocol.
 void run_perplexity(const EvalOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
+  if (lm.config.is_encoder())
+    throw UsageError("perplexity needs a decoder; this is a sentence encoder", "--perplexity",
+                     "use --embeddings TEXT --reference F32_MODEL");
   std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.perplexity));
   ProgressLine progress("perplexity window", 0, true);
   eval::PerplexityReport r = eval::evaluate_perplexity(
@@ -49,8 +53,32 @@ void run_perplexity(const EvalOptions& o) {
              with_thousands(uint64_t(r.stream_tokens)), r.seconds);
 }
 
+// shrink eval ENCODER --embeddings TEXT --reference F32: see eval/embedding_similarity.h.
+void run_embedding_similarity(const EvalOptions& o) {
+  if (o.reference.empty())
+    throw UsageError("embedding similarity compares against a reference model", "--reference",
+                     "pass the fp32 model (e.g. the MiniLM folder)");
+  io::LanguageModel model = io::load_language_model(o.model), reference = io::load_language_model(o.reference);
+  if (!model.config.is_encoder() || !reference.config.is_encoder())
+    throw UsageError("--embeddings compares sentence encoders (BERT/MiniLM); for decoders use --perplexity");
+  std::vector<std::string> sentences = eval::pick_sentences(read_text_file(o.embeddings), o.sentences);
+  eval::EmbeddingSimilarity r = eval::compare_embeddings(model, reference, sentences);
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.model}, {"reference", o.reference}, {"text", o.embeddings},
+                                  {"sentences", r.sentences}, {"tokens", r.tokens}, {"mean_cosine", r.mean_cosine},
+                                  {"min_cosine", r.min_cosine}, {"seconds_model", r.seconds_model},
+                                  {"seconds_reference", r.seconds_reference}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("{} vs {} on {} sentences of {} ({} tokens): mean cosine {:.5f}, min {:.5f}; {:.2f} s vs {:.2f} s\n",
+             o.model, o.reference, r.sentences, o.embeddings, with_thousands(uint64_t(r.tokens)), r.mean_cosine,
+             r.min_cosine, r.seconds_model, r.seconds_reference);
+}
+
 void run_eval(const EvalOptions& o) {
   if (!o.perplexity.empty()) return run_perplexity(o);
+  if (!o.embeddings.empty()) return run_embedding_similarity(o);
   io::LoadedModel model = io::load_model(o.model);
   std::string data = o.data;
   if (data.empty() && model.provenance.contains("config"))
@@ -89,6 +117,11 @@ void setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
   sub.add_option("MODEL", o->model, "A shrink model file, or a language model (GGUF, Hugging Face folder)")->required();
   sub.add_option("--perplexity", o->perplexity, "Language models: perplexity on this text file (GPTQ/AWQ protocol)");
+  sub.add_option("--embeddings", o->embeddings,
+                 "Sentence encoders: cosine similarity to --reference of the embeddings of sentences from this text");
+  sub.add_option("--reference", o->reference, "The fp32 model the --embeddings comparison is against");
+  sub.add_option("--sentences", o->sentences, "Sentences --embeddings compares (evenly spaced through the text)")
+      ->check(CLI::PositiveNumber);
   sub.add_option("--ctx", o->context, "Tokens per perplexity window")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   sub.add_option("--max-windows", o->max_windows, "Score only the first N windows (0: all)")->check(CLI::NonNegativeNumber);
   sub.add_option("--data", o->data, "Dataset (default: the one the model was trained on)");

@@ -28,6 +28,7 @@ double since(std::chrono::steady_clock::time_point t) {
 
 void run_generate(const GenerateOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
+  if (lm.config.is_encoder()) throw UsageError("this is a sentence encoder; generate needs a decoder (e.g. SmolLM2)");
   std::string text = o.prompt;
   if (o.chat)  // the ChatML template SmolLM2's GGUF carries
     text = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";

@@ -30,6 +30,8 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   options.awq.clip = !o.no_awq_clip;
   options.quiet = o.json;
   options.int8_head = o.int8_head;
+  if (o.keep_salient > 0 && o.method != "rtn")
+    throw UsageError("salient channels are kept with --method rtn (AWQ's scaling replaces them)", "--keep-salient");
   if ((o.method != "rtn" || o.keep_salient > 0) && o.calib.empty())
     throw UsageError(fmt::format("{} calibrates on text", o.keep_salient > 0 ? "--keep-salient" : o.method), "--calib",
                      "pass --calib FILE (e.g. the Austen training novels)");

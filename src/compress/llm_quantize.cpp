@@ -29,9 +29,10 @@ struct Block {
   int input = -1, output = -1;  // the residual stream in and out
 };
 
-// Transformer blocks: maximal runs of nodes named "<prefix>.layers.<i>.<...>".
+// Transformer blocks: maximal runs of nodes named "<prefix>.layers.<i>.<...>" (Llama) or
+// "<prefix>.layer.<i>.<...>" (BERT).
 std::vector<Block> find_blocks(const nn::Graph& g) {
-  static const std::regex pattern(R"(^(.*\blayers\.\d+)\..*$)");
+  static const std::regex pattern(R"(^(.*\blayers?\.\d+)\..*$)");
   std::vector<Block> blocks;
   std::string current;
   const auto& nodes = g.nodes();
@@ -100,7 +101,7 @@ struct SalientColumns {
 // gcd(group, in) inputs (a multiple of 32), each carrying its group's f16 scale and min = -zero *
 // scale. Empty when the layout does not fit (other bit widths, act-order groups, odd sizes).
 std::optional<nn::Node> int4_node(const nn::Node& linear, const GroupQuantized& q, const SalientColumns& salient) {
-  if (q.bits != 4 || !q.defined() || linear.find_param("bias")) return std::nullopt;
+  if (q.bits != 4 || !q.defined()) return std::nullopt;
   const int64_t rows = q.codes.shape()[0], cols = q.codes.shape()[1];
   const int64_t kernel_group = std::gcd(q.group, cols), groups = (cols + q.group - 1) / q.group;
   if (kernel_group % 32) return std::nullopt;
@@ -120,6 +121,7 @@ std::optional<nn::Node> int4_node(const nn::Node& linear, const GroupQuantized& 
       m[r * (cols / kernel_group) + g] = f32_to_f16(-zero * scale);
     }
   node.params = {{"nibbles", nibbles, {}, false}, {"scales", scales, {}, false}, {"mins", mins, {}, false}};
+  if (const nn::Param* bias = linear.find_param("bias")) node.params.push_back({"bias", bias->value, {}, false});
   if (!salient.columns.empty()) {
     Tensor columns = Tensor::uninitialized(Shape{int64_t(salient.columns.size())}, DType::i32);
     std::copy(salient.columns.begin(), salient.columns.end(), columns.mutable_data<int32_t>());
@@ -223,7 +225,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
   auto start = std::chrono::steady_clock::now();
   nn::Graph& g = model.graph;
   std::vector<Block> blocks = find_blocks(g);
-  if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*')");
+  if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*' or '*.layer.<i>.*')");
   LlmQuantizeReport report;
   auto linears_of = [&](const Block& b) {
     std::vector<size_t> out;

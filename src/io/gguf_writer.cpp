@@ -204,7 +204,9 @@ GgufExportReport export_llama_gguf(const io::LanguageModel& model, const std::st
                                          "such mixed-precision tensor", node.name),
                              "", "quantize without --keep-salient to export GGUF");
   if (!model.tokenizer) throw UsageError("the model has no tokenizer to write into the GGUF file");
-  const io::LlamaConfig& c = model.config;
+  if (model.config.architecture != "llama")
+    throw UnsupportedError(fmt::format("GGUF export of a '{}' model (shrink writes llama GGUF files)", model.config.architecture));
+  const io::LmConfig& c = model.config;
   const nlohmann::json tok = model.tokenizer->to_json();
   if (tok.value("type", "") != "byte-bpe") throw UnsupportedError("GGUF export of a non-BPE tokenizer");
   std::vector<std::pair<std::string, GgufValue>> meta;
@@ -220,7 +222,7 @@ GgufExportReport export_llama_gguf(const io::LanguageModel& model, const std::st
   meta.emplace_back("llama.attention.head_count_kv", scalar(T::u32, c.kv_heads));
   meta.emplace_back("llama.rope.freq_base", real(c.rope_theta));
   meta.emplace_back("llama.rope.dimension_count", scalar(T::u32, c.head_dim()));
-  meta.emplace_back("llama.attention.layer_norm_rms_epsilon", real(c.rms_eps));
+  meta.emplace_back("llama.attention.layer_norm_rms_epsilon", real(c.norm_eps));
   meta.emplace_back("llama.vocab_size", scalar(T::u32, c.vocabulary));
   meta.emplace_back("tokenizer.ggml.model", string_value("gpt2"));
   meta.emplace_back("tokenizer.ggml.pre", string_value(tok.value("isolate_digits", false) ? "smollm" : "gpt-2"));

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "shrink/core/error.h"
+#include "io/hf_folder.h"
 #include "shrink/io/gguf.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
@@ -62,6 +63,8 @@ bool is_directory(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
 }
 
+}  // namespace
+
 json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw IoError("cannot open", path);
@@ -72,27 +75,35 @@ json read_json_file(const std::string& path) {
   }
 }
 
-}  // namespace
-
-json LlamaConfig::to_json() const {
-  return {{"architecture", "llama"}, {"vocabulary", vocabulary}, {"dim", dim}, {"layers", layers},
-          {"heads", heads}, {"kv_heads", kv_heads}, {"hidden", hidden}, {"context", context},
-          {"rope_theta", rope_theta}, {"rms_eps", rms_eps}, {"tied_embeddings", tied_embeddings}};
+Tensor safetensors_weight(const SafetensorsFile& file, const std::string& folder, const std::string& name,
+                          const Shape& shape) {
+  const SafetensorsEntry* e = file.find(name);
+  if (!e) throw FormatError(fmt::format("model.safetensors lacks '{}'", name), folder);
+  if (e->shape != shape)
+    throw FormatError(fmt::format("'{}' has shape {}, config.json implies {}", name, e->shape.to_string(), shape.to_string()), folder);
+  return file.tensor(name).to(DType::f32).contiguous();
 }
 
-LlamaConfig LlamaConfig::from_json(const json& j) {
-  LlamaConfig c;
+json LmConfig::to_json() const {
+  return {{"architecture", architecture}, {"vocabulary", vocabulary}, {"dim", dim}, {"layers", layers},
+          {"heads", heads}, {"kv_heads", kv_heads}, {"hidden", hidden}, {"context", context},
+          {"rope_theta", rope_theta}, {"norm_eps", norm_eps}, {"tied_embeddings", tied_embeddings}};
+}
+
+LmConfig LmConfig::from_json(const json& j) {
+  LmConfig c;
   try {
     c.vocabulary = j.at("vocabulary"), c.dim = j.at("dim"), c.layers = j.at("layers"), c.heads = j.at("heads");
     c.kv_heads = j.at("kv_heads"), c.hidden = j.at("hidden"), c.context = j.value("context", int64_t(0));
-    c.rope_theta = j.value("rope_theta", 10000.0), c.rms_eps = j.value("rms_eps", 1e-5);
+    c.architecture = j.value("architecture", "llama");
+    c.rope_theta = j.value("rope_theta", 10000.0), c.norm_eps = j.value("norm_eps", j.value("rms_eps", 1e-5));
     c.tied_embeddings = j.value("tied_embeddings", true);
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("the language-model config is malformed: {}", e.what()));
   }
   bool ok = c.vocabulary > 0 && c.dim > 0 && c.layers > 0 && c.heads > 0 && c.kv_heads > 0 && c.hidden > 0 &&
-            c.dim % c.heads == 0 && c.heads % c.kv_heads == 0 && c.head_dim() % 2 == 0 && c.rope_theta > 0 &&
-            c.rms_eps > 0;
+            c.dim % c.heads == 0 && c.heads % c.kv_heads == 0 && c.rope_theta > 0 && c.norm_eps > 0 &&
+            ((c.architecture == "llama" && c.head_dim() % 2 == 0) || (c.architecture == "bert" && c.context > 0));
   if (!ok) throw FormatError(fmt::format("the language-model config is inconsistent: {}", c.to_json().dump()));
   return c;
 }
@@ -141,7 +152,7 @@ Tensor permute_rope_rows(const Tensor& weight, int64_t heads, bool inverse) {
   return out;
 }
 
-nn::Graph build_llama(const LlamaConfig& c, const WeightSource& weight) {
+nn::Graph build_llama(const LmConfig& c, const WeightSource& weight) {
   nn::Graph g;
   int64_t d = c.dim, hd = c.head_dim();
   int x = g.add_input("tokens", Shape{-1, -1}, DType::i64);
@@ -154,7 +165,7 @@ nn::Graph build_llama(const LlamaConfig& c, const WeightSource& weight) {
   for (int64_t l = 0; l < c.layers; ++l) {
     std::string p = fmt::format("model.layers.{}.", l);
     auto w = [&](const std::string& local, const Shape& shape) { return weight(p + local + ".weight", shape); };
-    int h = g.add(norm_node(p + "input_layernorm", x, d, c.rms_eps, w("input_layernorm", Shape{d})));
+    int h = g.add(norm_node(p + "input_layernorm", x, d, c.norm_eps, w("input_layernorm", Shape{d})));
     int q = g.add(linear_node(p + "self_attn.q_proj", h, d, c.heads * hd, w("self_attn.q_proj", Shape{c.heads * hd, d})));
     int k = g.add(linear_node(p + "self_attn.k_proj", h, d, c.kv_heads * hd, w("self_attn.k_proj", Shape{c.kv_heads * hd, d})));
     int v = g.add(linear_node(p + "self_attn.v_proj", h, d, c.kv_heads * hd, w("self_attn.v_proj", Shape{c.kv_heads * hd, d})));
@@ -163,7 +174,7 @@ nn::Graph build_llama(const LlamaConfig& c, const WeightSource& weight) {
                            {q, k, v}, {}, {}});
     int o = g.add(linear_node(p + "self_attn.o_proj", a, c.heads * hd, d, w("self_attn.o_proj", Shape{d, c.heads * hd})));
     x = g.add(nn::Node{p + "attn_residual", "Add", json::object(), {x, o}, {}, {}});
-    h = g.add(norm_node(p + "post_attention_layernorm", x, d, c.rms_eps, w("post_attention_layernorm", Shape{d})));
+    h = g.add(norm_node(p + "post_attention_layernorm", x, d, c.norm_eps, w("post_attention_layernorm", Shape{d})));
     int gate = g.add(linear_node(p + "mlp.gate_proj", h, d, c.hidden, w("mlp.gate_proj", Shape{c.hidden, d})));
     gate = g.add(nn::Node{p + "mlp.act", "SiLU", json::object(), {gate}, {}, {}});
     int up = g.add(linear_node(p + "mlp.up_proj", h, d, c.hidden, w("mlp.up_proj", Shape{c.hidden, d})));
@@ -171,7 +182,7 @@ nn::Graph build_llama(const LlamaConfig& c, const WeightSource& weight) {
     int down = g.add(linear_node(p + "mlp.down_proj", mixed, c.hidden, d, w("mlp.down_proj", Shape{d, c.hidden})));
     x = g.add(nn::Node{p + "mlp_residual", "Add", json::object(), {x, down}, {}, {}});
   }
-  x = g.add(norm_node("model.norm", x, d, c.rms_eps, weight("model.norm.weight", Shape{d})));
+  x = g.add(norm_node("model.norm", x, d, c.norm_eps, weight("model.norm.weight", Shape{d})));
   Tensor head = c.tied_embeddings ? embed : weight("lm_head.weight", Shape{c.vocabulary, d});
   int logits = g.add(linear_node("lm_head", x, d, c.vocabulary, head));
   g.mark_output(logits);
@@ -185,7 +196,7 @@ LanguageModel load_llama_gguf(const std::string& path) {
   std::string arch = file.get_string("general.architecture").value_or("");
   if (arch != "llama")
     throw UnsupportedError(fmt::format("GGUF architecture '{}' (shrink imports 'llama')", arch), path);
-  LlamaConfig c;
+  LmConfig c;
   c.dim = need_int(file, "llama.embedding_length");
   c.layers = need_int(file, "llama.block_count");
   c.heads = need_int(file, "llama.attention.head_count");
@@ -193,12 +204,12 @@ LanguageModel load_llama_gguf(const std::string& path) {
   c.hidden = need_int(file, "llama.feed_forward_length");
   c.context = file.get_uint("llama.context_length") ? need_int(file, "llama.context_length") : 0;
   c.rope_theta = gguf_float(file, "llama.rope.freq_base", 10000.0);
-  c.rms_eps = gguf_float(file, "llama.attention.layer_norm_rms_epsilon", 1e-5);
+  c.norm_eps = gguf_float(file, "llama.attention.layer_norm_rms_epsilon", 1e-5);
   const GgufTensorInfo* embed = file.find_tensor("token_embd.weight");
   if (!embed || embed->shape.rank() != 2) throw FormatError("the GGUF file has no 2-D token_embd.weight", path);
   c.vocabulary = embed->shape[0];
   c.tied_embeddings = file.find_tensor("output.weight") == nullptr;
-  c = LlamaConfig::from_json(c.to_json());  // checks consistency
+  c = LmConfig::from_json(c.to_json());  // checks consistency
   auto weight = [&](const std::string& name, const Shape& shape) {
     std::string gname = hf_to_gguf_name(name);
     const GgufTensorInfo* info = file.find_tensor(gname);
@@ -217,27 +228,22 @@ LanguageModel load_llama_gguf(const std::string& path) {
 LanguageModel load_llama_hf(const std::string& folder) {
   json cfg = read_json_file(folder + "/config.json");
   std::string type = cfg.value("model_type", "");
+  if (type == "bert") return load_bert_hf(folder);
   if (type != "llama" && type != "mistral")
     throw UnsupportedError(fmt::format("model_type '{}' (shrink imports Llama-architecture decoders)", type), folder);
-  LlamaConfig c;
+  LmConfig c;
   try {
     c.vocabulary = cfg.at("vocab_size"), c.dim = cfg.at("hidden_size"), c.layers = cfg.at("num_hidden_layers");
     c.heads = cfg.at("num_attention_heads"), c.kv_heads = cfg.value("num_key_value_heads", c.heads);
     c.hidden = cfg.at("intermediate_size"), c.context = cfg.value("max_position_embeddings", int64_t(0));
-    c.rope_theta = cfg.value("rope_theta", 10000.0), c.rms_eps = cfg.value("rms_norm_eps", 1e-5);
+    c.rope_theta = cfg.value("rope_theta", 10000.0), c.norm_eps = cfg.value("rms_norm_eps", 1e-5);
     c.tied_embeddings = cfg.value("tie_word_embeddings", false);
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("config.json is missing a Llama field: {}", e.what()), folder);
   }
-  c = LlamaConfig::from_json(c.to_json());
+  c = LmConfig::from_json(c.to_json());
   SafetensorsFile file = SafetensorsFile::open(folder + "/model.safetensors");
-  auto weight = [&](const std::string& name, const Shape& shape) {
-    const SafetensorsEntry* e = file.find(name);
-    if (!e) throw FormatError(fmt::format("model.safetensors lacks '{}'", name), folder);
-    if (e->shape != shape)
-      throw FormatError(fmt::format("'{}' has shape {}, config.json implies {}", name, e->shape.to_string(), shape.to_string()), folder);
-    return file.tensor(name).to(DType::f32).contiguous();
-  };
+  auto weight = [&](const std::string& name, const Shape& shape) { return safetensors_weight(file, folder, name, shape); };
   return LanguageModel{build_llama(c, weight), tokenizer_from_hf_json(folder + "/tokenizer.json"), c, folder, "hf"};
 }
 
@@ -257,7 +263,7 @@ LanguageModel load_language_model(const std::string& path) {
     throw UsageError("this shrink model is not a language model (it stores no tokenizer)", path);
   const json& lm = loaded.provenance["language_model"];
   LanguageModel model;
-  model.config = LlamaConfig::from_json(lm.at("config"));
+  model.config = LmConfig::from_json(lm.at("config"));
   model.tokenizer = tokenizer_from_json(lm.at("tokenizer"));
   model.graph = std::move(loaded.graph);
   model.source = path;

@@ -1,6 +1,7 @@
-// Causal multi-head scaled dot-product attention over projected q, k, v (the projections are
+// Multi-head scaled dot-product attention over projected q, k, v (the projections are
 // ordinary Linear nodes, so quantization and pruning see them): q (N, T, H*d), k and v
-// (N, T, KV*d) -> (N, T, H*d). Grouped key/value heads: query head h reads kv head h / (H/KV).
+// (N, T, KV*d) -> (N, T, H*d). Causal (decoders) unless attr causal = false (BERT encoders: every
+// token sees the whole sequence). Grouped key/value heads: query head h reads kv head h / (H/KV).
 // Optional rotary position embedding (Su et al. 2021) in the "rotate half" layout of Hugging
 // Face's Llama: pairs (i, i + d/2) turned by position * theta^(-2i/d).
 #include <cmath>
@@ -16,12 +17,14 @@ struct AttentionShape {
   int64_t n, t, heads, kv_heads, dim;
   bool rope;
   double theta;
+  bool causal = true;
 };
 
 AttentionShape attention_shape(const Node& node, const Shape& q) {
   AttentionShape s{q[0], q[1], attr_int(node, "num_heads", -1), 0, 0, attr_bool(node, "rope", false),
                    attr_float(node, "rope_theta", 10000.0)};
   s.kv_heads = attr_int(node, "num_kv_heads", s.heads);
+  s.causal = attr_bool(node, "causal", true);
   s.dim = s.heads > 0 && q[2] > 0 ? q[2] / s.heads : -1;
   return s;
 }
@@ -66,10 +69,10 @@ void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double
 }
 
 // One sequence, every head: queries (t rows of width H*d) at positions offset .. offset+t-1 over
-// keys and values (length rows of width KV*d); query i sees keys j <= offset + i. probs, when
-// given, receives (H, t, length) probabilities.
+// keys and values (length rows of width KV*d); query i sees keys j <= offset + i (every key when
+// not causal). probs, when given, receives (H, t, length) probabilities.
 void attend(const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset, int64_t heads,
-            int64_t kv_heads, int64_t dim, float* y, float* probs) {
+            int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal) {
   int64_t qw = heads * dim, kw = kv_heads * dim, group = heads / kv_heads;
   float scale = float(1.0 / std::sqrt(double(dim)));
   parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
@@ -80,9 +83,9 @@ void attend(const float* q, int64_t t, const float* k, const float* v, int64_t l
       const float* kh = k + (h / group) * dim;
       const float* vh = v + (h / group) * dim;
       gemm(false, true, t, length, dim, qh, qw, kh, kw, 0.f, p, length);
-      for (int64_t i = 0; i < t; ++i) {  // causal softmax of row i over j <= offset + i
+      for (int64_t i = 0; i < t; ++i) {  // softmax of row i over j <= offset + i (causal)
         float* row = p + i * length;
-        int64_t last = std::min(length - 1, offset + i);
+        int64_t last = causal ? std::min(length - 1, offset + i) : length - 1;
         float top = -INFINITY;
         for (int64_t j = 0; j <= last; ++j) top = std::max(top, row[j] * scale);
         double sum = 0;
@@ -112,8 +115,9 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   cache.values.insert(cache.values.end(), v.data<float>(), v.data<float>() + s.t * kw);
   cache.length += s.t;
   Tensor y = new_f32(q.shape());
+  if (!s.causal) throw UsageError("a key/value cache serves causal attention only", node.name);
   attend(f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y),
-         nullptr);
+         nullptr, true);
   return y;
 }
 
@@ -133,7 +137,7 @@ void forward(ForwardContext& c) {
   int64_t qw = s.heads * s.dim, kw = s.kv_heads * s.dim;
   for (int64_t b = 0; b < s.n; ++b)
     attend(f32(q) + b * s.t * qw, s.t, f32(k) + b * s.t * kw, f32(v) + b * s.t * kw, s.t, 0, s.heads, s.kv_heads,
-           s.dim, f32(y) + b * s.t * qw, c.record ? f32(probs) + b * s.heads * s.t * s.t : nullptr);
+           s.dim, f32(y) + b * s.t * qw, c.record ? f32(probs) + b * s.heads * s.t * s.t : nullptr, s.causal);
   c.outputs[0] = y;
   if (c.record) c.saved = {q, k, probs};
 }
@@ -163,9 +167,10 @@ void backward(BackwardContext& c) {
         for (int64_t i = 0; i < s.t; ++i) {  // dS = P * (dP - sum_j P dP) * scale
           float* row = dp.data() + i * s.t;
           const float* prow = p + i * s.t;
+          const int64_t last = s.causal ? i : s.t - 1;
           double dot = 0;
-          for (int64_t j = 0; j <= i; ++j) dot += double(prow[j]) * row[j];
-          for (int64_t j = 0; j < s.t; ++j) row[j] = j <= i ? prow[j] * float(row[j] - dot) * scale : 0.f;
+          for (int64_t j = 0; j <= last; ++j) dot += double(prow[j]) * row[j];
+          for (int64_t j = 0; j < s.t; ++j) row[j] = j <= last ? prow[j] * float(row[j] - dot) * scale : 0.f;
         }
         // dq = dS k; dk += dS^T q
         gemm(false, false, s.t, s.dim, s.t, dp.data(), s.t, kh, kw, 0.f, f32(dq) + b * s.t * qw + h * s.dim, qw);

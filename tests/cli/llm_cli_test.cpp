@@ -67,6 +67,12 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   EXPECT_EQ(run_shrink({"eval", quantized, "--perplexity", dir + "/missing.txt"}).exit_code, 1);
   EXPECT_EQ(run_shrink({"export", quantized, "--out", dir + "/x.bin"}).exit_code, 2);
   EXPECT_EQ(run_shrink({"quantize", model, "--method", "gptq", "--out", dir + "/g.shrink"}).exit_code, 2);  // no --calib
+  EXPECT_EQ(run_shrink({"quantize", model, "--method", "awq", "--out", dir + "/a.shrink"}).exit_code, 2);
+  EXPECT_EQ(run_shrink({"quantize", model, "--method", "rtn", "--keep-salient", "0.01", "--out", dir + "/s.shrink"}).exit_code, 2);
+  auto salient = run_shrink({"quantize", model, "--method", "gptq", "--keep-salient", "0.01", "--calib", text, "--out",
+                             dir + "/s.shrink"});
+  EXPECT_EQ(salient.exit_code, 2);
+  EXPECT_NE(salient.err.find("--method rtn"), std::string::npos) << salient.err;
   EXPECT_NE(run_shrink({"generate", text, "--prompt", "x"}).exit_code, 0);  // not a model
 }
 

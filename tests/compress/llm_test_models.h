@@ -15,7 +15,7 @@ namespace shrink::testing {
 // the Linear layers after the norms see a few large input channels (as real LLMs do, and as
 // AWQ's scaling needs to have something to protect).
 inline io::LanguageModel tiny_llama(uint64_t seed, int outlier_channels = 0) {
-  io::LlamaConfig c;
+  io::LmConfig c;
   c.vocabulary = 256, c.dim = 64, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 96, c.context = 64;
   Rng rng(seed);
   auto weight = [&](const std::string& name, const Shape& shape) {

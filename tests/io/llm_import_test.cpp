@@ -82,7 +82,7 @@ TEST(LlmImport, SmolLM2MatchesTheNumpyReference) {
 }
 
 TEST(LlmImport, SavedLanguageModelsLoadWithTheirTokenizer) {
-  LlamaConfig c;
+  LmConfig c;
   c.vocabulary = 8, c.dim = 16, c.layers = 1, c.heads = 2, c.kv_heads = 1, c.hidden = 24;
   int64_t counter = 0;
   LanguageModel lm;
@@ -112,7 +112,7 @@ TEST(LlmImport, SavedLanguageModelsLoadWithTheirTokenizer) {
 TEST(LlmImport, HuggingFaceFolderLoadsLikeTheGraphItCameFrom) {
   // A tiny Llama written as a Hugging Face folder: config.json, model.safetensors (bf16 weights,
   // untied head), tokenizer.json (byte-level BPE).
-  LlamaConfig c;
+  LmConfig c;
   c.vocabulary = 300, c.dim = 32, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 40, c.tied_embeddings = false;
   c.rope_theta = 1000;
   int64_t counter = 0;

@@ -14,7 +14,7 @@ namespace shrink::nn {
 namespace {
 
 Graph tiny_llama() {
-  io::LlamaConfig c;
+  io::LmConfig c;
   c.vocabulary = 50, c.dim = 32, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 48, c.rope_theta = 500;
   Rng rng(11);
   return io::build_llama(c, [&](const std::string& name, const Shape& shape) {

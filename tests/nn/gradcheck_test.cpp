@@ -158,5 +158,16 @@ TEST(GradCheck, CausalAttentionWithRopeAndGroupedHeads) {
   }
 }
 
+TEST(GradCheck, PositionEmbeddingAndMeanPool) {
+  check_single(make_node("PositionEmbedding", {{"max_positions", 6}, {"embedding_dim", 3}}, {{"weight", {6, 3}}}),
+               {input({2, 4, 3})});
+  check_single(make_node("MeanPool", {}, {}), {input({2, 5, 3})});
+}
+
+TEST(GradCheck, BidirectionalAttention) {
+  check_single(make_node("Attention", {{"num_heads", 2}, {"causal", false}}, {}),
+               {input({2, 4, 8}, 3, -2, 2), input({2, 4, 8}, 4, -2, 2), input({2, 4, 8}, 6)}, {.step = 1e-3});
+}
+
 }  // namespace
 }  // namespace shrink::testing
