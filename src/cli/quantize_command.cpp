@@ -18,6 +18,7 @@
 #include "shrink/compress/quantize_static.h"
 #include "shrink/core/rng.h"
 #include "shrink/eval/evaluate.h"
+#include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
 
 namespace shrink::cli {
@@ -140,6 +141,32 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
   return out;
 }
 
+// Dynamic int8 of a language model's Linear layers (MiniLM, SmolLM2): the result keeps its
+// tokenizer and config, so eval --embeddings / --perplexity run on it.
+void quantize_language_model_dynamic(const QuantizeOptions& o) {
+  io::LanguageModel lm = io::load_language_model(o.model);
+  Outcome outcome = quantize_dynamic(lm.graph, o);
+  if (lm.graph.node_index("lm_head") >= 0 && lm.graph.node("lm_head").kind == "DynamicQuantLinear")
+    lm.config.tied_embeddings = false;
+  nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "quantize"}, {"source", o.model},
+                               {"config", outcome.config}};
+  provenance["config"]["method"] = "dynamic";
+  io::save_language_model(o.out, lm, provenance);
+  int64_t quantized = 0;
+  for (const Row& r : outcome.rows) quantized += r.status == "int8";
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.out}, {"method", "dynamic"}, {"quantized_layers", quantized},
+                                  {"quantized_layer_bytes_before", outcome.quantized_bytes_before},
+                                  {"quantized_layer_bytes_after", outcome.quantized_bytes_after}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("dynamic int8: {} of {} layers quantized, {} -> {} ({:.2f}x smaller)\nsaved {}\n", quantized,
+             outcome.rows.size(), human_bytes(uint64_t(outcome.quantized_bytes_before)),
+             human_bytes(uint64_t(outcome.quantized_bytes_after)),
+             double(outcome.quantized_bytes_before) / double(std::max<int64_t>(1, outcome.quantized_bytes_after)), o.out);
+}
+
 void run_quantize(const QuantizeOptions& o) {
   if (is_weight_only_method(o.method)) {
     LlmQuantizeCliOptions llm = o.llm;
@@ -147,6 +174,7 @@ void run_quantize(const QuantizeOptions& o) {
     llm.seed = o.seed;
     return run_quantize_llm(llm);
   }
+  if (o.method == "dynamic" && io::is_language_model_path(o.model)) return quantize_language_model_dynamic(o);
   const bool is_static = o.method == "static";
   SourceModel source = open_source_model(o.model, o.data, o.data_dir, is_static ? "calibration" : nullptr, is_static);
   nn::Graph& graph = source.model.graph;
