@@ -10,13 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-128}; windows=${2:-0}; out=${3:-/tmp/shrink-llm-table}
-cache="${SHRINK_CACHE:-$HOME/.cache/shrink}"
+source bench/austen_setup.sh
 model="$cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-held="$cache/austen/persuasion.txt"
-shrink=${SHRINK:-build/release/src/shrink}
-mkdir -p "$out"
-calib="$out/austen_calibration.txt"
-cat "$cache"/austen/{emma,mansfieldpark,northangerabbey,prideprejudice,sensesensibility}.txt > "$calib"
 
 rows=()
 ppl() { "$shrink" eval "$1" --perplexity "$held" --ctx 512 --max-windows "$windows" --json 2>/dev/null |

@@ -7,13 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-128}; sentences=${2:-200}; out=${3:-/tmp/shrink-minilm-table}
-cache="${SHRINK_CACHE:-$HOME/.cache/shrink}"
+source bench/austen_setup.sh
 model="$cache/minilm"
-held="$cache/austen/persuasion.txt"
-shrink=${SHRINK:-build/release/src/shrink}
-mkdir -p "$out"
-calib="$out/austen_calibration.txt"
-cat "$cache"/austen/{emma,mansfieldpark,northangerabbey,prideprejudice,sensesensibility}.txt > "$calib"
 
 rows=()
 cosine() { "$shrink" eval "$1" --embeddings "$held" --reference "$model" --sentences "$sentences" --json 2>/dev/null |

@@ -3,6 +3,8 @@
 #include "test_support.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +25,13 @@ std::string asset_path(const std::string& relative) {
 bool assets_required() {
   const char* value = std::getenv("SHRINK_REQUIRE_ASSETS");
   return value && std::string(value) == "1";
+}
+
+bool asset_present(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) return true;
+  if (assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
+  return false;
 }
 
 ScratchDir::ScratchDir() {

@@ -11,6 +11,8 @@ std::string fixture_path(const std::string& relative);  // tests/fixtures/<relat
 std::string asset_path(const std::string& relative);
 // True when SHRINK_REQUIRE_ASSETS=1: a missing real asset is then a failure, not a skip.
 bool assets_required();
+// Whether the fetched asset exists; when SHRINK_REQUIRE_ASSETS=1 a missing one is also a test failure.
+bool asset_present(const std::string& path);
 
 // A fresh folder removed (with its contents) when the object goes away.
 class ScratchDir {

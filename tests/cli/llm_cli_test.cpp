@@ -16,13 +16,6 @@ namespace {
 
 using testing::run_shrink;
 
-bool present(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return true;
-  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
-  return false;
-}
-
 double json_number(const std::string& json, const std::string& key) {
   size_t at = json.find("\"" + key + "\"");
   if (at == std::string::npos) return -1;
@@ -31,7 +24,7 @@ double json_number(const std::string& json, const std::string& key) {
 
 TEST(LlmCli, QuantizeExportEvalGenerate) {
   const std::string model = testing::asset_path("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (!present(model)) GTEST_SKIP() << "asset not fetched: " << model;
+  if (!testing::asset_present(model)) GTEST_SKIP() << "asset not fetched: " << model;
   const std::string dir = ::testing::TempDir(), quantized = dir + "/smol_rtn4.shrink", gguf = dir + "/smol_rtn4.gguf";
   const std::string text = dir + "/short.txt";
   {

@@ -22,16 +22,9 @@
 namespace shrink::io {
 namespace {
 
-bool present(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return true;
-  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
-  return false;
-}
-
 TEST(BertImport, MiniLMMatchesTheNumpyReference) {
   const std::string folder = testing::asset_path("minilm");
-  if (!present(folder + "/model.safetensors")) GTEST_SKIP() << "asset not fetched: " << folder;
+  if (!testing::asset_present(folder + "/model.safetensors")) GTEST_SKIP() << "asset not fetched: " << folder;
   LanguageModel lm = load_language_model(folder);
   EXPECT_TRUE(lm.config.is_encoder());
   EXPECT_EQ(lm.config.dim, 384);

@@ -59,16 +59,9 @@ TEST(Idx, ReadsGzipAndRefusesBadStreams) {
   EXPECT_THROW(read_maybe_gzipped(dir.file("big.gz"), 1000), FormatError);  // refuses to inflate past the cap
 }
 
-bool present(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return true;
-  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
-  return false;
-}
-
 TEST(Datasets, FashionMnistIsComplete) {
   const std::string folder = testing::asset_path("fashion-mnist");
-  if (!present(folder + "/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "asset not fetched";
+  if (!testing::asset_present(folder + "/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "asset not fetched";
   for (const auto& [split, count] : {std::pair<std::string, int64_t>{"train", 60000}, {"t10k", 10000}}) {
     const ImageDataset data = load_idx_images(folder, split);
     EXPECT_EQ(data.images.shape(), Shape({count, 28, 28}));
@@ -81,7 +74,7 @@ TEST(Datasets, FashionMnistIsComplete) {
 
 TEST(Datasets, AustenSplitAndCharacters) {
   const std::string folder = testing::asset_path("austen");
-  if (!present(folder + "/persuasion.txt")) GTEST_SKIP() << "asset not fetched";
+  if (!testing::asset_present(folder + "/persuasion.txt")) GTEST_SKIP() << "asset not fetched";
   const AustenSplit split = load_austen(folder);
   EXPECT_GT(split.train.size(), 3'000'000u);
   EXPECT_GT(split.eval.size(), 400'000u);

@@ -20,13 +20,6 @@ namespace {
 
 const std::string kSmol = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
-bool present(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return true;
-  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
-  return false;
-}
-
 Tensor logits_of(nn::Graph& graph, const std::vector<int64_t>& ids) {
   Tensor tokens = Tensor::uninitialized(Shape{1, int64_t(ids.size())}, DType::i64);
   std::copy(ids.begin(), ids.end(), tokens.mutable_data<int64_t>());
@@ -60,7 +53,7 @@ TEST(LlmImport, RopePermutationInverts) {
 
 TEST(LlmImport, SmolLM2MatchesTheNumpyReference) {
   const std::string path = testing::asset_path(kSmol);
-  if (!present(path)) GTEST_SKIP() << "asset not fetched: " << path;
+  if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched: " << path;
   LanguageModel lm = load_language_model(path);
   EXPECT_EQ(lm.config.layers, 30);
   EXPECT_EQ(lm.config.kv_heads, 3);

@@ -18,16 +18,9 @@
 namespace shrink {
 namespace {
 
-bool present(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return true;
-  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
-  return false;
-}
-
 TEST(RealModels, SmolLM2DequantizesLikeTheGgufPackage) {
   const std::string path = testing::asset_path("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (!present(path)) GTEST_SKIP() << "asset not fetched: " << path;
+  if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched: " << path;
   std::ifstream stream(testing::fixture_path("smollm2_reference.json"));
   const auto reference = nlohmann::json::parse(stream);
   const GgufFile file = GgufFile::open(path);
@@ -58,7 +51,7 @@ TEST(RealModels, SmolLM2DequantizesLikeTheGgufPackage) {
 
 TEST(RealModels, SmolLM2InspectMatchesThePublishedModel) {
   const std::string path = testing::asset_path("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (!present(path)) GTEST_SKIP() << "asset not fetched";
+  if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched";
   const ModelSummary summary = summarize_model(path);
   EXPECT_EQ(summary.format, "gguf");
   EXPECT_EQ(summary.tensors.size(), 272u);  // 30 blocks x 9 + embedding + final norm
@@ -68,7 +61,7 @@ TEST(RealModels, SmolLM2InspectMatchesThePublishedModel) {
 
 TEST(RealModels, MiniLMReadsZeroCopyWithThePublishedParameterCount) {
   const std::string dir = testing::asset_path("minilm");
-  if (!present(dir + "/model.safetensors")) GTEST_SKIP() << "asset not fetched";
+  if (!testing::asset_present(dir + "/model.safetensors")) GTEST_SKIP() << "asset not fetched";
   const SafetensorsFile file = SafetensorsFile::open(dir + "/model.safetensors");
   const Tensor embeddings = file.tensor("embeddings.word_embeddings.weight");
   EXPECT_EQ(embeddings.shape(), Shape({30522, 384}));

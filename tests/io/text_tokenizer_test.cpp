@@ -21,13 +21,6 @@ nlohmann::json fixture() {
   return nlohmann::json::parse(stream);
 }
 
-bool present(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return true;
-  if (testing::assets_required()) ADD_FAILURE() << path << " is missing; run tools/fetch_assets.py";
-  return false;
-}
-
 std::vector<std::string> pieces(std::string_view text, bool digits) {
   std::vector<std::string> out;
   for (auto [a, b] : gpt2_pretokenize(text, digits)) out.emplace_back(text.substr(a, b - a));
@@ -64,7 +57,7 @@ TEST(ByteLevelBpe, MergesLowestRankFirstAndRoundTripsAnyBytes) {
 
 TEST(ByteLevelBpe, SmolLM2MatchesTheReferenceTokenizer) {
   const std::string path = testing::asset_path("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (!present(path)) GTEST_SKIP() << "asset not fetched: " << path;
+  if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched: " << path;
   auto tok = tokenizer_from_gguf(GgufFile::open(path));
   EXPECT_EQ(tok->vocabulary_size(), 49152);
   EXPECT_EQ(tok->eos, 2);
@@ -89,7 +82,7 @@ TEST(ByteLevelBpe, SmolLM2MatchesTheReferenceTokenizer) {
 
 TEST(WordPiece, MiniLMMatchesTheReferenceTokenizer) {
   const std::string path = testing::asset_path("minilm/tokenizer.json");
-  if (!present(path)) GTEST_SKIP() << "asset not fetched: " << path;
+  if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched: " << path;
   auto tok = tokenizer_from_hf_json(path);
   EXPECT_EQ(tok->kind(), "wordpiece");
   EXPECT_EQ(tok->vocabulary_size(), 30522);
