@@ -8,15 +8,19 @@
 
 #include "cli/commands.h"
 #include "cli/training_options.h"
+#include "shrink/compress/llm_prune.h"
+#include "shrink/compress/llm_quantize.h"
 #include "shrink/compress/prune.h"
 #include "shrink/compress/structured.h"
+#include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
 
 namespace shrink::cli {
 namespace {
 
 struct PruneOptions {
-  std::string model, out, data, data_dir, pattern;
+  std::string model, out, data, data_dir, pattern, method = "magnitude", calib;
+  int64_t samples = 128, seq_len = 512;
   std::vector<std::string> exclude, layer;
   double sparsity = 0.5, ramp = 0.7, channels = 0;
   bool l1 = false;
@@ -51,8 +55,47 @@ compress::PruneConfig prune_config(const PruneOptions& o) {
   return config;
 }
 
+// shrink prune LM --method magnitude|wanda|sparsegpt: one-shot pruning of a language model's
+// transformer-block Linear layers (see compress/llm_prune.h).
+void run_prune_language_model(const PruneOptions& o, const compress::PruneConfig& config) {
+  compress::LlmPruneOptions options;
+  options.method = o.method;
+  options.target = {config.sparsity, config.n, config.m};
+  options.exclude.insert(options.exclude.end(), o.exclude.begin(), o.exclude.end());
+  options.quiet = o.json;
+  if (o.method != "magnitude" && o.calib.empty())
+    throw UsageError(fmt::format("{} calibrates on text", o.method), "--calib", "pass --calib FILE");
+  io::LanguageModel lm = io::load_language_model(o.model);
+  std::vector<std::vector<int32_t>> calibration;
+  if (o.method != "magnitude") {
+    std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib, "the calibration text"));
+    calibration = compress::sample_calibration(stream, o.samples, o.seq_len, o.training.seed);
+  }
+  compress::LlmPruneReport r = compress::prune_language_model(lm, calibration, options);
+  nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "prune"}, {"source", o.model},
+                               {"config", {{"method", o.method}, {"target", options.target.describe()}, {"calib", o.calib},
+                                           {"samples", o.samples}, {"seq_len", o.seq_len}, {"seed", o.training.seed}}}};
+  io::save_language_model(o.out, lm, provenance);
+  const double sparsity = r.weights ? double(r.zeros) / double(r.weights) : 0;
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.out}, {"method", o.method}, {"target", options.target.describe()},
+                                  {"sparsity", sparsity}, {"seconds", r.seconds},
+                                  {"calibration_tokens", r.calibration_tokens}, {"peak_rss_bytes", r.peak_rss_bytes}};
+    out["layers"] = nlohmann::json::array();
+    for (const auto& l : r.layers) out["layers"].push_back({{"name", l.name}, {"sparsity", l.sparsity}, {"loss", l.loss}});
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("{} {}: {} Linear layers, {} of {} weights zero ({:.1f}%) in {:.1f} s\nsaved {}\n", o.method,
+             options.target.describe(), r.layers.size(), with_thousands(uint64_t(r.zeros)),
+             with_thousands(uint64_t(r.weights)), 100 * sparsity, r.seconds, o.out);
+}
+
 void run_prune(PruneOptions o) {
   compress::PruneConfig config = prune_config(o);
+  if (io::is_language_model_path(o.model)) return run_prune_language_model(o, config);
+  if (o.method != "magnitude")
+    throw UsageError(fmt::format("--method {} prunes language models (GGUF, Hugging Face folders)", o.method), "--method");
   if (config.sparsity < 0 || config.sparsity >= 1)
     throw UsageError(fmt::format("sparsity must be in [0, 1), got {}", config.sparsity), "--sparsity");
   TrainingOptions& t = o.training;
@@ -159,8 +202,15 @@ void run_prune(PruneOptions o) {
 void setup_prune(CLI::App& sub) {
   auto o = std::make_shared<PruneOptions>();
   o->training.epochs = 0;
-  sub.add_option("MODEL", o->model, "A shrink model file")->required();
+  sub.add_option("MODEL", o->model, "A shrink model file, or a language model (GGUF, Hugging Face folder)")->required();
   sub.add_option("--out", o->out, "Where to write the pruned model")->required();
+  sub.add_option("--method", o->method,
+                 "magnitude; for language models also wanda (|W| x input norm) or sparsegpt (Hessian-based, with "
+                 "weight updates), one-shot with calibration")
+      ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
+  sub.add_option("--calib", o->calib, "wanda/sparsegpt: calibration text file");
+  sub.add_option("--samples", o->samples, "wanda/sparsegpt: calibration windows")->check(CLI::PositiveNumber);
+  sub.add_option("--seq-len", o->seq_len, "wanda/sparsegpt: tokens per calibration window")->check(CLI::PositiveNumber);
   sub.add_option("--sparsity", o->sparsity, "Fraction of the weights to remove, in [0, 1)");
   sub.add_option("--channels", o->channels,
                  "Structured: remove this fraction of every channel group (filters, neurons) from the graph")

@@ -123,6 +123,23 @@ Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config, GroupQ
   return out;
 }
 
+InverseHessianFactor inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp) {
+  double mean_diag = 0;
+  for (int64_t i = 0; i < n; ++i) mean_diag += h[size_t(i * n + i)];
+  mean_diag /= double(n);
+  InverseHessianFactor f;
+  f.damp = damp;
+  for (;;) {
+    f.upper.assign(h.begin(), h.end());
+    for (int64_t i = 0; i < n; ++i) f.upper[size_t(i * n + i)] += float(f.damp * mean_diag);
+    if (inverse_cholesky_upper(f.upper, n)) return f;
+    if (++f.retries > 4)
+      throw Error(fmt::format("the Hessian is not positive definite even with damping {}", f.damp), "",
+                  "use more calibration samples");
+    f.damp *= 10;
+  }
+}
+
 HessianAccumulator::HessianAccumulator(int64_t dim) : dim_(dim), sum_(Tensor::zeros(Shape{dim, dim}, DType::f32)) {}
 
 void HessianAccumulator::add(const Tensor& x) {
@@ -188,20 +205,9 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
     h = std::move(ph);
   }
 
-  double mean_diag = 0;
-  for (int64_t i = 0; i < cols; ++i) mean_diag += h[size_t(i * cols + i)];
-  mean_diag /= double(cols);
-  std::vector<float> hinv;
-  result.damp = options.damp;
-  for (;;) {
-    hinv.assign(h.begin(), h.end());
-    for (int64_t i = 0; i < cols; ++i) hinv[size_t(i * cols + i)] += float(result.damp * mean_diag);
-    if (inverse_cholesky_upper(hinv, cols)) break;
-    if (++result.retries > 4)
-      throw Error(fmt::format("GPTQ: the Hessian is not positive definite even with damping {}", result.damp),
-                  "", "use more calibration samples");
-    result.damp *= 10;
-  }
+  InverseHessianFactor factor = inverse_hessian_factor(h, cols, options.damp);
+  const std::vector<float>& hinv = factor.upper;
+  result.damp = factor.damp, result.retries = factor.retries;
 
   Tensor q_tensor = Tensor::uninitialized(Shape{rows, cols}, DType::f32);
   float* q = q_tensor.mutable_data<float>();

@@ -1,8 +1,9 @@
 // Block-by-block weight-only quantization of language models (see llm_quantize.h).
 #include "shrink/compress/llm_quantize.h"
 
+#include "compress/block_calibration.h"
+
 #include <fmt/format.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cmath>
@@ -10,9 +11,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
-#include <regex>
 
-#include "shrink/compress/prune.h"
 #include "shrink/compress/quantize_dynamic.h"
 #include "shrink/core/error.h"
 #include "shrink/core/half.h"
@@ -23,66 +22,6 @@
 
 namespace shrink::compress {
 namespace {
-
-struct Block {
-  size_t first = 0, last = 0;  // node range
-  int input = -1, output = -1;  // the residual stream in and out
-};
-
-// Transformer blocks: maximal runs of nodes named "<prefix>.layers.<i>.<...>" (Llama) or
-// "<prefix>.layer.<i>.<...>" (BERT).
-std::vector<Block> find_blocks(const nn::Graph& g) {
-  static const std::regex pattern(R"(^(.*\blayers?\.\d+)\..*$)");
-  std::vector<Block> blocks;
-  std::string current;
-  const auto& nodes = g.nodes();
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    std::smatch m;
-    std::string prefix = std::regex_match(nodes[n].name, m, pattern) ? m[1].str() : "";
-    if (!prefix.empty() && prefix == current) {
-      blocks.back().last = n + 1;
-    } else if (!prefix.empty()) {
-      blocks.push_back({n, n + 1});
-    }
-    current = prefix;
-  }
-  for (Block& b : blocks) {
-    auto produced_inside = [&](int value) {
-      int p = g.values()[size_t(value)].producer;
-      return p >= int(b.first) && p < int(b.last);
-    };
-    for (size_t n = b.first; n < b.last; ++n)
-      for (int v : nodes[n].inputs)
-        if (!produced_inside(v)) {
-          if (b.input >= 0 && b.input != v)
-            throw UnsupportedError(fmt::format("block at '{}' reads more than one outside value", nodes[b.first].name));
-          b.input = v;
-        }
-    for (size_t n = b.last; n < nodes.size(); ++n)
-      for (int v : nodes[n].inputs)
-        if (produced_inside(v)) {
-          if (b.output >= 0 && b.output != v)
-            throw UnsupportedError(fmt::format("block at '{}' feeds more than one value onward", nodes[b.first].name));
-          b.output = v;
-        }
-    for (int v : g.outputs())
-      if (produced_inside(v)) b.output = v;
-    if (b.input < 0 || b.output < 0) throw UnsupportedError("a transformer block without an input or an output");
-  }
-  return blocks;
-}
-
-bool excluded(const std::string& name, const std::vector<std::string>& patterns) {
-  for (const std::string& p : patterns)
-    if (name_matches(p, name)) return true;
-  return false;
-}
-
-int64_t peak_rss_bytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return int64_t(usage.ru_maxrss) * 1024;
-}
 
 double squared_difference(const Tensor& a, const Tensor& b) {
   double s = 0;
@@ -224,16 +163,11 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     throw UsageError("salient channels are kept with --method rtn (AWQ's scaling replaces them)", "--keep-salient");
   auto start = std::chrono::steady_clock::now();
   nn::Graph& g = model.graph;
-  std::vector<Block> blocks = find_blocks(g);
+  std::vector<TransformerBlock> blocks = find_transformer_blocks(g);
   if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*' or '*.layer.<i>.*')");
   LlmQuantizeReport report;
-  auto linears_of = [&](const Block& b) {
-    std::vector<size_t> out;
-    for (size_t n = b.first; n < b.last; ++n)
-      if (g.nodes()[n].kind == "Linear" && !excluded(g.nodes()[n].name, o.exclude)) out.push_back(n);
-    return out;
-  };
-  for (const Block& b : blocks)
+  auto linears_of = [&](const TransformerBlock& b) { return block_linears(g, b, o.exclude); };
+  for (const TransformerBlock& b : blocks)
     for (size_t n : linears_of(b)) o.weights.validate(g.nodes()[n].param("weight").value.shape()[1]);
 
   const std::string label = o.method == "gptq" ? "GPTQ" : o.method == "awq" ? "AWQ" : "RTN";
@@ -254,43 +188,17 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
   }
 
   if (calibration.empty()) throw UsageError(fmt::format("{} needs calibration samples", label), "--calib");
-  const int64_t seq_len = int64_t(calibration[0].size());
-  for (const auto& s : calibration)
-    if (int64_t(s.size()) != seq_len) throw UsageError("calibration samples must have one length");
-  // Hidden states entering block 0, in batches of o.batch sequences.
-  std::vector<Tensor> hidden;
-  const int tokens_value = g.inputs().at(0);
-  for (size_t s = 0; s < calibration.size(); s += size_t(o.batch)) {
-    int64_t count = std::min<int64_t>(o.batch, int64_t(calibration.size() - s));
-    Tensor tokens = Tensor::uninitialized(Shape{count, seq_len}, DType::i64);
-    int64_t* t = tokens.mutable_data<int64_t>();
-    for (int64_t i = 0; i < count; ++i)
-      for (int64_t j = 0; j < seq_len; ++j) t[i * seq_len + j] = calibration[s + size_t(i)][size_t(j)];
-    int want = blocks[0].input;
-    hidden.push_back(nn::forward_segment(g, 0, blocks[0].first, {{tokens_value, tokens}}, std::span<const int>(&want, 1)).at(0));
-    report.calibration_tokens += count * seq_len;
-    report.hidden_state_bytes += hidden.back().numel() * 4;
-  }
+  BlockCalibration calib(g, calibration, o.batch, blocks[0]);
+  report.calibration_tokens = calib.tokens();
+  report.hidden_state_bytes = calib.hidden_bytes();
   for (size_t bi = 0; bi < blocks.size(); ++bi) {
-    const Block& b = blocks[bi];
+    const TransformerBlock& b = blocks[bi];
     std::vector<size_t> linears = linears_of(b);
     double block_loss = 0;
-    // Runs the block on the calibration batches, showing each node's outputs to `observe`.
-    auto observe_block = [&](const std::function<void(int, const Tensor&)>& observe) {
-      nn::RunOptions run;
-      run.after_node = [&](const nn::Node& node, std::span<const Tensor> outs) {
-        for (size_t i = 0; i < outs.size(); ++i) observe(node.outputs[i], outs[i]);
-      };
-      for (const Tensor& x : hidden) {
-        observe(b.input, x);
-        int want = b.output;
-        nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1), run);
-      }
-    };
     if (o.method == "gptq") {
       std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
       for (size_t n : linears) hessians.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-      observe_block([&](int value, const Tensor& x) {
+      calib.observe(b, [&](int value, const Tensor& x) {
         if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
       });
       for (size_t n : linears) {
@@ -305,7 +213,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
       }
     } else if (o.method == "awq") {
       size_t first_group = report.awq_groups.size();
-      awq_block(g, b.first, b.last, b.input, hidden, linears, o.weights, o.awq, &report.awq_groups, nullptr);
+      awq_block(g, b.first, b.last, b.input, calib.hidden(), linears, o.weights, o.awq, &report.awq_groups, nullptr);
       for (size_t i = first_group; i < report.awq_groups.size(); ++i)
         block_loss += report.awq_groups[i].loss_rtn > 0 ? report.awq_groups[i].loss / report.awq_groups[i].loss_rtn : 1;
       block_loss /= double(std::max<size_t>(1, report.awq_groups.size() - first_group));
@@ -313,7 +221,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     } else {
       std::map<int, ChannelMagnitude> magnitudes;
       for (size_t n : linears) magnitudes.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-      observe_block([&](int value, const Tensor& x) {
+      calib.observe(b, [&](int value, const Tensor& x) {
         if (auto it = magnitudes.find(value); it != magnitudes.end()) it->second.add(x);
       });
       for (size_t n : linears) {
@@ -321,10 +229,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
         quantize_rtn_layer(g, n, o, report, &m);
       }
     }
-    for (Tensor& x : hidden) {  // the quantized block's outputs feed the next block
-      int want = b.output;
-      x = nn::forward_segment(g, b.first, b.last, {{b.input, x}}, std::span<const int>(&want, 1)).at(0);
-    }
+    calib.advance(b);  // the quantized block's outputs feed the next block
     if (bi + 1 < blocks.size() && blocks[bi + 1].input != b.output)
       throw UnsupportedError("the next block does not read this block's output");
     progress.update(int64_t(bi + 1), o.method == "gptq"  ? fmt::format("block loss {:.3g}", block_loss)

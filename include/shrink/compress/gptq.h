@@ -13,6 +13,7 @@
 //   reference does, or from the original weights (static groups).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "shrink/core/tensor.h"
 
@@ -58,6 +59,17 @@ struct GptqResult {
 };
 GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const WeightOnlyConfig& config,
                          const GptqOptions& options = {});
+
+// The upper Cholesky factor U of (H + damp * mean(diag H) * I)^-1 (row-major, H^-1 = U^T U) as
+// GPTQ and SparseGPT use it, in f32 as their reference code; `h` (n x n) must have its dead
+// columns already set to H_ii = 1. When the factorisation fails the damping is raised tenfold
+// (at most four times; then an Error).
+struct InverseHessianFactor {
+  std::vector<float> upper;
+  double damp = 0;  // the damping that worked (fraction of mean diag)
+  int retries = 0;
+};
+InverseHessianFactor inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp);
 
 // Sums x x^T over rows of activations (..., dim); hessian() = 2 / rows * sum.
 class HessianAccumulator {

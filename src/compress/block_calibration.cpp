@@ -1,0 +1,115 @@
+// Sequential block-by-block calibration (see block_calibration.h).
+#include "compress/block_calibration.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <regex>
+
+#include "shrink/compress/prune.h"
+#include "shrink/core/error.h"
+#include "shrink/nn/execute.h"
+
+namespace shrink::compress {
+
+// Transformer blocks: maximal runs of nodes named "<prefix>.layers.<i>.<...>" (Llama) or
+// "<prefix>.layer.<i>.<...>" (BERT).
+std::vector<TransformerBlock> find_transformer_blocks(const nn::Graph& g) {
+  static const std::regex pattern(R"(^(.*\blayers?\.\d+)\..*$)");
+  std::vector<TransformerBlock> blocks;
+  std::string current;
+  const auto& nodes = g.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    std::smatch m;
+    std::string prefix = std::regex_match(nodes[n].name, m, pattern) ? m[1].str() : "";
+    if (!prefix.empty() && prefix == current) {
+      blocks.back().last = n + 1;
+    } else if (!prefix.empty()) {
+      blocks.push_back({n, n + 1});
+    }
+    current = prefix;
+  }
+  for (TransformerBlock& b : blocks) {
+    auto produced_inside = [&](int value) {
+      int p = g.values()[size_t(value)].producer;
+      return p >= int(b.first) && p < int(b.last);
+    };
+    for (size_t n = b.first; n < b.last; ++n)
+      for (int v : nodes[n].inputs)
+        if (!produced_inside(v)) {
+          if (b.input >= 0 && b.input != v)
+            throw UnsupportedError(fmt::format("block at '{}' reads more than one outside value", nodes[b.first].name));
+          b.input = v;
+        }
+    for (size_t n = b.last; n < nodes.size(); ++n)
+      for (int v : nodes[n].inputs)
+        if (produced_inside(v)) {
+          if (b.output >= 0 && b.output != v)
+            throw UnsupportedError(fmt::format("block at '{}' feeds more than one value onward", nodes[b.first].name));
+          b.output = v;
+        }
+    for (int v : g.outputs())
+      if (produced_inside(v)) b.output = v;
+    if (b.input < 0 || b.output < 0) throw UnsupportedError("a transformer block without an input or an output");
+  }
+  return blocks;
+}
+
+std::vector<size_t> block_linears(const nn::Graph& g, const TransformerBlock& b, const std::vector<std::string>& exclude) {
+  std::vector<size_t> out;
+  for (size_t n = b.first; n < b.last; ++n) {
+    if (g.nodes()[n].kind != "Linear") continue;
+    bool skip = false;
+    for (const std::string& p : exclude) skip = skip || name_matches(p, g.nodes()[n].name);
+    if (!skip) out.push_back(n);
+  }
+  return out;
+}
+
+BlockCalibration::BlockCalibration(nn::Graph& graph, const std::vector<std::vector<int32_t>>& windows, int64_t batch,
+                                   const TransformerBlock& first_block)
+    : graph_(graph) {
+  if (windows.empty()) throw UsageError("calibration needs at least one window", "--samples");
+  if (batch <= 0) throw UsageError("the calibration batch must be positive");
+  const int64_t seq_len = int64_t(windows[0].size());
+  for (const auto& w : windows)
+    if (int64_t(w.size()) != seq_len) throw UsageError("calibration samples must have one length");
+  const int tokens_value = graph.inputs().at(0);
+  for (size_t s = 0; s < windows.size(); s += size_t(batch)) {
+    const int64_t count = std::min<int64_t>(batch, int64_t(windows.size() - s));
+    Tensor tokens = Tensor::uninitialized(Shape{count, seq_len}, DType::i64);
+    int64_t* t = tokens.mutable_data<int64_t>();
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t j = 0; j < seq_len; ++j) t[i * seq_len + j] = windows[s + size_t(i)][size_t(j)];
+    const int want = first_block.input;
+    hidden_.push_back(
+        nn::forward_segment(graph, 0, first_block.first, {{tokens_value, tokens}}, std::span<const int>(&want, 1)).at(0));
+    tokens_ += count * seq_len;
+    hidden_bytes_ += hidden_.back().numel() * 4;
+  }
+}
+
+void BlockCalibration::observe(const TransformerBlock& b, const std::function<void(int, const Tensor&)>& observe) {
+  nn::RunOptions run;
+  run.after_node = [&](const nn::Node& node, std::span<const Tensor> outs) {
+    for (size_t i = 0; i < outs.size(); ++i) observe(node.outputs[i], outs[i]);
+  };
+  for (const Tensor& x : hidden_) {
+    observe(b.input, x);
+    nn::forward_segment(graph_, b.first, b.last, {{b.input, x}}, std::span<const int>(&b.output, 1), run);
+  }
+}
+
+void BlockCalibration::advance(const TransformerBlock& b) {
+  for (Tensor& x : hidden_)
+    x = nn::forward_segment(graph_, b.first, b.last, {{b.input, x}}, std::span<const int>(&b.output, 1)).at(0);
+}
+
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t(usage.ru_maxrss) * 1024;
+}
+
+
+}  // namespace shrink::compress

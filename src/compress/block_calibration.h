@@ -1,0 +1,49 @@
+// Sequential (block-by-block) calibration of a transformer, shared by weight-only quantization
+// (llm_quantize.cpp) and one-shot pruning (llm_prune.cpp), as the GPTQ/SparseGPT/Wanda reference
+// code runs it: the calibration windows are embedded once; then for each block the caller
+// observes the block's values on every window (Hessians, channel norms), changes the block's
+// Linear layers, and advance() runs the changed block to make the next block's inputs.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "shrink/nn/graph.h"
+
+namespace shrink::compress {
+
+struct TransformerBlock {
+  size_t first = 0, last = 0;   // node range
+  int input = -1, output = -1;  // the residual stream in and out
+};
+
+// Maximal runs of nodes named "<prefix>.layers.<i>.<...>" (Llama) or "<prefix>.layer.<i>.<...>"
+// (BERT), each reading one outside value and feeding one value onward.
+std::vector<TransformerBlock> find_transformer_blocks(const nn::Graph& graph);
+
+// The block's Linear nodes whose names match none of the globs in `exclude`.
+std::vector<size_t> block_linears(const nn::Graph& graph, const TransformerBlock& block,
+                                  const std::vector<std::string>& exclude);
+
+class BlockCalibration {
+ public:
+  // UsageError for no windows or windows of different lengths.
+  BlockCalibration(nn::Graph& graph, const std::vector<std::vector<int32_t>>& windows, int64_t batch,
+                   const TransformerBlock& first_block);
+  // Runs `block` on every batch, showing the block input and each node's outputs to `observe`.
+  void observe(const TransformerBlock& block, const std::function<void(int value, const Tensor&)>& observe);
+  // Replaces the hidden states by the (changed) block's outputs.
+  void advance(const TransformerBlock& block);
+  const std::vector<Tensor>& hidden() const { return hidden_; }  // batches entering the current block
+  int64_t tokens() const { return tokens_; }
+  int64_t hidden_bytes() const { return hidden_bytes_; }
+
+ private:
+  nn::Graph& graph_;
+  std::vector<Tensor> hidden_;
+  int64_t tokens_ = 0, hidden_bytes_ = 0;
+};
+
+int64_t peak_rss_bytes();  // of this process
+
+}  // namespace shrink::compress
