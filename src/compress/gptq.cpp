@@ -123,6 +123,19 @@ Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config, GroupQ
   return out;
 }
 
+int64_t hessian_without_dead_columns(const Tensor& hessian, float* w, int64_t rows, int64_t n, std::vector<double>& h) {
+  const Tensor c = hessian.contiguous();
+  h.assign(c.data<float>(), c.data<float>() + n * n);
+  int64_t dead = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (h[size_t(i * n + i)] == 0) {  // an input that never fired
+      h[size_t(i * n + i)] = 1;
+      for (int64_t r = 0; r < rows; ++r) w[r * n + i] = 0;
+      ++dead;
+    }
+  return dead;
+}
+
 InverseHessianFactor inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp) {
   double mean_diag = 0;
   for (int64_t i = 0; i < n; ++i) mean_diag += h[size_t(i * n + i)];
@@ -174,17 +187,9 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
 
   Tensor w_tensor = weight.to(DType::f32).contiguous().clone();
   float* w = w_tensor.mutable_data<float>();
-  std::vector<double> h(static_cast<size_t>(cols * cols));
-  const float* hs = hessian.contiguous().data<float>();
-  for (int64_t i = 0; i < cols * cols; ++i) h[size_t(i)] = hs[i];
-
+  std::vector<double> h;
   GptqResult result;
-  for (int64_t i = 0; i < cols; ++i)
-    if (h[size_t(i * cols + i)] == 0) {  // an input that never fired
-      h[size_t(i * cols + i)] = 1;
-      for (int64_t r = 0; r < rows; ++r) w[r * cols + i] = 0;
-      ++result.dead_columns;
-    }
+  result.dead_columns = hessian_without_dead_columns(hessian, w, rows, cols, h);
 
   std::vector<GroupParams> static_params;
   if (options.static_groups)

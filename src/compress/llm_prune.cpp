@@ -58,16 +58,9 @@ SparseGptResult sparsegpt_prune(const Tensor& weight, const Tensor& hessian, con
     throw UsageError("SparseGPT: the block must be positive and a multiple of M");
   Tensor w_tensor = weight.to(DType::f32).contiguous().clone();
   float* w = w_tensor.mutable_data<float>();
-  std::vector<double> h(static_cast<size_t>(cols * cols));
-  const float* hs = hessian.contiguous().data<float>();
-  for (int64_t i = 0; i < cols * cols; ++i) h[size_t(i)] = hs[i];
+  std::vector<double> h;
   SparseGptResult result;
-  for (int64_t i = 0; i < cols; ++i)
-    if (h[size_t(i * cols + i)] == 0) {
-      h[size_t(i * cols + i)] = 1;
-      for (int64_t r = 0; r < rows; ++r) w[r * cols + i] = 0;
-      ++result.dead_columns;
-    }
+  result.dead_columns = hessian_without_dead_columns(hessian, w, rows, cols, h);
   InverseHessianFactor factor = inverse_hessian_factor(h, cols, options.damp);
   const std::vector<float>& hinv = factor.upper;
   result.damp = factor.damp, result.retries = factor.retries;

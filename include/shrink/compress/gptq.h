@@ -71,6 +71,10 @@ struct InverseHessianFactor {
 };
 InverseHessianFactor inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp);
 
+// The Hessian in f64 with its dead inputs (H_ii = 0) handled as GPTQ and SparseGPT do: H_ii = 1
+// and those columns of the row-major weights w (rows x n) zeroed. Returns the dead count.
+int64_t hessian_without_dead_columns(const Tensor& hessian, float* w, int64_t rows, int64_t n, std::vector<double>& h);
+
 // Sums x x^T over rows of activations (..., dim); hessian() = 2 / rows * sum.
 class HessianAccumulator {
  public:
