@@ -1,25 +1,87 @@
 // shrink factorize MODEL --out OUT (--rank R | --ratio F | --energy E): SVD of Linear and Conv2d
-// weights into two smaller layers, optionally followed by fine-tuning.
+// weights into two smaller layers, optionally followed by fine-tuning; for a language model
+// (GGUF, Hugging Face folder) the transformer blocks' Linear layers, plain (--method svd) or
+// activation-aware with calibration text (--method asvd | svd-llm --calib FILE).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/training_options.h"
+#include "shrink/compress/llm_factorize.h"
+#include "shrink/compress/llm_quantize.h"
 #include "shrink/compress/lowrank.h"
+#include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
 
 namespace shrink::cli {
 namespace {
 
 struct FactorizeOptions {
-  std::string model, out, data, data_dir;
+  std::string model, out, data, data_dir, calib;
+  int64_t samples = 32, seq_len = 512;
   compress::FactorizeConfig config;
   bool json = false;
   TrainingOptions training;
 };
 
+void print_layers(const std::vector<compress::FactorizedLayer>& layers) {
+  fmt::print("  {:<20} {:>12} {:>6} {:>8} {:>12} {:>12}  {}\n", "layer", "matrix", "rank", "energy", "params", "after", "");
+  for (const auto& l : layers)
+    fmt::print("  {:<20} {:>12} {:>6} {:>7.2f}% {:>12} {:>12}  {}\n", l.node, fmt::format("{}x{}", l.rows, l.cols),
+               l.rank, 100 * l.energy_kept, with_thousands(uint64_t(l.params_before)),
+               with_thousands(uint64_t(l.params_after)), l.factored ? "" : "left alone: " + l.reason);
+}
+
+nlohmann::json config_json(const FactorizeOptions& o) {
+  return {{"method", o.config.method}, {"rank", o.config.rank}, {"ratio", o.config.ratio},
+          {"energy", o.config.energy}, {"exclude", o.config.exclude}};
+}
+
+void run_factorize_language_model(const FactorizeOptions& o) {
+  if (o.training.epochs > 0)
+    throw UsageError("fine-tuning after factorization is for the task models (shrink files with a dataset)",
+                     "--fine-tune-epochs");
+  o.config.validate();
+  if (o.config.method != "svd" && o.calib.empty())
+    throw UsageError(fmt::format("{} calibrates on text", o.config.method), "--calib", "pass --calib FILE");
+  io::LanguageModel lm = io::load_language_model(o.model);
+  std::vector<std::vector<int32_t>> calibration;
+  if (o.config.method != "svd") {
+    std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib, "the calibration text"));
+    calibration = compress::sample_calibration(stream, o.samples, o.seq_len, o.training.seed);
+  }
+  compress::LlmFactorizeOptions options{o.config, 4, o.json};
+  compress::LlmFactorizeReport r = compress::factorize_language_model(lm, calibration, options);
+  nlohmann::json config = config_json(o);
+  config.update({{"calib", o.calib}, {"samples", o.samples}, {"seq_len", o.seq_len}, {"seed", o.training.seed},
+                 {"asvd_alpha", o.config.asvd_alpha}, {"damp", o.config.damp}});
+  nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "factorize"}, {"source", o.model},
+                               {"config", config}};
+  io::save_language_model(o.out, lm, provenance);
+  int64_t block_before = 0, block_after = 0;
+  for (const auto& l : r.layers) block_before += l.params_before, block_after += l.params_after;
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.out}, {"method", o.config.method}, {"params_before", r.params_before},
+                                  {"params_after", r.params_after}, {"block_linear_params_before", block_before},
+                                  {"block_linear_params_after", block_after}, {"seconds", r.seconds},
+                                  {"calibration_tokens", r.calibration_tokens}, {"peak_rss_bytes", r.peak_rss_bytes}};
+    out["layers"] = nlohmann::json::array();
+    for (const auto& l : r.layers)
+      out["layers"].push_back({{"name", l.node}, {"rank", l.rank}, {"energy_kept", l.energy_kept}, {"factored", l.factored}});
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  print_layers(r.layers);
+  fmt::print("\nblock Linear parameters: {} -> {} ({:.1f}%); whole model {} -> {} ({:.1f}%); {:.1f} s\nsaved {}\n",
+             with_thousands(uint64_t(block_before)), with_thousands(uint64_t(block_after)),
+             100.0 * double(block_after) / double(std::max<int64_t>(block_before, 1)),
+             with_thousands(uint64_t(r.params_before)), with_thousands(uint64_t(r.params_after)),
+             100.0 * double(r.params_after) / double(r.params_before), r.seconds, o.out);
+}
+
 void run_factorize(FactorizeOptions o) {
+  if (io::is_language_model_path(o.model)) return run_factorize_language_model(o);
   TrainingOptions& t = o.training;
   SourceModel source = open_source_model(o.model, o.data, o.data_dir, t.epochs > 0 ? "fine-tuning" : nullptr, t.epochs > 0);
   nn::Graph& graph = source.model.graph;
@@ -38,10 +100,8 @@ void run_factorize(FactorizeOptions o) {
     tuned = evaluate_task(graph, *task);
   }
   nlohmann::json provenance = compression_provenance("factorize", source);
-  provenance["config"] = {{"rank", o.config.rank}, {"ratio", o.config.ratio}, {"energy", o.config.energy},
-                          {"exclude", o.config.exclude}, {"data", source.data},
-                          {"context", source.context},
-                          {"fine_tuning", describe(t)}};
+  provenance["config"] = config_json(o);
+  provenance["config"].update({{"data", source.data}, {"context", source.context}, {"fine_tuning", describe(t)}});
   provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? tuned.metric : -1},
                           {"loss", task ? tuned.loss : -1}, {"before", task ? before.metric : -1},
                           {"factored", task ? factored.metric : -1}};
@@ -54,11 +114,7 @@ void run_factorize(FactorizeOptions o) {
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  fmt::print("  {:<20} {:>12} {:>6} {:>8} {:>12} {:>12}  {}\n", "layer", "matrix", "rank", "energy", "params", "after", "");
-  for (const auto& l : layers)
-    fmt::print("  {:<20} {:>12} {:>6} {:>7.2f}% {:>12} {:>12}  {}\n", l.node, fmt::format("{}x{}", l.rows, l.cols),
-               l.rank, 100 * l.energy_kept, with_thousands(uint64_t(l.params_before)),
-               with_thousands(uint64_t(l.params_after)), l.factored ? "" : "left alone: " + l.reason);
+  print_layers(layers);
   fmt::print("\nparameters: {} -> {} ({:.1f}%)\n", with_thousands(uint64_t(params_before)),
              with_thousands(uint64_t(params_after)), 100.0 * double(params_after) / double(params_before));
   if (task) {
@@ -74,13 +130,24 @@ void run_factorize(FactorizeOptions o) {
 void setup_factorize(CLI::App& sub) {
   auto o = std::make_shared<FactorizeOptions>();
   o->training.epochs = 0;
-  sub.add_option("MODEL", o->model, "A shrink model file")->required();
+  sub.add_option("MODEL", o->model, "A shrink model file, or a language model (GGUF, Hugging Face folder)")->required();
   sub.add_option("--out", o->out, "Where to write the factored model")->required();
   auto rank = sub.add_option("--rank", o->config.rank, "Keep this many singular values in every layer")->check(CLI::PositiveNumber);
   auto ratio = sub.add_option("--ratio", o->config.ratio, "Keep this fraction of each layer's parameters");
   auto energy = sub.add_option("--energy", o->config.energy, "Keep this fraction of each layer's singular-value energy");
   rank->excludes(ratio)->excludes(energy);
   ratio->excludes(energy);
+  sub.add_option("--method", o->config.method,
+                 "svd (plain); for language models also asvd (inputs scaled by mean|x|^alpha) or svd-llm "
+                 "(whitened by the Cholesky factor of X^T X), both with --calib")
+      ->capture_default_str();
+  sub.add_option("--calib", o->calib, "asvd/svd-llm: calibration text file");
+  sub.add_option("--samples", o->samples, "asvd/svd-llm: calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--seq-len", o->seq_len, "asvd/svd-llm: tokens per calibration window")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--asvd-alpha", o->config.asvd_alpha, "asvd: the exponent of mean|x|")->capture_default_str();
+  sub.add_option("--damp", o->config.damp, "svd-llm: damping added to diag(X^T X), fraction of its mean")
+      ->capture_default_str();
   sub.add_option("--exclude", o->config.exclude, "Node-name globs to leave alone (repeatable)")->take_all();
   sub.add_option("--data", o->data, "Dataset for evaluation and fine-tuning (default: the model's)");
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "shrink/compress/prune.h"
 #include "shrink/kernels/openblas.h"
@@ -41,12 +42,23 @@ Svd svd(const float* a, int64_t rows, int64_t cols) {
   return out;
 }
 
+void FactorizeConfig::validate() const {
+  if (rank <= 0 && ratio <= 0 && energy <= 0)
+    throw UsageError("choose a rank, a parameter ratio or an energy to keep", "factorize");
+  if (ratio < 0 || ratio >= 1) throw UsageError("the ratio must be in (0, 1)", "--ratio");
+  if (energy < 0 || energy > 1) throw UsageError("the energy must be in (0, 1]", "--energy");
+  if (method != "svd" && method != "asvd" && method != "svd-llm")
+    throw UsageError(fmt::format("unknown factorization method '{}' (svd, asvd, svd-llm)", method), "--method");
+  if (!(asvd_alpha >= 0 && asvd_alpha <= 2)) throw UsageError("the ASVD alpha must be in [0, 2]", "--asvd-alpha");
+  if (!(damp > 0 && damp < 1)) throw UsageError("the damping must be in (0, 1)", "--damp");
+}
+
 namespace {
 
 int64_t choose_rank(const FactorizeConfig& config, const Svd& d) {
-  if (config.rank > 0) return config.rank;
+  if (config.rank > 0) return std::min(config.rank, d.k);
   if (config.ratio > 0)
-    return std::max<int64_t>(1, int64_t(config.ratio * double(d.rows * d.cols) / double(d.rows + d.cols)));
+    return std::clamp<int64_t>(int64_t(config.ratio * double(d.rows * d.cols) / double(d.rows + d.cols)), 1, d.k);
   double total = 0, kept = 0;
   for (float v : d.s) total += double(v) * v;
   for (int64_t r = 0; r < d.k; ++r) {
@@ -56,78 +68,168 @@ int64_t choose_rank(const FactorizeConfig& config, const Svd& d) {
   return d.k;
 }
 
-Tensor copy_to_tensor(const std::vector<float>& v, const Shape& shape) {
+Tensor copy_to_tensor(const float* v, const Shape& shape) {
   Tensor t = Tensor::empty(shape, DType::f32);
-  std::copy(v.begin(), v.end(), t.mutable_data<float>());
+  std::copy(v, v + t.numel(), t.mutable_data<float>());
   return t;
+}
+
+// The input-side weighting T as a lower-triangular n x n matrix in f64, column-major (LAPACK's
+// layout; T(i, j) = t[i + j * n]): diag(mean|x|^alpha) for ASVD, the Cholesky factor of the
+// damped Gram matrix for SVD-LLM (damping raised tenfold up to four times when it fails).
+std::vector<double> input_weighting(const FactorizeConfig& config, const InputStatistics& stats, int64_t n,
+                                    double& damp_used) {
+  std::vector<double> t(static_cast<size_t>(n * n), 0.0);
+  if (config.method == "asvd") {
+    if (int64_t(stats.mean_abs.size()) != n) throw Error("ASVD: the input statistics do not match the layer");
+    double floor = 0;
+    for (float v : stats.mean_abs) floor = std::max(floor, double(v));
+    floor = std::max(floor * 1e-6, 1e-30);  // a dead input keeps a tiny positive weight
+    for (int64_t j = 0; j < n; ++j)
+      t[size_t(j + j * n)] = std::pow(std::max(double(stats.mean_abs[size_t(j)]), floor), config.asvd_alpha);
+    return t;
+  }
+  if (!stats.gram.defined() || stats.gram.shape() != Shape{n, n})
+    throw Error("SVD-LLM: the Gram matrix does not match the layer");
+  const OpenBlas& blas = openblas();
+  if (!blas.dpotrf) throw UnsupportedError("SVD-LLM needs LAPACK (OpenBLAS's dpotrf) and none was found");
+  const Tensor g = stats.gram.contiguous();
+  double mean_diag = 0;
+  for (int64_t j = 0; j < n; ++j) mean_diag += double(g.data<float>()[j * n + j]);
+  mean_diag = std::max(mean_diag / double(n), 1e-30);
+  double damp = config.damp;
+  for (int attempt = 0; attempt < 5; ++attempt, damp *= 10) {
+    for (int64_t i = 0; i < n * n; ++i) t[size_t(i)] = double(g.data<float>()[i]);  // symmetric: either layout
+    for (int64_t j = 0; j < n; ++j) t[size_t(j + j * n)] += damp * mean_diag;
+    int dim = int(n), info = 0;
+    const char lower = 'L';
+    blas.dpotrf(&lower, &dim, t.data(), &dim, &info);
+    if (info == 0) {
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < j; ++i) t[size_t(i + j * n)] = 0.0;  // clear the untouched upper triangle
+      damp_used = damp;
+      return t;
+    }
+  }
+  throw Error(fmt::format("SVD-LLM: the Gram matrix is not positive definite even with damping {}", damp / 10));
 }
 
 }  // namespace
 
+LowRankFactors factor_weight(const Tensor& weight, const FactorizeConfig& config, const InputStatistics* stats) {
+  const Tensor w = weight.contiguous();
+  const int64_t rows = w.shape()[0], cols = w.numel() / rows;
+  const bool weighted = config.method != "svd";
+  if (weighted && !stats) throw UsageError(fmt::format("{} needs calibration data", config.method), "--calib");
+  LowRankFactors out;
+  std::vector<double> t;
+  std::vector<float> a(w.data<float>(), w.data<float>() + w.numel());
+  if (weighted) {
+    t = input_weighting(config, *stats, cols, out.damp);
+    // a = W T. The column-major T read row-major is T^T, so a = W (T^T)^T: dgemm with B transposed.
+    std::vector<double> wd(w.data<float>(), w.data<float>() + w.numel()), ad(a.size());
+    const OpenBlas& blas = openblas();
+    if (!blas.dgemm) throw UnsupportedError("activation-aware SVD needs OpenBLAS's dgemm and none was found");
+    blas.dgemm(101, 111, 112, int(rows), int(cols), int(cols), 1.0, wd.data(), int(cols), t.data(), int(cols), 0.0,
+               ad.data(), int(cols));
+    std::transform(ad.begin(), ad.end(), a.begin(), [](double v) { return float(v); });
+  }
+  Svd d = svd(a.data(), rows, cols);
+  const int64_t r = choose_rank(config, d);
+  double total = 0, kept = 0;
+  for (int64_t j = 0; j < d.k; ++j) total += double(d.s[size_t(j)]) * d.s[size_t(j)];
+  for (int64_t j = 0; j < r; ++j) kept += double(d.s[size_t(j)]) * d.s[size_t(j)];
+  out.rank = r;
+  out.energy_kept = total > 0 ? kept / total : 1.0;
+  out.first = Tensor::empty(Shape{r, cols}, DType::f32);
+  out.second = Tensor::empty(Shape{rows, r}, DType::f32);
+  float* first = out.first.mutable_data<float>();
+  float* second = out.second.mutable_data<float>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < r; ++j) second[i * r + j] = d.u[size_t(i * d.k + j)] * d.s[size_t(j)];
+  if (!weighted) {
+    std::copy(d.vt.begin(), d.vt.begin() + r * cols, first);
+    return out;
+  }
+  // first = V_r^T T^-1: each row z solves z T = v, backwards over columns (T lower triangular):
+  // z_j = (v_j - sum_{i > j} z_i T(i, j)) / T(j, j).
+  std::vector<double> z(static_cast<size_t>(cols));
+  for (int64_t k = 0; k < r; ++k) {
+    const float* v = d.vt.data() + k * cols;
+    for (int64_t j = cols - 1; j >= 0; --j) {
+      const double* tj = t.data() + j * cols;
+      double sum = 0;
+      for (int64_t i = j + 1; i < cols; ++i) sum += z[size_t(i)] * tj[i];
+      z[size_t(j)] = (double(v[j]) - sum) / tj[j];
+    }
+    for (int64_t j = 0; j < cols; ++j) first[k * cols + j] = float(z[size_t(j)]);
+  }
+  return out;
+}
+
+void replace_with_factors(nn::Graph& graph, const std::string& name, const LowRankFactors& f) {
+  const nn::Node node = graph.node(name);
+  const Shape& ws = node.param("weight").value.shape();
+  const int64_t r = f.rank, rows = ws[0];
+  nn::Node down = node, up = node;
+  down.name = name + ".low_rank";
+  down.params.clear();
+  up.params.clear();
+  down.prepared = up.prepared = nullptr;
+  if (node.kind == "Linear") {
+    down.attrs["out_features"] = r;
+    down.params.push_back({"weight", f.first, {}, true});
+    up.attrs["in_features"] = r;
+    up.params.push_back({"weight", f.second, {}, true});
+  } else {
+    down.attrs["out_channels"] = r;
+    down.params.push_back({"weight", copy_to_tensor(f.first.data<float>(), Shape{r, ws[1], ws[2], ws[3]}), {}, true});
+    up.attrs = {{"in_channels", r}, {"out_channels", rows}, {"kernel_size", 1}};
+    up.params.push_back({"weight", copy_to_tensor(f.second.data<float>(), Shape{rows, r, 1, 1}), {}, true});
+  }
+  if (const nn::Param* bias = node.find_param("bias")) up.params.push_back(*bias);
+  graph.replace_with_chain(name, {down, up});
+}
+
 std::vector<FactorizedLayer> factorize(nn::Graph& graph, const FactorizeConfig& config) {
-  if (config.rank <= 0 && config.ratio <= 0 && config.energy <= 0)
-    throw UsageError("choose a rank, a parameter ratio or an energy to keep", "factorize");
-  if (config.ratio < 0 || config.ratio >= 1) throw UsageError("the ratio must be in (0, 1)", "--ratio");
-  if (config.energy < 0 || config.energy > 1) throw UsageError("the energy must be in (0, 1]", "--energy");
+  config.validate();
+  if (config.method != "svd")
+    throw UsageError(fmt::format("{} calibrates on a language model's text", config.method), "--method",
+                     "use --method svd here, or factorize a language model with --calib");
   std::vector<std::string> names;
   for (const nn::Node& n : graph.nodes())
     if ((n.kind == "Linear" || (n.kind == "Conv2d" && n.attrs.value("groups", 1) == 1)) &&
         std::none_of(config.exclude.begin(), config.exclude.end(), [&](const std::string& p) { return name_matches(p, n.name); }))
       names.push_back(n.name);
   std::vector<FactorizedLayer> report;
-  for (const std::string& name : names) {
-    const nn::Node node = graph.node(name);
-    const Tensor w = node.param("weight").value.contiguous();
-    int64_t rows = w.shape()[0], cols = w.numel() / rows;
-    FactorizedLayer layer{name, rows, cols, 0, w.numel(), w.numel(), 1.0, false, ""};
-    if (config.rank > std::min(rows, cols)) {
-      layer.reason = fmt::format("rank {} exceeds what a {}x{} matrix has", config.rank, rows, cols);
-      report.push_back(layer);
-      continue;
-    }
-    Svd d = svd(w.data<float>(), rows, cols);
-    int64_t r = std::min(choose_rank(config, d), d.k);
-    double total = 0, kept = 0;
-    for (int64_t j = 0; j < d.k; ++j) total += double(d.s[size_t(j)]) * d.s[size_t(j)];
-    for (int64_t j = 0; j < r; ++j) kept += double(d.s[size_t(j)]) * d.s[size_t(j)];
-    layer.rank = r;
-    layer.energy_kept = total > 0 ? kept / total : 1.0;
-    if (r * (rows + cols) >= rows * cols) {
-      layer.reason = fmt::format("rank {} would not save parameters ({} >= {})", r, r * (rows + cols), rows * cols);
-      report.push_back(layer);
-      continue;
-    }
-    // first: (r, cols) = vt rows; second: (rows, r) = u * s
-    std::vector<float> first(d.vt.begin(), d.vt.begin() + r * cols), second(static_cast<size_t>(rows * r));
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < r; ++j) second[size_t(i * r + j)] = d.u[size_t(i * d.k + j)] * d.s[size_t(j)];
-    nn::Node down = node, up = node;
-    down.name = name + ".low_rank";
-    down.params.clear();
-    up.params.clear();
-    if (node.kind == "Linear") {
-      down.attrs["out_features"] = r;
-      down.params.push_back({"weight", copy_to_tensor(first, Shape{r, cols}), {}, true});
-      up.attrs["in_features"] = r;
-      up.params.push_back({"weight", copy_to_tensor(second, Shape{rows, r}), {}, true});
-    } else {
-      const Shape& ws = w.shape();
-      down.attrs["out_channels"] = r;
-      down.params.push_back({"weight", copy_to_tensor(first, Shape{r, ws[1], ws[2], ws[3]}), {}, true});
-      up.attrs = {{"in_channels", r}, {"out_channels", rows}, {"kernel_size", 1}};
-      up.params.push_back({"weight", copy_to_tensor(second, Shape{rows, r, 1, 1}), {}, true});
-    }
-    if (const nn::Param* bias = node.find_param("bias")) up.params.push_back(*bias);
-    graph.replace_with_chain(name, {down, up});
-    layer.factored = true;
-    layer.params_after = r * (rows + cols);
-    report.push_back(layer);
-  }
+  for (const std::string& name : names) report.push_back(factorize_layer(graph, name, config, nullptr));
   bool any_fits = std::any_of(report.begin(), report.end(), [](const FactorizedLayer& l) { return l.rank > 0; });
   if (config.rank > 0 && !report.empty() && !any_fits)
     throw UsageError(fmt::format("rank {} is larger than every weight matrix allows", config.rank), "--rank",
                      "choose a rank below the smaller side of the matrices");
   return report;
+}
+
+FactorizedLayer factorize_layer(nn::Graph& graph, const std::string& name, const FactorizeConfig& config,
+                                const InputStatistics* stats) {
+  const Tensor& w = graph.node(name).param("weight").value;
+  const int64_t rows = w.shape()[0], cols = w.numel() / rows;
+  FactorizedLayer layer{name, rows, cols, 0, w.numel(), w.numel(), 1.0, false, ""};
+  if (config.rank > std::min(rows, cols)) {
+    layer.reason = fmt::format("rank {} exceeds what a {}x{} matrix has", config.rank, rows, cols);
+    return layer;
+  }
+  LowRankFactors f = factor_weight(w, config, stats);
+  layer.rank = f.rank;
+  layer.energy_kept = f.energy_kept;
+  if (f.rank * (rows + cols) >= rows * cols) {
+    layer.reason = fmt::format("rank {} would not save parameters ({} >= {})", f.rank, f.rank * (rows + cols), rows * cols);
+    return layer;
+  }
+  replace_with_factors(graph, name, f);
+  layer.factored = true;
+  layer.params_after = f.rank * (rows + cols);
+  return layer;
 }
 
 }  // namespace shrink::compress

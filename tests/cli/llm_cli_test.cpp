@@ -2,7 +2,7 @@
 // unless SHRINK_REQUIRE_ASSETS=1): quantize (RTN, symmetric 4-bit g32) -> export as Q4_0 GGUF ->
 // the PyPI gguf package reads back exactly the shrink model's weights (when python3 has gguf)
 // -> the GGUF and the shrink file give the same perplexity; generate streams text; bad input
-// exits non-zero with one line.
+// exits non-zero with one line; prune and factorize (SVD-LLM) run on it.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -67,6 +67,20 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
   EXPECT_GE(json_number(pruned.out, "sparsity"), 0.5);  // weights that were already zero count too
   EXPECT_LT(json_number(pruned.out, "sparsity"), 0.501);
+  EXPECT_EQ(run_shrink({"factorize", model, "--method", "svd-llm", "--ratio", "0.5", "--out", dir + "/f.shrink"}).exit_code,
+            2);  // no --calib
+  EXPECT_EQ(run_shrink({"factorize", model, "--method", "qr", "--ratio", "0.5", "--out", dir + "/f.shrink"}).exit_code, 2);
+  // SVD-LLM on block 0's attention only (the rest excluded, to keep the test short), then scored.
+  auto factored = run_shrink({"factorize", model, "--method", "svd-llm", "--ratio", "0.5", "--calib", text, "--samples",
+                              "2", "--seq-len", "32", "--exclude", "*mlp*", "*layers.[1-9]*", "--out",
+                              dir + "/f.shrink", "--json"});
+  ASSERT_EQ(factored.exit_code, 0) << factored.err;
+  EXPECT_EQ(json_number(factored.out, "calibration_tokens"), 64);
+  EXPECT_NEAR(json_number(factored.out, "block_linear_params_after") /
+                  json_number(factored.out, "block_linear_params_before"), 0.5, 0.01);
+  auto pf = run_shrink({"eval", dir + "/f.shrink", "--perplexity", text, "--ctx", "64", "--max-windows", "2", "--json"});
+  ASSERT_EQ(pf.exit_code, 0) << pf.err;
+  EXPECT_GT(json_number(pf.out, "perplexity"), 1.0);
   auto salient = run_shrink({"quantize", model, "--method", "gptq", "--keep-salient", "0.01", "--calib", text, "--out",
                              dir + "/s.shrink"});
   EXPECT_EQ(salient.exit_code, 2);
