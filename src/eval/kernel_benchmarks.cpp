@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <vector>
 
 #include "shrink/core/half.h"
@@ -118,6 +119,59 @@ double int4_f32_seconds(Int4Setup& s, int calls) {
   });
 }
 
+// Dense f32 weights pruned 2:4 by magnitude, and their packed form; copies rotate (cold weights).
+struct Sparse2of4Setup {
+  std::vector<std::vector<float>> dense;
+  std::vector<Sparse2of4Storage> packed;
+  std::vector<float> x, out;
+  int64_t m, n, k;
+  size_t dense_bytes() const { return 4 * size_t(n * k); }
+  size_t packed_bytes() const { return 4 * size_t(n * k / 2) + size_t(n * k / 8); }
+};
+
+Sparse2of4Setup make_2of4(int64_t m, int64_t n, int64_t k, size_t copies) {
+  Sparse2of4Setup s;
+  s.m = m, s.n = n, s.k = k;
+  Rng rng(6);
+  for (size_t c = 0; c < copies; ++c) {
+    std::vector<float> w(static_cast<size_t>(n * k));
+    for (auto& v : w) v = rng.normal();
+    for (size_t g = 0; g < w.size(); g += 4) {  // zero the two smallest of each 4
+      std::array<size_t, 4> order = {g, g + 1, g + 2, g + 3};
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return std::fabs(w[a]) < std::fabs(w[b]); });
+      w[order[0]] = w[order[1]] = 0.f;
+    }
+    s.packed.push_back(pack_2of4(w.data(), n, k));
+    s.dense.push_back(std::move(w));
+  }
+  s.x.resize(size_t(m * k));
+  for (auto& v : s.x) v = rng.normal();
+  s.out.resize(size_t(m * n));
+  return s;
+}
+
+// Batch-1 (and small-batch) 2:4 sparse against the dense f32 product of the same weights.
+void add_2of4_rows(KernelReport& report, size_t cold_bytes, int64_t big, double bandwidth) {
+  struct Case { int64_t m, n, k; };
+  for (const Case& c : {Case{1, big, big}, Case{1, 1536, 576}, Case{1, 576, 1536}, Case{8, big, big}}) {
+    const size_t copies = std::max<size_t>(2, cold_bytes / (4 * size_t(c.n * c.k)));
+    Sparse2of4Setup s = make_2of4(c.m, c.n, c.k, copies);
+    const int calls = int(std::max<size_t>(copies, 20));
+    const double dense = median_seconds(calls, [&](int i) {
+      const float* w = s.dense[size_t(i) % copies].data();
+      kernels().gemm_f32(false, true, s.m, s.n, s.k, 1.f, s.x.data(), s.k, w, s.k, 0.f, s.out.data(), s.n);
+    });
+    const double sparse = median_seconds(calls, [&](int i) {
+      kernels().gemm_f32_2of4(s.m, s.x.data(), s.k, s.packed[size_t(i) % copies].view(), nullptr, s.out.data(), s.n);
+    });
+    const std::string shape = shape_text(c.m, c.n, c.k);
+    report.rows.push_back({"fp32 dense GEMV, cold weights", shape, dense, double(s.dense_bytes()) / dense / 1e9, "GB/s",
+                           double(s.dense_bytes()) / dense / bandwidth, "read bandwidth"});
+    report.rows.push_back({"2:4 sparse fp32, cold weights", shape, sparse, double(s.packed_bytes()) / sparse / 1e9, "GB/s",
+                           dense / sparse, "dense fp32, same shape (ceiling 1.88x)"});
+  }
+}
+
 }  // namespace
 
 KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const std::string&)>& progress) {
@@ -174,6 +228,8 @@ KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const st
     report.rows.push_back({"int8 GEMV, cold weights", shape_text(1, big, big), t, rate / 1e9, "GB/s", rate / bandwidth,
                            "read bandwidth"});
   }
+  say("2:4 sparse fp32 GEMV");
+  add_2of4_rows(report, cold_bytes, big, bandwidth);
   {
     const int64_t m = quick ? 64 : 512;
     say("int4 prefill " + shape_text(m, big, big));

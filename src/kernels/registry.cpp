@@ -98,6 +98,11 @@ constexpr KernelVariant<QuantizeInt4Fn> kQuantizeInt4[] = {
     {"quantize_int4__avx2", Isa::avx2, nullptr, quantize_int4__avx2},
 };
 
+constexpr KernelVariant<GemmF32Sparse2of4Fn> kGemmF32Sparse2of4[] = {
+    {"gemm_f32_2of4__ref", Isa::ref, nullptr, gemm_f32_2of4__ref},
+    {"gemm_f32_2of4__avx2", Isa::avx2, nullptr, gemm_f32_2of4__avx2},
+};
+
 constexpr KernelVariant<UnaryF32Fn> kSigmoidF32[] = {
     {"sigmoid_f32__ref", Isa::ref, nullptr, sigmoid_f32__ref},
     {"sigmoid_f32__avx2", Isa::avx2, nullptr, sigmoid_f32__avx2},
@@ -139,6 +144,7 @@ std::span<const KernelVariant<QuantizeRowsS8Fn>> quantize_rows_s8_variants() { r
 std::span<const KernelVariant<GemmQ4S8Fn>> gemm_q4s8_variants() { return kGemmQ4S8; }
 std::span<const KernelVariant<GemmQ4F32Fn>> gemm_q4f32_variants() { return kGemmQ4F32; }
 std::span<const KernelVariant<QuantizeInt4Fn>> quantize_int4_variants() { return kQuantizeInt4; }
+std::span<const KernelVariant<GemmF32Sparse2of4Fn>> gemm_f32_2of4_variants() { return kGemmF32Sparse2of4; }
 std::span<const KernelVariant<UnaryF32Fn>> sigmoid_f32_variants() { return kSigmoidF32; }
 std::span<const KernelVariant<UnaryF32Fn>> tanh_f32_variants() { return kTanhF32; }
 

@@ -11,6 +11,7 @@
 #include "shrink/kernels/ggml_formats.h"
 #include "shrink/kernels/int4_gemm.h"
 #include "shrink/kernels/int8_gemm.h"
+#include "shrink/kernels/sparse_2of4.h"
 
 namespace shrink {
 
@@ -52,6 +53,7 @@ using UnaryF32Fn = void (*)(const float* x, float* y, int64_t n);
   X(gemm_q4s8, GemmQ4S8Fn)                       \
   X(gemm_q4f32, GemmQ4F32Fn)                     \
   X(quantize_int4, QuantizeInt4Fn)               \
+  X(gemm_f32_2of4, GemmF32Sparse2of4Fn)          \
   X(sigmoid_f32, UnaryF32Fn)                     \
   X(tanh_f32, UnaryF32Fn)
 
