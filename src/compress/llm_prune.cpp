@@ -169,6 +169,8 @@ LlmPruneReport prune_language_model(io::LanguageModel& model, const std::vector<
     node.param("weight").value = std::move(w);
     node.prepared = nullptr;
     node.attrs["pruning"] = {{"method", o.method}, {"target", o.target.describe()}};
+    if (o.target.n == 2 && o.target.m == 4 && node.param("weight").value.shape()[1] % 8 == 0)
+      node.attrs["sparse_2of4"] = true;  // decoding runs through the 2:4 kernel
   };
   ProgressLine progress(o.method + " block", int64_t(blocks.size()), o.quiet);
   if (o.method == "magnitude") {

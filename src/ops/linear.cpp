@@ -1,4 +1,5 @@
-// Linear: x (..., in) -> y (..., out) = x W^T + b, W (out, in), b (out) optional; weight_bits fake-quantizes W (QAT).
+// Linear: x (..., in) -> y (..., out) = x W^T + b, W (out, in), b (out) optional; weight_bits fake-quantizes W (QAT);
+// sparse_2of4 (set by the pruner) runs decoding through the 2:4 sparse kernel.
 // DynamicQuantLinear: the same with per-channel int8 weights (weight i8 (out, in), weight_scale f32
 // (out)) and activations quantized per row at run time; bias stays f32. Inference only.
 // Int4Linear: 4-bit group-wise weights in the int4 kernels' layout (nibbles u8 (out, in / 2),
@@ -12,6 +13,8 @@
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int4_gemm.h"
+#include "shrink/kernels/registry.h"
+#include "shrink/kernels/sparse_2of4.h"
 #include "shrink/quant/int8_linear.h"
 
 namespace shrink::nn::ops {
@@ -49,6 +52,13 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   return {{shape, DType::f32}};
 }
 
+// Inference on a few rows (decoding) with weights the pruner marked 2:4: the packed form (built
+// once; the trainer drops packed copies after every optimizer step), about half the bytes to read.
+bool runs_2of4(const ForwardContext& c, int64_t rows, int64_t features) {
+  return !c.training && !c.record && rows <= 4 && features % 8 == 0 && attr_int(c.node, "weight_bits", 0) == 0 &&
+         c.node.attrs.value("sparse_2of4", false);
+}
+
 void forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   const Tensor w = compute_weight(c.node);
@@ -57,6 +67,13 @@ void forward(ForwardContext& c) {
   shape[shape.rank() - 1] = out;
   Tensor y = new_f32(shape);
   float* yd = f32(y);
+  if (runs_2of4(c, rows, features)) {
+    const Sparse2of4Storage& s = prepared<Sparse2of4Storage>(c.node, [&] { return pack_2of4(f32(w), out, features); });
+    const Param* b = c.node.find_param("bias");
+    kernels().gemm_f32_2of4(rows, f32(x), features, s.view(), b ? f32(b->value) : nullptr, yd, out);
+    c.outputs[0] = y;
+    return;
+  }
   float beta = 0.f;
   if (const Param* b = c.node.find_param("bias")) {
     for (int64_t r = 0; r < rows; ++r)

@@ -134,6 +134,7 @@ TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule
       StepInfo info{step, epoch, schedule.learning_rate(step), &batch, &loss};
       if (hooks.before_step) hooks.before_step(info);
       optimizer.step(graph, info.learning_rate);
+      for (nn::Node& node : graph.nodes()) node.prepared = nullptr;  // packed copies of the old weights
       if (hooks.after_step) hooks.after_step(info);
       loss_sum += loss.loss * double(batch.size);
       samples += batch.size;

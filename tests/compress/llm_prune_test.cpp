@@ -124,6 +124,29 @@ TEST(LlmPrune, BlockByBlockOnASmallLlama) {
   EXPECT_LT(error["wanda"], error["magnitude"]);
 }
 
+// 2:4 layers are marked for the sparse kernel, which decoding (a few rows) runs: the logits equal
+// those of the same weights run dense (the mark removed).
+TEST(LlmPrune, TwoFourLayersDecodeThroughTheSparseKernel) {
+  io::LanguageModel lm = tiny_llama(10);
+  LlmPruneOptions o;
+  o.quiet = true;
+  o.method = "magnitude";
+  o.target = {0, 2, 4};
+  prune_language_model(lm, {}, o);
+  int marked = 0;
+  for (const nn::Node& n : lm.graph.nodes()) marked += n.attrs.value("sparse_2of4", false);
+  EXPECT_EQ(marked, 14);
+  auto short_window = random_windows(1, 3, 5);  // 3 rows: the decode path
+  const Tensor sparse = logits(lm.graph, short_window).clone();
+  for (nn::Node& n : lm.graph.nodes()) n.attrs.erase("sparse_2of4"), n.prepared = nullptr;
+  const Tensor dense = logits(lm.graph, short_window);
+  ASSERT_EQ(sparse.shape(), dense.shape());
+  double norm = 0;
+  for (int64_t i = 0; i < dense.numel(); ++i) norm += double(dense.data<float>()[i]) * dense.data<float>()[i];
+  EXPECT_GT(norm, 0.0);
+  EXPECT_LT(squared_distance(sparse, dense), 1e-10 * norm);
+}
+
 TEST(LlmPrune, BadTargetsAndMethodsAreRefused) {
   auto calib = random_windows(2, 16, 5);
   io::LanguageModel lm = tiny_llama(10);
