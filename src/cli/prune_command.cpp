@@ -3,6 +3,7 @@
 // --channels, structured removal of whole channels followed by optional fine-tuning.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -55,6 +56,42 @@ compress::PruneConfig prune_config(const PruneOptions& o) {
   return config;
 }
 
+void print_channel_groups(const std::vector<compress::ChannelGroupReport>& groups, int64_t before, int64_t after) {
+  for (const auto& g : groups) {
+    std::string producers;
+    for (const auto& p : g.producers) producers += (producers.empty() ? "" : " + ") + p;
+    if (g.pruned) fmt::print("  {:<44} {:>5} -> {:>5} channels\n", producers, g.before, g.after);
+    else fmt::print("  {:<44} left alone: {}\n", producers, g.reason);
+  }
+  fmt::print("\nparameters: {} -> {} ({:.1f}%)\n", with_thousands(uint64_t(before)), with_thousands(uint64_t(after)),
+             100.0 * double(after) / double(before));
+}
+
+// shrink prune LM --channels F: the MLP neurons of every block (gate/up rows and down's columns)
+// ranked by weight norm and removed; the rest of the transformer is left alone, with the reason.
+void run_prune_language_model_channels(const PruneOptions& o) {
+  io::LanguageModel lm = io::load_language_model(o.model);
+  compress::StructuredConfig structured;
+  structured.fraction = o.channels;
+  structured.l1 = o.l1;
+  structured.exclude = o.exclude;
+  const int64_t before = lm.graph.parameter_count();
+  std::vector<compress::ChannelGroupReport> groups = compress::prune_channels(lm.graph, structured);
+  int64_t pruned_groups = std::count_if(groups.begin(), groups.end(), [](const auto& g) { return g.pruned; });
+  if (pruned_groups == 0) throw UsageError("no channel group of this model can be pruned", "--channels");
+  nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "prune"}, {"source", o.model},
+                               {"config", {{"channels", o.channels}, {"norm", o.l1 ? "l1" : "l2"}, {"exclude", o.exclude}}}};
+  io::save_language_model(o.out, lm, provenance);
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.out}, {"params_before", before}, {"params_after", lm.graph.parameter_count()},
+                                  {"pruned_groups", pruned_groups}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  print_channel_groups(groups, before, lm.graph.parameter_count());
+  fmt::print("saved {}\n", o.out);
+}
+
 // shrink prune LM --method magnitude|wanda|sparsegpt: one-shot pruning of a language model's
 // transformer-block Linear layers (see compress/llm_prune.h).
 void run_prune_language_model(const PruneOptions& o, const compress::PruneConfig& config) {
@@ -93,7 +130,8 @@ void run_prune_language_model(const PruneOptions& o, const compress::PruneConfig
 
 void run_prune(PruneOptions o) {
   compress::PruneConfig config = prune_config(o);
-  if (io::is_language_model_path(o.model)) return run_prune_language_model(o, config);
+  if (io::is_language_model_path(o.model))
+    return o.channels > 0 ? run_prune_language_model_channels(o) : run_prune_language_model(o, config);
   if (o.method != "magnitude")
     throw UsageError(fmt::format("--method {} prunes language models (GGUF, Hugging Face folders)", o.method), "--method");
   if (config.sparsity < 0 || config.sparsity >= 1)
@@ -170,16 +208,7 @@ void run_prune(PruneOptions o) {
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  for (const auto& g : channel_groups) {
-    std::string producers;
-    for (const auto& p : g.producers) producers += (producers.empty() ? "" : " + ") + p;
-    if (g.pruned) fmt::print("  {:<44} {:>5} -> {:>5} channels\n", producers, g.before, g.after);
-    else fmt::print("  {:<44} left alone: {}\n", producers, g.reason);
-  }
-  if (o.channels > 0)
-    fmt::print("\nparameters: {} -> {} ({:.1f}%)\n", with_thousands(uint64_t(params_before)),
-               with_thousands(uint64_t(graph.parameter_count())),
-               100.0 * double(graph.parameter_count()) / double(params_before));
+  if (o.channels > 0) print_channel_groups(channel_groups, params_before, graph.parameter_count());
   size_t width = 24;
   for (const auto& l : report.layers) width = std::max(width, l.param.size());
   if (!report.layers.empty())

@@ -18,6 +18,9 @@ const std::set<std::string> kChannelWise = {"BatchNorm1d", "BatchNorm2d", "ReLU"
                                             "Tanh", "Sigmoid", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
                                             "Dropout", "Add", "Mul"};
 
+// The channel-wise ops that act on each feature alone wherever it sits (transformer MLPs: SiLU, Mul).
+const std::set<std::string> kElementWise = {"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "Dropout", "Add", "Mul"};
+
 struct UnionFind {
   std::vector<int> parent;
   explicit UnionFind(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
@@ -67,10 +70,12 @@ std::vector<Group> channel_groups(const nn::Graph& g) {
   std::vector<Group> groups;
   for (auto& [root, group] : by_root) {
     std::set<int> producers, consumers;
+    bool channels_last = false;  // 3-D (batch, sequence, features): only Linear and element-wise ops qualify
     for (int v : group.values) {
       const nn::Value& value = g.values()[size_t(v)];
       int rank = value.info.shape.rank();
-      if (rank != 2 && rank != 4) group.problem = "channels must be axis 1 of 2-D or 4-D values";
+      if (rank == 3) channels_last = true;
+      else if (rank != 2 && rank != 4) group.problem = "channels must be axis 1 of 2-D or 4-D values, or the last of 3-D";
       if (std::count(g.outputs().begin(), g.outputs().end(), v)) group.problem = "it is a graph output";
       if (value.producer < 0) group.problem = "it is a graph input";
       else producers.insert(value.producer);
@@ -89,6 +94,13 @@ std::vector<Group> channel_groups(const nn::Graph& g) {
       else if (n.kind == "Linear") group.linear_consumers.push_back(c);
       else if (n.kind == "Flatten" && !linears_after(g, c).empty()) group.flatten_linear.push_back(c);
       else group.problem = n.kind + " '" + n.name + "' reads these channels";
+    }
+    if (channels_last) {
+      for (int n : group.channel_wise)
+        if (!kElementWise.count(g.nodes()[size_t(n)].kind))
+          group.problem = g.nodes()[size_t(n)].kind + " '" + g.nodes()[size_t(n)].name + "' needs channels on axis 1";
+      if (!group.conv_consumers.empty() || !group.flatten_linear.empty())
+        group.problem = "3-D values with features last feed a convolution or a Flatten";
     }
     if (group.producers.empty() && group.problem.empty()) group.problem = "no Conv2d or Linear produces them";
     groups.push_back(std::move(group));

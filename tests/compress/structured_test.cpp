@@ -2,6 +2,7 @@
 // with those channels zeroed; residual partners stay in step; bad settings are refused.
 #include <gtest/gtest.h>
 
+#include "compress/llm_test_models.h"
 #include "nn/nn_test_support.h"
 #include "shrink/compress/structured.h"
 #include "shrink/nn/zoo.h"
@@ -82,6 +83,39 @@ TEST(StructuredPruning, MlpNeuronsAndTheOutputLayerIsKept) {
       EXPECT_NE(r.reason.find("graph output"), std::string::npos);
     }
   EXPECT_TRUE(head_reported);
+}
+
+// A Llama block: the MLP neurons (gate and up rows, down's columns) are removed; the residual
+// stream and the attention projections are left alone with a reason; the logits equal those of
+// the dense model with the same neurons zeroed.
+TEST(StructuredPruning, LlamaMlpNeuronsAreRemoved) {
+  io::LanguageModel lm = tiny_llama(13);
+  io::LanguageModel zeroed = tiny_llama(13);
+  const int64_t params = lm.graph.parameter_count();
+  compress::StructuredConfig config;
+  config.fraction = 0.25;
+  auto report = compress::prune_channels(lm.graph, config);
+  int pruned = 0;
+  for (const auto& group : report) {
+    if (!group.pruned) {
+      EXPECT_FALSE(group.reason.empty());
+      continue;
+    }
+    ++pruned;
+    ASSERT_EQ(group.producers.size(), 2u);
+    EXPECT_NE(group.producers[0].find("mlp"), std::string::npos) << group.producers[0];
+    EXPECT_EQ(group.before, 96);
+    EXPECT_EQ(group.after, 72);
+    zero_channels(zeroed.graph, group);
+  }
+  EXPECT_EQ(pruned, 2) << "one MLP per block";
+  EXPECT_EQ(lm.graph.node("model.layers.1.mlp.down_proj").param("weight").value.shape(), (Shape{64, 72}));
+  EXPECT_EQ(params - lm.graph.parameter_count(), 2 * 24 * 3 * 64);
+  auto windows = random_windows(2, 12, 3);
+  const Tensor a = logits(lm.graph, windows).clone(), b = logits(zeroed.graph, windows);
+  double norm = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) norm += double(b.data<float>()[i]) * b.data<float>()[i];
+  EXPECT_LT(squared_distance(a, b), 1e-10 * norm);
 }
 
 TEST(StructuredPruning, ExclusionsAndBadFractions) {

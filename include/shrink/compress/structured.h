@@ -3,7 +3,10 @@
 // it, and every input of a residual Add — form one channel group (union-find over the graph);
 // a group is pruned as a unit by the summed L1 or L2 norms of its producers' weight rows, and every
 // consumer is rewritten: the next Conv2d's input channels, a Linear's input features (after a
-// Flatten, whole spatial blocks), BatchNorm parameters and statistics.
+// Flatten, whole spatial blocks), BatchNorm parameters and statistics. Transformer values
+// (batch, sequence, features) qualify when only Linear and element-wise ops touch them: the MLP
+// neurons of a Llama block (gate and up rows, SiLU, Mul, down's columns); the residual stream
+// (read by norms) and attention's projections (read by Attention) are left alone with the reason.
 #pragma once
 #include <string>
 #include <vector>
