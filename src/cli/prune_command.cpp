@@ -59,7 +59,8 @@ compress::PruneConfig prune_config(const PruneOptions& o) {
 void print_channel_groups(const std::vector<compress::ChannelGroupReport>& groups, int64_t before, int64_t after) {
   for (const auto& g : groups) {
     std::string producers;
-    for (const auto& p : g.producers) producers += (producers.empty() ? "" : " + ") + p;
+    for (size_t i = 0; i < std::min<size_t>(g.producers.size(), 2); ++i) producers += (i ? " + " : "") + g.producers[i];
+    if (g.producers.size() > 2) producers += fmt::format(" + ... ({} layers)", g.producers.size());
     if (g.pruned) fmt::print("  {:<44} {:>5} -> {:>5} channels\n", producers, g.before, g.after);
     else fmt::print("  {:<44} left alone: {}\n", producers, g.reason);
   }
