@@ -3,14 +3,16 @@
 # the same parameter fractions, on SmolLM2-135M (Persuasion perplexity, ctx 512, first WINDOWS
 # windows) and on MiniLM (embedding cosine to fp32 on 200 Persuasion sentences). Calibration:
 # random windows of the other five novels (SAMPLES x 512 tokens for SmolLM2, x 128 for MiniLM).
-#   bench/llm_factorize_table.sh [SAMPLES] [WINDOWS] [OUT_DIR]      (ROWS="smol minilm" to choose)
+#   bench/llm_factorize_table.sh [SAMPLES] [WINDOWS] [OUT_DIR]
+# Environment: ROWS="smol minilm", RATIOS="0.9 0.8 0.6", METHODS="svd asvd svd-llm" choose the
+# rows; BASELINE=0 skips the dense SmolLM2 row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-32}; windows=${2:-40}; out=${3:-/tmp/shrink-factorize-table}
 source bench/austen_setup.sh
 smol="$cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 minilm="$cache/minilm"
-rows=${ROWS:-"smol minilm"}
+rows=${ROWS:-"smol minilm"}; ratios=${RATIOS:-"0.9 0.8 0.6"}; methods=${METHODS:-"svd asvd svd-llm"}
 
 ppl() { "$shrink" eval "$1" --perplexity "$held" --ctx 512 --max-windows "$windows" --json 2>/dev/null |
           python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["perplexity"])'; }
@@ -24,28 +26,26 @@ factorize() {  # model name method ratio seq_len -> "fraction | seconds"
     > "$out/$name.json"
   python3 -c "import json; r=json.load(open('$out/$name.json')); print('%.3f | %.0f' % (r['block_linear_params_after'] / r['block_linear_params_before'], r['seconds']))"
 }
+sweep() {  # prefix model seq_len score-function: one row per ratio and method
+  for ratio in $ratios; do
+    for method in $methods; do
+      local name="$1-$method-$ratio"
+      echo "| $method | $ratio | $(factorize "$2" "$name" "$method" "$ratio" "$3") | $("$4" "$out/$name.shrink") |"
+    done
+  done
+}
 
 if [[ $rows == *smol* ]]; then
   echo "SmolLM2-135M-Instruct, Persuasion perplexity (ctx 512, first $windows windows); calibration $samples x 512"
   echo "| method | --ratio | block Linear parameters kept | factorize s | perplexity |"
   echo "|---|---|---|---|---|"
-  echo "| dense | - | 1 | - | $(ppl "$smol") |"
-  for ratio in 0.9 0.8 0.6; do
-    for method in svd asvd svd-llm; do
-      name="smol-$method-$ratio"
-      echo "| $method | $ratio | $(factorize "$smol" "$name" "$method" "$ratio" 512) | $(ppl "$out/$name.shrink") |"
-    done
-  done
+  [ "${BASELINE:-1}" = 1 ] && echo "| dense | - | 1 | - | $(ppl "$smol") |"
+  sweep smol "$smol" 512 ppl
 fi
 if [[ $rows == *minilm* ]]; then
   echo
   echo "all-MiniLM-L6-v2, embedding cosine to fp32 on 200 Persuasion sentences; calibration $samples x 128"
   echo "| method | --ratio | block Linear parameters kept | factorize s | mean cosine | min cosine |"
   echo "|---|---|---|---|---|---|"
-  for ratio in 0.9 0.8 0.6; do
-    for method in svd asvd svd-llm; do
-      name="minilm-$method-$ratio"
-      echo "| $method | $ratio | $(factorize "$minilm" "$name" "$method" "$ratio" 128) | $(cosine "$out/$name.shrink") |"
-    done
-  done
+  sweep minilm "$minilm" 128 cosine
 fi
