@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -75,6 +76,9 @@ LlmFactorizeReport factorize_language_model(io::LanguageModel& model,
     progress.update(int64_t(bi + 1));
   }
   progress.finish();
+  if (config.rank > 0 && std::none_of(report.layers.begin(), report.layers.end(), [](const auto& l) { return l.rank > 0; }))
+    throw UsageError(fmt::format("rank {} is larger than every weight matrix allows", config.rank), "--rank",
+                     "choose a rank below the smaller side of the matrices");
   report.params_after = g.parameter_count();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();

@@ -147,6 +147,9 @@ TEST(LlmFactorize, BadSettingsAreRefused) {
   o.config.ratio = 0.5;
   o.config.method = "svd-llm";
   EXPECT_THROW(compress::factorize_language_model(lm, {}, o), UsageError) << "svd-llm without calibration";
+  o.config.ratio = 0, o.config.rank = 1000, o.config.method = "svd";
+  EXPECT_THROW(compress::factorize_language_model(lm, {}, o), UsageError) << "rank beyond every matrix";
+  o.config.rank = 0, o.config.ratio = 0.5;
   o.config.method = "pca";
   EXPECT_THROW(compress::factorize_language_model(lm, random_windows(2, 8, 1), o), UsageError);
   o.config.method = "svd-llm";
