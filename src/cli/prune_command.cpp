@@ -23,7 +23,7 @@ struct PruneOptions {
   std::string model, out, data, data_dir, pattern, method = "magnitude", calib;
   int64_t samples = 128, seq_len = 512;
   std::vector<std::string> exclude, layer;
-  double sparsity = 0.5, ramp = 0.7, channels = 0;
+  double sparsity = 0.5, ramp = 0.7, channels = 0, heads = 0;
   bool l1 = false;
   int64_t update_every = 50;
   bool global = false, json = false;
@@ -68,8 +68,9 @@ void print_channel_groups(const std::vector<compress::ChannelGroupReport>& group
              100.0 * double(after) / double(before));
 }
 
-// shrink prune LM --channels F: the MLP neurons of every block (gate/up rows and down's columns)
+// shrink prune LM --channels F [--heads H]: the MLP neurons of every block (gate/up rows and down's columns)
 // ranked by weight norm and removed; the rest of the transformer is left alone, with the reason.
+// With --heads F also whole key/value groups of attention heads (compress/structured.h).
 void run_prune_language_model_channels(const PruneOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
   compress::StructuredConfig structured;
@@ -77,17 +78,38 @@ void run_prune_language_model_channels(const PruneOptions& o) {
   structured.l1 = o.l1;
   structured.exclude = o.exclude;
   const int64_t before = lm.graph.parameter_count();
-  std::vector<compress::ChannelGroupReport> groups = compress::prune_channels(lm.graph, structured);
-  int64_t pruned_groups = std::count_if(groups.begin(), groups.end(), [](const auto& g) { return g.pruned; });
-  if (pruned_groups == 0) throw UsageError("no channel group of this model can be pruned", "--channels");
+  std::vector<compress::ChannelGroupReport> groups;
+  int64_t pruned_groups = 0;
+  if (o.channels > 0) {
+    groups = compress::prune_channels(lm.graph, structured);
+    pruned_groups = std::count_if(groups.begin(), groups.end(), [](const auto& g) { return g.pruned; });
+    if (pruned_groups == 0) throw UsageError("no channel group of this model can be pruned", "--channels");
+  }
+  std::vector<compress::HeadGroupReport> heads;
+  if (o.heads > 0) {
+    structured.fraction = o.heads;
+    heads = compress::prune_attention_heads(lm.graph, structured);
+    if (std::all_of(heads.begin(), heads.end(), [](const auto& h) { return h.removed.empty(); }))
+      throw UsageError(heads.empty() ? "the model has no attention" : "no head group can be removed: " + heads[0].reason,
+                       "--heads");
+  }
   nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "prune"}, {"source", o.model},
-                               {"config", {{"channels", o.channels}, {"norm", o.l1 ? "l1" : "l2"}, {"exclude", o.exclude}}}};
+                               {"config", {{"channels", o.channels}, {"heads", o.heads}, {"norm", o.l1 ? "l1" : "l2"},
+                                           {"exclude", o.exclude}}}};
   io::save_language_model(o.out, lm, provenance);
   if (o.json) {
     nlohmann::ordered_json out = {{"model", o.out}, {"params_before", before}, {"params_after", lm.graph.parameter_count()},
                                   {"pruned_groups", pruned_groups}};
+    int64_t removed = 0;
+    for (const auto& h : heads) removed += int64_t(h.removed.size());
+    out["kv_groups_removed"] = removed;
     fmt::print("{}\n", out.dump(2));
     return;
+  }
+  for (const auto& h : heads) {
+    if (h.removed.empty()) fmt::print("  {:<44} left alone: {}\n", h.attention, h.reason);
+    else fmt::print("  {:<44} {} -> {} heads ({} -> {} key/value groups)\n", h.attention, h.heads_before, h.heads_after,
+                    h.kv_heads_before, h.kv_heads_after);
   }
   print_channel_groups(groups, before, lm.graph.parameter_count());
   fmt::print("saved {}\n", o.out);
@@ -132,7 +154,8 @@ void run_prune_language_model(const PruneOptions& o, const compress::PruneConfig
 void run_prune(PruneOptions o) {
   compress::PruneConfig config = prune_config(o);
   if (io::is_language_model_path(o.model))
-    return o.channels > 0 ? run_prune_language_model_channels(o) : run_prune_language_model(o, config);
+    return o.channels > 0 || o.heads > 0 ? run_prune_language_model_channels(o) : run_prune_language_model(o, config);
+  if (o.heads > 0) throw UsageError("--heads prunes language models (GGUF, Hugging Face folders)", "--heads");
   if (o.method != "magnitude")
     throw UsageError(fmt::format("--method {} prunes language models (GGUF, Hugging Face folders)", o.method), "--method");
   if (config.sparsity < 0 || config.sparsity >= 1)
@@ -244,6 +267,9 @@ void setup_prune(CLI::App& sub) {
   sub.add_option("--sparsity", o->sparsity, "Fraction of the weights to remove, in [0, 1)");
   sub.add_option("--channels", o->channels,
                  "Structured: remove this fraction of every channel group (filters, neurons) from the graph")
+      ->check(CLI::Range(0.0, 0.999));
+  sub.add_option("--heads", o->heads,
+                 "Language models: remove this fraction of each attention's key/value head groups (with their query heads)")
       ->check(CLI::Range(0.0, 0.999));
   sub.add_flag("--l1", o->l1, "Structured: rank channels by L1 instead of L2 norm");
   sub.add_flag("--global", o->global, "One magnitude threshold across all layers");

@@ -212,4 +212,107 @@ std::vector<ChannelGroupReport> prune_channels(nn::Graph& graph, const Structure
   return report;
 }
 
+namespace {
+
+// The Linear producing `value` when the node `reader` is its only consumer, else -1.
+int sole_linear_producer(const nn::Graph& g, int value, int reader) {
+  const int producer = g.values()[size_t(value)].producer;
+  if (producer < 0 || g.nodes()[size_t(producer)].kind != "Linear") return -1;
+  const std::vector<int> readers = g.consumers(value);
+  return readers.size() == 1 && readers[0] == reader ? producer : -1;
+}
+
+double squared_norm(const Tensor& w, int axis, int64_t first, int64_t count) {
+  const Tensor t = w.contiguous();
+  const int64_t rows = t.shape()[0], cols = t.shape()[1];
+  double sum = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t along = axis == 0 ? r : c;
+      if (along >= first && along < first + count) sum += double(t.data<float>()[r * cols + c]) * t.data<float>()[r * cols + c];
+    }
+  return sum;
+}
+
+std::vector<int64_t> spans(const std::vector<int64_t>& groups, int64_t width) {
+  std::vector<int64_t> out;
+  for (int64_t g : groups)
+    for (int64_t i = 0; i < width; ++i) out.push_back(g * width + i);
+  return out;
+}
+
+}  // namespace
+
+std::vector<HeadGroupReport> prune_attention_heads(nn::Graph& graph, const StructuredConfig& config) {
+  if (!(config.fraction >= 0 && config.fraction < 1))
+    throw UsageError(fmt::format("the fraction of heads must be in [0, 1), got {}", config.fraction), "--heads");
+  nn::Graph backup = graph;
+  std::vector<HeadGroupReport> report;
+  try {
+    for (size_t a = 0; a < graph.nodes().size(); ++a) {
+      nn::Node& attention = graph.nodes()[a];
+      if (attention.kind != "Attention") continue;
+      HeadGroupReport r;
+      r.attention = attention.name;
+      const int64_t heads = attention.attrs.value("num_heads", int64_t(0));
+      const int64_t kv = attention.attrs.value("num_kv_heads", heads);
+      r.heads_before = r.heads_after = heads, r.kv_heads_before = r.kv_heads_after = kv;
+      int qkv[3];
+      for (int i = 0; i < 3; ++i) qkv[i] = sole_linear_producer(graph, attention.inputs[size_t(i)], int(a));
+      const std::vector<int> readers = graph.consumers(attention.outputs[0]);
+      const int o = readers.size() == 1 && graph.nodes()[size_t(readers[0])].kind == "Linear" ? readers[0] : -1;
+      const bool excluded = std::any_of(config.exclude.begin(), config.exclude.end(),
+                                        [&](const std::string& p) { return name_matches(p, attention.name); });
+      if (qkv[0] < 0 || qkv[1] < 0 || qkv[2] < 0 || o < 0 || heads <= 0 || kv <= 0 || heads % kv) {
+        r.reason = "q, k, v and the output are not Linear layers of this attention alone";
+      } else if (excluded) {
+        r.reason = "excluded";
+      }
+      const int64_t remove = std::min<int64_t>(int64_t(std::floor(config.fraction * double(kv))), kv - 1);
+      if (!r.reason.empty() || remove == 0) {
+        if (r.reason.empty()) r.reason = "fewer than one key/value group to remove";
+        report.push_back(r);
+        continue;
+      }
+      auto weight = [&](int n) -> const Tensor& { return graph.nodes()[size_t(n)].param("weight").value; };
+      const int64_t head_dim = weight(qkv[0]).shape()[0] / heads, per_group = heads / kv;
+      std::vector<double> score(static_cast<size_t>(kv), 0.0);
+      for (int64_t grp = 0; grp < kv; ++grp)
+        score[size_t(grp)] = std::sqrt(squared_norm(weight(qkv[0]), 0, grp * per_group * head_dim, per_group * head_dim) +
+                                       squared_norm(weight(qkv[1]), 0, grp * head_dim, head_dim) +
+                                       squared_norm(weight(qkv[2]), 0, grp * head_dim, head_dim) +
+                                       squared_norm(weight(o), 1, grp * per_group * head_dim, per_group * head_dim));
+      std::vector<int64_t> order(static_cast<size_t>(kv));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return score[size_t(x)] < score[size_t(y)]; });
+      std::vector<int64_t> keep(order.begin() + remove, order.end());
+      r.removed.assign(order.begin(), order.begin() + remove);
+      std::sort(keep.begin(), keep.end());
+      std::sort(r.removed.begin(), r.removed.end());
+      const std::vector<int64_t> q_rows = spans(keep, per_group * head_dim), kv_rows = spans(keep, head_dim);
+      auto& nodes = graph.nodes();
+      for (int i = 0; i < 3; ++i) {
+        nn::Node& proj = nodes[size_t(qkv[i])];
+        const std::vector<int64_t>& rows = i == 0 ? q_rows : kv_rows;
+        slice_param(proj, "weight", 0, rows);
+        slice_param(proj, "bias", 0, rows);
+        proj.attrs["out_features"] = int64_t(rows.size());
+        proj.prepared = nullptr;
+      }
+      slice_param(nodes[size_t(o)], "weight", 1, q_rows);
+      nodes[size_t(o)].attrs["in_features"] = int64_t(q_rows.size());
+      nodes[size_t(o)].prepared = nullptr;
+      r.kv_heads_after = kv - remove, r.heads_after = (kv - remove) * per_group;
+      nodes[a].attrs["num_heads"] = r.heads_after;
+      nodes[a].attrs["num_kv_heads"] = r.kv_heads_after;
+      report.push_back(r);
+    }
+    graph.validate();
+  } catch (...) {
+    graph = std::move(backup);
+    throw;
+  }
+  return report;
+}
+
 }  // namespace shrink::compress

@@ -63,6 +63,7 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   EXPECT_EQ(run_shrink({"quantize", model, "--method", "awq", "--out", dir + "/a.shrink"}).exit_code, 2);
   EXPECT_EQ(run_shrink({"quantize", model, "--method", "rtn", "--keep-salient", "0.01", "--out", dir + "/s.shrink"}).exit_code, 2);
   EXPECT_EQ(run_shrink({"prune", model, "--method", "sparsegpt", "--out", dir + "/p.shrink"}).exit_code, 2);  // no --calib
+  EXPECT_EQ(run_shrink({"prune", model, "--heads", "0.2", "--out", dir + "/h.shrink"}).exit_code, 2);  // < 1 of 3 groups
   auto pruned = run_shrink({"prune", model, "--method", "magnitude", "--pattern", "2:4", "--out", dir + "/p.shrink", "--json"});
   ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
   EXPECT_GE(json_number(pruned.out, "sparsity"), 0.5);  // weights that were already zero count too

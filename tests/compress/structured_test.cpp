@@ -118,6 +118,41 @@ TEST(StructuredPruning, LlamaMlpNeuronsAreRemoved) {
   EXPECT_LT(squared_distance(a, b), 1e-10 * norm);
 }
 
+// Whole key/value groups of attention heads: q, k, v rows and o columns go, the Attention node
+// loses the heads, and the logits equal the dense model's with those heads' o columns zeroed
+// (a head whose output is multiplied by zero contributes nothing).
+TEST(StructuredPruning, AttentionHeadGroupsAreRemoved) {
+  io::LanguageModel lm = tiny_llama(14);
+  io::LanguageModel zeroed = tiny_llama(14);
+  compress::StructuredConfig config;
+  config.fraction = 0.5;
+  auto report = compress::prune_attention_heads(lm.graph, config);
+  ASSERT_EQ(report.size(), 2u);
+  for (const auto& r : report) {
+    EXPECT_TRUE(r.reason.empty()) << r.reason;
+    EXPECT_EQ(r.kv_heads_before, 2);
+    EXPECT_EQ(r.kv_heads_after, 1);
+    EXPECT_EQ(r.heads_after, 2);
+    ASSERT_EQ(r.removed.size(), 1u);
+    Tensor& o = zeroed.graph.node(r.attention + ".o_proj").param("weight").value;  // (64, 4 heads x 16)
+    for (int64_t row = 0; row < 64; ++row)
+      for (int64_t c = r.removed[0] * 32; c < (r.removed[0] + 1) * 32; ++c) o.mutable_data<float>()[row * 64 + c] = 0.f;
+  }
+  EXPECT_EQ(lm.graph.node("model.layers.0.self_attn.q_proj").param("weight").value.shape(), (Shape{32, 64}));
+  EXPECT_EQ(lm.graph.node("model.layers.0.self_attn.k_proj").param("weight").value.shape(), (Shape{16, 64}));
+  EXPECT_EQ(lm.graph.node("model.layers.0.self_attn.o_proj").param("weight").value.shape(), (Shape{64, 32}));
+  auto windows = random_windows(2, 12, 4);
+  const Tensor a = logits(lm.graph, windows).clone(), b = logits(zeroed.graph, windows);
+  double norm = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) norm += double(b.data<float>()[i]) * b.data<float>()[i];
+  EXPECT_LT(squared_distance(a, b), 1e-10 * norm);
+  config.fraction = 0.4;  // floor(0.4 x 1) = 0 of the one group left: nothing to remove, said so
+  report = compress::prune_attention_heads(lm.graph, config);
+  EXPECT_NE(report[0].reason.find("fewer than one"), std::string::npos) << report[0].reason;
+  config.fraction = 1.0;
+  EXPECT_THROW(compress::prune_attention_heads(lm.graph, config), UsageError);
+}
+
 TEST(StructuredPruning, ExclusionsAndBadFractions) {
   nn::Graph g = nn::build_architecture("mlp", {.seed = 1});
   compress::StructuredConfig config;

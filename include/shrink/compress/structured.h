@@ -32,4 +32,17 @@ struct ChannelGroupReport {
 // Rewrites the graph (validated; unchanged on error). UsageError for a fraction outside [0, 1).
 std::vector<ChannelGroupReport> prune_channels(nn::Graph& graph, const StructuredConfig& config);
 
+// Attention heads, removed a key/value group at a time (a kv head and the query heads that share
+// it, so grouped-query attention stays regular): in every Attention node whose q, k, v come from
+// Linear nodes read by it alone and whose output feeds one Linear (o_proj), the
+// floor(fraction * kv_heads) groups with the smallest weight norm (their q, k, v rows and o
+// columns together) go: the projections lose those rows and columns and the node its heads.
+struct HeadGroupReport {
+  std::string attention;
+  int64_t kv_heads_before = 0, kv_heads_after = 0, heads_before = 0, heads_after = 0;
+  std::vector<int64_t> removed;  // kv-group indices (original numbering)
+  std::string reason;            // why a node was left alone
+};
+std::vector<HeadGroupReport> prune_attention_heads(nn::Graph& graph, const StructuredConfig& config);
+
 }  // namespace shrink::compress
