@@ -74,21 +74,24 @@ Tensor copy_to_tensor(const float* v, const Shape& shape) {
   return t;
 }
 
-// The input-side weighting T as a lower-triangular n x n matrix in f64, column-major (LAPACK's
-// layout; T(i, j) = t[i + j * n]): diag(mean|x|^alpha) for ASVD, the Cholesky factor of the
-// damped Gram matrix for SVD-LLM (damping raised tenfold up to four times when it fails).
-std::vector<double> input_weighting(const FactorizeConfig& config, const InputStatistics& stats, int64_t n,
-                                    double& damp_used) {
+// ASVD's input scaling diag(mean|x|^alpha), kept as its diagonal.
+std::vector<double> asvd_scale(const FactorizeConfig& config, const InputStatistics& stats, int64_t n) {
+  if (int64_t(stats.mean_abs.size()) != n) throw Error("ASVD: the input statistics do not match the layer");
+  double floor = 0;
+  for (float v : stats.mean_abs) floor = std::max(floor, double(v));
+  floor = std::max(floor * 1e-6, 1e-30);  // a dead input keeps a tiny positive weight
+  std::vector<double> scale(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j)
+    scale[size_t(j)] = std::pow(std::max(double(stats.mean_abs[size_t(j)]), floor), config.asvd_alpha);
+  return scale;
+}
+
+// SVD-LLM's whitening: the lower Cholesky factor L of the damped Gram matrix, n x n in f64,
+// column-major (LAPACK's layout; L(i, j) = t[i + j * n]); damping raised tenfold up to four times
+// when the factorisation fails.
+std::vector<double> whitening_factor(const FactorizeConfig& config, const InputStatistics& stats, int64_t n,
+                                     double& damp_used) {
   std::vector<double> t(static_cast<size_t>(n * n), 0.0);
-  if (config.method == "asvd") {
-    if (int64_t(stats.mean_abs.size()) != n) throw Error("ASVD: the input statistics do not match the layer");
-    double floor = 0;
-    for (float v : stats.mean_abs) floor = std::max(floor, double(v));
-    floor = std::max(floor * 1e-6, 1e-30);  // a dead input keeps a tiny positive weight
-    for (int64_t j = 0; j < n; ++j)
-      t[size_t(j + j * n)] = std::pow(std::max(double(stats.mean_abs[size_t(j)]), floor), config.asvd_alpha);
-    return t;
-  }
   if (!stats.gram.defined() || stats.gram.shape() != Shape{n, n})
     throw Error("SVD-LLM: the Gram matrix does not match the layer");
   const OpenBlas& blas = openblas();
@@ -122,14 +125,17 @@ LowRankFactors factor_weight(const Tensor& weight, const FactorizeConfig& config
   const bool weighted = config.method != "svd";
   if (weighted && !stats) throw UsageError(fmt::format("{} needs calibration data", config.method), "--calib");
   LowRankFactors out;
-  std::vector<double> t;
-  std::vector<float> a(w.data<float>(), w.data<float>() + w.numel());
-  if (weighted) {
-    t = input_weighting(config, *stats, cols, out.damp);
-    // a = W T. The column-major T read row-major is T^T, so a = W (T^T)^T: dgemm with B transposed.
+  std::vector<double> scale, t;  // ASVD's diagonal, or SVD-LLM's lower-triangular factor
+  std::vector<float> a(w.data<float>(), w.data<float>() + w.numel());  // W T
+  if (config.method == "asvd") {
+    scale = asvd_scale(config, *stats, cols);
+    for (int64_t i = 0; i < rows * cols; ++i) a[size_t(i)] = float(double(a[size_t(i)]) * scale[size_t(i % cols)]);
+  } else if (weighted) {
+    t = whitening_factor(config, *stats, cols, out.damp);
+    // The column-major L read row-major is L^T, so W L = W (L^T)^T: dgemm with B transposed.
     std::vector<double> wd(w.data<float>(), w.data<float>() + w.numel()), ad(a.size());
     const OpenBlas& blas = openblas();
-    if (!blas.dgemm) throw UnsupportedError("activation-aware SVD needs OpenBLAS's dgemm and none was found");
+    if (!blas.dgemm) throw UnsupportedError("SVD-LLM needs OpenBLAS's dgemm and none was found");
     blas.dgemm(101, 111, 112, int(rows), int(cols), int(cols), 1.0, wd.data(), int(cols), t.data(), int(cols), 0.0,
                ad.data(), int(cols));
     std::transform(ad.begin(), ad.end(), a.begin(), [](double v) { return float(v); });
@@ -151,8 +157,13 @@ LowRankFactors factor_weight(const Tensor& weight, const FactorizeConfig& config
     std::copy(d.vt.begin(), d.vt.begin() + r * cols, first);
     return out;
   }
-  // first = V_r^T T^-1: each row z solves z T = v, backwards over columns (T lower triangular):
-  // z_j = (v_j - sum_{i > j} z_i T(i, j)) / T(j, j).
+  if (!scale.empty()) {  // first = V_r^T diag(scale)^-1
+    for (int64_t k = 0; k < r; ++k)
+      for (int64_t j = 0; j < cols; ++j) first[k * cols + j] = float(double(d.vt[size_t(k * cols + j)]) / scale[size_t(j)]);
+    return out;
+  }
+  // first = V_r^T L^-1: each row z solves z L = v, backwards over columns (L lower triangular):
+  // z_j = (v_j - sum_{i > j} z_i L(i, j)) / L(j, j).
   std::vector<double> z(static_cast<size_t>(cols));
   for (int64_t k = 0; k < r; ++k) {
     const float* v = d.vt.data() + k * cols;
