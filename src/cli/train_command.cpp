@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -23,7 +24,7 @@ struct TrainOptions {
   bool json = false;
   TrainingOptions training;
   // distill: the teacher model and the loss mix
-  std::string teacher;
+  std::string teacher, teacher_cache;
   compress::DistillConfig distill;
 };
 
@@ -58,24 +59,53 @@ void run_train(TrainOptions o) {
     provenance["epochs_completed"] = s.epoch + 1;
     provenance["result"] = {{"metric", task.metric}, {"value", s.eval_metric}, {"loss", s.eval_loss},
                             {"train_samples_per_second", s.samples_per_second}};
-    io::save_model(o.out, graph, provenance);
+    nn::Graph saved = graph;
+    compress::detach_feature_hint(saved);  // the hidden-state projection only serves training
+    io::save_model(o.out, saved, provenance);
   };
   auto evaluate = [&] { return evaluate_task(graph, task); };
   train::LossFunction loss = cross_entropy_loss(t.label_smoothing);
   std::unique_ptr<io::LoadedModel> teacher;
+  std::shared_ptr<compress::TeacherOutputs> teacher_outputs;
+  uint64_t fingerprint = 0;
   if (!o.teacher.empty()) {
+    o.distill.validate();
+    if (!o.teacher_cache.empty() && !o.distill.cache_teacher)
+      throw UsageError("--teacher-cache keeps the cached outputs; it cannot go with --no-cache", "--teacher-cache");
     teacher = std::make_unique<io::LoadedModel>(io::load_model(o.teacher));
-    auto outputs = std::make_shared<compress::TeacherOutputs>(teacher->graph, o.distill.cache_teacher);
-    loss = compress::distillation_loss(outputs, o.distill);
     train::Evaluation t_eval = evaluate_task(teacher->graph, task);
+    if (o.distill.feature_weight > 0) compress::attach_feature_hint(graph, teacher->graph, o.distill, t.seed);
+    teacher_outputs = std::make_shared<compress::TeacherOutputs>(teacher->graph, o.distill.cache_teacher);
+    if (!o.teacher_cache.empty() && std::filesystem::exists(o.teacher_cache)) {
+      fingerprint = compress::teacher_fingerprint(
+          teacher->graph, fmt::format("{} context {} examples {}", o.data, o.context, task.train->size()));
+      bool loaded = teacher_outputs->load(o.teacher_cache, fingerprint);
+      if (!t.quiet)
+        fmt::print(stderr, "{}\n", loaded ? fmt::format("teacher outputs for {} examples read from {}",
+                                                        teacher_outputs->cached(), o.teacher_cache)
+                                          : fmt::format("{} holds another teacher's or dataset's outputs; "
+                                                        "it will be rewritten", o.teacher_cache));
+    }
+    loss = compress::distillation_loss(teacher_outputs, o.distill);
     provenance["technique"] = "distill";
     provenance["config"].update({{"teacher", o.teacher}, {"alpha", o.distill.alpha},
                                  {"temperature", o.distill.temperature}, {"teacher_" + task.metric, t_eval.metric}});
+    if (o.distill.feature_weight > 0)
+      provenance["config"].update({{"hint_weight", o.distill.feature_weight},
+                                   {"hint_student", o.distill.student_feature},
+                                   {"hint_teacher", o.distill.teacher_feature}});
     if (!t.quiet)
-      fmt::print(stderr, "teacher {}: held-out {} {:.4f}; alpha {}, temperature {}\n", o.teacher, task.metric,
-                 t_eval.metric, o.distill.alpha, o.distill.temperature);
+      fmt::print(stderr, "teacher {}: held-out {} {:.4f}; alpha {}, temperature {}{}\n", o.teacher, task.metric,
+                 t_eval.metric, o.distill.alpha, o.distill.temperature,
+                 o.distill.feature_weight > 0 ? fmt::format(", hidden-state weight {}", o.distill.feature_weight) : "");
   }
   train::TrainResult result = train::fit(graph, *optimizer, schedule, *task.train, loss, config, hooks, evaluate);
+  if (teacher_outputs && !o.teacher_cache.empty()) {
+    if (!fingerprint)
+      fingerprint = compress::teacher_fingerprint(
+          teacher->graph, fmt::format("{} context {} examples {}", o.data, o.context, task.train->size()));
+    teacher_outputs->save(o.teacher_cache, fingerprint);
+  }
   if (result.interrupted)
     throw InterruptedError(result.epochs.empty()
                                ? "interrupted before the first epoch ended; nothing was written"
@@ -131,6 +161,15 @@ void setup_distill(CLI::App& sub) {
   sub.add_option("--alpha", o->distill.alpha, "Weight of the label loss; 1 - alpha goes to the teacher")->check(CLI::Range(0.0, 1.0));
   sub.add_option("--temperature", o->distill.temperature, "Softening temperature T")->check(CLI::PositiveNumber);
   sub.add_flag("!--no-cache", o->distill.cache_teacher, "Run the teacher on every batch instead of caching its outputs");
+  sub.add_option("--teacher-cache", o->teacher_cache,
+                 "Keep the teacher's outputs in this file: read at the start when it matches, written at the end");
+  sub.add_option("--hint-weight", o->distill.feature_weight,
+                 "Weight of the hidden-state MSE term (0: off); a learned projection bridges different widths")
+      ->check(CLI::NonNegativeNumber);
+  sub.add_option("--hint-student", o->distill.student_feature,
+                 "Student value the hidden-state term reads (default: the input of its final Linear)");
+  sub.add_option("--hint-teacher", o->distill.teacher_feature,
+                 "Teacher value it is compared with (default: the input of its final Linear)");
   add_training_options(sub, o->training);
   sub.add_option("--width", o->width, "Override the student's width")->check(CLI::NonNegativeNumber);
   sub.add_option("--layers", o->layers, "Override the student's depth")->check(CLI::NonNegativeNumber);

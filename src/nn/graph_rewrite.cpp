@@ -110,6 +110,28 @@ void Graph::remove_node(std::string_view name) {
   drop_unused_values();
 }
 
+void Graph::remove_output(int value) {
+  auto found = std::find(outputs_.begin(), outputs_.end(), value);
+  if (found == outputs_.end()) throw UsageError(fmt::format("value {} is not a graph output", value), "remove_output");
+  if (outputs_.size() == 1) throw UsageError("a graph keeps at least one output", "remove_output");
+  transactional(*this, [&] {
+    outputs_.erase(found);
+    std::vector<int> readers(values_.size(), 0);
+    for (int id : outputs_) ++readers[size_t(id)];
+    for (const Node& n : nodes_)
+      for (int id : n.inputs) ++readers[size_t(id)];
+    // Walking backwards, a node whose outputs nobody reads is dead and releases its inputs.
+    for (size_t i = nodes_.size(); i-- > 0;) {
+      bool read = false;
+      for (int id : nodes_[i].outputs) read = read || readers[size_t(id)] > 0;
+      if (read) continue;
+      for (int id : nodes_[i].inputs) --readers[size_t(id)];
+      nodes_.erase(nodes_.begin() + std::ptrdiff_t(i));
+    }
+  });
+  drop_unused_values();
+}
+
 void Graph::replace_with_chain(std::string_view name, std::vector<Node> chain) {
   int index = node_index(name);
   if (index < 0) throw UsageError("no node named '" + std::string(name) + "'", "replace_with_chain");

@@ -129,6 +129,10 @@ TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule
       graph.zero_grad();
       std::vector<Tensor> grads(outputs.size());
       grads[0] = loss.grad;
+      if (loss.output_grads.size() + 1 > grads.size())
+        throw UsageError(fmt::format("the loss returned gradients for {} outputs; the graph has {}",
+                                     loss.output_grads.size() + 1, grads.size()), "fit");
+      for (size_t i = 0; i < loss.output_grads.size(); ++i) grads[i + 1] = loss.output_grads[i];
       nn::backward(graph, tape, grads);
       if (config.max_grad_norm > 0) clip_grad_norm(graph, config.max_grad_norm);
       StepInfo info{step, epoch, schedule.learning_rate(step), &batch, &loss};

@@ -122,6 +122,32 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
   auto distilled = run_shrink({"distill", "--teacher", model, "--arch", "mlp", "--width", "32", "--data-dir", dir.path(),
                                "--epochs", "1", "--out", dir.file("d.safetensors"), "--quiet"});
   EXPECT_EQ(distilled.exit_code, 0) << distilled.err;
+  // The hidden-state term (32-wide student, 256-wide teacher: a learned projection) with the
+  // teacher's outputs kept on disk: the second run reads them instead of running the teacher.
+  std::vector<std::string> hinted = {"distill", "--teacher", model, "--arch", "mlp", "--width", "32", "--data-dir",
+                                     dir.path(), "--epochs", "1", "--hint-weight", "0.5", "--teacher-cache",
+                                     dir.file("teacher.cache"), "--out", dir.file("h.safetensors")};
+  auto first = run_shrink(hinted);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto second = run_shrink(hinted);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.err.find("teacher outputs for 400 examples read from"), std::string::npos) << second.err;
+  auto hinted_eval = run_shrink({"eval", dir.file("h.safetensors"), "--data-dir", dir.path(), "--json"});
+  ASSERT_EQ(hinted_eval.exit_code, 0) << hinted_eval.err;
+  auto info = run_shrink({"inspect", dir.file("h.safetensors")});
+  EXPECT_EQ(info.out.find("distill.projection"), std::string::npos) << "the projection is not saved";
+  // Not a cache file: refused rather than overwritten (it may be something the user needs).
+  std::ofstream(dir.file("teacher.cache"), std::ios::trunc) << "my notes";
+  auto damaged = run_shrink(hinted);
+  EXPECT_EQ(damaged.exit_code, 1) << damaged.err;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"distill", "--teacher", model, "--arch", "mlp", "--data-dir", dir.path(), "--hint-student", "nope",
+            "--hint-weight", "1", "--out", dir.file("x")},
+           {"distill", "--teacher", model, "--arch", "mlp", "--data-dir", dir.path(), "--no-cache", "--teacher-cache",
+            dir.file("c"), "--out", dir.file("x")}}) {
+    auto r = run_shrink(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+  }
   auto quantized = run_shrink({"quantize", model, "--method", "dynamic", "--data-dir", dir.path(), "--out",
                                dir.file("q.safetensors"), "--json"});
   ASSERT_EQ(quantized.exit_code, 0) << quantized.err;

@@ -118,6 +118,31 @@ TEST(Graph, FuseChainReplacesPrivateChainsOnly) {
   EXPECT_EQ(branchy.nodes().size(), 3u);
 }
 
+TEST(Graph, RemoveOutputDropsTheNodesOnlyItNeeded) {
+  nn::Graph g = small_mlp();
+  Rng rng(3);
+  Tensor x = random_tensor(Shape{2, 4}, rng);
+  Tensor before = run(g, x);
+  size_t nodes = g.nodes().size();
+  // A training-only head of two nodes off the ReLU, as a second output.
+  int relu = g.nodes()[size_t(g.node_index("relu"))].outputs[0];
+  int head = g.add(nn::Node{"aux", "Linear", {{"in_features", 3}, {"out_features", 5}}, {relu}, {},
+                            {{"weight", random_tensor(Shape{5, 3}, rng), {}, true}}});
+  g.mark_output(g.add(nn::Node{"aux.relu", "ReLU", {}, {head}, {}, {}}));
+  ASSERT_EQ(nn::forward(g, std::vector<Tensor>{x}).size(), 2u);
+  EXPECT_THROW(g.remove_output(relu), UsageError);  // not an output
+  g.remove_output(g.outputs()[1]);
+  EXPECT_EQ(g.nodes().size(), nodes);
+  EXPECT_EQ(g.node_index("aux"), -1);
+  EXPECT_EQ(g.outputs().size(), 1u);
+  expect_same(run(g, x), before);
+  EXPECT_THROW(g.remove_output(g.outputs()[0]), UsageError);  // the last output stays
+  // An output that is also read inside the graph keeps its producer.
+  g.mark_output(relu);
+  g.remove_output(relu);
+  EXPECT_EQ(g.nodes().size(), nodes);
+}
+
 TEST(Graph, ForwardChecksInputs) {
   nn::Graph g = small_mlp();
   Rng rng(3);

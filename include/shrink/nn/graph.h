@@ -56,6 +56,9 @@ class Graph {
   std::vector<int> add_node(Node node);
   int add(Node node);  // add_node for single-output nodes
   void mark_output(int value);
+  // Drops `value` from the graph outputs, then every node none of whose outputs is read any more
+  // (transitively), so a training-only head goes away with its output. Graph inputs stay.
+  void remove_output(int value);
   void set_value_name(int value, const std::string& name);  // checked for clashes by validate()
 
   const std::vector<Node>& nodes() const { return nodes_; }

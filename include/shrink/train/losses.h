@@ -1,6 +1,8 @@
 // Losses with their gradients in the prediction: each returns the mean loss over the batch and
 // d(loss)/d(prediction), ready to hand to nn::backward.
 #pragma once
+#include <vector>
+
 #include "shrink/core/tensor.h"
 
 namespace shrink::train {
@@ -10,6 +12,9 @@ struct LossResult {
   Tensor grad;          // same shape as the prediction
   int64_t correct = 0;  // classification: rows whose arg-max is the target
   int64_t count = 0;    // rows that counted (ignore_index excluded)
+  // Losses that also read the graph's further outputs (distillation's hidden-state term) put
+  // their gradients here: entry i belongs to output i + 1; missing or undefined ones are zero.
+  std::vector<Tensor> output_grads;
 };
 
 // logits (..., C), targets (...) of i32/i64 class ids; rows whose target is ignore_index are
