@@ -71,6 +71,12 @@ void print_channel_groups(const std::vector<compress::ChannelGroupReport>& group
 // shrink prune LM --channels F [--heads H]: the MLP neurons of every block (gate/up rows and down's columns)
 // ranked by weight norm and removed; the rest of the transformer is left alone, with the reason.
 // With --heads F also whole key/value groups of attention heads (compress/structured.h).
+// --samples windows of --seq-len tokens drawn from the --calib text.
+std::vector<std::vector<int32_t>> calibration_windows(const io::LanguageModel& lm, const PruneOptions& o) {
+  std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib, "the calibration text"));
+  return compress::sample_calibration(stream, o.samples, o.seq_len, o.training.seed);
+}
+
 void run_prune_language_model_channels(const PruneOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
   compress::StructuredConfig structured;
@@ -78,6 +84,12 @@ void run_prune_language_model_channels(const PruneOptions& o) {
   structured.l1 = o.l1;
   structured.exclude = o.exclude;
   const int64_t before = lm.graph.parameter_count();
+  int64_t calibration_tokens = 0;
+  if (!o.calib.empty()) {  // rank by each neuron's / head's contribution on calibration text
+    std::vector<std::vector<int32_t>> windows = calibration_windows(lm, o);
+    for (const auto& w : windows) calibration_tokens += int64_t(w.size());
+    structured.input_norms = compress::block_linear_input_norms(lm.graph, windows, 4, o.json);
+  }
   std::vector<compress::ChannelGroupReport> groups;
   int64_t pruned_groups = 0;
   if (o.channels > 0) {
@@ -95,11 +107,14 @@ void run_prune_language_model_channels(const PruneOptions& o) {
   }
   nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "prune"}, {"source", o.model},
                                {"config", {{"channels", o.channels}, {"heads", o.heads}, {"norm", o.l1 ? "l1" : "l2"},
-                                           {"exclude", o.exclude}}}};
+                                           {"ranking", o.calib.empty() ? "weights" : "activations"},
+                                           {"calibration_tokens", calibration_tokens}, {"exclude", o.exclude}}}};
   io::save_language_model(o.out, lm, provenance);
   if (o.json) {
     nlohmann::ordered_json out = {{"model", o.out}, {"params_before", before}, {"params_after", lm.graph.parameter_count()},
-                                  {"pruned_groups", pruned_groups}};
+                                  {"pruned_groups", pruned_groups},
+                                  {"ranking", o.calib.empty() ? "weights" : "activations"},
+                                  {"calibration_tokens", calibration_tokens}};
     int64_t removed = 0;
     for (const auto& h : heads) removed += int64_t(h.removed.size());
     out["kv_groups_removed"] = removed;
@@ -128,8 +143,7 @@ void run_prune_language_model(const PruneOptions& o, const compress::PruneConfig
   io::LanguageModel lm = io::load_language_model(o.model);
   std::vector<std::vector<int32_t>> calibration;
   if (o.method != "magnitude") {
-    std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.calib, "the calibration text"));
-    calibration = compress::sample_calibration(stream, o.samples, o.seq_len, o.training.seed);
+    calibration = calibration_windows(lm, o);
   }
   compress::LlmPruneReport r = compress::prune_language_model(lm, calibration, options);
   nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "prune"}, {"source", o.model},
@@ -261,9 +275,10 @@ void setup_prune(CLI::App& sub) {
                  "magnitude; for language models also wanda (|W| x input norm) or sparsegpt (Hessian-based, with "
                  "weight updates), one-shot with calibration")
       ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
-  sub.add_option("--calib", o->calib, "wanda/sparsegpt: calibration text file");
-  sub.add_option("--samples", o->samples, "wanda/sparsegpt: calibration windows")->check(CLI::PositiveNumber);
-  sub.add_option("--seq-len", o->seq_len, "wanda/sparsegpt: tokens per calibration window")->check(CLI::PositiveNumber);
+  sub.add_option("--calib", o->calib,
+                 "wanda/sparsegpt: calibration text file; with --channels/--heads on a language model, rank by activations");
+  sub.add_option("--samples", o->samples, "Calibration windows (with --calib)")->check(CLI::PositiveNumber);
+  sub.add_option("--seq-len", o->seq_len, "Tokens per calibration window (with --calib)")->check(CLI::PositiveNumber);
   sub.add_option("--sparsity", o->sparsity, "Fraction of the weights to remove, in [0, 1)");
   sub.add_option("--channels", o->channels,
                  "Structured: remove this fraction of every channel group (filters, neurons) from the graph")

@@ -149,6 +149,29 @@ std::vector<float> ChannelNorms::norms() const {
   return out;
 }
 
+std::map<std::string, std::vector<float>> block_linear_input_norms(
+    nn::Graph& g, const std::vector<std::vector<int32_t>>& calibration, int64_t batch, bool quiet) {
+  std::vector<TransformerBlock> blocks = find_transformer_blocks(g);
+  if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*')");
+  if (calibration.empty()) throw UsageError("activation statistics need calibration text", "--calib");
+  BlockCalibration calib(g, calibration, batch, blocks[0]);
+  std::map<std::string, std::vector<float>> result;
+  ProgressLine progress("activation statistics, block", int64_t(blocks.size()), quiet);
+  for (size_t bi = 0; bi < blocks.size(); ++bi) {
+    const std::vector<size_t> linears = block_linears(g, blocks[bi], {});
+    std::map<int, ChannelNorms> norms;
+    for (size_t n : linears) norms.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
+    calib.observe(blocks[bi], [&](int value, const Tensor& x) {
+      if (auto it = norms.find(value); it != norms.end()) it->second.add(x);
+    });
+    for (size_t n : linears) result[g.nodes()[n].name] = norms.at(g.nodes()[n].inputs[0]).norms();
+    calib.advance(blocks[bi]);
+    progress.update(int64_t(bi + 1));
+  }
+  progress.finish();
+  return result;
+}
+
 LlmPruneReport prune_language_model(io::LanguageModel& model, const std::vector<std::vector<int32_t>>& calibration,
                                     const LlmPruneOptions& o) {
   if (o.method != "magnitude" && o.method != "wanda" && o.method != "sparsegpt")

@@ -118,6 +118,23 @@ double row_norm(const Tensor& w, int64_t row, bool l1) {
   return l1 ? sum : std::sqrt(sum);
 }
 
+// sum over rows of W[r, c]^2 * norm_c^2 for the columns [first, first + count): the squared
+// contribution of those input features to the layer's output over the calibration data.
+double weighted_column_energy(const Tensor& w_in, const std::vector<float>& norms, int64_t first, int64_t count) {
+  const Tensor w = w_in.contiguous();
+  const int64_t rows = w.shape()[0], cols = w.shape()[1];
+  if (int64_t(norms.size()) != cols)
+    throw UsageError(fmt::format("{} activation norms for a layer of {} inputs", norms.size(), cols), "structured pruning",
+                     "collect the statistics on the model being pruned");
+  double sum = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = first; c < first + count; ++c) {
+      const double v = double(w.data<float>()[r * cols + c]) * norms[size_t(c)];
+      sum += v * v;
+    }
+  return sum;
+}
+
 void slice_param(nn::Node& node, const char* name, int axis, const std::vector<int64_t>& keep) {
   if (nn::Param* p = node.find_param(name)) p->value = select_along(p->value, axis, keep), p->grad = Tensor();
 }
@@ -150,8 +167,21 @@ std::vector<ChannelGroupReport> prune_channels(nn::Graph& graph, const Structure
     const Tensor& first = graph.nodes()[size_t(group.producers[0])].param("weight").value;
     int64_t channels = first.shape()[0];
     std::vector<double> score(static_cast<size_t>(channels), 0.0);
-    for (int p : group.producers)
-      for (int64_t c = 0; c < channels; ++c) score[size_t(c)] += row_norm(graph.nodes()[size_t(p)].param("weight").value, c, config.l1);
+    r.by_activation = !config.input_norms.empty() && !group.linear_consumers.empty() && group.conv_consumers.empty() &&
+                      group.flatten_linear.empty() &&
+                      std::all_of(group.linear_consumers.begin(), group.linear_consumers.end(), [&](int c) {
+                        return config.input_norms.count(graph.nodes()[size_t(c)].name) > 0;
+                      });
+    if (r.by_activation) {
+      for (int c : group.linear_consumers) {
+        const nn::Node& consumer = graph.nodes()[size_t(c)];
+        for (int64_t ch = 0; ch < channels; ++ch)
+          score[size_t(ch)] += weighted_column_energy(consumer.param("weight").value, config.input_norms.at(consumer.name), ch, 1);
+      }
+    } else {
+      for (int p : group.producers)
+        for (int64_t c = 0; c < channels; ++c) score[size_t(c)] += row_norm(graph.nodes()[size_t(p)].param("weight").value, c, config.l1);
+    }
     int64_t remove = std::min<int64_t>(int64_t(std::floor(config.fraction * double(channels))), channels - 1);
     std::vector<int64_t> order(static_cast<size_t>(channels));
     std::iota(order.begin(), order.end(), 0);
@@ -277,8 +307,12 @@ std::vector<HeadGroupReport> prune_attention_heads(nn::Graph& graph, const Struc
       auto weight = [&](int n) -> const Tensor& { return graph.nodes()[size_t(n)].param("weight").value; };
       const int64_t head_dim = weight(qkv[0]).shape()[0] / heads, per_group = heads / kv;
       std::vector<double> score(static_cast<size_t>(kv), 0.0);
+      const auto o_norms = config.input_norms.find(graph.nodes()[size_t(o)].name);
+      r.by_activation = o_norms != config.input_norms.end();
       for (int64_t grp = 0; grp < kv; ++grp)
-        score[size_t(grp)] = std::sqrt(squared_norm(weight(qkv[0]), 0, grp * per_group * head_dim, per_group * head_dim) +
+        score[size_t(grp)] = r.by_activation
+                                 ? weighted_column_energy(weight(o), o_norms->second, grp * per_group * head_dim, per_group * head_dim)
+                                 : std::sqrt(squared_norm(weight(qkv[0]), 0, grp * per_group * head_dim, per_group * head_dim) +
                                        squared_norm(weight(qkv[1]), 0, grp * head_dim, head_dim) +
                                        squared_norm(weight(qkv[2]), 0, grp * head_dim, head_dim) +
                                        squared_norm(weight(o), 1, grp * per_group * head_dim, per_group * head_dim));

@@ -82,6 +82,13 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   auto pf = run_shrink({"eval", dir + "/f.shrink", "--perplexity", text, "--ctx", "64", "--max-windows", "2", "--json"});
   ASSERT_EQ(pf.exit_code, 0) << pf.err;
   EXPECT_GT(json_number(pf.out, "perplexity"), 1.0);
+  // MLP neurons ranked by their activations on calibration text.
+  auto neurons = run_shrink({"prune", model, "--channels", "0.1", "--calib", text, "--samples", "2", "--seq-len", "32",
+                             "--out", dir + "/n.shrink", "--json"});
+  ASSERT_EQ(neurons.exit_code, 0) << neurons.err;
+  EXPECT_NE(neurons.out.find("\"activations\""), std::string::npos) << neurons.out;
+  EXPECT_EQ(json_number(neurons.out, "calibration_tokens"), 64);
+  EXPECT_LT(json_number(neurons.out, "params_after"), json_number(neurons.out, "params_before"));
   auto salient = run_shrink({"quantize", model, "--method", "gptq", "--keep-salient", "0.01", "--calib", text, "--out",
                              dir + "/s.shrink"});
   EXPECT_EQ(salient.exit_code, 2);

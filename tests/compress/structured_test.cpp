@@ -4,6 +4,7 @@
 
 #include "compress/llm_test_models.h"
 #include "nn/nn_test_support.h"
+#include "shrink/compress/llm_prune.h"
 #include "shrink/compress/structured.h"
 #include "shrink/nn/zoo.h"
 
@@ -151,6 +152,60 @@ TEST(StructuredPruning, AttentionHeadGroupsAreRemoved) {
   EXPECT_NE(report[0].reason.find("fewer than one"), std::string::npos) << report[0].reason;
   config.fraction = 1.0;
   EXPECT_THROW(compress::prune_attention_heads(lm.graph, config), UsageError);
+}
+
+// With activation statistics, neurons and heads are ranked by their contribution to the output
+// projection, ||X_c|| ||W[:, c]||: a neuron with the largest weights but no activation goes first,
+// and so does a head group whose outputs are silent.
+TEST(StructuredPruning, ActivationStatisticsDecideWhichNeuronsAndHeadsGo) {
+  io::LanguageModel lm = tiny_llama(15);
+  const std::string down = "model.layers.0.mlp.down_proj", o_proj = "model.layers.0.self_attn.o_proj";
+  // Real statistics: one norm per input feature of every block Linear, all positive.
+  auto norms = compress::block_linear_input_norms(lm.graph, random_windows(3, 10, 5), 2, true);
+  EXPECT_EQ(norms.size(), 2u * 7u);  // q, k, v, o, gate, up, down in each of two blocks
+  ASSERT_EQ(norms.at(down).size(), 96u);
+  for (float n : norms.at(down)) EXPECT_GT(n, 0.f);
+  // Neuron 7 gets the largest weights; by weight norm it survives, silenced it goes.
+  for (const char* proj : {"gate_proj", "up_proj"}) {
+    Tensor& w = lm.graph.node(std::string("model.layers.0.mlp.") + proj).param("weight").value;
+    for (int64_t i = 0; i < 64; ++i) w.mutable_data<float>()[7 * 64 + i] *= 10.f;
+  }
+  compress::StructuredConfig config;
+  config.fraction = 0.02;  // one neuron of 96
+  config.exclude = {"model.layers.1.*"};
+  nn::Graph by_weights = lm.graph;
+  auto report = compress::prune_channels(by_weights, config);
+  auto removed_in_block0 = [](const std::vector<compress::ChannelGroupReport>& r) {
+    for (const auto& g : r)
+      if (g.pruned) return g;
+    return compress::ChannelGroupReport{};
+  };
+  EXPECT_FALSE(removed_in_block0(report).by_activation);
+  ASSERT_EQ(removed_in_block0(report).removed.size(), 1u);
+  EXPECT_NE(removed_in_block0(report).removed[0], 7);
+  norms.at(down)[7] = 0.f;
+  config.input_norms = norms;
+  nn::Graph by_activation = lm.graph;
+  report = compress::prune_channels(by_activation, config);
+  EXPECT_TRUE(removed_in_block0(report).by_activation);
+  EXPECT_EQ(removed_in_block0(report).removed, std::vector<int64_t>{7});
+  // Heads: the second key/value group's outputs (o_proj columns 32..63) are silent.
+  for (int64_t c = 32; c < 64; ++c) config.input_norms.at(o_proj)[size_t(c)] = 1e-6f;
+  config.fraction = 0.5;
+  config.exclude.clear();
+  auto heads = compress::prune_attention_heads(lm.graph, config);
+  EXPECT_TRUE(heads[0].by_activation);
+  EXPECT_EQ(heads[0].removed, std::vector<int64_t>{1});
+  // ... and the first group when it is the silent one.
+  for (int64_t c = 0; c < 64; ++c) config.input_norms.at(o_proj)[size_t(c)] = c < 32 ? 1e-6f : 1.f;
+  io::LanguageModel other = tiny_llama(15);
+  heads = compress::prune_attention_heads(other.graph, config);
+  EXPECT_EQ(heads[0].removed, std::vector<int64_t>{0});
+  // Statistics of the wrong width are refused, the graph left as it was.
+  config.input_norms.at(o_proj).resize(5);
+  io::LanguageModel fresh = tiny_llama(15);
+  EXPECT_THROW(compress::prune_attention_heads(fresh.graph, config), UsageError);
+  EXPECT_EQ(fresh.graph.node(o_proj).param("weight").value.shape(), (Shape{64, 64}));
 }
 
 TEST(StructuredPruning, ExclusionsAndBadFractions) {

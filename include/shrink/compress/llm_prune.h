@@ -11,6 +11,7 @@
 //   each column's pruned weights zeroed and the error spread over the later columns (OBS update),
 //   lazily between blocks.
 #pragma once
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -54,6 +55,12 @@ class ChannelNorms {
  private:
   std::vector<double> sum_;
 };
+
+// ||X_j||_2 of the input of every transformer-block Linear over the calibration windows, keyed by
+// node name, from one pass over the unchanged model: the statistics structured pruning ranks MLP
+// neurons and attention heads by (StructuredConfig::input_norms).
+std::map<std::string, std::vector<float>> block_linear_input_norms(
+    nn::Graph& graph, const std::vector<std::vector<int32_t>>& calibration, int64_t batch = 4, bool quiet = false);
 
 struct LlmPruneOptions {
   std::string method = "sparsegpt";  // "magnitude", "wanda" or "sparsegpt"

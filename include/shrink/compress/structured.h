@@ -8,6 +8,7 @@
 // neurons of a Llama block (gate and up rows, SiLU, Mul, down's columns); the residual stream
 // (read by norms) and attention's projections (read by Attention) are left alone with the reason.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,13 @@ struct StructuredConfig {
   double fraction = 0.5;       // of each group's channels to remove, in [0, 1)
   bool l1 = false;             // rank by L1 instead of L2 norms
   std::vector<std::string> exclude;  // producer-node globs whose groups are left alone
+  // Activation statistics (optional): consumer Linear name -> ||X_j||_2 of each of its input
+  // features over calibration data. When every Linear reading a group (for heads: the output
+  // projection) has them, channel c is ranked by its contribution to those outputs,
+  // sqrt(sum over consumers of ||X_c||^2 ||W[:, c]||^2) -- Wanda's score summed over a column,
+  // as Wanda-sp (An et al. 2024, "Fluctuation-based Adaptive Structured Pruning") does -- and a
+  // head group by the same sum over its columns, instead of by weight norms alone.
+  std::map<std::string, std::vector<float>> input_norms;
 };
 
 struct ChannelGroupReport {
@@ -26,6 +34,7 @@ struct ChannelGroupReport {
   int64_t before = 0, after = 0;
   std::vector<int64_t> removed;  // channel indices (of the original numbering)
   bool pruned = false;
+  bool by_activation = false;  // ranked with StructuredConfig::input_norms
   std::string reason;  // why a group was left alone
 };
 
@@ -41,6 +50,7 @@ struct HeadGroupReport {
   std::string attention;
   int64_t kv_heads_before = 0, kv_heads_after = 0, heads_before = 0, heads_after = 0;
   std::vector<int64_t> removed;  // kv-group indices (original numbering)
+  bool by_activation = false;    // ranked with StructuredConfig::input_norms
   std::string reason;            // why a node was left alone
 };
 std::vector<HeadGroupReport> prune_attention_heads(nn::Graph& graph, const StructuredConfig& config);
