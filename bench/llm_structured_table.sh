@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 samples=${1:-32}; windows=${2:-40}; out=${3:-/tmp/shrink-structured-table}
 source bench/austen_setup.sh
 smol="$cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+channels=${CHANNELS:-0.1 0.25}; heads=${HEADS:-0.34}
 
 ppl() { "$shrink" eval "$1" --perplexity "$held" --ctx 512 --max-windows "$windows" --json 2>/dev/null |
           python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["perplexity"])'; }
@@ -25,5 +26,5 @@ row() {  # what fraction ranking
 echo "SmolLM2-135M-Instruct, Persuasion perplexity (ctx 512, first $windows windows); calibration $samples x 512"
 echo "| removed | ranked by | parameters | perplexity |"
 echo "|---|---|---:|---:|"
-for f in ${CHANNELS:-"0.1 0.25"}; do for r in weights activations; do row channels "$f" "$r"; done; done
-for f in ${HEADS:-"0.34"}; do for r in weights activations; do row heads "$f" "$r"; done; done
+for f in $channels; do for r in weights activations; do row channels "$f" "$r"; done; done
+for f in $heads; do for r in weights activations; do row heads "$f" "$r"; done; done
