@@ -101,6 +101,7 @@ std::vector<Tensor> TeacherOutputs::outputs(const train::Batch& batch) {
 }
 
 void TeacherOutputs::save(const std::string& path, uint64_t fingerprint) const {
+  if (per_example_.empty()) return;  // nothing cached: leave any existing file alone
   AtomicFileWriter file(path);
   file.write(kMagic, sizeof kMagic);
   file.write(&fingerprint, sizeof fingerprint);

@@ -233,6 +233,9 @@ TEST(Distill, TeacherOutputsSurviveADiskRoundTrip) {
   EXPECT_THROW(second.load(path, fingerprint), FormatError);
   EXPECT_EQ(second.cached(), 5);  // a failed load leaves the cache as it was
   std::filesystem::remove(path);
+  compress::TeacherOutputs empty(teacher, true);
+  empty.save(path, fingerprint);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "nothing cached, nothing written";
 }
 
 TEST(Distill, RejectsBadHiddenStateSettings) {

@@ -50,7 +50,7 @@ class TeacherOutputs {
   // The cache on disk. `fingerprint` identifies the teacher, its outputs and the data (see
   // teacher_fingerprint); load() returns false, leaving the cache as it was, when the file was
   // written for another one, and throws FormatError when the file is damaged. save() writes
-  // atomically.
+  // atomically, and nothing when nothing is cached.
   void save(const std::string& path, uint64_t fingerprint) const;
   bool load(const std::string& path, uint64_t fingerprint);
 
