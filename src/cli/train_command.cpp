@@ -76,9 +76,10 @@ void run_train(TrainOptions o) {
     train::Evaluation t_eval = evaluate_task(teacher->graph, task);
     if (o.distill.feature_weight > 0) compress::attach_feature_hint(graph, teacher->graph, o.distill, t.seed);
     teacher_outputs = std::make_shared<compress::TeacherOutputs>(teacher->graph, o.distill.cache_teacher);
-    if (!o.teacher_cache.empty() && std::filesystem::exists(o.teacher_cache)) {
+    if (!o.teacher_cache.empty())  // after attaching the hint: the teacher's outputs are part of it
       fingerprint = compress::teacher_fingerprint(
           teacher->graph, fmt::format("{} context {} examples {}", o.data, o.context, task.train->size()));
+    if (!o.teacher_cache.empty() && std::filesystem::exists(o.teacher_cache)) {
       bool loaded = teacher_outputs->load(o.teacher_cache, fingerprint);
       if (!t.quiet)
         fmt::print(stderr, "{}\n", loaded ? fmt::format("teacher outputs for {} examples read from {}",
@@ -100,12 +101,7 @@ void run_train(TrainOptions o) {
                  o.distill.feature_weight > 0 ? fmt::format(", hidden-state weight {}", o.distill.feature_weight) : "");
   }
   train::TrainResult result = train::fit(graph, *optimizer, schedule, *task.train, loss, config, hooks, evaluate);
-  if (teacher_outputs && !o.teacher_cache.empty()) {
-    if (!fingerprint)
-      fingerprint = compress::teacher_fingerprint(
-          teacher->graph, fmt::format("{} context {} examples {}", o.data, o.context, task.train->size()));
-    teacher_outputs->save(o.teacher_cache, fingerprint);
-  }
+  if (teacher_outputs && !o.teacher_cache.empty()) teacher_outputs->save(o.teacher_cache, fingerprint);
   if (result.interrupted)
     throw InterruptedError(result.epochs.empty()
                                ? "interrupted before the first epoch ended; nothing was written"

@@ -32,6 +32,18 @@ int64_t zeros_of(const Tensor& w) {
   return z;
 }
 
+// ||X_j|| of the inputs of `linears` (node indices) while the block runs on every calibration batch,
+// keyed by input value (layers reading one value share it).
+std::map<int, ChannelNorms> observe_input_norms(BlockCalibration& calib, const nn::Graph& g, const TransformerBlock& block,
+                                                const std::vector<size_t>& linears) {
+  std::map<int, ChannelNorms> norms;
+  for (size_t n : linears) norms.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
+  calib.observe(block, [&](int value, const Tensor& x) {
+    if (auto it = norms.find(value); it != norms.end()) it->second.add(x);
+  });
+  return norms;
+}
+
 }  // namespace
 
 void SparsityTarget::validate(int64_t in_features) const {
@@ -159,11 +171,7 @@ std::map<std::string, std::vector<float>> block_linear_input_norms(
   ProgressLine progress("activation statistics, block", int64_t(blocks.size()), quiet);
   for (size_t bi = 0; bi < blocks.size(); ++bi) {
     const std::vector<size_t> linears = block_linears(g, blocks[bi], {});
-    std::map<int, ChannelNorms> norms;
-    for (size_t n : linears) norms.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-    calib.observe(blocks[bi], [&](int value, const Tensor& x) {
-      if (auto it = norms.find(value); it != norms.end()) it->second.add(x);
-    });
+    const std::map<int, ChannelNorms> norms = observe_input_norms(calib, g, blocks[bi], linears);
     for (size_t n : linears) result[g.nodes()[n].name] = norms.at(g.nodes()[n].inputs[0]).norms();
     calib.advance(blocks[bi]);
     progress.update(int64_t(bi + 1));
@@ -225,11 +233,7 @@ LlmPruneReport prune_language_model(io::LanguageModel& model, const std::vector<
       const TransformerBlock& b = blocks[bi];
       const std::vector<size_t> linears = block_linears(g, b, o.exclude);
       if (o.method == "wanda") {
-        std::map<int, ChannelNorms> norms;
-        for (size_t n : linears) norms.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-        calib.observe(b, [&](int value, const Tensor& x) {
-          if (auto it = norms.find(value); it != norms.end()) it->second.add(x);
-        });
+        const std::map<int, ChannelNorms> norms = observe_input_norms(calib, g, b, linears);
         for (size_t n : linears)
           record(n, wanda_prune(g.nodes()[n].param("weight").value, norms.at(g.nodes()[n].inputs[0]).norms(), o.target), 0);
       } else {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "io/byte_cursor.h"
 #include "shrink/compress/distill.h"
 #include "shrink/core/atomic_file.h"
 #include "shrink/core/mapped_file.h"
@@ -25,32 +26,6 @@ int64_t row_elements(const std::vector<Shape>& shapes) {
   for (const Shape& s : shapes) total += s.numel();
   return total;
 }
-
-// Reads fields front to back, refusing to step past the end.
-class Reader {
- public:
-  Reader(std::span<const std::byte> bytes, std::string name) : bytes_(bytes), name_(std::move(name)) {}
-  template <class T> T take() {
-    T value;
-    std::memcpy(&value, need(sizeof(T)), sizeof(T));
-    return value;
-  }
-  const std::byte* need(uint64_t n) {
-    if (n > bytes_.size() - at_)
-      throw FormatError(fmt::format("truncated at byte {} (needs {} more)", at_, n), name_,
-                        "delete the cache file; the next run writes it again");
-    const std::byte* p = bytes_.data() + at_;
-    at_ += n;
-    return p;
-  }
-  uint64_t remaining() const { return bytes_.size() - at_; }
-  const std::string& name() const { return name_; }
-
- private:
-  std::span<const std::byte> bytes_;
-  std::string name_;
-  uint64_t at_ = 0;
-};
 
 }  // namespace
 
@@ -121,18 +96,20 @@ void TeacherOutputs::save(const std::string& path, uint64_t fingerprint) const {
 
 bool TeacherOutputs::load(const std::string& path, uint64_t fingerprint) {
   auto source = map_file(path);
-  Reader r(source->bytes(), path);
-  if (std::memcmp(r.need(sizeof kMagic), kMagic, sizeof kMagic) != 0)
+  const std::span<const std::byte> bytes = source->bytes();
+  io::ByteCursor r(bytes, path);
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     throw FormatError("not a shrink teacher-output cache", path);
-  if (r.take<uint64_t>() != fingerprint) return false;
-  uint32_t count = r.take<uint32_t>();
+  r.skip(sizeof kMagic, "the magic");
+  if (r.read<uint64_t>("the fingerprint") != fingerprint) return false;
+  uint32_t count = r.read<uint32_t>("the output count");
   if (count == 0 || count > kMaxOutputs) throw FormatError(fmt::format("{} outputs per example", count), path);
   std::vector<Shape> shapes;
   for (uint32_t k = 0; k < count; ++k) {
-    uint32_t rank = r.take<uint32_t>();
+    uint32_t rank = r.read<uint32_t>("an output rank");
     if (rank > kMaxRank) throw FormatError(fmt::format("output {} has rank {}", k, rank), path);
     std::vector<int64_t> dims(rank);
-    for (int64_t& d : dims) d = r.take<int64_t>();
+    for (int64_t& d : dims) d = r.read<int64_t>("an output dimension");
     int64_t numel = 0;
     for (int64_t d : dims)
       if (d <= 0) throw FormatError(fmt::format("output {} has a dimension of {}", k, d), path);
@@ -140,7 +117,7 @@ bool TeacherOutputs::load(const std::string& path, uint64_t fingerprint) {
       throw FormatError(fmt::format("output {} is impossibly large", k), path);
     shapes.emplace_back(std::move(dims));
   }
-  uint64_t examples = r.take<uint64_t>();
+  uint64_t examples = r.read<uint64_t>("the example count");
   uint64_t row_bytes = uint64_t(row_elements(shapes)) * sizeof(float);
   // The rest must hold exactly the indices and the rows; divide instead of multiplying to stay
   // clear of overflow with a lying count.
@@ -152,7 +129,7 @@ bool TeacherOutputs::load(const std::string& path, uint64_t fingerprint) {
   std::vector<int64_t> indices(examples);
   std::set<int64_t> seen;
   for (int64_t& index : indices) {
-    index = r.take<int64_t>();
+    index = r.read<int64_t>("an example index");
     if (index < 0 || !seen.insert(index).second)
       throw FormatError(fmt::format("example index {} is negative or repeated", index), path);
   }
@@ -160,7 +137,8 @@ bool TeacherOutputs::load(const std::string& path, uint64_t fingerprint) {
   for (int64_t index : indices) {
     std::vector<float>& row = rows[index];
     row.resize(row_bytes / sizeof(float));
-    std::memcpy(row.data(), r.need(row_bytes), row_bytes);
+    std::memcpy(row.data(), bytes.data() + r.position(), row_bytes);
+    r.skip(row_bytes, "an example's outputs");
   }
   per_example_ = std::move(shapes);
   rows_ = std::move(rows);
