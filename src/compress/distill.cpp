@@ -20,9 +20,8 @@ int value_named(const nn::Graph& graph, const std::string& name) {
                    "values are named after the node that computes them (shrink inspect lists the nodes)");
 }
 
-// Teacher outputs come back from the cache with the shape they were stored in; a student whose
-// output has the same element count but another grouping of the leading dimensions (N*T, V vs
-// N, T, V) reads them in its own shape.
+// A teacher whose output groups the leading dimensions differently from the student's (N*T, V vs
+// N, T, V; same element count, same last dimension) is read in the student's shape.
 Tensor shaped_like(Tensor teacher, const Tensor& student, const char* what) {
   if (teacher.numel() == student.numel() && teacher.shape() != student.shape() &&
       teacher.shape()[teacher.rank() - 1] == student.shape()[student.rank() - 1])
