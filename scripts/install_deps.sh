@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config python3 python3-pip
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-dev liblapacke-dev libdnnl-dev
+  libopenblas-dev liblapacke-dev libdnnl-dev ocl-icd-opencl-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev zlib1g-dev libicu-dev
 )
 missing=()

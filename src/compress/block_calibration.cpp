@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "shrink/compress/prune.h"
@@ -89,14 +90,19 @@ BlockCalibration::BlockCalibration(nn::Graph& graph, const std::vector<std::vect
   }
 }
 
-void BlockCalibration::observe(const TransformerBlock& b, const std::function<void(int, const Tensor&)>& observe) {
+void BlockCalibration::observe(const TransformerBlock& b, const std::vector<int>& needed,
+                               const std::function<void(int, const Tensor&)>& observe) {
+  size_t end = b.first;  // one past the last node producing a needed value
+  for (size_t n = b.first; n < b.last; ++n)
+    for (int id : graph_.nodes()[n].outputs)
+      if (std::find(needed.begin(), needed.end(), id) != needed.end()) end = n + 1;
   nn::RunOptions run;
   run.after_node = [&](const nn::Node& node, std::span<const Tensor> outs) {
     for (size_t i = 0; i < outs.size(); ++i) observe(node.outputs[i], outs[i]);
   };
   for (const Tensor& x : hidden_) {
     observe(b.input, x);
-    nn::forward_segment(graph_, b.first, b.last, {{b.input, x}}, std::span<const int>(&b.output, 1), run);
+    nn::forward_segment(graph_, b.first, end, {{b.input, x}}, std::span<const int>(&b.input, 1), run);
   }
 }
 

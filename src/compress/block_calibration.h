@@ -30,8 +30,12 @@ class BlockCalibration {
   // UsageError for no windows or windows of different lengths.
   BlockCalibration(nn::Graph& graph, const std::vector<std::vector<int32_t>>& windows, int64_t batch,
                    const TransformerBlock& first_block);
-  // Runs `block` on every batch, showing the block input and each node's outputs to `observe`.
-  void observe(const TransformerBlock& block, const std::function<void(int value, const Tensor&)>& observe);
+  // Runs `block` on every batch, showing the block input and each node's outputs to `observe`,
+  // but only as far as the last node producing one of the `needed` values (the Hessian pass of
+  // GPTQ stops before down_proj's product and the residual add: a quarter of the block's
+  // multiply-adds).
+  void observe(const TransformerBlock& block, const std::vector<int>& needed,
+               const std::function<void(int value, const Tensor&)>& observe);
   // Replaces the hidden states by the (changed) block's outputs.
   void advance(const TransformerBlock& block);
   const std::vector<Tensor>& hidden() const { return hidden_; }  // batches entering the current block
@@ -45,5 +49,12 @@ class BlockCalibration {
 };
 
 int64_t peak_rss_bytes();  // of this process
+
+// The keys of a map of per-value statistics, as observe()'s `needed`.
+template <class Map> std::vector<int> value_keys(const Map& by_value) {
+  std::vector<int> keys;
+  for (const auto& entry : by_value) keys.push_back(entry.first);
+  return keys;
+}
 
 }  // namespace shrink::compress

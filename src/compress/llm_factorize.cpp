@@ -50,7 +50,9 @@ LlmFactorizeReport factorize_language_model(io::LanguageModel& model,
         if (config.method == "svd-llm") grams.try_emplace(node.inputs[0], dim);
         else magnitudes.try_emplace(node.inputs[0], dim);
       }
-      calib->observe(b, [&](int value, const Tensor& x) {
+      std::vector<int> needed = value_keys(grams), more = value_keys(magnitudes);
+      needed.insert(needed.end(), more.begin(), more.end());
+      calib->observe(b, needed, [&](int value, const Tensor& x) {
         if (auto it = grams.find(value); it != grams.end()) it->second.add(x);
         if (auto it = magnitudes.find(value); it != magnitudes.end()) it->second.add(x);
       });

@@ -38,7 +38,7 @@ std::map<int, ChannelNorms> observe_input_norms(BlockCalibration& calib, const n
                                                 const std::vector<size_t>& linears) {
   std::map<int, ChannelNorms> norms;
   for (size_t n : linears) norms.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-  calib.observe(block, [&](int value, const Tensor& x) {
+  calib.observe(block, value_keys(norms), [&](int value, const Tensor& x) {
     if (auto it = norms.find(value); it != norms.end()) it->second.add(x);
   });
   return norms;
@@ -239,7 +239,7 @@ LlmPruneReport prune_language_model(io::LanguageModel& model, const std::vector<
       } else {
         std::map<int, HessianAccumulator> hessians;
         for (size_t n : linears) hessians.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-        calib.observe(b, [&](int value, const Tensor& x) {
+        calib.observe(b, value_keys(hessians), [&](int value, const Tensor& x) {
           if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
         });
         for (size_t n : linears) {

@@ -198,7 +198,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     if (o.method == "gptq") {
       std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
       for (size_t n : linears) hessians.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-      calib.observe(b, [&](int value, const Tensor& x) {
+      calib.observe(b, value_keys(hessians), [&](int value, const Tensor& x) {
         if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
       });
       for (size_t n : linears) {
@@ -221,7 +221,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     } else {
       std::map<int, ChannelMagnitude> magnitudes;
       for (size_t n : linears) magnitudes.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-      calib.observe(b, [&](int value, const Tensor& x) {
+      calib.observe(b, value_keys(magnitudes), [&](int value, const Tensor& x) {
         if (auto it = magnitudes.find(value); it != magnitudes.end()) it->second.add(x);
       });
       for (size_t n : linears) {

@@ -81,6 +81,8 @@ void sigmoid_f32__ref(const float* x, float* y, int64_t n);
 void sigmoid_f32__avx2(const float* x, float* y, int64_t n);
 void tanh_f32__ref(const float* x, float* y, int64_t n);
 void tanh_f32__avx2(const float* x, float* y, int64_t n);
+void exp_f32__ref(const float* x, float* y, int64_t n);
+void exp_f32__avx2(const float* x, float* y, int64_t n);
 
 // 2:4 sparse f32 (sparse_2of4.h)
 void gemm_f32_2of4__ref(int64_t m, const float* x, int64_t ldx, const Sparse2of4Weights& w, const float* bias,

@@ -111,6 +111,10 @@ constexpr KernelVariant<UnaryF32Fn> kTanhF32[] = {
     {"tanh_f32__ref", Isa::ref, nullptr, tanh_f32__ref},
     {"tanh_f32__avx2", Isa::avx2, nullptr, tanh_f32__avx2},
 };
+constexpr KernelVariant<UnaryF32Fn> kExpF32[] = {
+    {"exp_f32__ref", Isa::ref, nullptr, exp_f32__ref},
+    {"exp_f32__avx2", Isa::avx2, nullptr, exp_f32__avx2},
+};
 
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
@@ -147,6 +151,7 @@ std::span<const KernelVariant<QuantizeInt4Fn>> quantize_int4_variants() { return
 std::span<const KernelVariant<GemmF32Sparse2of4Fn>> gemm_f32_2of4_variants() { return kGemmF32Sparse2of4; }
 std::span<const KernelVariant<UnaryF32Fn>> sigmoid_f32_variants() { return kSigmoidF32; }
 std::span<const KernelVariant<UnaryF32Fn>> tanh_f32_variants() { return kTanhF32; }
+std::span<const KernelVariant<UnaryF32Fn>> exp_f32_variants() { return kExpF32; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

@@ -4,6 +4,7 @@
 // token sees the whole sequence). Grouped key/value heads: query head h reads kv head h / (H/KV).
 // Optional rotary position embedding (Su et al. 2021) in the "rotate half" layout of Hugging
 // Face's Llama: pairs (i, i + d/2) turned by position * theta^(-2i/d).
+#include <algorithm>
 #include <cmath>
 
 #include "ops/attention.h"
@@ -68,32 +69,56 @@ void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double
     }
 }
 
-// One sequence, every head: queries (t rows of width H*d) at positions offset .. offset+t-1 over
-// keys and values (length rows of width KV*d); query i sees keys j <= offset + i (every key when
-// not causal). probs, when given, receives (H, t, length) probabilities.
-void attend(const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset, int64_t heads,
-            int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal) {
-  int64_t qw = heads * dim, kw = kv_heads * dim, group = heads / kv_heads;
-  float scale = float(1.0 / std::sqrt(double(dim)));
-  parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(probs ? 0 : static_cast<size_t>(t * length));
-    for (int64_t h = begin; h < end; ++h) {
-      float* p = probs ? probs + h * t * length : scratch.data();
-      const float* qh = q + h * dim;
-      const float* kh = k + (h / group) * dim;
-      const float* vh = v + (h / group) * dim;
-      gemm(false, true, t, length, dim, qh, qw, kh, kw, 0.f, p, length);
-      for (int64_t i = 0; i < t; ++i) {  // softmax of row i over j <= offset + i (causal)
-        float* row = p + i * length;
-        int64_t last = causal ? std::min(length - 1, offset + i) : length - 1;
-        float top = -INFINITY;
-        for (int64_t j = 0; j <= last; ++j) top = std::max(top, row[j] * scale);
-        double sum = 0;
-        for (int64_t j = 0; j <= last; ++j) sum += row[j] = std::exp(row[j] * scale - top);
-        for (int64_t j = 0; j <= last; ++j) row[j] = float(row[j] / sum);
-        for (int64_t j = last + 1; j < length; ++j) row[j] = 0.f;
+namespace {
+
+// softmax(row * scale) over its first `count` entries, in place; the rest of the row (length) 0.
+void softmax_row(float* row, int64_t count, int64_t length, float scale) {
+  float top = -INFINITY;
+  for (int64_t j = 0; j < count; ++j) top = std::max(top, row[j]);
+  const float shift = top * scale;
+  for (int64_t j = 0; j < count; ++j) row[j] = row[j] * scale - shift;
+  kernels().exp_f32(row, row, count);
+  float partial[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= count; j += 8)
+    for (int lane = 0; lane < 8; ++lane) partial[lane] += row[j + lane];
+  float sum = 0.f;
+  for (; j < count; ++j) sum += row[j];
+  for (float part : partial) sum += part;
+  const float inverse = 1.f / sum;
+  for (j = 0; j < count; ++j) row[j] *= inverse;
+  for (j = count; j < length; ++j) row[j] = 0.f;
+}
+
+}  // namespace
+
+// n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
+// offset+t-1 over keys and values (length rows of width KV*d per sequence); query i sees keys
+// j <= offset + i (every key when not causal). probs, when given, receives (n, H, t, length)
+// probabilities. One task per (sequence, head); under the causal mask each block of 64 queries
+// multiplies only the keys it can see, which halves the work of a full window.
+void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset,
+            int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal) {
+  const int64_t qw = heads * dim, kw = kv_heads * dim, group = heads / kv_heads;
+  const float scale = float(1.0 / std::sqrt(double(dim)));
+  constexpr int64_t kQueryBlock = 64;
+  parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(probs ? 0 : static_cast<size_t>(std::min(t, kQueryBlock) * length));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / heads, h = task % heads;
+      const float* qh = q + b * t * qw + h * dim;
+      const float* kh = k + b * length * kw + (h / group) * dim;
+      const float* vh = v + b * length * kw + (h / group) * dim;
+      float* yh = y + b * t * qw + h * dim;
+      for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
+        const int64_t rows = std::min(kQueryBlock, t - i0);
+        const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
+        float* p = probs ? probs + (task * t + i0) * length : scratch.data();
+        gemm(false, true, rows, keys, dim, qh + i0 * qw, qw, kh, kw, 0.f, p, length);
+        for (int64_t i = 0; i < rows; ++i)
+          softmax_row(p + i * length, causal ? std::min(length, offset + i0 + i + 1) : length, length, scale);
+        gemm(false, false, rows, dim, keys, p, length, vh, kw, 0.f, yh + i0 * qw, qw);
       }
-      gemm(false, false, t, dim, length, p, length, vh, kw, 0.f, y + h * dim, qw);
     }
   });
 }
@@ -116,7 +141,7 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   cache.length += s.t;
   Tensor y = new_f32(q.shape());
   if (!s.causal) throw UsageError("a key/value cache serves causal attention only", node.name);
-  attend(f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y),
+  attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y),
          nullptr, true);
   return y;
 }
@@ -134,10 +159,8 @@ void forward(ForwardContext& c) {
   }
   Tensor y = new_f32(q.shape());
   Tensor probs = c.record ? uninitialized_f32(Shape{s.n, s.heads, s.t, s.t}) : Tensor();
-  int64_t qw = s.heads * s.dim, kw = s.kv_heads * s.dim;
-  for (int64_t b = 0; b < s.n; ++b)
-    attend(f32(q) + b * s.t * qw, s.t, f32(k) + b * s.t * kw, f32(v) + b * s.t * kw, s.t, 0, s.heads, s.kv_heads,
-           s.dim, f32(y) + b * s.t * qw, c.record ? f32(probs) + b * s.heads * s.t * s.t : nullptr, s.causal);
+  attend(s.n, f32(q), s.t, f32(k), f32(v), s.t, 0, s.heads, s.kv_heads, s.dim, f32(y),
+         c.record ? f32(probs) : nullptr, s.causal);
   c.outputs[0] = y;
   if (c.record) c.saved = {q, k, probs};
 }

@@ -55,7 +55,8 @@ using UnaryF32Fn = void (*)(const float* x, float* y, int64_t n);
   X(quantize_int4, QuantizeInt4Fn)               \
   X(gemm_f32_2of4, GemmF32Sparse2of4Fn)          \
   X(sigmoid_f32, UnaryF32Fn)                     \
-  X(tanh_f32, UnaryF32Fn)
+  X(tanh_f32, UnaryF32Fn)                        \
+  X(exp_f32, UnaryF32Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"

@@ -1,4 +1,4 @@
-// Sigmoid and tanh, 8 floats at a time. exp follows Cephes' expf (S. L. Moshier): x = n ln2 + r
+// exp, sigmoid and tanh, 8 floats at a time. exp follows Cephes' expf (S. L. Moshier): x = n ln2 + r
 // with ln2 split in two for an exact reduction, exp(r) by its degree-6 minimax polynomial, 2^n
 // through the exponent bits (a few ulp over the range used). tanh follows Cephes' tanhf: an odd
 // polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) with the sign restored above.
@@ -27,6 +27,12 @@ __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+// exp itself: +inf past ln(FLT_MAX), 0 below the clamp (where expf is at most 1.2e-38).
+__m256 exp_saturating8(__m256 x) {
+  const __m256 y = _mm256_blendv_ps(exp8(x), _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, _mm256_set1_ps(88.7228394f), _CMP_GT_OQ));
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ), y);
 }
 
 __m256 sigmoid8(__m256 x) {
@@ -73,5 +79,6 @@ template <__m256 (*F)(__m256)> void apply(const float* x, float* y, int64_t n) {
 
 void sigmoid_f32__avx2(const float* x, float* y, int64_t n) { apply<sigmoid8>(x, y, n); }
 void tanh_f32__avx2(const float* x, float* y, int64_t n) { apply<tanh8>(x, y, n); }
+void exp_f32__avx2(const float* x, float* y, int64_t n) { apply<exp_saturating8>(x, y, n); }
 
 }  // namespace shrink::kernel_variants
