@@ -161,8 +161,23 @@ void HessianAccumulator::add(const Tensor& x) {
     throw UsageError(fmt::format("Hessian of {} inputs fed activations {}", dim_, c.shape().to_string()));
   int64_t rows = c.numel() / dim_;
   if (rows == 0) return;
-  kernels().gemm_f32(true, false, dim_, dim_, rows, 1.f, c.data<float>(), dim_, c.data<float>(), dim_, 1.f,
-                     sum_.mutable_data<float>(), dim_);
+  // X^T X is symmetric: only the blocks on and above the diagonal are multiplied (about half the
+  // work; hessian() mirrors them). Block p is paired with block B-1-p so that both threads get
+  // the same amount of work.
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (dim_ + kBlock - 1) / kBlock;
+  const float* xd = c.data<float>();
+  float* sum = sum_.mutable_data<float>();
+  auto block_row = [&](int64_t p) {
+    const int64_t i0 = p * kBlock, count = std::min(kBlock, dim_ - i0);
+    kernels().gemm_f32(true, false, count, dim_ - i0, rows, 1.f, xd + i0, dim_, xd + i0, dim_, 1.f, sum + i0 * dim_ + i0, dim_);
+  };
+  parallel_for(0, (blocks + 1) / 2, 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p) {
+      block_row(p);
+      if (blocks - 1 - p != p) block_row(blocks - 1 - p);
+    }
+  });
   rows_ += rows;
 }
 
@@ -170,7 +185,8 @@ Tensor HessianAccumulator::hessian() const {
   Tensor h = sum_.clone();
   float k = rows_ ? float(2.0 / double(rows_)) : 0.f;
   float* d = h.mutable_data<float>();
-  for (int64_t i = 0; i < h.numel(); ++i) d[i] *= k;
+  for (int64_t i = 0; i < dim_; ++i)
+    for (int64_t j = i; j < dim_; ++j) d[j * dim_ + i] = d[i * dim_ + j] *= k;  // upper, mirrored below
   return h;
 }
 

@@ -1,5 +1,6 @@
 // Element-wise activations: ReLU, ReLU6, GELU (exact erf form, or tanh with
-// approximate="tanh"), SiLU, Tanh, Sigmoid. Each is a value function and its derivative in x.
+// approximate="tanh"), SiLU, Tanh, Sigmoid. Each is a value function and its derivative in x
+// (SiLU's forward also has a vectorised form, `rows`).
 #include <cmath>
 
 #include "ops/op_support.h"
@@ -49,6 +50,11 @@ struct Sigmoid {
 };
 struct Silu {
   static float f(float x) { return x * Sigmoid::f(x); }
+  // Forward through the vectorised sigmoid kernel (the scalar expf was 3% of GPTQ's calibration).
+  static void rows(const float* x, float* y, int64_t n) {
+    kernels().sigmoid_f32(x, y, n);
+    for (int64_t i = 0; i < n; ++i) y[i] *= x[i];
+  }
   static float df(float x) {
     float s = Sigmoid::f(x);
     return s * (1.f + x * (1.f - s));
@@ -68,7 +74,11 @@ template <class F> void forward(ForwardContext& c) {
   const float* xd = f32(x);
   float* yd = f32(y);
   parallel_for(0, x.numel(), 1 << 15, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) yd[i] = F::f(xd[i]);
+    if constexpr (requires { F::rows(xd, yd, e - b); }) {
+      F::rows(xd + b, yd + b, e - b);
+    } else {
+      for (int64_t i = b; i < e; ++i) yd[i] = F::f(xd[i]);
+    }
   });
   c.outputs[0] = y;
 }

@@ -107,6 +107,30 @@ TEST(Gptq, RetriesWithMoreDampingWhenCholeskyFails) {
   EXPECT_THROW(gptq_quantize(w, h, {4, 0, false}), Error);  // never positive definite
 }
 
+// The accumulator multiplies only the blocks of 64 on and above the diagonal and mirrors them:
+// every entry of 2/n X^T X, for widths below, at and across block edges (an odd block count pairs
+// the middle block with itself), summed over batches.
+TEST(Gptq, HessianEqualsTwiceTheMeanOuterProduct) {
+  Rng rng(5);
+  for (int64_t dim : {1, 63, 64, 150, 257}) {
+    SCOPED_TRACE(dim);
+    Tensor x = Tensor::zeros(Shape{37, dim}, DType::f32);
+    float* xd = x.mutable_data<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) xd[i] = rng.normal(0.f, 1.f);
+    HessianAccumulator acc(dim);
+    acc.add(x.slice(0, 0, 20));
+    acc.add(x.slice(0, 20, 37).reshape(Shape{1, 17, dim}));
+    const Tensor h = acc.hessian();
+    for (int64_t i = 0; i < dim; ++i)
+      for (int64_t j = 0; j < dim; ++j) {
+        double expected = 0;
+        for (int64_t r = 0; r < 37; ++r) expected += double(xd[r * dim + i]) * xd[r * dim + j];
+        expected *= 2.0 / 37;
+        ASSERT_NEAR(h.data<float>()[i * dim + j], expected, 1e-4 * (1 + std::fabs(expected))) << i << "," << j;
+      }
+  }
+}
+
 TEST(Gptq, BadOptionsAreUsageErrors) {
   Tensor w = Tensor::zeros(Shape{2, 48}, DType::f32), h = Tensor::zeros(Shape{48, 48}, DType::f32);
   EXPECT_NO_THROW(gptq_quantize(w, h, {4, 32, false}));  // a shorter last group, as the reference slices
