@@ -26,6 +26,17 @@ double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// Bytes of parameters one decoded token reads: every node's, except the lookups (Embedding,
+// PositionEmbedding) that read one row. A tied output layer counts once, as the head.
+int64_t weight_bytes_per_token(const nn::Graph& graph) {
+  int64_t bytes = 0;
+  for (const nn::Node& node : graph.nodes()) {
+    if (node.kind == "Embedding" || node.kind == "PositionEmbedding") continue;
+    for (const nn::Param& p : node.params) bytes += int64_t(p.value.nbytes());
+  }
+  return bytes;
+}
+
 void run_generate(const GenerateOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
   if (lm.config.is_encoder()) throw UsageError("this is a sentence encoder; generate needs a decoder (e.g. SmolLM2)");
@@ -66,7 +77,8 @@ void run_generate(const GenerateOptions& o) {
     nlohmann::ordered_json out = {{"model", o.model}, {"prompt", o.prompt}, {"text", lm.tokenizer->decode(generated)},
                                   {"prompt_tokens", prompt.size()}, {"generated_tokens", generated.size()},
                                   {"ids", generated}, {"prefill_tokens_per_second", prefill_rate},
-                                  {"decode_tokens_per_second", decode_rate}};
+                                  {"decode_tokens_per_second", decode_rate},
+                                  {"weight_bytes_per_token", weight_bytes_per_token(lm.graph)}};
     fmt::print("{}\n", out.dump(2));
     return;
   }

@@ -173,7 +173,7 @@ std::map<std::string, std::vector<float>> block_linear_input_norms(
     const std::vector<size_t> linears = block_linears(g, blocks[bi], {});
     const std::map<int, ChannelNorms> norms = observe_input_norms(calib, g, blocks[bi], linears);
     for (size_t n : linears) result[g.nodes()[n].name] = norms.at(g.nodes()[n].inputs[0]).norms();
-    calib.advance(blocks[bi]);
+    if (bi + 1 < blocks.size()) calib.advance(blocks[bi]);  // the last block's outputs feed nothing
     progress.update(int64_t(bi + 1));
   }
   progress.finish();
@@ -251,7 +251,7 @@ LlmPruneReport prune_language_model(io::LanguageModel& model, const std::vector<
           record(n, r.weight, r.loss);
         }
       }
-      calib.advance(b);
+      if (bi + 1 < blocks.size()) calib.advance(b);  // the last block's outputs feed nothing
       progress.update(int64_t(bi + 1));
     }
   }

@@ -229,7 +229,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
         quantize_rtn_layer(g, n, o, report, &m);
       }
     }
-    calib.advance(b);  // the quantized block's outputs feed the next block
+    if (bi + 1 < blocks.size()) calib.advance(b);  // the quantized block's outputs feed the next block
     if (bi + 1 < blocks.size() && blocks[bi + 1].input != b.output)
       throw UnsupportedError("the next block does not read this block's output");
     progress.update(int64_t(bi + 1), o.method == "gptq"  ? fmt::format("block loss {:.3g}", block_loss)
