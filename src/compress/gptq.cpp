@@ -209,7 +209,8 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
 
   std::vector<GroupParams> static_params;
   if (options.static_groups)
-    for (int64_t g = 0; g < cols; g += group) static_params.push_back(group_params(w, rows, cols, g, group, scheme));
+    for (int64_t g = 0; g < cols; g += group)  // the last group may be shorter, as in the loop below
+      static_params.push_back(group_params(w, rows, cols, g, std::min(group, cols - g), scheme));
 
   std::vector<int64_t> perm(static_cast<size_t>(cols));
   std::iota(perm.begin(), perm.end(), 0);

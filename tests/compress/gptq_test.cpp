@@ -131,6 +131,23 @@ TEST(Gptq, HessianEqualsTwiceTheMeanOuterProduct) {
   }
 }
 
+// Static groups when the width is not a multiple of the group (SmolLM2's 576 with group 128): the
+// last, shorter group takes its range from its own columns, not from the next row's first ones
+// (which the ASan job would also flag past the last row).
+TEST(Gptq, StaticGroupsOfAShorterLastGroupUseOnlyTheirColumns) {
+  Tensor w = Tensor::zeros(Shape{2, 48}, DType::f32), h = Tensor::zeros(Shape{48, 48}, DType::f32);
+  float* wd = w.mutable_data<float>();
+  Rng rng(8);
+  for (int64_t j = 0; j < 48; ++j) wd[j] = rng.uniform(-1.f, 1.f);
+  for (int64_t j = 0; j < 48; ++j) wd[48 + j] = j < 16 ? 1000.f : rng.uniform(-1.f, 1.f);
+  for (int64_t j = 0; j < 48; ++j) h.mutable_data<float>()[j * 48 + j] = 1.f;  // no error feedback: GPTQ = RTN
+  const GptqResult r = gptq_quantize(w, h, {4, 32, false}, {.static_groups = true});
+  float lo = 0.f, hi = 0.f;  // the last group of row 0, its range widened to include 0
+  for (int64_t j = 32; j < 48; ++j) lo = std::min(lo, wd[j]), hi = std::max(hi, wd[j]);
+  for (int64_t j = 32; j < 48; ++j)
+    EXPECT_LE(std::fabs(r.weight.data<float>()[j] - wd[j]), (hi - lo) / 15 * 0.51f + 1e-6f) << j;
+}
+
 TEST(Gptq, BadOptionsAreUsageErrors) {
   Tensor w = Tensor::zeros(Shape{2, 48}, DType::f32), h = Tensor::zeros(Shape{48, 48}, DType::f32);
   EXPECT_NO_THROW(gptq_quantize(w, h, {4, 32, false}));  // a shorter last group, as the reference slices
