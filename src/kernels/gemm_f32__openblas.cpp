@@ -4,6 +4,7 @@
 // training steps that mix GEMMs with shrink's own parallel loops.
 #include <omp.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "kernels/kernel_variants.h"
@@ -45,6 +46,14 @@ void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
                            trans_a ? a + i : a + i * lda, trans_a ? int(lda) : 1, beta, c + i * ldc + col, 1);
       }
     });
+    return;
+  }
+  // One row times a matrix stored (k, n) (decoding's attention: probabilities times the cached
+  // values): C = B^T a is one sgemv, where sgemm would pack B first.
+  if (m == 1 && !trans_b && openblas().sgemv && threads == 1) {
+    constexpr int kRowMajor = 101, kTrans = 112;
+    if (beta == 0.f) std::fill(c, c + n, 0.f);  // C may hold garbage; 0 * NaN would keep it
+    openblas().sgemv(kRowMajor, kTrans, int(k), int(n), alpha, b, int(ldb), a, trans_a ? int(lda) : 1, beta, c, 1);
     return;
   }
   // Below ~2 MFLOP a split costs more than it saves.

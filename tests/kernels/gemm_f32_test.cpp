@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernel_test_support.h"
+#include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
 #include "shrink/kernels/openblas.h"
 
@@ -40,6 +41,22 @@ TEST(GemmF32, EveryVariantMatchesTheReference) {
     check_gemm(variant.fn, true, false, 64, 64, 64, -2.f, 0.25f, rng);
   });
   EXPECT_GE(ran, 1);
+}
+
+// On one thread (as inside a parallel loop) a single row times a (k, n) matrix takes a GEMV path.
+TEST(GemmF32, OneThreadSingleRowsMatchTheReference) {
+  Rng rng(4);
+  const int before = num_threads();
+  set_num_threads(1);
+  testing::for_each_variant(gemm_f32_variants(), [&](const auto& variant) {
+    for (bool ta : {false, true})
+      for (int64_t n : {1, 7, 64, 130})
+        for (int64_t k : {1, 31, 300}) {
+          check_gemm(variant.fn, ta, false, 1, n, k, 1.f, 0.f, rng);
+          check_gemm(variant.fn, ta, false, 1, n, k, 0.5f, 1.f, rng);
+        }
+  });
+  set_num_threads(before);
 }
 
 TEST(GemmF32, BetaZeroIgnoresGarbageInC) {
