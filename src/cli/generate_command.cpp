@@ -32,7 +32,7 @@ int64_t weight_bytes_per_token(const nn::Graph& graph) {
   int64_t bytes = 0;
   for (const nn::Node& node : graph.nodes()) {
     if (node.kind == "Embedding" || node.kind == "PositionEmbedding") continue;
-    for (const nn::Param& p : node.params) bytes += int64_t(p.value.nbytes());
+    bytes += node.param_bytes();
   }
   return bytes;
 }

@@ -72,12 +72,6 @@ double accuracy(nn::Graph& graph, const train::DataSource& data) {
   return eval::evaluate_cross_entropy(graph, data, 100).accuracy;
 }
 
-int64_t layer_bytes(const nn::Graph& graph, const std::string& node) {
-  int64_t bytes = 0;
-  for (const nn::Param& p : graph.node(node).params) bytes += int64_t(p.value.nbytes());
-  return bytes;
-}
-
 Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const QuantizeOptions& o) {
   Outcome out;
   if (!task.train) throw UsageError("static quantization calibrates on the training split", "--data");
@@ -127,8 +121,8 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     for (const auto& e : errors)
       if (e.node == l.node) row.extra.update({{"sqnr_db", e.sqnr_db}, {"cosine", e.cosine}});
     if (!l.quantized_kind.empty()) {
-      row.extra["bytes"] = layer_bytes(graph, l.node);
-      row.extra["bytes_after"] = layer_bytes(result.graph, l.node);
+      row.extra["bytes"] = graph.node(l.node).param_bytes();
+      row.extra["bytes_after"] = result.graph.node(l.node).param_bytes();
       out.quantized_bytes_before += row.extra["bytes"].get<int64_t>();
       out.quantized_bytes_after += row.extra["bytes_after"].get<int64_t>();
     }

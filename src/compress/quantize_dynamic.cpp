@@ -16,12 +16,6 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& na
   return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return name_matches(p, name); });
 }
 
-int64_t param_bytes(const nn::Node& node) {
-  int64_t bytes = 0;
-  for (const nn::Param& p : node.params) bytes += int64_t(p.value.nbytes());
-  return bytes;
-}
-
 // Replaces f32 weight `name` by name (i8) + name_scale (f32).
 void quantize_weight_param(const nn::Param& weight, std::vector<nn::Param>& out) {
   const Int8ChannelWeights q = quantize_per_channel_int8(weight.value.contiguous());
@@ -56,7 +50,7 @@ std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQ
     DynamicQuantLayer layer;
     layer.node = node.name;
     layer.kind = node.kind;
-    layer.bytes_before = layer.bytes_after = param_bytes(node);
+    layer.bytes_before = layer.bytes_after = node.param_bytes();
     const bool asked = config.layers.empty() || matches_any(config.layers, node.name);
     if (node.kind == "Conv2d" && !config.layers.empty() && asked)
       throw UsageError(fmt::format("'{}' is a convolution, which dynamic quantization refuses: its accuracy "
@@ -80,7 +74,7 @@ std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQ
   for (const std::string& name : to_quantize) {
     graph.replace_node(name, quantized_node(graph.node(name)));
     auto it = std::find_if(report.begin(), report.end(), [&](const DynamicQuantLayer& l) { return l.node == name; });
-    it->bytes_after = param_bytes(graph.node(name));
+    it->bytes_after = graph.node(name).param_bytes();
   }
   return report;
 }

@@ -25,6 +25,11 @@ Param& Node::param(std::string_view local_name) {
 const Param& Node::param(std::string_view local_name) const {
   return const_cast<Node*>(this)->param(local_name);
 }
+int64_t Node::param_bytes() const {
+  int64_t bytes = 0;
+  for (const Param& p : params) bytes += int64_t(p.value.nbytes());
+  return bytes;
+}
 
 int Graph::new_value(const std::string& name) {
   values_.push_back(Value{name, {}, -1});

@@ -41,6 +41,7 @@ struct Node {
   const Param* find_param(std::string_view local_name) const;
   Param& param(std::string_view local_name);  // throws UsageError when missing
   const Param& param(std::string_view local_name) const;
+  int64_t param_bytes() const;  // of every param's value as stored
 };
 
 struct Value {

@@ -332,16 +332,16 @@ void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4W
   reorder_for_gemv(q, w.k, reordered.data());
   std::vector<float> float_sums(static_cast<size_t>(w.k / w.group));
   for (size_t g = 0; g < float_sums.size(); ++g) float_sums[g] = float(group_sums[g]);
+  const bool group32 = w.group == 32;
+  const auto four = group32 ? gemv_columns<kCols, true> : gemv_columns<kCols, false>;
+  const auto one = group32 ? gemv_columns<1, true> : gemv_columns<1, false>;
   parallel_for(0, (w.n + kCols - 1) / kCols, 8, [&](int64_t first, int64_t last) {
     for (int64_t p = first; p < last; ++p) {
       const int64_t c0 = p * kCols;
       if (c0 + kCols <= w.n) {
-        (w.group == 32 ? gemv_columns<kCols, true> : gemv_columns<kCols, false>)(c0, reordered.data(), a_scale,
-                                                                                 float_sums.data(), w, bias, out);
+        four(c0, reordered.data(), a_scale, float_sums.data(), w, bias, out);
       } else {
-        for (int64_t c = c0; c < w.n; ++c)
-          (w.group == 32 ? gemv_columns<1, true> : gemv_columns<1, false>)(c, reordered.data(), a_scale,
-                                                                           float_sums.data(), w, bias, out);
+        for (int64_t c = c0; c < w.n; ++c) one(c, reordered.data(), a_scale, float_sums.data(), w, bias, out);
       }
     }
   });
