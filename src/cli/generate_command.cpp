@@ -2,6 +2,7 @@
 // with prefill and decode speeds on stderr.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -19,7 +20,7 @@ struct GenerateOptions {
   int64_t max_tokens = 64;
   nn::SamplingOptions sampling;
   uint64_t seed = 0;
-  bool chat = false, json = false, stop_at_eos = true;
+  bool chat = false, json = false, stop_at_eos = true, profile = false;
 };
 
 double since(std::chrono::steady_clock::time_point t) {
@@ -35,6 +36,21 @@ int64_t weight_bytes_per_token(const nn::Graph& graph) {
     bytes += node.param_bytes();
   }
   return bytes;
+}
+
+// Per node kind: calls and milliseconds per decoded token, and the share of the decode time.
+void print_profile(const std::map<std::string, nn::Decoder::KindTime>& profile, size_t tokens, double decode) {
+  std::vector<std::pair<std::string, nn::Decoder::KindTime>> rows(profile.begin(), profile.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0;
+  std::fprintf(stderr, "\n%-22s %12s %14s %8s\n", "node kind", "calls/token", "ms/token", "share");
+  for (const auto& [kind, t] : rows) {
+    total += t.seconds;
+    std::fprintf(stderr, "%-22s %12.1f %14.3f %7.1f%%\n", kind.c_str(), double(t.calls) / double(tokens),
+                 1e3 * t.seconds / double(tokens), 100 * t.seconds / decode);
+  }
+  std::fprintf(stderr, "%-22s %12s %14.3f %7.1f%%\n", "between nodes, sampling", "",
+               1e3 * (decode - total) / double(tokens), 100 * (decode - total) / decode);
 }
 
 void run_generate(const GenerateOptions& o) {
@@ -53,6 +69,7 @@ void run_generate(const GenerateOptions& o) {
   auto start = std::chrono::steady_clock::now();
   std::vector<float> logits = decoder.feed(prompt);
   double prefill = since(start);
+  decoder.set_profiling(o.profile);
   if (!o.json) {
     std::fputs(o.chat ? "" : o.prompt.c_str(), stdout);
     std::fflush(stdout);
@@ -71,6 +88,7 @@ void run_generate(const GenerateOptions& o) {
     if (i + 1 < o.max_tokens) logits = decoder.feed(std::span<const int32_t>(&next, 1));
   }
   double decode = since(decode_start);
+  if (o.profile) print_profile(decoder.profile(), generated.size() > 1 ? generated.size() - 1 : 1, decode);
   double prefill_rate = double(prompt.size()) / std::max(prefill, 1e-9);
   double decode_rate = generated.size() > 1 ? double(generated.size() - 1) / std::max(decode, 1e-9) : 0;
   if (o.json) {
@@ -100,6 +118,7 @@ void setup_generate(CLI::App& sub) {
   sub.add_option("--seed", o->seed, "Seed of the sampler");
   sub.add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template (ChatML)");
   sub.add_flag("!--no-stop", o->stop_at_eos, "Keep generating past the end-of-text token");
+  sub.add_flag("--profile", o->profile, "After decoding, print the time per node kind (per decoded token) on stderr");
   sub.add_flag("--json", o->json, "Print the result as JSON instead of streaming");
   sub.callback([o] { run_generate(*o); });
 }

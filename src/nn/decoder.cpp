@@ -1,10 +1,13 @@
 #include "shrink/nn/decoder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "ops/attention.h"
+#include "ops/linear.h"
 #include "shrink/core/error.h"
 #include "shrink/nn/execute.h"
 
@@ -12,13 +15,38 @@ namespace shrink::nn {
 
 struct Decoder::Caches {
   std::vector<ops::KvCache> by_node;  // indexed by node
+  // Int4Linear layers reading one value run together (ops/linear.h): at the first of a set, all
+  // of its members (by node index); the later members find their output waiting in `ahead`.
+  std::vector<std::vector<size_t>> shared_input;
+  std::vector<Tensor> ahead;
 };
+
+namespace {
+
+// Sets of two or more Int4Linear nodes with the same single input, keyed by their first node.
+std::vector<std::vector<size_t>> int4_sets_by_input(Graph& graph) {
+  std::vector<Node>& nodes = graph.nodes();
+  std::map<int, std::vector<size_t>> by_input;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].kind == "Int4Linear" && nodes[i].inputs.size() == 1) by_input[nodes[i].inputs[0]].push_back(i);
+  std::vector<std::vector<size_t>> sets(nodes.size());
+  for (auto& [input, members] : by_input) {
+    std::vector<Node*> set;
+    for (size_t i : members) set.push_back(&nodes[i]);
+    if (members.size() > 1 && ops::int4_linears_share_input(set)) sets[members[0]] = members;
+  }
+  return sets;
+}
+
+}  // namespace
 
 Decoder::Decoder(Graph& graph) : graph_(graph), caches_(std::make_unique<Caches>()) {
   if (graph.inputs().size() != 1 || graph.values()[size_t(graph.inputs()[0])].info.dtype != DType::i64 ||
       graph.outputs().size() != 1)
     throw UsageError("decoding needs a language model: one i64 token input, one logits output");
   caches_->by_node.resize(graph.nodes().size());
+  caches_->shared_input = int4_sets_by_input(graph);
+  caches_->ahead.resize(graph.nodes().size());
 }
 
 Decoder::~Decoder() = default;
@@ -35,12 +63,33 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   std::copy(tokens.begin(), tokens.end(), ids.mutable_data<int64_t>());
   const std::vector<Node>& nodes = graph_.nodes();
   RunOptions options;
+  std::chrono::steady_clock::time_point node_start;
   options.replace_forward = [&](Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
+    if (profiling_) node_start = std::chrono::steady_clock::now();
+    const size_t index = size_t(&node - nodes.data());
+    if (Tensor& ready = caches_->ahead[index]; ready.defined()) {  // computed with the first of its set
+      out[0] = std::move(ready);
+      ready = Tensor();
+      return true;
+    }
+    if (const std::vector<size_t>& set = caches_->shared_input[index]; !set.empty()) {
+      std::vector<Node*> members;
+      for (size_t i : set) members.push_back(&graph_.nodes()[i]);
+      std::vector<Tensor> results = ops::int4_linears_shared_input(members, in[0]);
+      out[0] = results[0];
+      for (size_t m = 1; m < set.size(); ++m) caches_->ahead[set[m]] = results[m];
+      return true;
+    }
     if (node.kind != "Attention") return false;
-    size_t index = size_t(&node - nodes.data());
     out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[index]);
     return true;
   };
+  if (profiling_)
+    options.after_node = [&](const Node& node, std::span<const Tensor>) {
+      KindTime& k = profile_[node.kind];
+      k.calls += 1;
+      k.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - node_start).count();
+    };
   const int output = graph_.outputs()[0];
   const Tensor logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}},
                                         std::span<const int>(&output, 1), options)

@@ -6,6 +6,8 @@
 // Face's Llama: pairs (i, i + d/2) turned by position * theta^(-2i/d).
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 
 #include "ops/attention.h"
 #include "ops/op_support.h"
@@ -51,22 +53,57 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
 
 }  // namespace
 
+// The cosines and sines of one position for every pair i < d/2 (angle position * theta^(-2i/d)),
+// computed once per (theta, d, position) for the whole process: every layer of a decoder and
+// every call rotates with the same angles, and the double-precision pow/cos/sin per pair cost
+// more than the rotation. Rows live in blocks of 256 positions that never move once made.
+const float* rope_row(double theta, int64_t d, int64_t position) {
+  struct Table {
+    double theta;
+    int64_t d;
+    std::vector<std::unique_ptr<float[]>> blocks;  // 256 positions x (d/2 cosines, d/2 sines)
+  };
+  constexpr int64_t kBlock = 256;
+  static std::mutex mutex;
+  static std::vector<Table> tables;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto table = std::find_if(tables.begin(), tables.end(), [&](const Table& t) { return t.theta == theta && t.d == d; });
+  if (table == tables.end()) table = tables.insert(tables.end(), Table{theta, d, {}});
+  const int64_t half = d / 2, block = position / kBlock;
+  while (int64_t(table->blocks.size()) <= block) {
+    const int64_t first = int64_t(table->blocks.size()) * kBlock;
+    auto rows = std::make_unique<float[]>(static_cast<size_t>(kBlock * d));
+    for (int64_t i = 0; i < half; ++i) {
+      const double frequency = std::pow(theta, -2.0 * double(i) / double(d));
+      for (int64_t p = 0; p < kBlock; ++p) {
+        const double angle = double(first + p) * frequency;
+        rows[size_t(p * d + i)] = float(std::cos(angle));
+        rows[size_t(p * d + half + i)] = float(std::sin(angle));
+      }
+    }
+    table->blocks.push_back(std::move(rows));
+  }
+  return table->blocks[size_t(block)].get() + (position % kBlock) * d;
+}
+
 // Rotates (direction +1) or un-rotates (-1) every head of x (N, T, heads*d) in place; row t of
 // each sequence is at position start + t.
 void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double theta, int direction, int64_t start) {
-  int64_t half = d / 2;
-  for (int64_t row = 0; row < t; ++row)
-    for (int64_t i = 0; i < half; ++i) {
-      double angle = double(start + row) * std::pow(theta, -2.0 * double(i) / double(d));
-      float cs = float(std::cos(angle)), sn = float(std::sin(angle)) * float(direction);
-      for (int64_t b = 0; b < n; ++b)
-        for (int64_t h = 0; h < heads; ++h) {
-          float* v = x + ((b * t + row) * heads + h) * d;
-          float a = v[i], c = v[i + half];
+  if (start < 0) throw UsageError("rotary embedding: negative position");
+  const int64_t half = d / 2;
+  for (int64_t row = 0; row < t; ++row) {
+    const float* angles = rope_row(theta, d, start + row);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + ((b * t + row) * heads + h) * d;
+        for (int64_t i = 0; i < half; ++i) {
+          const float cs = angles[i], sn = angles[half + i] * float(direction);
+          const float a = v[i], c = v[i + half];
           v[i] = a * cs - c * sn;
           v[i + half] = a * sn + c * cs;
         }
-    }
+      }
+  }
 }
 
 namespace {

@@ -9,6 +9,7 @@
 // Optionally mixed precision: salient_columns i32 (k) and salient_weight f16 (out, k) add
 // x[:, columns] salient_weight^T (input channels kept 16-bit; their nibbles hold zeros).
 // Inference only.
+#include "ops/linear.h"
 #include "ops/op_support.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
@@ -117,6 +118,35 @@ void dynamic_quant_forward(ForwardContext& c) {
   c.outputs[0] = y;
 }
 
+// What an Int4Linear prepares once: the salient columns' weights in f32 (mixed precision), and,
+// on its first decoding call, its nibbles in the decode kernels' panel layout (not for prompts,
+// which never read them).
+struct Int4Prepared {
+  Tensor salient_weight;  // f32 (out, columns), when the node has salient columns
+  mutable std::vector<uint8_t> panels;
+  mutable bool panels_made = false;
+};
+
+const Int4Prepared& int4_prepared(Node& node) {
+  return prepared<Int4Prepared>(node, [&] {
+    Int4Prepared p;
+    if (node.find_param("salient_weight")) p.salient_weight = node.param("salient_weight").value.to(DType::f32).contiguous();
+    return p;
+  });
+}
+
+const uint8_t* int4_panels(Node& node, const Int4Weights& w) {
+  const Int4Prepared& p = int4_prepared(node);
+  if (!p.panels_made) {
+    if (w.k % 64 == 0) {
+      p.panels.resize(static_cast<size_t>(w.n * w.k / 2));
+      pack_int4_panels(w.nibbles, w.n, w.k, p.panels.data());
+    }
+    p.panels_made = true;
+  }
+  return p.panels.empty() ? nullptr : p.panels.data();
+}
+
 // y += x[:, columns] W_s^T for a mixed-precision Int4Linear.
 void add_salient(Node& node, const Tensor& columns, const float* x, int64_t rows, int64_t k, float* y, int64_t n) {
   const Tensor index = columns.contiguous();
@@ -124,61 +154,122 @@ void add_salient(Node& node, const Tensor& columns, const float* x, int64_t rows
   const int32_t* c = index.data<int32_t>();
   for (int64_t i = 0; i < count; ++i)
     if (c[i] < 0 || c[i] >= k) fail(node, "a salient column index is outside the inputs");
-  const Tensor& w = prepared<Tensor>(node, [&] { return node.param("salient_weight").value.to(DType::f32).contiguous(); });
+  const Tensor& w = int4_prepared(node).salient_weight;
   std::vector<float> gathered(static_cast<size_t>(rows * count));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < count; ++i) gathered[size_t(r * count + i)] = x[r * k + c[i]];
   gemm(false, true, rows, n, count, gathered.data(), count, w.data<float>(), count, 1.f, y, n);
 }
 
-void int4_forward(ForwardContext& c) {
-  const Tensor x = c.inputs[0].contiguous();
-  const Node& node = c.node;
-  const Tensor nibbles = node.param("nibbles").value.contiguous(), scales = node.param("scales").value.contiguous(),
-               mins = node.param("mins").value.contiguous();
+Int4Weights int4_weights(const Node& node) {
   const int64_t n = attr_int(node, "out_features", -1), k = attr_int(node, "in_features", -1),
-                group = attr_int(node, "group_size", -1), rows = x.numel() / k;
-  Int4Weights w{nibbles.data<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.raw_data()),
-                reinterpret_cast<const uint16_t*>(mins.raw_data()), n, k, group};
-  Shape shape = x.shape();
-  shape[shape.rank() - 1] = n;
-  Tensor y = uninitialized_f32(shape);
+                group = attr_int(node, "group_size", -1);
+  const Tensor &nibbles = node.param("nibbles").value, &scales = node.param("scales").value, &mins = node.param("mins").value;
+  if (!nibbles.is_contiguous() || !scales.is_contiguous() || !mins.is_contiguous())
+    fail(node, "int4 parameters must be contiguous");
+  return {nibbles.data<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.raw_data()),
+          reinterpret_cast<const uint16_t*>(mins.raw_data()), n, k, group};
+}
+
+const float* bias_of(const Node& node) {
   const Param* bias = node.find_param("bias");
-  const float* b = bias ? f32(bias->value) : nullptr;
-  if (rows <= 4) {
+  return bias ? f32(bias->value) : nullptr;
+}
+
+// Rows r0..r1 of the weights (and of the outputs, whose rows are ldo apart).
+Int4Weights slice(const Int4Weights& w, int64_t r0, int64_t r1) {
+  const int64_t groups = w.k / w.group;
+  return {w.nibbles + r0 * (w.k / 2), w.scales + r0 * groups, w.mins + r0 * groups, r1 - r0, w.k, w.group,
+          w.panels ? w.panels + r0 * (w.k / 2) : nullptr};
+}
+
+// Prompts: dequantize the weights once (reading 4.5 bits per weight) and run the f32 GEMM, which
+// beats dequantizing inside the product for hundreds of rows.
+void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float* b, float* y) {
+  const int64_t n = w.n, k = w.k, group = w.group;
+  Tensor dense = uninitialized_f32(Shape{n, k});
+  float* dd = f32(dense);
+  const int64_t groups = k / group;
+  parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t block = 0; block < k / 32; ++block) {
+        const int64_t g = r * groups + block * 32 / group;
+        const float scale = f16_to_f32(w.scales[g]), offset = f16_to_f32(w.mins[g]);
+        const uint8_t* bytes = w.nibbles + r * (k / 2) + block * 16;
+        float* out = dd + r * k + block * 32;
+        for (int j = 0; j < 16; ++j) {
+          out[j] = float(bytes[j] & 15) * scale + offset;
+          out[j + 16] = float(bytes[j] >> 4) * scale + offset;
+        }
+      }
+  });
+  float beta = 0.f;
+  if (b) {
+    for (int64_t r = 0; r < rows; ++r) std::copy(b, b + n, y + r * n);
+    beta = 1.f;
+  }
+  gemm(false, true, rows, n, k, x, k, dd, k, beta, y, n);
+}
+
+}  // namespace
+
+bool int4_linears_share_input(std::span<Node* const> nodes) {
+  if (nodes.empty()) return false;
+  for (const Node* node : nodes)
+    if (node->kind != "Int4Linear" || attr_int(*node, "in_features", -1) != attr_int(*nodes[0], "in_features", -1) ||
+        attr_int(*node, "group_size", -1) != attr_int(*nodes[0], "group_size", -1))
+      return false;
+  return true;
+}
+
+std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x_in) {
+  if (!int4_linears_share_input(nodes)) throw UsageError("int4_linears_shared_input: not Int4Linear layers of one input width");
+  const Tensor x = x_in.contiguous();
+  std::vector<Int4Weights> w;
+  std::vector<Tensor> y;
+  for (Node* node : nodes) {
+    w.push_back(int4_weights(*node));
+    Shape shape = x.shape();
+    shape[shape.rank() - 1] = w.back().n;
+    y.push_back(uninitialized_f32(shape));
+  }
+  const int64_t k = w[0].k, group = w[0].group, rows = x.numel() / k;
+  if (rows > 4) {
+    for (size_t i = 0; i < w.size(); ++i) int4_prompt(w[i], f32(x), rows, bias_of(*nodes[i]), f32(y[i]));
+  } else {
+    for (size_t i = 0; i < w.size(); ++i) w[i].panels = int4_panels(*nodes[i], w[i]);
     std::vector<int8_t> q(static_cast<size_t>(rows * k));
     std::vector<float> scale(static_cast<size_t>(rows));
     std::vector<int32_t> sums(static_cast<size_t>(rows * (k / group)));
     kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
-    kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), w, b, f32(y), n);
-  } else {
-    // Prompts: dequantize the weights once (reading 4.5 bits per weight) and run the f32 GEMM,
-    // which beats dequantizing inside the product for hundreds of rows.
-    Tensor dense = uninitialized_f32(Shape{n, k});
-    float* dd = f32(dense);
-    const int64_t groups = k / group;
-    parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r)
-        for (int64_t block = 0; block < k / 32; ++block) {
-          const int64_t g = r * groups + block * 32 / group;
-          const float scale = f16_to_f32(w.scales[g]), offset = f16_to_f32(w.mins[g]);
-          const uint8_t* bytes = w.nibbles + r * (k / 2) + block * 16;
-          float* out = dd + r * k + block * 32;
-          for (int j = 0; j < 16; ++j) {
-            out[j] = float(bytes[j] & 15) * scale + offset;
-            out[j + 16] = float(bytes[j] >> 4) * scale + offset;
-          }
-        }
+    // The rows of all the layers, end to end, split into one contiguous share per thread (in
+    // steps of 4 rows, the kernels' unit); the kernel runs serially inside the share.
+    std::vector<int64_t> first_row{0};
+    for (const Int4Weights& one : w) first_row.push_back(first_row.back() + one.n);
+    const int64_t total = first_row.back(), steps = (total + 3) / 4;
+    parallel_for(0, steps, std::max<int64_t>(1, steps / num_threads()), [&](int64_t s0, int64_t s1) {
+      const int64_t r0 = s0 * 4, r1 = std::min(total, s1 * 4);
+      for (size_t i = 0; i < w.size(); ++i) {
+        const int64_t lo = std::max(r0, first_row[i]) - first_row[i], hi = std::min(r1, first_row[i + 1]) - first_row[i];
+        if (lo >= hi) continue;
+        const float* b = bias_of(*nodes[i]);
+        Int4Weights part = slice(w[i], lo, hi);
+        if (lo % 4) part.panels = nullptr;  // panels start every 4 rows of a layer
+        kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), part, b ? b + lo : nullptr, f32(y[i]) + lo, w[i].n);
+      }
     });
-    float beta = 0.f;
-    if (b) {
-      for (int64_t r = 0; r < rows; ++r) std::copy(b, b + n, f32(y) + r * n);
-      beta = 1.f;
-    }
-    gemm(false, true, rows, n, k, f32(x), k, dd, k, beta, f32(y), n);
   }
-  if (const Param* columns = node.find_param("salient_columns")) add_salient(c.node, columns->value, f32(x), rows, k, f32(y), n);
-  c.outputs[0] = y;
+  for (size_t i = 0; i < w.size(); ++i)
+    if (const Param* columns = nodes[i]->find_param("salient_columns"))
+      add_salient(*nodes[i], columns->value, f32(x), rows, k, f32(y[i]), w[i].n);
+  return y;
+}
+
+namespace {
+
+void int4_forward(ForwardContext& c) {
+  Node* node = &c.node;
+  c.outputs[0] = int4_linears_shared_input(std::span<Node* const>(&node, 1), c.inputs[0]).at(0);
 }
 
 }  // namespace

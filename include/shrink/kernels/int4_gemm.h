@@ -19,6 +19,10 @@ struct Int4Weights {
   const uint16_t* scales;   // f16, n * k / group
   const uint16_t* mins;     // f16, n * k / group
   int64_t n, k, group;
+  // Optional: the same nibbles in panels of 4 rows (pack_int4_panels), read by the decode
+  // kernels when given; nullptr: rows only. Rows 4p..4p+3 occupy the same byte range in both
+  // layouts, so a slice of whole panels is the same pointer offset in each.
+  const uint8_t* panels = nullptr;
 };
 
 // Owning storage of int4 weights.
@@ -43,6 +47,13 @@ using QuantizeInt4Fn = void (*)(const float* w, int64_t n, int64_t k, int64_t gr
 
 // q is [n][k] with values 0..15; writes n * k / 2 bytes.
 void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles);
+
+// The decode layout: for every 4 rows, their 32-byte runs (64 weights) of each column block
+// side by side, panels[(4p + c) * k/2 ...] = run j of row 4p + c at offset (4j + c) * 32 within
+// panel p; the last n % 4 rows stay as they are. One panel is then one sequential stream (the
+// row layout is four streams k/2 bytes apart, which kept ~25% fewer bytes in flight here).
+// Needs k % 64 == 0; writes n * k / 2 bytes.
+void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* panels);
 
 // Per-row symmetric s8: scale = max|x| / 127, q = nearbyint(x / scale) (0 for an all-zero row),
 // and group_sums[i][g] = sum of q over group g. k must be a multiple of group.

@@ -5,8 +5,10 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "shrink/core/rng.h"
@@ -22,12 +24,22 @@ class Decoder {
   std::vector<float> feed(std::span<const int32_t> tokens);
   int64_t length() const { return length_; }
   void reset();
+  // Time spent per node kind (Linear, Attention, RMSNorm, ...) while profiling is on; off by default.
+  struct KindTime {
+    int64_t calls = 0;
+    double seconds = 0;
+  };
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::map<std::string, KindTime>& profile() const { return profile_; }
+  void clear_profile() { profile_.clear(); }
 
  private:
   struct Caches;
   Graph& graph_;
   std::unique_ptr<Caches> caches_;
   int64_t length_ = 0;
+  bool profiling_ = false;
+  std::map<std::string, KindTime> profile_;
 };
 
 struct SamplingOptions {

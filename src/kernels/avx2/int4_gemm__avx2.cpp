@@ -290,16 +290,25 @@ void gemv_columns(int64_t c0, const int8_t* a, float a_scale, const float* float
                   const float* bias, float* out) {
   const int64_t k = w.k, groups = k / w.group, chunks_per_group = w.group / 64;
   const __m256i halves = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  // Four rows from the panel layout when there is one (one stream: each load's 32 bytes follow
+  // the previous row's), else each row from its own place.
+  const bool panel = COLS == 4 && w.panels;
+  const uint8_t* base = panel ? w.panels + c0 * k / 2 : w.nibbles + c0 * k / 2;
+  const int64_t row_step = panel ? 32 : k / 2, run_step = panel ? 4 * 32 : 32;
   __m256 acc[COLS];
   for (int col = 0; col < COLS; ++col) acc[col] = _mm256_setzero_ps();
   for (int64_t chunk = 0; chunk < k / 64; ++chunk) {
     const __m256i a_low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64));
     const __m256i a_high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64 + 32));
+    if (panel) {  // 2 KB ahead in the stream (past the panel's end it reads the next panel)
+      _mm_prefetch(reinterpret_cast<const char*>(base + chunk * run_step + 2048), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(base + chunk * run_step + 2048 + 64), _MM_HINT_T0);
+    }
     for (int col = 0; col < COLS; ++col) {
-      const uint8_t* row = w.nibbles + (c0 + col) * k / 2;
-      // The next rows' cache line at this offset (a hint: past the last row it touches nothing).
-      if ((chunk & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + COLS * k / 2 + chunk * 32), _MM_HINT_T0);
-      const __m256i dot = dot64(row + chunk * 32, a_low, a_high);
+      const uint8_t* at = base + col * row_step + chunk * run_step;
+      // Rows: the next rows' cache line at this offset (a hint: past the last row it touches nothing).
+      if (!panel && (chunk & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(at + COLS * k / 2), _MM_HINT_T0);
+      const __m256i dot = dot64(at, a_low, a_high);
       const uint16_t* scales = w.scales + (c0 + col) * groups;
       __m256 scale;
       if constexpr (GROUP32) {  // each half its own block's scale

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <type_traits>
 
 #include "kernels/kernel_variants.h"
@@ -18,6 +19,16 @@ void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles)
         const uint8_t* values = q + row * k + block * 32;
         nibbles[row * k / 2 + block * 16 + j] = uint8_t((values[j] & 15) | (values[j + 16] & 15) << 4);
       }
+}
+
+void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* panels) {
+  if (k % 64) throw std::invalid_argument("pack_int4_panels needs k % 64 == 0");
+  const int64_t row_bytes = k / 2, runs = k / 64;
+  for (int64_t p = 0; p < n / 4; ++p)
+    for (int64_t c = 0; c < 4; ++c)
+      for (int64_t j = 0; j < runs; ++j)
+        std::memcpy(panels + p * 4 * row_bytes + (4 * j + c) * 32, nibbles + (4 * p + c) * row_bytes + j * 32, 32);
+  std::memcpy(panels + n / 4 * 4 * row_bytes, nibbles + n / 4 * 4 * row_bytes, size_t(n % 4 * row_bytes));
 }
 
 namespace {

@@ -1,0 +1,20 @@
+// Int4Linear layers that read the same input (a decoder block's q/k/v projections, the MLP's
+// gate and up) run together when decoding: the input is quantized once and one parallel region
+// splits all their rows between the threads, instead of one quantization and one fork/join per
+// layer (for SmolLM2's 192-row k and v projections those cost as much as the product).
+#pragma once
+#include <span>
+#include <vector>
+
+#include "shrink/nn/graph.h"
+
+namespace shrink::nn::ops {
+
+// True when these nodes can run through int4_linears_shared_input: all Int4Linear with the same
+// in_features and group_size.
+bool int4_linears_share_input(std::span<Node* const> nodes);
+
+// x (..., in) -> one output per node, as each node's forward would give.
+std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x);
+
+}  // namespace shrink::nn::ops
