@@ -213,6 +213,10 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 
 }  // namespace
 
+void prepare_int4_for_decoding(Node& node) {
+  if (node.kind == "Int4Linear") int4_panels(node, int4_weights(node));
+}
+
 bool int4_linears_share_input(std::span<Node* const> nodes) {
   if (nodes.empty()) return false;
   for (const Node* node : nodes)

@@ -10,6 +10,7 @@
 #include "shrink/compress/llm_quantize.h"
 #include "shrink/core/error.h"
 #include "shrink/core/rng.h"
+#include "shrink/nn/decoder.h"
 #include "shrink/nn/execute.h"
 #include "compress/llm_test_models.h"
 #include "test_support.h"
@@ -81,6 +82,27 @@ TEST(LlmQuantize, FourBitResultsRunAsPackedInt4) {
   auto one = random_windows(1, 3, 8);
   Tensor c = logits(packed.graph, one), d = logits(plain.graph, one);
   EXPECT_LT(std::sqrt(squared_distance(c, d) / double(c.numel())), 2e-2 * scale);
+}
+
+// The decoder runs the Int4Linear layers that share an input (q/k/v, gate/up) together, from the
+// panel copy of their nibbles: each step's logits equal those of the plain forward pass, whose
+// four rows (<= 4: the same int8-activation kernels, one row at a time) see the same prefix.
+TEST(LlmQuantize, DecodingInt4LayersTogetherMatchesTheForwardPass) {
+  io::LanguageModel lm = tiny_llama(6);
+  LlmQuantizeOptions o;
+  o.quiet = true;
+  o.method = "rtn";
+  o.weights = {4, 32, false};
+  quantize_language_model(lm, {}, o);
+  const std::vector<std::vector<int32_t>> window = {{5, 77, 130, 9}};
+  Tensor full = logits(lm.graph, window);
+  const int64_t v = full.shape()[2];
+  nn::Decoder decoder(lm.graph);
+  for (int64_t i = 0; i < 4; ++i) {
+    std::vector<float> step = decoder.feed(std::span<const int32_t>(&window[0][size_t(i)], 1));
+    for (int64_t j = 0; j < v; ++j)
+      ASSERT_NEAR(step[size_t(j)], full.data<float>()[i * v + j], 1e-4 * (1 + std::fabs(step[size_t(j)]))) << i << "," << j;
+  }
 }
 
 TEST(LlmQuantize, Int8HeadUntiesTheOutputLayer) {

@@ -100,6 +100,49 @@ TEST(Int4, GemmMatchesTheReferenceAndApproximatesF32) {
         }
 }
 
+TEST(Int4, PanelsHoldFourRowsRunByRun) {
+  Rng rng(25);
+  const Int4Problem p = make(1, 9, 128, 64, rng);  // two whole panels and a row left as it was
+  std::vector<uint8_t> panels(p.nibbles.size());
+  pack_int4_panels(p.nibbles.data(), p.n, p.k, panels.data());
+  const int64_t row_bytes = p.k / 2;
+  for (int64_t panel = 0; panel < 2; ++panel)
+    for (int64_t c = 0; c < 4; ++c)
+      for (int64_t run = 0; run < 2; ++run)
+        EXPECT_EQ(0, std::memcmp(panels.data() + panel * 4 * row_bytes + (4 * run + c) * 32,
+                                 p.nibbles.data() + (4 * panel + c) * row_bytes + run * 32, 32));
+  EXPECT_EQ(0, std::memcmp(panels.data() + 8 * row_bytes, p.nibbles.data() + 8 * row_bytes, size_t(row_bytes)));
+}
+
+// Decoding with the panel copy of the nibbles gives the reference's products (which read the
+// rows), for every group the decode kernels special-case and for rows left over after the panels.
+TEST(Int4, DecodingFromPanelsMatchesTheReference) {
+  Rng rng(26);
+  for (int64_t group : {32, 64, 128, 192, 256})
+    for (int64_t n : {4, 7, 17, 36})
+      for (int64_t k : {int64_t(576), int64_t(768), 4 * group}) {
+        if (k % group || k % 64) continue;
+        SCOPED_TRACE(::testing::Message() << "group " << group << " n " << n << " k " << k);
+        const Int4Problem p = make(1, n, k, group, rng);
+        std::vector<uint8_t> panels(p.nibbles.size());
+        pack_int4_panels(p.nibbles.data(), n, k, panels.data());
+        Int4Weights with_panels = p.weights();
+        with_panels.panels = panels.data();
+        std::vector<int8_t> q(static_cast<size_t>(k));
+        float a_scale;
+        std::vector<int32_t> sums(size_t(k / group));
+        kernels().quantize_rows_s8(p.x.data(), 1, k, group, q.data(), &a_scale, sums.data());
+        std::vector<float> expected(static_cast<size_t>(n));
+        gemm_q4s8_variants().front().fn(1, q.data(), &a_scale, sums.data(), p.weights(), p.bias.data(), expected.data(), n);
+        testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
+          std::vector<float> out(static_cast<size_t>(n));
+          variant.fn(1, q.data(), &a_scale, sums.data(), with_panels, p.bias.data(), out.data(), n);
+          for (size_t e = 0; e < out.size(); ++e)
+            ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f)) << "element " << e;
+        });
+      }
+}
+
 // int4 x f32: the reference equals the f32 matmul against the dequantized weights up to float
 // rounding; every variant agrees with the reference within a bound scaled by K.
 TEST(Int4, F32ActivationsDequantizeOnTheFly) {

@@ -335,6 +335,58 @@ void gemv_columns(int64_t c0, const int8_t* a, float a_scale, const float* float
   }
 }
 
+// Four panel rows with groups of 64 * CPG values (CPG 1, 2 or 4): the i16 pair sums of a group's
+// loads add in i16 (|pair| <= 2 * 15 * 127 = 3810; eight of them stay below 32767), then one
+// vpmaddwd, one conversion and one multiply-add by the group's scale, converted to f32 for the
+// four rows before the loop. About 40% fewer instructions per weight than gemv_columns.
+template <int CPG>
+void gemv_panel(int64_t c0, const int8_t* a, float a_scale, const float* float_sums, const Int4Weights& w,
+                const float* bias, float* out, float* row_scales) {
+  const int64_t k = w.k, groups = k / w.group;
+  const uint16_t* scales = w.scales + c0 * groups;  // the four rows' scales, one after another
+  int64_t i = 0;
+  for (; i + 8 <= 4 * groups; i += 8)
+    _mm256_storeu_ps(row_scales + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + i))));
+  for (; i < 4 * groups; ++i) row_scales[i] = _cvtsh_ss(scales[i]);
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  const uint8_t* panel = w.panels + c0 * k / 2;
+  __m256 acc[4];
+  for (int col = 0; col < 4; ++col) acc[col] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i pairs[4];
+    for (int j = 0; j < CPG; ++j) {
+      const int64_t chunk = g * CPG + j;
+      const __m256i a_low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64));
+      const __m256i a_high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64 + 32));
+      const uint8_t* run = panel + chunk * 128;
+      _mm_prefetch(reinterpret_cast<const char*>(run + 2048), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(run + 2048 + 64), _MM_HINT_T0);
+      for (int col = 0; col < 4; ++col) {
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(run + col * 32));
+        const __m256i low = _mm256_and_si256(packed, low_mask);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(low, a_low), _mm256_maddubs_epi16(high, a_high));
+        pairs[col] = j == 0 ? p : _mm256_add_epi16(pairs[col], p);
+      }
+    }
+    for (int col = 0; col < 4; ++col)
+      acc[col] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[col], ones)),
+                                 _mm256_broadcast_ss(row_scales + col * groups + g), acc[col]);
+  }
+  for (int col = 0; col < 4; ++col) {
+    const int64_t c = c0 + col;
+    const uint16_t* mins = w.mins + c * groups;
+    __m256 min_acc = _mm256_setzero_ps();
+    int64_t g = 0;
+    for (; g + 8 <= groups; g += 8)
+      min_acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + g))),
+                                _mm256_loadu_ps(float_sums + g), min_acc);
+    float min_part = horizontal_sum(min_acc);
+    for (; g < groups; ++g) min_part += _cvtsh_ss(mins[g]) * float_sums[g];
+    out[c] = a_scale * (horizontal_sum(acc[col]) + min_part) + (bias ? bias[c] : 0.f);
+  }
+}
+
 void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias, float* out) {
   constexpr int kCols = 4;
   std::vector<int8_t> reordered(static_cast<size_t>(w.k));
@@ -344,11 +396,15 @@ void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4W
   const bool group32 = w.group == 32;
   const auto four = group32 ? gemv_columns<kCols, true> : gemv_columns<kCols, false>;
   const auto one = group32 ? gemv_columns<1, true> : gemv_columns<1, false>;
+  const int64_t cpg = w.group / 64;
+  const auto panel = !w.panels || group32 ? nullptr : cpg == 1 ? gemv_panel<1> : cpg == 2 ? gemv_panel<2> : cpg == 4 ? gemv_panel<4> : nullptr;
   parallel_for(0, (w.n + kCols - 1) / kCols, 8, [&](int64_t first, int64_t last) {
+    std::vector<float> row_scales(panel ? static_cast<size_t>(kCols * (w.k / w.group)) : 0);
     for (int64_t p = first; p < last; ++p) {
       const int64_t c0 = p * kCols;
       if (c0 + kCols <= w.n) {
-        four(c0, reordered.data(), a_scale, float_sums.data(), w, bias, out);
+        if (panel) panel(c0, reordered.data(), a_scale, float_sums.data(), w, bias, out, row_scales.data());
+        else four(c0, reordered.data(), a_scale, float_sums.data(), w, bias, out);
       } else {
         for (int64_t c = c0; c < w.n; ++c) one(c, reordered.data(), a_scale, float_sums.data(), w, bias, out);
       }
