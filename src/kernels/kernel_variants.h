@@ -83,6 +83,10 @@ void tanh_f32__ref(const float* x, float* y, int64_t n);
 void tanh_f32__avx2(const float* x, float* y, int64_t n);
 void exp_f32__ref(const float* x, float* y, int64_t n);
 void exp_f32__avx2(const float* x, float* y, int64_t n);
+void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
+                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch);
+void attend_f32__avx2(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
+                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch);
 
 // 2:4 sparse f32 (sparse_2of4.h)
 void gemm_f32_2of4__ref(int64_t m, const float* x, int64_t ldx, const Sparse2of4Weights& w, const float* bias,

@@ -116,6 +116,11 @@ constexpr KernelVariant<UnaryF32Fn> kExpF32[] = {
     {"exp_f32__avx2", Isa::avx2, nullptr, exp_f32__avx2},
 };
 
+constexpr KernelVariant<AttendF32Fn> kAttendF32[] = {
+    {"attend_f32__ref", Isa::ref, nullptr, attend_f32__ref},
+    {"attend_f32__avx2", Isa::avx2, nullptr, attend_f32__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -152,6 +157,7 @@ std::span<const KernelVariant<GemmF32Sparse2of4Fn>> gemm_f32_2of4_variants() { r
 std::span<const KernelVariant<UnaryF32Fn>> sigmoid_f32_variants() { return kSigmoidF32; }
 std::span<const KernelVariant<UnaryF32Fn>> tanh_f32_variants() { return kTanhF32; }
 std::span<const KernelVariant<UnaryF32Fn>> exp_f32_variants() { return kExpF32; }
+std::span<const KernelVariant<AttendF32Fn>> attend_f32_variants() { return kAttendF32; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

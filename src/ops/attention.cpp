@@ -176,10 +176,27 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   cache.keys.insert(cache.keys.end(), f32(k), f32(k) + s.t * kw);
   cache.values.insert(cache.values.end(), v.data<float>(), v.data<float>() + s.t * kw);
   cache.length += s.t;
-  Tensor y = new_f32(q.shape());
   if (!s.causal) throw UsageError("a key/value cache serves causal attention only", node.name);
-  attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y),
-         nullptr, true);
+  if (s.t > 1) {
+    Tensor y = new_f32(q.shape());
+    attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
+           f32(y), nullptr, true);
+    return y;
+  }
+  // One new token sees every cached position: per kv head, its query heads through the
+  // single-query kernel, each key and value read once for the group. The work is a few
+  // microseconds until the cache is long, so threads join in only then.
+  Tensor y = uninitialized_f32(q.shape());
+  const int64_t group = s.heads / s.kv_heads, length = cache.length;
+  const float scale = float(1.0 / std::sqrt(double(s.dim)));
+  const int64_t grain = s.heads * length * s.dim > (int64_t(1) << 17) ? 1 : s.kv_heads;
+  parallel_for(0, s.kv_heads, grain, [&](int64_t first, int64_t last) {
+    std::vector<float> scratch(static_cast<size_t>(group * length));
+    for (int64_t h = first; h < last; ++h)
+      kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.keys.data() + h * s.dim,
+                           cache.values.data() + h * s.dim, kw, length, s.dim, scale, f32(y) + h * group * s.dim, s.dim,
+                           scratch.data());
+  });
   return y;
 }
 

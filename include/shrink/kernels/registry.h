@@ -30,6 +30,14 @@ using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
 // y[i] = f(x[i]) for n values; y may be x (in place).
 using UnaryF32Fn = void (*)(const float* x, float* y, int64_t n);
 
+// Attention of `queries` single query rows that share one key/value head (grouped-query
+// attention) over `length` positions: y[r] = sum_j p[r][j] v[j], p[r] = softmax_j(scale * q[r].k[j])
+// (the maximum subtracted first). q, k, v and y rows are q_stride, kv_stride, kv_stride and
+// y_stride floats apart, dim values each; scratch holds queries * length floats.
+using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v,
+                             int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
+                             float* scratch);
+
 // slot name, function type
 #define SHRINK_KERNEL_SLOTS(X)                   \
   X(gemm_f32, GemmF32Fn)                         \
@@ -56,7 +64,8 @@ using UnaryF32Fn = void (*)(const float* x, float* y, int64_t n);
   X(gemm_f32_2of4, GemmF32Sparse2of4Fn)          \
   X(sigmoid_f32, UnaryF32Fn)                     \
   X(tanh_f32, UnaryF32Fn)                        \
-  X(exp_f32, UnaryF32Fn)
+  X(exp_f32, UnaryF32Fn)                         \
+  X(attend_f32, AttendF32Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"

@@ -1,0 +1,31 @@
+// Scalar reference of single-query attention (attend_f32, registry.h): scores, softmax with the
+// maximum subtracted, the probability-weighted sum of the values.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernel_variants.h"
+
+namespace shrink::kernel_variants {
+
+void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
+                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch) {
+  for (int64_t r = 0; r < queries; ++r) {
+    float* p = scratch + r * length;
+    const float* qr = q + r * q_stride;
+    float top = -INFINITY;
+    for (int64_t j = 0; j < length; ++j) {
+      float dot = 0.f;
+      for (int64_t d = 0; d < dim; ++d) dot += qr[d] * k[j * kv_stride + d];
+      p[j] = dot * scale;
+      top = std::max(top, p[j]);
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < length; ++j) sum += p[j] = std::exp(p[j] - top);
+    float* yr = y + r * y_stride;
+    std::fill(yr, yr + dim, 0.f);
+    for (int64_t j = 0; j < length; ++j)
+      for (int64_t d = 0; d < dim; ++d) yr[d] += p[j] / sum * v[j * kv_stride + d];
+  }
+}
+
+}  // namespace shrink::kernel_variants

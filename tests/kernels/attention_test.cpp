@@ -1,0 +1,59 @@
+// Single-query attention (attend_f32): every variant against softmax(q k^T / sqrt(d)) v computed
+// in double, over head widths around the SIMD width, cache lengths around the 4-key step, and
+// grouped queries sharing one key/value head with strided rows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernel_test_support.h"
+#include "shrink/core/rng.h"
+
+namespace shrink {
+namespace {
+
+TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
+  Rng rng(31);
+  for (int64_t dim : {8, 12, 64, 72, 128})
+    for (int64_t length : {1, 3, 4, 5, 77})
+      for (int64_t queries : {1, 3}) {
+        SCOPED_TRACE(::testing::Message() << "dim " << dim << " length " << length << " queries " << queries);
+        const int64_t kv_stride = 2 * dim + 5, q_stride = dim + 3, y_stride = dim + 1;  // rows of wider tensors
+        std::vector<float> q(static_cast<size_t>(queries * q_stride)), k(static_cast<size_t>(length * kv_stride)),
+            v(static_cast<size_t>(length * kv_stride));
+        for (auto& x : q) x = 2.f * rng.normal();
+        for (auto& x : k) x = rng.normal();
+        for (auto& x : v) x = rng.normal();
+        const float scale = float(1.0 / std::sqrt(double(dim)));
+        std::vector<double> expected(static_cast<size_t>(queries * dim));
+        for (int64_t r = 0; r < queries; ++r) {
+          std::vector<double> p(static_cast<size_t>(length));
+          double top = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < length; ++j) {
+            double dot = 0;
+            for (int64_t d = 0; d < dim; ++d) dot += double(q[size_t(r * q_stride + d)]) * k[size_t(j * kv_stride + d)];
+            p[size_t(j)] = dot * scale;
+            top = std::max(top, p[size_t(j)]);
+          }
+          for (auto& x : p) sum += x = std::exp(x - top);
+          for (int64_t j = 0; j < length; ++j)
+            for (int64_t d = 0; d < dim; ++d)
+              expected[size_t(r * dim + d)] += p[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
+        }
+        int ran = testing::for_each_variant(attend_f32_variants(), [&](const auto& variant) {
+          std::vector<float> y(static_cast<size_t>(queries * y_stride), -7.f), scratch(static_cast<size_t>(queries * length));
+          variant.fn(queries, q.data(), q_stride, k.data(), v.data(), kv_stride, length, dim, scale, y.data(), y_stride,
+                     scratch.data());
+          for (int64_t r = 0; r < queries; ++r) {
+            for (int64_t d = 0; d < dim; ++d)
+              ASSERT_NEAR(y[size_t(r * y_stride + d)], expected[size_t(r * dim + d)], 2e-5 * double(dim + length))
+                  << r << "," << d;
+            EXPECT_EQ(y[size_t(r * y_stride + dim)], -7.f) << "wrote past the row";
+          }
+        });
+        EXPECT_GE(ran, 1);
+      }
+}
+
+}  // namespace
+}  // namespace shrink
