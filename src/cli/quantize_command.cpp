@@ -25,7 +25,7 @@ namespace shrink::cli {
 namespace {
 
 struct QuantizeOptions {
-  std::string model, out, method = "dynamic", data, data_dir, observer = "histogram";
+  std::string model, out, method = "dynamic", data, data_dir, observer = "histogram", calibration_from;
   std::vector<std::string> layers, exclude;
   int64_t calib_samples = 1024, validation_samples = 5000;
   int weight_bits = 8;
@@ -45,6 +45,7 @@ struct Outcome {
   std::vector<std::string> notes;
   int64_t quantized_bytes_before = 0, quantized_bytes_after = 0;
   nlohmann::json config;
+  nlohmann::json calibration;  // static: the observers' state, stored in the file
 };
 
 Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
@@ -79,19 +80,32 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
   if (!folded.empty()) out.notes.push_back(fmt::format("folded or removed: {}", fmt::join(folded, ", ")));
   ObserverConfig observer;
   observer.kind = observer_kind_from_name(o.observer);
-  // Calibration: a seeded random sample of the training split, in batches of 100.
   const int64_t size = task.train->size();
   const int64_t validation = o.max_drop >= 0 ? std::min(o.validation_samples, size / 2) : 0;
-  std::vector<int64_t> order(static_cast<size_t>(size - validation));
-  for (int64_t i = 0; i < int64_t(order.size()); ++i) order[size_t(i)] = i;
-  Rng rng(o.seed);
-  for (int64_t i = int64_t(order.size()) - 1; i > 0; --i) std::swap(order[size_t(i)], order[rng.below(uint64_t(i + 1))]);
-  order.resize(size_t(std::min<int64_t>(o.calib_samples, int64_t(order.size()))));
   compress::Calibrator calibrator(observer);
-  for (size_t start = 0; start < order.size(); start += 100) {
-    std::vector<int64_t> batch(order.begin() + int64_t(start), order.begin() + int64_t(std::min(order.size(), start + 100)));
-    calibrator.observe(graph, task.train->gather(batch).inputs);
+  int64_t calibration_samples = 0;  // 0: restored from --calibration-from
+  if (!o.calibration_from.empty()) {  // the observers another static quantization stored
+    const nlohmann::json state = io::load_model(o.calibration_from).provenance.value("calibration", nlohmann::json());
+    if (state.is_null())
+      throw UsageError(o.calibration_from + " holds no calibration (made by shrink quantize --method static?)",
+                       "--calibration-from");
+    calibrator = compress::Calibrator::from_state(graph, state);
+    out.notes.push_back(fmt::format("calibration: the {} observers of {} ({} batches), not recalibrated",
+                                    state["observer"].get<std::string>(), o.calibration_from, calibrator.batches()));
+  } else {
+    // Calibration: a seeded random sample of the training split, in batches of 100.
+    std::vector<int64_t> order(static_cast<size_t>(size - validation));
+    for (int64_t i = 0; i < int64_t(order.size()); ++i) order[size_t(i)] = i;
+    Rng rng(o.seed);
+    for (int64_t i = int64_t(order.size()) - 1; i > 0; --i) std::swap(order[size_t(i)], order[rng.below(uint64_t(i + 1))]);
+    order.resize(size_t(std::min<int64_t>(o.calib_samples, int64_t(order.size()))));
+    calibration_samples = int64_t(order.size());
+    for (size_t start = 0; start < order.size(); start += 100) {
+      std::vector<int64_t> batch(order.begin() + int64_t(start), order.begin() + int64_t(std::min(order.size(), start + 100)));
+      calibrator.observe(graph, task.train->gather(batch).inputs);
+    }
   }
+  out.calibration = calibrator.state(graph);
   compress::StaticQuantConfig config{o.exclude, o.weight_bits};
   compress::StaticQuantResult result = compress::convert_static(graph, calibrator, config);
   const std::vector<Tensor> probe = first_inputs(*task.eval, 200);
@@ -128,7 +142,8 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     }
     out.rows.push_back(row);
   }
-  out.config = {{"observer", o.observer}, {"weight_bits", o.weight_bits}, {"calibration_samples", int64_t(order.size())}, {"exclude", config.exclude},
+  out.config = {{"observer", out.calibration["observer"]}, {"weight_bits", o.weight_bits},
+                {"calibration_samples", calibration_samples}, {"calibration_from", o.calibration_from}, {"exclude", config.exclude},
                 {"max_drop", o.max_drop}, {"weights", "int8 symmetric per output channel"},
                 {"activations", "u8 [0, 127] per tensor, calibrated"}};
   graph = std::move(result.graph);
@@ -178,6 +193,7 @@ void run_quantize(const QuantizeOptions& o) {
   if (source.task) after = evaluate_task(graph, *source.task);
   nlohmann::json provenance = compression_provenance("quantize", source);
   provenance["config"] = outcome.config;
+  if (!outcome.calibration.is_null()) provenance["calibration"] = outcome.calibration;
   provenance["config"].update({{"method", o.method}, {"data", source.data}, {"context", source.context}});
   provenance["result"] = {{"metric", source.task ? source.task->metric : ""},
                           {"value", source.task ? after.metric : -1}, {"loss", source.task ? after.loss : -1},
@@ -255,6 +271,9 @@ void setup_quantize(CLI::App& sub) {
   sub.add_option("--layers", o->layers, "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU)")
       ->take_all();
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
+  sub.add_option("--calibration-from", o->calibration_from,
+                 "static: convert with the observers stored in a file an earlier static quantization wrote "
+                 "(other --weight-bits or --exclude without calibrating again)");
   sub.add_option("--observer", o->observer, "static: minmax, moving_average, histogram, percentile, entropy or mse");
   sub.add_option("--weight-bits", o->weight_bits, "static: bits of the per-channel weights (2..8; stored as int8)")
       ->check(CLI::Range(2, 8));

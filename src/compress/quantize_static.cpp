@@ -120,6 +120,31 @@ std::pair<float, int32_t> Calibrator::qparams(int value) const {
   return {q.scale, q.zero};
 }
 
+nlohmann::json Calibrator::state(const nn::Graph& graph) const {
+  nlohmann::json values = nlohmann::json::object();
+  for (const auto& [value, observer] : observers_) values[graph.values()[size_t(value)].name] = observer->to_json();
+  return {{"observer", std::string(observer_kind_name(config_.kind))}, {"batches", batches_}, {"values", values}};
+}
+
+Calibrator Calibrator::from_state(const nn::Graph& graph, const nlohmann::json& state) {
+  if (!state.is_object() || !state.contains("values") || !state["values"].is_object() || state["values"].empty() ||
+      !state.contains("observer") || !state["observer"].is_string())
+    throw UsageError("the calibration state holds no observers", "calibration");
+  ObserverConfig config;
+  config.kind = observer_kind_from_name(state["observer"].get<std::string>());
+  Calibrator calibrator(config);
+  std::map<std::string, int> by_name;
+  for (size_t v = 0; v < graph.values().size(); ++v) by_name[graph.values()[v].name] = int(v);
+  for (const auto& [name, observer] : state["values"].items()) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw UsageError(fmt::format("the calibration state observed '{}', which this model does not have", name), "calibration");
+    calibrator.observers_[it->second] = Observer::from_json(observer);
+  }
+  calibrator.batches_ = state.value("batches", int64_t(0));
+  return calibrator;
+}
+
 namespace {
 
 // Builds the int8 graph node by node, tracking how each f32 value of the source is represented.

@@ -164,6 +164,15 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
   EXPECT_NEAR(s["after"].get<double>(), s["before"].get<double>(), 0.05) << static_q.out;
   EXPECT_EQ(s["layers"][0]["status"], "QuantLinear") << static_q.out;
   EXPECT_TRUE(s["layers"][0].contains("sqnr_db")) << static_q.out;
+  // Converting again from the observers that file stores gives the same model without calibrating.
+  auto recalled = run_shrink({"quantize", model, "--method", "static", "--calibration-from", dir.file("s.safetensors"),
+                              "--max-drop", "0.02", "--data-dir", dir.path(), "--out", dir.file("s2.safetensors"), "--json"});
+  ASSERT_EQ(recalled.exit_code, 0) << recalled.err;
+  EXPECT_EQ(nlohmann::json::parse(recalled.out)["after"], s["after"]) << recalled.out;
+  auto uncalibrated = run_shrink({"quantize", model, "--method", "static", "--calibration-from", model, "--data-dir",
+                                  dir.path(), "--out", dir.file("x")});
+  EXPECT_EQ(uncalibrated.exit_code, 2) << uncalibrated.err;
+  EXPECT_NE(uncalibrated.err.find("holds no calibration"), std::string::npos) << uncalibrated.err;
   auto qat = run_shrink({"qat", model, "--epochs", "1", "--max-steps-per-epoch", "5", "--quiet", "--data-dir", dir.path(),
                          "--out", dir.file("qat.safetensors"), "--json"});
   ASSERT_EQ(qat.exit_code, 0) << qat.err;

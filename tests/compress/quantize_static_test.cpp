@@ -155,5 +155,40 @@ TEST(StaticQuant, ExcludedLayersStayF32BehindBoundaries) {
   EXPECT_THROW(compress::convert_static(graph, empty, {}), UsageError) << "conversion needs calibration";
 }
 
+// The observers' state goes into the model file and back: a calibrator rebuilt from it (after a
+// trip through JSON text) gives every value the same qparams, for every observer kind, and a
+// state naming a value the graph lacks, or holding nothing, is refused.
+TEST(StaticQuant, CalibrationStateRoundTripsThroughJson) {
+  for (const char* kind : {"minmax", "moving_average", "histogram", "percentile", "entropy", "mse"}) {
+    SCOPED_TRACE(kind);
+    Rng rng(8);
+    nn::Graph graph = small_cnn(7);
+    compress::fold_batch_norms(graph);
+    ObserverConfig observer;
+    observer.kind = observer_kind_from_name(kind);
+    compress::Calibrator calibrator(observer);
+    for (int batch = 0; batch < 3; ++batch) {
+      std::vector<Tensor> in{random_tensor(Shape{4, 2, 12, 12}, rng)};
+      calibrator.observe(graph, in);
+    }
+    const nlohmann::json state = nlohmann::json::parse(calibrator.state(graph).dump());
+    EXPECT_EQ(state["observer"], kind);
+    EXPECT_EQ(state["batches"], 3);
+    compress::Calibrator restored = compress::Calibrator::from_state(graph, state);
+    EXPECT_EQ(restored.batches(), 3);
+    int compared = 0;
+    for (size_t v = 0; v < graph.values().size(); ++v) {
+      if (!state["values"].contains(graph.values()[v].name)) continue;
+      EXPECT_EQ(calibrator.qparams(int(v)), restored.qparams(int(v))) << graph.values()[v].name;
+      ++compared;
+    }
+    EXPECT_GE(compared, 8);
+    nlohmann::json foreign = state;
+    foreign["values"]["no.such.value"] = state["values"].begin().value();
+    EXPECT_THROW(compress::Calibrator::from_state(graph, foreign), UsageError);
+    EXPECT_THROW(compress::Calibrator::from_state(graph, nlohmann::json::object()), UsageError);
+  }
+}
+
 }  // namespace
 }  // namespace shrink::testing

@@ -40,6 +40,12 @@ class Calibrator final : public ActivationQParamsSource {
   int64_t batches() const { return batches_; }
   // u8 [0, 127] qparams (scale, zero) of a value; UsageError if it was never observed.
   std::pair<float, int32_t> qparams(int value) const override;
+  // Every observer's state by value name, for the model file ({"observer", "batches", "values"}),
+  // and a calibrator rebuilt from it for the same f32 graph (after fold_batch_norms): converting
+  // again (other weight bits, other exclusions) without running calibration again. UsageError
+  // for a state that names values the graph lacks or holds no observers.
+  nlohmann::json state(const nn::Graph& graph) const;
+  static Calibrator from_state(const nn::Graph& graph, const nlohmann::json& state);
 
  private:
   ObserverConfig config_;
