@@ -256,6 +256,25 @@ nn::Node quantized_layer(const nn::Node& layer, bool relu, std::pair<float, int3
 
 }  // namespace
 
+namespace {
+
+// AdaptiveAvgPool2d or Concat whose inputs are all u8 already, all images or all not (a
+// channels-last image flattened for a Linear stays out: its order is the Linear's business).
+bool structural_fits(const Converter& c, const nn::Node& node) {
+  const int64_t rank = node.kind == "Concat" ? -1 : 4;
+  for (int in : node.inputs)
+    if (!c.is_u8(in) || c.flattened_hwc(in) || c.is_image(in) != c.is_image(node.inputs[0]) ||
+        (rank == 4 && !c.is_image(in)))
+      return false;
+  if (node.kind == "Concat") {
+    const nlohmann::json& axis = node.attrs.contains("axis") ? node.attrs.at("axis") : nlohmann::json(1);
+    if (!axis.is_number_integer()) return false;
+  }
+  return !node.inputs.empty();
+}
+
+}  // namespace
+
 StaticQuantResult convert_static(const nn::Graph& source, const ActivationQParamsSource& calibration,
                                  const StaticQuantConfig& config) {
   StaticQuantResult result;
@@ -306,6 +325,36 @@ StaticQuantResult convert_static(const nn::Graph& source, const ActivationQParam
       }
       c.graph().set_value_name(id, source.values()[size_t(out_value)].name);
       c.set(out_value, id, !f32_out, output.first, output.second);
+      layer.quantized_kind = c.graph().nodes().back().kind;
+      layer.output_value = source.values()[size_t(out_value)].name;
+      result.layers.push_back(layer);
+      continue;
+    }
+    // Average pooling and concatenation of values already u8 (channels-last images, or rows) stay
+    // in the region: the output gets its own calibrated qparams, each input is requantized to them.
+    if (!excluded && (node.kind == "AdaptiveAvgPool2d" || node.kind == "Concat") && structural_fits(c, node)) {
+      const int out_value = node.outputs[0];
+      const auto output = calibration.qparams(out_value);
+      nn::Node q{node.name, "Quant" + node.kind, {{"output_scale", output.first}, {"output_zero", output.second}}, {}, {}, {}};
+      if (node.kind == "AdaptiveAvgPool2d") {
+        const auto in = c.u8_qparams(node.inputs[0]);
+        q.attrs.update({{"output_size", node.attrs.at("output_size")}, {"input_scale", in.first}, {"input_zero", in.second}});
+      } else {
+        const int rank = source.values()[size_t(node.inputs[0])].info.shape.rank();
+        int64_t axis = node.attrs.value("axis", int64_t(1));
+        if (axis < 0) axis += rank;
+        if (c.is_image(node.inputs[0])) axis = std::array<int64_t, 4>{0, 3, 1, 2}[size_t(axis)];  // NCHW -> NHWC
+        nlohmann::json scales = nlohmann::json::array(), zeros = nlohmann::json::array();
+        for (int in : node.inputs) {
+          scales.push_back(c.u8_qparams(in).first);
+          zeros.push_back(c.u8_qparams(in).second);
+        }
+        q.attrs.update({{"axis", axis}, {"input_scales", scales}, {"input_zeros", zeros}});
+      }
+      for (int in : node.inputs) q.inputs.push_back(c.as_u8(in));
+      const int id = c.graph().add(std::move(q));
+      c.graph().set_value_name(id, source.values()[size_t(out_value)].name);
+      c.set(out_value, id, true, output.first, output.second);
       layer.quantized_kind = c.graph().nodes().back().kind;
       layer.output_value = source.values()[size_t(out_value)].name;
       result.layers.push_back(layer);

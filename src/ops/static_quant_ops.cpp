@@ -8,7 +8,8 @@
 //     output_scale/zero, output_dtype; params weight i8 (OC, C/groups, KH, KW) as in PyTorch,
 //     weight_scale f32 (OC), bias f32 (OC)),
 //   QuantLinear (u8 (N, in) -> u8 or f32, the same attributes and params for (out, in) weights),
-//   QuantAdd (u8 + u8 -> u8: a_scale/zero, b_scale/zero, output_scale/zero, relu).
+//   QuantAdd (u8 + u8 -> u8: a_scale/zero, b_scale/zero, output_scale/zero, relu);
+//   QuantConcat and QuantAdaptiveAvgPool2d: static_quant_structural.cpp.
 // MaxPool2d (with layout "nhwc") and Flatten run on u8 directly. Inference only.
 // Images inside the int8 region are channels-last (N, H, W, C): im2col then copies C contiguous
 // bytes per kernel tap and the GEMM's (position, channel) result is already the next layer's input.
@@ -18,40 +19,13 @@
 #include <memory>
 
 #include "ops/op_support.h"
+#include "ops/static_quant_support.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
 #include "shrink/quant/int8_linear.h"
 
 namespace shrink::nn::ops {
 namespace {
-
-constexpr float kActivationMax = 127.f;
-
-struct ActivationQParams {
-  float scale = 1.f;
-  int32_t zero = 0;
-};
-ActivationQParams qparams_attr(const Node& node, const std::string& prefix) {
-  const double scale = attr_float(node, (prefix + "scale").c_str(), -1);
-  const int64_t zero = attr_int(node, (prefix + "zero").c_str(), -1);
-  if (!(scale > 0) || !std::isfinite(scale)) fail(node, fmt::format("needs a positive {}scale", prefix));
-  if (zero < 0 || zero > 127) fail(node, fmt::format("{}zero must be in [0, 127]", prefix));
-  return {float(scale), int32_t(zero)};
-}
-
-void expect_u8(const Node& node, const ValueInfo& info, const char* what) {
-  if (info.dtype != DType::u8) fail(node, fmt::format("{} must be u8, got {}", what, dtype_name(info.dtype)));
-}
-
-// clamp(nearbyint(x / scale) + zero, 0, 127) without a libm call, so loops of it vectorise:
-// clamping first keeps |t| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to nearest even
-// exactly as nearbyint does in the default rounding mode (the project never enables -ffast-math,
-// which could fold it away). FakeQuantize's nearbyint therefore lands on the same grid.
-inline uint8_t quantize_value(float x, float inverse_scale, float zero) {
-  constexpr float kMagic = 12582912.f;
-  const float t = std::clamp(x * inverse_scale, -1.f - zero, kActivationMax + 1.f - zero);
-  return uint8_t(std::clamp((t + kMagic) - kMagic + zero, 0.f, kActivationMax));
-}
 
 // ---- Quantize / Dequantize
 

@@ -29,4 +29,20 @@ inline nn::Graph small_cnn(uint64_t seed) {
   return b.take();
 }
 
+// Two branches joined by a channel Concat, global average pooling, then the classifier: the
+// patterns the int8 region handles besides convolutions and adds.
+inline nn::Graph concat_pool_cnn(uint64_t seed) {
+  nn::GraphBuilder b(seed);
+  int x = b.input("image", Shape{-1, 3, 10, 10});
+  x = b.op("stem.relu", "ReLU", {b.conv2d("stem.conv", x, 3, 8, 3, 1, 1, 1, true)});
+  const int left = b.op("left.relu", "ReLU", {b.conv2d("left.conv", x, 8, 6, 3, 1, 1, 1, true)});
+  const int right = b.op("right.relu", "ReLU", {b.conv2d("right.conv", x, 8, 4, 1, 1, 0, 1, true)});
+  x = b.op("join", "Concat", {left, right}, {{"axis", 1}});
+  x = b.op("mix.relu", "ReLU", {b.conv2d("mix.conv", x, 10, 12, 3, 2, 1, 1, true)});
+  x = b.op("pool", "AdaptiveAvgPool2d", {x}, {{"output_size", 2}});
+  x = b.op("flatten", "Flatten", {x});
+  b.output(b.linear("head", x, 12 * 2 * 2, 5));
+  return b.take();
+}
+
 }  // namespace shrink::testing

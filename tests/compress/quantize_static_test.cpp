@@ -155,6 +155,86 @@ TEST(StaticQuant, ExcludedLayersStayF32BehindBoundaries) {
   EXPECT_THROW(compress::convert_static(graph, empty, {}), UsageError) << "conversion needs calibration";
 }
 
+// Concat and AdaptiveAvgPool2d of u8 images stay int8 (no Dequantize inside the region), each
+// concatenated input requantized to the Concat's own qparams; every layer tracks f32.
+TEST(StaticQuant, ConcatAndAveragePoolingStayInt8) {
+  Rng rng(12);
+  nn::Graph graph = concat_pool_cnn(13);
+  compress::Calibrator calibrator({});
+  for (int batch = 0; batch < 3; ++batch) {
+    std::vector<Tensor> in{random_tensor(Shape{6, 3, 10, 10}, rng)};
+    calibrator.observe(graph, in);
+  }
+  compress::StaticQuantResult q = compress::convert_static(graph, calibrator, {});
+  std::vector<std::string> kinds;
+  for (const nn::Node& node : q.graph.nodes()) kinds.push_back(node.kind);
+  const std::vector<std::string> expected{"Quantize", "QuantConv2d", "QuantConv2d", "QuantConv2d", "QuantConcat",
+                                          "QuantConv2d", "QuantAdaptiveAvgPool2d", "Flatten", "QuantLinear"};
+  EXPECT_EQ(kinds, expected);
+  const nn::Node& join = q.graph.node("join");
+  EXPECT_EQ(join.attrs["axis"], 3) << "channels are the last axis inside the region";
+  EXPECT_NE(join.attrs["input_scales"][0], join.attrs["input_scales"][1]) << "inputs keep their own scales";
+  const Tensor x = random_tensor(Shape{4, 3, 10, 10}, rng);
+  std::vector<Tensor> in{x};
+  int checked = 0;
+  for (const auto& e : compress::layer_errors(graph, q.graph, q.layers, in)) {
+    EXPECT_GT(e.sqnr_db, 20.0) << e.node;
+    EXPECT_GT(e.cosine, 0.99) << e.node;
+    checked += e.node == "join" || e.node == "pool";
+  }
+  EXPECT_EQ(checked, 2);
+  const Tensor a = run(graph, x), b = run(q.graph, x);
+  double err = 0, peak = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    err = std::max(err, double(std::fabs(a.data<float>()[i] - b.data<float>()[i]))),
+    peak = std::max(peak, double(std::fabs(a.data<float>()[i])));
+  EXPECT_LT(err, 0.05 * peak);
+}
+
+// The two ops on their own: requantized concatenation equals quantizing the dequantized inputs
+// with the output's qparams; the pooled value is the window mean within half a step.
+TEST(StaticQuant, QuantConcatAndPoolingArithmetic) {
+  nn::Graph g;
+  const int a = g.add_input("a", Shape{2, 3}, DType::u8), b = g.add_input("b", Shape{2, 2}, DType::u8);
+  const int joined = g.add({"join", "QuantConcat",
+                            {{"axis", 1}, {"input_scales", {0.1, 0.05}}, {"input_zeros", {10, 0}},
+                             {"output_scale", 0.08}, {"output_zero", 5}},
+                            {a, b}, {}, {}});
+  g.mark_output(joined);
+  Tensor ta = Tensor::uninitialized(Shape{2, 3}, DType::u8), tb = Tensor::uninitialized(Shape{2, 2}, DType::u8);
+  const uint8_t va[] = {0, 10, 127, 50, 60, 70}, vb[] = {0, 127, 33, 90};
+  std::copy(va, va + 6, ta.mutable_data<uint8_t>());
+  std::copy(vb, vb + 4, tb.mutable_data<uint8_t>());
+  const Tensor y = nn::forward(g, std::vector<Tensor>{ta, tb}).at(0);
+  ASSERT_EQ(y.shape(), (Shape{2, 5}));
+  for (int r = 0; r < 2; ++r)
+    for (int j = 0; j < 5; ++j) {
+      const double value = j < 3 ? (va[r * 3 + j] - 10) * 0.1 : vb[r * 2 + j - 3] * 0.05;
+      const double expected = std::clamp(std::nearbyint(value / 0.08) + 5, 0.0, 127.0);
+      EXPECT_EQ(y.data<uint8_t>()[r * 5 + j], uint8_t(expected)) << r << "," << j;
+    }
+  nn::Graph p;
+  const int image = p.add_input("image", Shape{1, 3, 5, 2}, DType::u8);  // (N, H, W, C)
+  p.mark_output(p.add({"pool", "QuantAdaptiveAvgPool2d",
+                       {{"output_size", std::vector<int64_t>{2, 1}}, {"input_scale", 0.1}, {"input_zero", 3},
+                        {"output_scale", 0.07}, {"output_zero", 1}},
+                       {image}, {}, {}}));
+  Tensor t = Tensor::uninitialized(Shape{1, 3, 5, 2}, DType::u8);
+  for (int i = 0; i < 30; ++i) t.mutable_data<uint8_t>()[i] = uint8_t((i * 37) % 128);
+  const Tensor pooled = nn::forward(p, std::vector<Tensor>{t}).at(0);
+  ASSERT_EQ(pooled.shape(), (Shape{1, 2, 1, 2}));
+  for (int oy = 0; oy < 2; ++oy)
+    for (int ch = 0; ch < 2; ++ch) {
+      const int y0 = oy * 3 / 2, y1 = ((oy + 1) * 3 + 1) / 2;  // rows [0, 2) and [1, 3)
+      double sum = 0;
+      for (int yy = y0; yy < y1; ++yy)
+        for (int xx = 0; xx < 5; ++xx) sum += (t.data<uint8_t>()[(yy * 5 + xx) * 2 + ch] - 3) * 0.1;
+      const double mean = sum / ((y1 - y0) * 5);
+      const double got = (pooled.data<uint8_t>()[oy * 2 + ch] - 1) * 0.07;
+      EXPECT_NEAR(got, mean, 0.5 * 0.07 + 1e-6) << oy << "," << ch;
+    }
+}
+
 // The observers' state goes into the model file and back: a calibrator rebuilt from it (after a
 // trip through JSON text) gives every value the same qparams, for every observer kind, and a
 // state naming a value the graph lacks, or holding nothing, is refused.
