@@ -22,10 +22,10 @@ cat "$cache"/austen/{emma,mansfieldpark,northangerabbey,prideprejudice,sensesens
 
 echo; $shrink info | head -5
 echo; $shrink inspect --brief "$model"
-echo; echo "== RTN 4-bit, group 128"
-$shrink quantize "$model" --method rtn --bits 4 --group-size 128 --out "$work/rtn4.shrink"
+echo; echo "== RTN 4-bit, group 128 (output layer and the embedding it is tied to: int8 per row)"
+$shrink quantize "$model" --method rtn --bits 4 --group-size 128 --int8-head --out "$work/rtn4.shrink"
 echo; echo "== GPTQ 4-bit, group 128, act-order, static groups ($samples x 512 calibration tokens)"
-$shrink quantize "$model" --method gptq --bits 4 --group-size 128 --act-order --static-groups \
+$shrink quantize "$model" --method gptq --bits 4 --group-size 128 --act-order --static-groups --int8-head \
   --calib "$calib" --samples "$samples" --seq-len 512 --out "$work/gptq4.shrink"
 
 measure() {  # model -> "size|perplexity|decode tokens/s"
@@ -46,5 +46,6 @@ for entry in "baseline: SmolLM2 Q4_1 GGUF, run in f32|$model" "RTN int4 g128|$wo
   printf '%-44s %9s MB %12s %14s\n' "$name" "$(awk "BEGIN { printf \"%.1f\", $size / 1e6 }")" "$ppl" "$tps"
 done
 echo
-echo "(the baseline file is the authors' Q4_1 GGUF; shrink runs it dequantized to f32. The shrink files keep"
-echo " the tied embedding in f32 and the Linear layers as packed int4 with f16 scales and mins.)"
+echo "(the baseline file is the authors' Q4_1 GGUF; shrink runs it dequantized to f32. The shrink files hold"
+echo " the Linear layers as packed int4 with f16 scales and mins, and the output layer with the embedding"
+echo " tied to it as one int8 table with a scale per row.)"

@@ -146,10 +146,28 @@ std::vector<std::vector<int32_t>> sample_calibration(std::span<const int32_t> st
   return out;
 }
 
+// The output layer as int8 per row (DynamicQuantLinear). When it was tied to the token embedding,
+// the embedding reads the same int8 table (with its row scales), so the file keeps one int8 copy
+// instead of an f32 table plus an int8 head (SmolLM2: 28 MB instead of 142 MB).
 static void quantize_head(io::LanguageModel& model) {
-  if (model.graph.node_index("lm_head") < 0) throw UnsupportedError("the model has no lm_head to quantize");
-  compress::quantize_dynamic(model.graph, {{"lm_head"}, {}});
-  model.config.tied_embeddings = false;  // the head now has weights of its own
+  nn::Graph& g = model.graph;
+  if (g.node_index("lm_head") < 0) throw UnsupportedError("the model has no lm_head to quantize");
+  nn::Node* embedding = nullptr;
+  for (nn::Node& node : g.nodes()) {
+    const Tensor& head = g.node("lm_head").param("weight").value;
+    if (node.kind == "Embedding" && node.param("weight").value.raw_data() == head.raw_data() &&
+        node.param("weight").value.shape() == head.shape())
+      embedding = &node;
+  }
+  compress::quantize_dynamic(g, {{"lm_head"}, {}});
+  if (embedding) {
+    const nn::Node& head = g.node("lm_head");
+    embedding->param("weight").value = head.param("weight").value;
+    embedding->param("weight").trainable = false;
+    embedding->params.push_back({"weight_scale", head.param("weight_scale").value, {}, false});
+    g.validate();
+  }
+  model.config.tied_embeddings = false;  // the head has its own node (GGUF export writes output.weight)
 }
 
 LlmQuantizeReport quantize_language_model(io::LanguageModel& model,

@@ -134,7 +134,7 @@ std::vector<uint8_t> int4_blocks(const nn::Node& node, bool as_q4_0) {
   return out;
 }
 
-// A DynamicQuantLinear's int8 weights times their per-row scales.
+// A DynamicQuantLinear's (or an int8 Embedding's) int8 weights times their per-row scales.
 Tensor dequantize_rows(const nn::Node& node) {
   const Tensor q = node.param("weight").value.contiguous(), scale = node.param("weight_scale").value.contiguous();
   int64_t rows = q.shape()[0], cols = q.shape()[1];
@@ -261,7 +261,7 @@ GgufExportReport export_llama_gguf(const io::LanguageModel& model, const std::st
       (q4_0 ? report.q4_0 : report.q4_1)++;
     } else if (node.kind == "Linear" || node.kind == "Embedding" || node.kind == "RMSNorm" ||
                node.kind == "DynamicQuantLinear") {
-      const Tensor w = node.kind == "DynamicQuantLinear" ? dequantize_rows(node) : node.param("weight").value;
+      const Tensor w = node.find_param("weight_scale") ? dequantize_rows(node) : node.param("weight").value;
       t.shape = w.shape();
       bool matrix = w.rank() == 2 && w.shape()[1] % 32 == 0;
       if (matrix && o.other_matrices == GgmlType::q8_0) {

@@ -272,6 +272,7 @@ LanguageModel load_language_model(const std::string& path) {
 }
 
 void save_language_model(const std::string& path, const LanguageModel& model, json provenance) {
+  if (!model.tokenizer) throw UsageError("a language model is saved with its tokenizer, and this one has none");
   provenance["language_model"] = {{"config", model.config.to_json()}, {"tokenizer", model.tokenizer->to_json()}};
   save_model(path, model.graph, provenance);
 }

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "shrink/compress/llm_quantize.h"
+#include "shrink/io/native_model.h"
 #include "shrink/core/error.h"
 #include "shrink/core/rng.h"
 #include "shrink/nn/decoder.h"
@@ -117,10 +119,29 @@ TEST(LlmQuantize, Int8HeadUntiesTheOutputLayer) {
   quantize_language_model(lm, {}, o);
   EXPECT_EQ(lm.graph.node("lm_head").kind, "DynamicQuantLinear");
   EXPECT_FALSE(lm.config.tied_embeddings);  // so an export writes output.weight
+  // The tied token embedding reads the head's int8 table: one int8 copy, no f32 table.
+  const nn::Node& embed = lm.graph.node("model.embed_tokens");
+  const nn::Node& head = lm.graph.node("lm_head");
+  EXPECT_EQ(embed.param("weight").value.dtype(), DType::i8);
+  EXPECT_EQ(embed.param("weight").value.raw_data(), head.param("weight").value.raw_data());
+  EXPECT_EQ(embed.param("weight_scale").value.raw_data(), head.param("weight_scale").value.raw_data());
   Tensor a = logits(lm.graph, calib), b = logits(reference.graph, calib);
   double scale = 0;
   for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::fabs(double(b.data<float>()[i])));
   EXPECT_LT(std::sqrt(squared_distance(a, b) / double(a.numel())), 0.02 * scale);
+  // Saved once and shared again on loading: the same logits, and a file without the f32 table.
+  ScratchDir dir;
+  EXPECT_THROW(io::save_language_model(dir.file("no-tokenizer.shrink"), lm, {}), UsageError);
+  io::save_model(dir.file("int8.shrink"), lm.graph, {});
+  io::save_model(dir.file("f32.shrink"), reference.graph, {});
+  io::LoadedModel loaded = io::load_model(dir.file("int8.shrink"));
+  EXPECT_EQ(loaded.graph.node("model.embed_tokens").param("weight").value.raw_data(),
+            loaded.graph.node("lm_head").param("weight").value.raw_data());
+  Tensor c = logits(loaded.graph, calib);
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<float>()[i], c.data<float>()[i]);
+  const uintmax_t table = 256 * 64;  // vocabulary x dim: 3 bytes saved per value, less the row scales
+  EXPECT_LT(std::filesystem::file_size(dir.file("int8.shrink")) + 2 * table,
+            std::filesystem::file_size(dir.file("f32.shrink")));
 }
 
 TEST(LlmQuantize, ActOrderAndStaticGroupsRunAndBadInputIsRefused) {
