@@ -160,6 +160,7 @@ static void quantize_head(io::LanguageModel& model) {
       embedding = &node;
   }
   compress::quantize_dynamic(g, {{"lm_head"}, {}});
+  g.node("lm_head").attrs["weight_only"] = true;  // prompts (and perplexity) in f32 activations
   if (embedding) {
     const nn::Node& head = g.node("lm_head");
     embedding->param("weight").value = head.param("weight").value;

@@ -129,6 +129,27 @@ TEST(LlmQuantize, Int8HeadUntiesTheOutputLayer) {
   double scale = 0;
   for (int64_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::fabs(double(b.data<float>()[i])));
   EXPECT_LT(std::sqrt(squared_distance(a, b) / double(a.numel())), 0.02 * scale);
+  // Prompts (more than 4 rows) multiply f32 activations by the dequantized int8 weights.
+  EXPECT_TRUE(head.attrs.value("weight_only", false));
+  Tensor hidden;
+  nn::RunOptions capture;
+  capture.after_node = [&](const nn::Node& node, std::span<const Tensor> out) {
+    if (node.name == "model.norm") hidden = out[0].contiguous();
+  };
+  Tensor tokens = Tensor::uninitialized(Shape{1, 16}, DType::i64);
+  for (int64_t j = 0; j < 16; ++j) tokens.mutable_data<int64_t>()[j] = calib[0][size_t(j)];
+  const Tensor prompt = nn::forward(lm.graph, std::span<const Tensor>(&tokens, 1), capture).at(0).contiguous();
+  ASSERT_TRUE(hidden.defined());
+  const Tensor& q = head.param("weight").value;
+  const float* row_scale = head.param("weight_scale").value.data<float>();
+  const int64_t vocabulary = q.shape()[0], dim = q.shape()[1];
+  for (int64_t t = 0; t < 16; ++t)
+    for (int64_t v = 0; v < vocabulary; ++v) {
+      double expected = 0;
+      for (int64_t j = 0; j < dim; ++j)
+        expected += double(hidden.data<float>()[t * dim + j]) * q.data<int8_t>()[v * dim + j] * row_scale[v];
+      ASSERT_NEAR(prompt.data<float>()[t * vocabulary + v], expected, 1e-4 * (1 + std::fabs(expected))) << t << "," << v;
+    }
   // Saved once and shared again on loading: the same logits, and a file without the f32 table.
   ScratchDir dir;
   EXPECT_THROW(io::save_language_model(dir.file("no-tokenizer.shrink"), lm, {}), UsageError);
