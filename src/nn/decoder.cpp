@@ -47,7 +47,7 @@ Decoder::Decoder(Graph& graph) : graph_(graph), caches_(std::make_unique<Caches>
   caches_->by_node.resize(graph.nodes().size());
   caches_->shared_input = int4_sets_by_input(graph);
   caches_->ahead.resize(graph.nodes().size());
-  for (Node& node : graph.nodes()) ops::prepare_int4_for_decoding(node);
+  for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
 }
 
 Decoder::~Decoder() = default;

@@ -106,6 +106,11 @@ void backward(BackwardContext& c) {
   }
 }
 
+const PackedInt8Matrix& packed_int8(Node& node) {
+  return prepared<PackedInt8Matrix>(
+      node, [&] { return PackedInt8Matrix(node.param("weight").value, node.param("weight_scale").value); });
+}
+
 // weight_only (an LLM's int8 output layer, `--int8-head`): prompts of more than 4 rows multiply
 // f32 activations with the weights dequantized for the call, as Int4Linear does; the 7-bit
 // per-row activations of the dynamic path cost SmolLM2 +1.7% perplexity at the head (the int8
@@ -115,32 +120,41 @@ bool weight_only_prompt(const ForwardContext& c, const Tensor& x) {
   return c.node.attrs.value("weight_only", false) && k > 0 && x.numel() / k > 4;
 }
 
+// In blocks of 256 output rows per task: each block's weights are dequantized into a buffer that
+// stays in cache and multiplied at once, so the f32 copy of the whole matrix (113 MB for SmolLM2's
+// head) is never written out.
 void weight_only_forward(ForwardContext& c, const Tensor& x) {
   const Tensor q = c.node.param("weight").value.contiguous(), scale = c.node.param("weight_scale").value.contiguous();
   const int64_t n = q.shape()[0], k = q.shape()[1], rows = x.numel() / k;
-  Tensor dense = uninitialized_f32(Shape{n, k});
-  float* d = f32(dense);
-  parallel_for(0, n, 64, [&](int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r)
-      for (int64_t j = 0; j < k; ++j) d[r * k + j] = float(q.data<int8_t>()[r * k + j]) * f32(scale)[r];
-  });
   Shape shape = x.shape();
   shape[shape.rank() - 1] = n;
   Tensor y = uninitialized_f32(shape);
-  float beta = 0.f;
-  if (const Param* b = c.node.find_param("bias")) {
-    for (int64_t r = 0; r < rows; ++r) std::copy(f32(b->value), f32(b->value) + n, f32(y) + r * n);
-    beta = 1.f;
-  }
-  gemm(false, true, rows, n, k, f32(x), k, d, k, beta, f32(y), n);
+  const Param* bias = c.node.find_param("bias");
+  constexpr int64_t kBlock = 256;
+  parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t first, int64_t last) {
+    std::vector<float> dense(static_cast<size_t>(kBlock * k));
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t r0 = b * kBlock, count = std::min(kBlock, n - r0);
+      for (int64_t r = 0; r < count; ++r) {
+        const int8_t* from = q.data<int8_t>() + (r0 + r) * k;
+        const float s = f32(scale)[r0 + r];
+        for (int64_t j = 0; j < k; ++j) dense[size_t(r * k + j)] = float(from[j]) * s;
+      }
+      float beta = 0.f;
+      if (bias) {
+        for (int64_t i = 0; i < rows; ++i) std::copy(f32(bias->value) + r0, f32(bias->value) + r0 + count, f32(y) + i * n + r0);
+        beta = 1.f;
+      }
+      gemm(false, true, rows, count, k, f32(x), k, dense.data(), k, beta, f32(y) + r0, n);
+    }
+  });
   c.outputs[0] = y;
 }
 
 void dynamic_quant_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   if (weight_only_prompt(c, x)) return weight_only_forward(c, x);
-  const PackedInt8Matrix& w = prepared<PackedInt8Matrix>(
-      c.node, [&] { return PackedInt8Matrix(c.node.param("weight").value, c.node.param("weight_scale").value); });
+  const PackedInt8Matrix& w = packed_int8(c.node);
   const int64_t rows = x.numel() / w.k();
   Shape shape = x.shape();
   shape[shape.rank() - 1] = w.n();
@@ -245,8 +259,9 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 
 }  // namespace
 
-void prepare_int4_for_decoding(Node& node) {
+void prepare_for_decoding(Node& node) {
   if (node.kind == "Int4Linear") int4_panels(node, int4_weights(node));
+  if (node.kind == "DynamicQuantLinear") packed_int8(node);
 }
 
 bool int4_linears_share_input(std::span<Node* const> nodes) {

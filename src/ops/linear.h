@@ -14,9 +14,10 @@ namespace shrink::nn::ops {
 // in_features and group_size.
 bool int4_linears_share_input(std::span<Node* const> nodes);
 
-// Builds an Int4Linear's decoding copy of its weights (the panel layout) now rather than on its
-// first decoding call (the decoder does this for every layer when it is made).
-void prepare_int4_for_decoding(Node& node);
+// Builds a layer's decoding form of its weights now rather than on its first decoding call (the
+// decoder does this for every node when it is made, so that no decoded token pays for it): an
+// Int4Linear's panel copy, a DynamicQuantLinear's packed int8 panels. Other nodes: nothing.
+void prepare_for_decoding(Node& node);
 
 // x (..., in) -> one output per node, as each node's forward would give.
 std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x);
