@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decode and prefill speed of SmolLM2-135M, f32 vs packed int4 (RTN g128; the same kernels run
-# GPTQ and AWQ files), against the read bandwidth measured in the same run (before and after the
-# models, by `shrink bench kernels --quick`). Each model generates TOKENS tokens greedily after a
+# GPTQ and AWQ files), against the read bandwidth measured in the same run (before each model and
+# after the last, by `shrink bench kernels --quick`; the highest is the limit, since this shared
+# host's bandwidth moves by ±30% minute to minute). Each model generates TOKENS tokens greedily after a
 # 26-token prompt, RUNS times; the table shows medians. "bytes/token" is what `generate --json`
 # reports as weight_bytes_per_token: every parameter a decoded token reads (the embedding lookup
 # excepted, a tied output layer counted once as the head).
@@ -18,11 +19,12 @@ prompt="It is a truth universally acknowledged, that a single man in possession 
 
 bandwidth() { "$shrink" bench kernels --quick --json --quiet |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["read_bandwidth_bytes_per_second"])'; }
-before=$(bandwidth)
+probes=()
 rows=()
 for entry in "f32 (the GGUF dequantized)|$smol" "int4 g128, f32 tied head|$out/rtn4.shrink" \
              "int4 g128, int8 head|$out/rtn4-int8-head.shrink"; do
   name=${entry%%|*}; model=${entry#*|}
+  probes+=("$(bandwidth)")
   for ((r = 0; r < runs; ++r)); do
     "$shrink" generate "$model" --prompt "$prompt" --max-tokens "$tokens" --no-stop --json > "$out/run-$r.json"
   done
@@ -35,16 +37,16 @@ print("%s|%s|%s" % (statistics.median(x["prefill_tokens_per_second"] for x in r)
 EOF
 )")
 done
-after=$(bandwidth)
-python3 - "$before" "$after" "${rows[@]}" <<'EOF'
+probes+=("$(bandwidth)")
+python3 - "${probes[*]}" "${rows[@]}" <<'EOF'
 import sys
-before, after = float(sys.argv[1]), float(sys.argv[2])
-limit = max(before, after)
-print(f"read bandwidth (2 threads, measured now): {before / 1e9:.1f} GB/s before, {after / 1e9:.1f} GB/s after; "
-      f"the higher is the limit below\n")
+probes = [float(p) for p in sys.argv[1].split()]
+limit = max(probes)
+print("read bandwidth (2 threads, measured before each model and after the last): "
+      + ", ".join(f"{p / 1e9:.1f}" for p in probes) + " GB/s; the highest is the limit below\n")
 print("| model | prefill tokens/s | decode tokens/s | weight bytes/token | effective GB/s | of the read bandwidth |")
 print("|---|---:|---:|---:|---:|---:|")
-for row in sys.argv[3:]:
+for row in sys.argv[2:]:
     name, prefill, decode, nbytes = row.split("|")
     rate = float(decode) * float(nbytes)
     print(f"| {name} | {float(prefill):.0f} | {float(decode):.1f} | {float(nbytes) / 1e6:.1f} MB | {rate / 1e9:.1f} | {100 * rate / limit:.0f}% |")
