@@ -285,6 +285,22 @@ inline __m256i dot64(const uint8_t* nibbles, __m256i a_low, __m256i a_high) {
   return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
+// out[c] = a_scale * (sum of the row's scaled dot products in acc + sum_g min[c][g] * sum of group
+// g's activations) + bias[c].
+inline void finish_row(int64_t c, __m256 acc, float a_scale, const float* float_sums, const Int4Weights& w,
+                       const float* bias, float* out) {
+  const int64_t groups = w.k / w.group;
+  const uint16_t* mins = w.mins + c * groups;
+  __m256 min_acc = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= groups; g += 8)
+    min_acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + g))),
+                              _mm256_loadu_ps(float_sums + g), min_acc);
+  float min_part = horizontal_sum(min_acc);
+  for (; g < groups; ++g) min_part += _cvtsh_ss(mins[g]) * float_sums[g];
+  out[c] = a_scale * (horizontal_sum(acc) + min_part) + (bias ? bias[c] : 0.f);
+}
+
 template <int COLS, bool GROUP32>
 void gemv_columns(int64_t c0, const int8_t* a, float a_scale, const float* float_sums, const Int4Weights& w,
                   const float* bias, float* out) {
@@ -321,18 +337,7 @@ void gemv_columns(int64_t c0, const int8_t* a, float a_scale, const float* float
       acc[col] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[col]);
     }
   }
-  for (int col = 0; col < COLS; ++col) {  // + sum_g min[c][g] * sum of group g's activations
-    const uint16_t* mins = w.mins + (c0 + col) * groups;
-    __m256 min_acc = _mm256_setzero_ps();
-    int64_t g = 0;
-    for (; g + 8 <= groups; g += 8)
-      min_acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + g))),
-                                _mm256_loadu_ps(float_sums + g), min_acc);
-    float min_part = horizontal_sum(min_acc);
-    for (; g < groups; ++g) min_part += _cvtsh_ss(mins[g]) * float_sums[g];
-    const int64_t c = c0 + col;
-    out[c] = a_scale * (horizontal_sum(acc[col]) + min_part) + (bias ? bias[c] : 0.f);
-  }
+  for (int col = 0; col < COLS; ++col) finish_row(c0 + col, acc[col], a_scale, float_sums, w, bias, out);
 }
 
 // Four panel rows with groups of 64 * CPG values (CPG 1, 2 or 4): the i16 pair sums of a group's
@@ -373,18 +378,7 @@ void gemv_panel(int64_t c0, const int8_t* a, float a_scale, const float* float_s
       acc[col] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[col], ones)),
                                  _mm256_broadcast_ss(row_scales + col * groups + g), acc[col]);
   }
-  for (int col = 0; col < 4; ++col) {
-    const int64_t c = c0 + col;
-    const uint16_t* mins = w.mins + c * groups;
-    __m256 min_acc = _mm256_setzero_ps();
-    int64_t g = 0;
-    for (; g + 8 <= groups; g += 8)
-      min_acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + g))),
-                                _mm256_loadu_ps(float_sums + g), min_acc);
-    float min_part = horizontal_sum(min_acc);
-    for (; g < groups; ++g) min_part += _cvtsh_ss(mins[g]) * float_sums[g];
-    out[c] = a_scale * (horizontal_sum(acc[col]) + min_part) + (bias ? bias[c] : 0.f);
-  }
+  for (int col = 0; col < 4; ++col) finish_row(c0 + col, acc[col], a_scale, float_sums, w, bias, out);
 }
 
 void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias, float* out) {
