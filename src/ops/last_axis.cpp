@@ -81,7 +81,8 @@ void norm_forward(ForwardContext& c) {
   const float* w = f32(c.node.param("weight").value);
   const float* b = layer_norm ? f32(c.node.param("bias").value) : nullptr;
   int64_t d = last_dim(x.shape()), rows = x.numel() / d;
-  Tensor y = new_like(x), stats = new_f32(Shape{rows, 2});
+  // Every output value is written; the statistics only when training records them.
+  Tensor y = uninitialized_like(x), stats = c.record ? uninitialized_f32(Shape{rows, 2}) : Tensor();
   for_rows(x, [&](int64_t base, int64_t dd) {
     const float* in = f32(x) + base;
     double mean = 0;
@@ -94,8 +95,10 @@ void norm_forward(ForwardContext& c) {
     float* out = f32(y) + base;
     for (int64_t i = 0; i < dd; ++i)
       out[i] = (in[i] - float(mean)) * inv * w[i] + (b ? b[i] : 0.f);
-    f32(stats)[base / dd * 2] = float(mean);
-    f32(stats)[base / dd * 2 + 1] = inv;
+    if (c.record) {
+      f32(stats)[base / dd * 2] = float(mean);
+      f32(stats)[base / dd * 2 + 1] = inv;
+    }
   });
   c.outputs[0] = y;
   if (c.record) c.saved = {stats};
