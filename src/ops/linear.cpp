@@ -2,7 +2,8 @@
 // sparse_2of4 (set by the pruner) runs decoding through the 2:4 sparse kernel.
 // DynamicQuantLinear: the same with per-channel int8 weights (weight i8 (out, in), weight_scale f32
 // (out)) and activations quantized per row at run time; bias stays f32; attribute weight_only
-// (see weight_only_prompt) keeps prompts in f32 activations. Inference only.
+// (an LLM's int8 head) keeps prompts in f32 activations and decodes with Q8_0 activations (see
+// weight_only_prompt, weight_only_decode). Inference only.
 // Int4Linear: 4-bit group-wise weights in the int4 kernels' layout (nibbles u8 (out, in / 2),
 // scales and mins f16 (out, in / group_size); weight = q * scale + min). Prompts: the weights
 // dequantized to f32 once per call, then the f32 GEMM; 1-4 rows (decoding): int8 activations
@@ -14,6 +15,7 @@
 #include "ops/op_support.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
+#include "shrink/kernels/ggml_formats.h"
 #include "shrink/kernels/int4_gemm.h"
 #include "shrink/kernels/registry.h"
 #include "shrink/kernels/sparse_2of4.h"
@@ -114,7 +116,7 @@ const PackedInt8Matrix& packed_int8(Node& node) {
 // weight_only (an LLM's int8 output layer, `--int8-head`): prompts of more than 4 rows multiply
 // f32 activations with the weights dequantized for the call, as Int4Linear does; the 7-bit
 // per-row activations of the dynamic path cost SmolLM2 +1.7% perplexity at the head (the int8
-// weights alone +0.3%). Decoding (1-4 rows) keeps the int8 product, which reads a quarter of the bytes.
+// weights alone +0.3%). Decoding (1-4 rows): weight_only_decode.
 bool weight_only_prompt(const ForwardContext& c, const Tensor& x) {
   const int64_t k = attr_int(c.node, "in_features", -1);
   return c.node.attrs.value("weight_only", false) && k > 0 && x.numel() / k > 4;
@@ -151,9 +153,31 @@ void weight_only_forward(ForwardContext& c, const Tensor& x) {
   c.outputs[0] = y;
 }
 
+// weight_only decoding (1-4 rows): the activations as Q8_0 blocks (s8 with a scale per 32 values,
+// as llama.cpp pairs its weights with) times the plain row-major int8 weights, so the layer needs
+// no packed copy, and the per-block scales keep a few large channels from coarsening the rest.
+void weight_only_decode(ForwardContext& c, const Tensor& x) {
+  const Tensor& q = c.node.param("weight").value;
+  const Tensor& scale = c.node.param("weight_scale").value;
+  if (!q.is_contiguous() || !scale.is_contiguous()) fail(c.node, "int8 weights must be contiguous");
+  const int64_t n = q.shape()[0], k = q.shape()[1], rows = x.numel() / k;
+  std::vector<BlockQ8_0> blocks(static_cast<size_t>(rows * k / 32));
+  kernels().quantize_q8_0(f32(x), blocks.data(), rows * k);
+  Shape shape = x.shape();
+  shape[shape.rank() - 1] = n;
+  Tensor y = uninitialized_f32(shape);
+  const Param* bias = c.node.find_param("bias");
+  kernels().gemm_q8_0_i8(rows, blocks.data(), q.data<int8_t>(), f32(scale), n, k, bias ? f32(bias->value) : nullptr,
+                         f32(y), n);
+  c.outputs[0] = y;
+}
+
+bool weight_only(const Node& node) { return node.attrs.value("weight_only", false); }
+
 void dynamic_quant_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   if (weight_only_prompt(c, x)) return weight_only_forward(c, x);
+  if (weight_only(c.node) && attr_int(c.node, "in_features", -1) % 32 == 0) return weight_only_decode(c, x);
   const PackedInt8Matrix& w = packed_int8(c.node);
   const int64_t rows = x.numel() / w.k();
   Shape shape = x.shape();
@@ -261,7 +285,8 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 
 void prepare_for_decoding(Node& node) {
   if (node.kind == "Int4Linear") int4_panels(node, int4_weights(node));
-  if (node.kind == "DynamicQuantLinear") packed_int8(node);
+  if (node.kind == "DynamicQuantLinear" && !(weight_only(node) && attr_int(node, "in_features", -1) % 32 == 0))
+    packed_int8(node);
 }
 
 bool int4_linears_share_input(std::span<Node* const> nodes) {

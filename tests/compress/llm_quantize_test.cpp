@@ -150,6 +150,20 @@ TEST(LlmQuantize, Int8HeadUntiesTheOutputLayer) {
         expected += double(hidden.data<float>()[t * dim + j]) * q.data<int8_t>()[v * dim + j] * row_scale[v];
       ASSERT_NEAR(prompt.data<float>()[t * vocabulary + v], expected, 1e-4 * (1 + std::fabs(expected))) << t << "," << v;
     }
+  // Decoding (one row) multiplies Q8_0-quantized activations by the int8 rows, without building a
+  // packed copy of the weights: close to the same formula.
+  Tensor last = Tensor::uninitialized(Shape{1, 1}, DType::i64);
+  last.mutable_data<int64_t>()[0] = calib[0][0];
+  const Tensor decoded = nn::forward(lm.graph, std::span<const Tensor>(&last, 1), capture).at(0).contiguous();
+  EXPECT_FALSE(head.prepared) << "the weight-only head decodes from its plain int8 rows";
+  double worst = 0, peak = 0;
+  for (int64_t v = 0; v < vocabulary; ++v) {
+    double expected = 0;
+    for (int64_t j = 0; j < dim; ++j) expected += double(hidden.data<float>()[j]) * q.data<int8_t>()[v * dim + j] * row_scale[v];
+    worst = std::max(worst, std::fabs(decoded.data<float>()[v] - expected));
+    peak = std::max(peak, std::fabs(expected));
+  }
+  EXPECT_LT(worst, 0.01 * peak);
   // Saved once and shared again on loading: the same logits, and a file without the f32 table.
   ScratchDir dir;
   EXPECT_THROW(io::save_language_model(dir.file("no-tokenizer.shrink"), lm, {}), UsageError);

@@ -38,6 +38,12 @@ using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, 
                              int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                              float* scratch);
 
+// m rows (1-4: decoding) of activations as Q8_0 blocks (k / 32 per row, ggml's s8 values with an
+// f16 scale per 32) times i8 weights [n][k] with a scale per row: y[i][c] = w_scale[c] * sum_b
+// d[i][b] * sum_{j in b} q[i][j] w[c][j] + bias[c] (bias may be null); k % 32 == 0.
+using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, const float* w_scale, int64_t n,
+                              int64_t k, const float* bias, float* y, int64_t ldy);
+
 // slot name, function type
 #define SHRINK_KERNEL_SLOTS(X)                   \
   X(gemm_f32, GemmF32Fn)                         \
@@ -65,7 +71,8 @@ using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, 
   X(sigmoid_f32, UnaryF32Fn)                     \
   X(tanh_f32, UnaryF32Fn)                        \
   X(exp_f32, UnaryF32Fn)                         \
-  X(attend_f32, AttendF32Fn)
+  X(attend_f32, AttendF32Fn)                     \
+  X(gemm_q8_0_i8, GemmQ8_0I8Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"

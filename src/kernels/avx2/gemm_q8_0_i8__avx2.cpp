@@ -1,0 +1,63 @@
+// Q8_0 activations times int8 row weights with AVX2 (gemm_q8_0_i8, registry.h), for decoding with
+// an int8 output layer. Signed times signed through vpmaddubsw with ggml's sign trick:
+// |w| (unsigned) times a * sign(w); |pair| <= 2 * 128 * 127 < 32767, so nothing saturates. Four
+// weight rows share each activation block; the rows are split between the threads.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/avx2/horizontal.h"
+#include "kernels/kernel_variants.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/ggml_formats.h"
+
+namespace shrink::kernel_variants {
+namespace {
+
+using namespace avx2;
+
+// Weight rows c0 .. c0 + ROWS - 1 against activation row i.
+template <int ROWS>
+void rows(int64_t i, int64_t c0, const BlockQ8_0* a, const int8_t* w, const float* w_scale, int64_t k,
+          const float* bias, float* y, int64_t ldy) {
+  const int64_t blocks = k / 32;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[ROWS];
+  for (int r = 0; r < ROWS; ++r) acc[r] = _mm256_setzero_ps();
+  const BlockQ8_0* row = a + i * blocks;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[b].qs));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(row[b].d));
+    for (int r = 0; r < ROWS; ++r) {
+      const int8_t* wr = w + (c0 + r) * k + b * 32;
+      if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(wr + ROWS * k), _MM_HINT_T0);
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr));
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(x, v));
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)), d, acc[r]);
+    }
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    const int64_t c = c0 + r;
+    y[i * ldy + c] = w_scale[c] * horizontal_sum(acc[r]) + (bias ? bias[c] : 0.f);
+  }
+}
+
+}  // namespace
+
+void gemm_q8_0_i8__avx2(int64_t m, const void* a_blocks, const int8_t* w, const float* w_scale, int64_t n, int64_t k,
+                        const float* bias, float* y, int64_t ldy) {
+  const auto* a = static_cast<const BlockQ8_0*>(a_blocks);
+  parallel_for(0, (n + 3) / 4, 16, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p)
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t c0 = p * 4;
+        if (c0 + 4 <= n) {
+          rows<4>(i, c0, a, w, w_scale, k, bias, y, ldy);
+        } else {
+          for (int64_t c = c0; c < n; ++c) rows<1>(i, c, a, w, w_scale, k, bias, y, ldy);
+        }
+      }
+  });
+}
+
+}  // namespace shrink::kernel_variants
