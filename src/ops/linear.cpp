@@ -153,22 +153,33 @@ void weight_only_forward(ForwardContext& c, const Tensor& x) {
   c.outputs[0] = y;
 }
 
+// A weight-only int8 layer's rows in 4-row panels for decoding (built once; never saved).
+const std::vector<uint8_t>& int8_row_panels(Node& node) {
+  return prepared<std::vector<uint8_t>>(node, [&] {
+    const Tensor& q = node.param("weight").value;
+    std::vector<uint8_t> panels(static_cast<size_t>(q.numel()));
+    pack_row_panels(reinterpret_cast<const uint8_t*>(q.data<int8_t>()), q.shape()[0], q.shape()[1], panels.data());
+    return panels;
+  });
+}
+
 // weight_only decoding (1-4 rows): the activations as Q8_0 blocks (s8 with a scale per 32 values,
-// as llama.cpp pairs its weights with) times the plain row-major int8 weights, so the layer needs
-// no packed copy, and the per-block scales keep a few large channels from coarsening the rest.
+// as llama.cpp pairs its weights with) times the int8 rows (a 4-row panel copy, one stream per
+// thread), and the per-block scales keep a few large channels from coarsening the rest.
 void weight_only_decode(ForwardContext& c, const Tensor& x) {
   const Tensor& q = c.node.param("weight").value;
   const Tensor& scale = c.node.param("weight_scale").value;
   if (!q.is_contiguous() || !scale.is_contiguous()) fail(c.node, "int8 weights must be contiguous");
   const int64_t n = q.shape()[0], k = q.shape()[1], rows = x.numel() / k;
+  const std::vector<uint8_t>& panels = int8_row_panels(c.node);
   std::vector<BlockQ8_0> blocks(static_cast<size_t>(rows * k / 32));
   kernels().quantize_q8_0(f32(x), blocks.data(), rows * k);
   Shape shape = x.shape();
   shape[shape.rank() - 1] = n;
   Tensor y = uninitialized_f32(shape);
   const Param* bias = c.node.find_param("bias");
-  kernels().gemm_q8_0_i8(rows, blocks.data(), q.data<int8_t>(), f32(scale), n, k, bias ? f32(bias->value) : nullptr,
-                         f32(y), n);
+  kernels().gemm_q8_0_i8(rows, blocks.data(), q.data<int8_t>(), reinterpret_cast<const int8_t*>(panels.data()),
+                         f32(scale), n, k, bias ? f32(bias->value) : nullptr, f32(y), n);
   c.outputs[0] = y;
 }
 
@@ -285,8 +296,10 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 
 void prepare_for_decoding(Node& node) {
   if (node.kind == "Int4Linear") int4_panels(node, int4_weights(node));
-  if (node.kind == "DynamicQuantLinear" && !(weight_only(node) && attr_int(node, "in_features", -1) % 32 == 0))
-    packed_int8(node);
+  if (node.kind == "DynamicQuantLinear") {
+    if (weight_only(node) && attr_int(node, "in_features", -1) % 32 == 0) int8_row_panels(node);
+    else packed_int8(node);
+  }
 }
 
 bool int4_linears_share_input(std::span<Node* const> nodes) {

@@ -54,6 +54,9 @@ void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles)
 // row layout is four streams k/2 bytes apart, which kept ~25% fewer bytes in flight here).
 // Needs k % 64 == 0; writes n * k / 2 bytes.
 void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* panels);
+// The same arrangement for any rows of row_bytes bytes (a multiple of 32): the int8 head's rows
+// (gemm_q8_0_i8) use it with one 32-byte run per Q8_0 block.
+void pack_row_panels(const uint8_t* rows, int64_t n, int64_t row_bytes, uint8_t* panels);
 
 // Per-row symmetric s8: scale = max|x| / 127, q = nearbyint(x / scale) (0 for an all-zero row),
 // and group_sums[i][g] = sum of q over group g. k must be a multiple of group.

@@ -40,9 +40,10 @@ using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, 
 
 // m rows (1-4: decoding) of activations as Q8_0 blocks (k / 32 per row, ggml's s8 values with an
 // f16 scale per 32) times i8 weights [n][k] with a scale per row: y[i][c] = w_scale[c] * sum_b
-// d[i][b] * sum_{j in b} q[i][j] w[c][j] + bias[c] (bias may be null); k % 32 == 0.
-using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, const float* w_scale, int64_t n,
-                              int64_t k, const float* bias, float* y, int64_t ldy);
+// d[i][b] * sum_{j in b} q[i][j] w[c][j] + bias[c] (bias may be null); k % 32 == 0. w_panels, when
+// given, holds the same rows as pack_row_panels(w, n, k) arranges them (variants may read either).
+using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, const int8_t* w_panels,
+                              const float* w_scale, int64_t n, int64_t k, const float* bias, float* y, int64_t ldy);
 
 // slot name, function type
 #define SHRINK_KERNEL_SLOTS(X)                   \

@@ -8,8 +8,8 @@
 
 namespace shrink::kernel_variants {
 
-void gemm_q8_0_i8__ref(int64_t m, const void* a_blocks, const int8_t* w, const float* w_scale, int64_t n, int64_t k,
-                       const float* bias, float* y, int64_t ldy) {
+void gemm_q8_0_i8__ref(int64_t m, const void* a_blocks, const int8_t* w, const int8_t*, const float* w_scale, int64_t n,
+                       int64_t k, const float* bias, float* y, int64_t ldy) {
   const int64_t blocks = k / 32;
   const auto* base = static_cast<const unsigned char*>(a_blocks);
   for (int64_t i = 0; i < m; ++i)

@@ -21,14 +21,19 @@ void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles)
       }
 }
 
-void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* panels) {
-  if (k % 64) throw std::invalid_argument("pack_int4_panels needs k % 64 == 0");
-  const int64_t row_bytes = k / 2, runs = k / 64;
+void pack_row_panels(const uint8_t* rows, int64_t n, int64_t row_bytes, uint8_t* panels) {
+  if (row_bytes % 32) throw std::invalid_argument("pack_row_panels needs rows of a multiple of 32 bytes");
+  const int64_t runs = row_bytes / 32;
   for (int64_t p = 0; p < n / 4; ++p)
     for (int64_t c = 0; c < 4; ++c)
       for (int64_t j = 0; j < runs; ++j)
-        std::memcpy(panels + p * 4 * row_bytes + (4 * j + c) * 32, nibbles + (4 * p + c) * row_bytes + j * 32, 32);
-  std::memcpy(panels + n / 4 * 4 * row_bytes, nibbles + n / 4 * 4 * row_bytes, size_t(n % 4 * row_bytes));
+        std::memcpy(panels + p * 4 * row_bytes + (4 * j + c) * 32, rows + (4 * p + c) * row_bytes + j * 32, 32);
+  std::memcpy(panels + n / 4 * 4 * row_bytes, rows + n / 4 * 4 * row_bytes, size_t(n % 4 * row_bytes));
+}
+
+void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* panels) {
+  if (k % 64) throw std::invalid_argument("pack_int4_panels needs k % 64 == 0");
+  pack_row_panels(nibbles, n, k / 2, panels);
 }
 
 namespace {
