@@ -59,6 +59,7 @@ void Decoder::reset() {
 
 std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   if (tokens.empty()) throw UsageError("nothing to feed the decoder");
+  for (Tensor& t : caches_->ahead) t = Tensor();  // nothing left over from a call that failed midway
   const int64_t t = int64_t(tokens.size());
   Tensor ids = Tensor::uninitialized(Shape{1, t}, DType::i64);
   std::copy(tokens.begin(), tokens.end(), ids.mutable_data<int64_t>());
