@@ -46,6 +46,32 @@ TEST(Decoder, CachedDecodingEqualsTheFullForwardPass) {
   EXPECT_THROW(decoder.feed({}), UsageError);
 }
 
+// Past a few hundred cached positions the single-token attention splits its kv heads between
+// the threads: decoding there still gives the full forward pass's logits.
+TEST(Decoder, LongCacheDecodingEqualsTheFullForwardPass) {
+  io::LmConfig c;
+  c.vocabulary = 50, c.dim = 64, c.layers = 1, c.heads = 4, c.kv_heads = 2, c.hidden = 48, c.rope_theta = 500;
+  Rng rng(12);
+  Graph g = io::build_llama(c, [&](const std::string& name, const Shape& shape) {
+    Tensor t = Tensor::uninitialized(shape, DType::f32);
+    bool norm = name.find("norm") != std::string::npos;
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = norm ? 1.f : 0.3f * rng.normal();
+    return t;
+  });
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 300; ++i) ids.push_back(int32_t(rng.below(50)));  // 4 heads x 300 x 16 > 2^14
+  const int64_t t = int64_t(ids.size()), v = 50;
+  Tensor tokens = Tensor::uninitialized(Shape{1, t}, DType::i64);
+  std::copy(ids.begin(), ids.end(), tokens.mutable_data<int64_t>());
+  Tensor full = forward(g, std::span<const Tensor>(&tokens, 1)).at(0).contiguous();
+  Decoder decoder(g);
+  decoder.feed(std::span<const int32_t>(ids.data(), 290));
+  for (int64_t i = 290; i < t; ++i) {
+    std::vector<float> step = decoder.feed(std::span<const int32_t>(&ids[size_t(i)], 1));
+    for (int64_t j = 0; j < v; ++j) ASSERT_NEAR(step[size_t(j)], full.data<float>()[i * v + j], 1e-4) << "position " << i;
+  }
+}
+
 TEST(Decoder, SamplingFollowsItsOptions) {
   std::vector<float> logits = {0.f, 3.f, 1.f, 2.9f};
   Rng rng(1);
