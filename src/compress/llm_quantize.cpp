@@ -152,13 +152,12 @@ std::vector<std::vector<int32_t>> sample_calibration(std::span<const int32_t> st
 static void quantize_head(io::LanguageModel& model) {
   nn::Graph& g = model.graph;
   if (g.node_index("lm_head") < 0) throw UnsupportedError("the model has no lm_head to quantize");
-  nn::Node* embedding = nullptr;
-  for (nn::Node& node : g.nodes()) {
-    const Tensor& head = g.node("lm_head").param("weight").value;
-    if (node.kind == "Embedding" && node.param("weight").value.raw_data() == head.raw_data() &&
-        node.param("weight").value.shape() == head.shape())
+  nn::Node* embedding = nullptr;  // the token embedding tied to the head, if any
+  const Tensor& f32_head = g.node("lm_head").param("weight").value;
+  for (nn::Node& node : g.nodes())
+    if (node.kind == "Embedding" && node.param("weight").value.raw_data() == f32_head.raw_data() &&
+        node.param("weight").value.shape() == f32_head.shape())
       embedding = &node;
-  }
   compress::quantize_dynamic(g, {{"lm_head"}, {}});
   g.node("lm_head").attrs["weight_only"] = true;  // prompts (and perplexity) in f32 activations
   if (embedding) {

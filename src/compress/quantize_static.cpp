@@ -261,10 +261,10 @@ namespace {
 // AdaptiveAvgPool2d or Concat whose inputs are all u8 already, all images or all not (a
 // channels-last image flattened for a Linear stays out: its order is the Linear's business).
 bool structural_fits(const Converter& c, const nn::Node& node) {
-  const int64_t rank = node.kind == "Concat" ? -1 : 4;
+  const bool pooling = node.kind == "AdaptiveAvgPool2d";  // images only
   for (int in : node.inputs)
     if (!c.is_u8(in) || c.flattened_hwc(in) || c.is_image(in) != c.is_image(node.inputs[0]) ||
-        (rank == 4 && !c.is_image(in)))
+        (pooling && !c.is_image(in)))
       return false;
   if (node.kind == "Concat") {
     const nlohmann::json& axis = node.attrs.contains("axis") ? node.attrs.at("axis") : nlohmann::json(1);

@@ -16,25 +16,22 @@ namespace shrink::nn {
 struct Decoder::Caches {
   std::vector<ops::KvCache> by_node;  // indexed by node
   // Int4Linear layers reading one value run together (ops/linear.h): at the first of a set, all
-  // of its members (by node index); the later members find their output waiting in `ahead`.
-  std::vector<std::vector<size_t>> shared_input;
+  // of its members; the later members find their output waiting in `ahead` (by node index).
+  std::vector<std::vector<Node*>> shared_input;
   std::vector<Tensor> ahead;
 };
 
 namespace {
 
 // Sets of two or more Int4Linear nodes with the same single input, keyed by their first node.
-std::vector<std::vector<size_t>> int4_sets_by_input(Graph& graph) {
+std::vector<std::vector<Node*>> int4_sets_by_input(Graph& graph) {
   std::vector<Node>& nodes = graph.nodes();
-  std::map<int, std::vector<size_t>> by_input;
-  for (size_t i = 0; i < nodes.size(); ++i)
-    if (nodes[i].kind == "Int4Linear" && nodes[i].inputs.size() == 1) by_input[nodes[i].inputs[0]].push_back(i);
-  std::vector<std::vector<size_t>> sets(nodes.size());
-  for (auto& [input, members] : by_input) {
-    std::vector<Node*> set;
-    for (size_t i : members) set.push_back(&nodes[i]);
-    if (members.size() > 1 && ops::int4_linears_share_input(set)) sets[members[0]] = members;
-  }
+  std::map<int, std::vector<Node*>> by_input;
+  for (Node& node : nodes)
+    if (node.kind == "Int4Linear" && node.inputs.size() == 1) by_input[node.inputs[0]].push_back(&node);
+  std::vector<std::vector<Node*>> sets(nodes.size());
+  for (auto& [input, members] : by_input)
+    if (members.size() > 1 && ops::int4_linears_share_input(members)) sets[size_t(members[0] - nodes.data())] = members;
   return sets;
 }
 
@@ -74,12 +71,10 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       ready = Tensor();
       return true;
     }
-    if (const std::vector<size_t>& set = caches_->shared_input[index]; !set.empty()) {
-      std::vector<Node*> members;
-      for (size_t i : set) members.push_back(&graph_.nodes()[i]);
-      std::vector<Tensor> results = ops::int4_linears_shared_input(members, in[0]);
+    if (const std::vector<Node*>& set = caches_->shared_input[index]; !set.empty()) {
+      std::vector<Tensor> results = ops::int4_linears_shared_input(set, in[0]);
       out[0] = results[0];
-      for (size_t m = 1; m < set.size(); ++m) caches_->ahead[set[m]] = results[m];
+      for (size_t m = 1; m < set.size(); ++m) caches_->ahead[size_t(set[m] - nodes.data())] = results[m];
       return true;
     }
     if (node.kind != "Attention") return false;

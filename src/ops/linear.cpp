@@ -56,6 +56,15 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   return {{shape, DType::f32}};
 }
 
+// y (rows x n, rows ldy apart) = x (rows x k) w^T (w: n x k) + bias (n; may be null): the f32
+// product of Linear, and of the int4 and weight-only int8 layers' prompts after dequantization.
+void linear_f32(int64_t rows, int64_t n, int64_t k, const float* x, const float* w, const float* bias, float* y,
+                int64_t ldy) {
+  if (bias)
+    for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + n, y + r * ldy);
+  gemm(false, true, rows, n, k, x, k, w, k, bias ? 1.f : 0.f, y, ldy);
+}
+
 // Inference on a few rows (decoding) with weights the pruner marked 2:4: the packed form (built
 // once; the trainer drops packed copies after every optimizer step), about half the bytes to read.
 bool runs_2of4(const ForwardContext& c, int64_t rows, int64_t features) {
@@ -78,13 +87,8 @@ void forward(ForwardContext& c) {
     c.outputs[0] = y;
     return;
   }
-  float beta = 0.f;
-  if (const Param* b = c.node.find_param("bias")) {
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy(f32(b->value), f32(b->value) + out, yd + r * out);
-    beta = 1.f;
-  }
-  gemm(false, true, rows, out, features, f32(x), features, f32(w), features, beta, yd, out);
+  const Param* b = c.node.find_param("bias");
+  linear_f32(rows, out, features, f32(x), f32(w), b ? f32(b->value) : nullptr, yd, out);
   c.outputs[0] = y;
 }
 
@@ -117,10 +121,15 @@ const PackedInt8Matrix& packed_int8(Node& node) {
 // f32 activations with the weights dequantized for the call, as Int4Linear does; the 7-bit
 // per-row activations of the dynamic path cost SmolLM2 +1.7% perplexity at the head (the int8
 // weights alone +0.3%). Decoding (1-4 rows): weight_only_decode.
+bool weight_only(const Node& node) { return node.attrs.value("weight_only", false); }
+
 bool weight_only_prompt(const ForwardContext& c, const Tensor& x) {
   const int64_t k = attr_int(c.node, "in_features", -1);
-  return c.node.attrs.value("weight_only", false) && k > 0 && x.numel() / k > 4;
+  return weight_only(c.node) && k > 0 && x.numel() / k > 4;
 }
+
+// Decoding rows of a weight-only layer go through weight_only_decode (Q8_0 blocks need k % 32 == 0).
+bool weight_only_decodes(const Node& node) { return weight_only(node) && attr_int(node, "in_features", -1) % 32 == 0; }
 
 // In blocks of 256 output rows per task: each block's weights are dequantized into a buffer that
 // stays in cache and multiplied at once, so the f32 copy of the whole matrix (113 MB for SmolLM2's
@@ -142,12 +151,7 @@ void weight_only_forward(ForwardContext& c, const Tensor& x) {
         const float s = f32(scale)[r0 + r];
         for (int64_t j = 0; j < k; ++j) dense[size_t(r * k + j)] = float(from[j]) * s;
       }
-      float beta = 0.f;
-      if (bias) {
-        for (int64_t i = 0; i < rows; ++i) std::copy(f32(bias->value) + r0, f32(bias->value) + r0 + count, f32(y) + i * n + r0);
-        beta = 1.f;
-      }
-      gemm(false, true, rows, count, k, f32(x), k, dense.data(), k, beta, f32(y) + r0, n);
+      linear_f32(rows, count, k, f32(x), dense.data(), bias ? f32(bias->value) + r0 : nullptr, f32(y) + r0, n);
     }
   });
   c.outputs[0] = y;
@@ -157,6 +161,7 @@ void weight_only_forward(ForwardContext& c, const Tensor& x) {
 const std::vector<uint8_t>& int8_row_panels(Node& node) {
   return prepared<std::vector<uint8_t>>(node, [&] {
     const Tensor& q = node.param("weight").value;
+    if (!q.is_contiguous()) fail(node, "int8 weights must be contiguous");
     std::vector<uint8_t> panels(static_cast<size_t>(q.numel()));
     pack_row_panels(reinterpret_cast<const uint8_t*>(q.data<int8_t>()), q.shape()[0], q.shape()[1], panels.data());
     return panels;
@@ -169,7 +174,7 @@ const std::vector<uint8_t>& int8_row_panels(Node& node) {
 void weight_only_decode(ForwardContext& c, const Tensor& x) {
   const Tensor& q = c.node.param("weight").value;
   const Tensor& scale = c.node.param("weight_scale").value;
-  if (!q.is_contiguous() || !scale.is_contiguous()) fail(c.node, "int8 weights must be contiguous");
+  if (!scale.is_contiguous()) fail(c.node, "weight_scale must be contiguous");
   const int64_t n = q.shape()[0], k = q.shape()[1], rows = x.numel() / k;
   const std::vector<uint8_t>& panels = int8_row_panels(c.node);
   std::vector<BlockQ8_0> blocks(static_cast<size_t>(rows * k / 32));
@@ -183,12 +188,10 @@ void weight_only_decode(ForwardContext& c, const Tensor& x) {
   c.outputs[0] = y;
 }
 
-bool weight_only(const Node& node) { return node.attrs.value("weight_only", false); }
-
 void dynamic_quant_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
   if (weight_only_prompt(c, x)) return weight_only_forward(c, x);
-  if (weight_only(c.node) && attr_int(c.node, "in_features", -1) % 32 == 0) return weight_only_decode(c, x);
+  if (weight_only_decodes(c.node)) return weight_only_decode(c, x);
   const PackedInt8Matrix& w = packed_int8(c.node);
   const int64_t rows = x.numel() / w.k();
   Shape shape = x.shape();
@@ -284,12 +287,7 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
         }
       }
   });
-  float beta = 0.f;
-  if (b) {
-    for (int64_t r = 0; r < rows; ++r) std::copy(b, b + n, y + r * n);
-    beta = 1.f;
-  }
-  gemm(false, true, rows, n, k, x, k, dd, k, beta, y, n);
+  linear_f32(rows, n, k, x, dd, b, y, n);
 }
 
 }  // namespace
@@ -297,7 +295,7 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 void prepare_for_decoding(Node& node) {
   if (node.kind == "Int4Linear") int4_panels(node, int4_weights(node));
   if (node.kind == "DynamicQuantLinear") {
-    if (weight_only(node) && attr_int(node, "in_features", -1) % 32 == 0) int8_row_panels(node);
+    if (weight_only_decodes(node)) int8_row_panels(node);
     else packed_int8(node);
   }
 }

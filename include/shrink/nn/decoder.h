@@ -31,7 +31,6 @@ class Decoder {
   };
   void set_profiling(bool on) { profiling_ = on; }
   const std::map<std::string, KindTime>& profile() const { return profile_; }
-  void clear_profile() { profile_.clear(); }
 
  private:
   struct Caches;
