@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -158,7 +159,8 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
   ASSERT_EQ(reloaded.exit_code, 0) << reloaded.err;
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(reloaded.out)["accuracy"].get<double>(), q["after"].get<double>());
   auto static_q = run_shrink({"quantize", model, "--method", "static", "--calib-samples", "200", "--max-drop", "0.02",
-                              "--data-dir", dir.path(), "--out", dir.file("s.safetensors"), "--json"});
+                              "--save-calibration", "--data-dir", dir.path(), "--out", dir.file("s.safetensors"),
+                              "--json"});
   ASSERT_EQ(static_q.exit_code, 0) << static_q.err;
   auto s = nlohmann::json::parse(static_q.out);
   EXPECT_NEAR(s["after"].get<double>(), s["before"].get<double>(), 0.05) << static_q.out;
@@ -169,10 +171,17 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
                               "--max-drop", "0.02", "--data-dir", dir.path(), "--out", dir.file("s2.safetensors"), "--json"});
   ASSERT_EQ(recalled.exit_code, 0) << recalled.err;
   EXPECT_EQ(nlohmann::json::parse(recalled.out)["after"], s["after"]) << recalled.out;
-  auto uncalibrated = run_shrink({"quantize", model, "--method", "static", "--calibration-from", model, "--data-dir",
-                                  dir.path(), "--out", dir.file("x")});
-  EXPECT_EQ(uncalibrated.exit_code, 2) << uncalibrated.err;
-  EXPECT_NE(uncalibrated.err.find("holds no calibration"), std::string::npos) << uncalibrated.err;
+  // Without --save-calibration the file holds none (the histograms would outweigh the int8 weights).
+  auto plain = run_shrink({"quantize", model, "--method", "static", "--calib-samples", "200", "--data-dir", dir.path(),
+                           "--out", dir.file("p.safetensors")});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_LT(std::filesystem::file_size(dir.file("p.safetensors")), std::filesystem::file_size(dir.file("s.safetensors")));
+  for (const std::string& source : {model, dir.file("p.safetensors")}) {
+    auto uncalibrated = run_shrink({"quantize", model, "--method", "static", "--calibration-from", source, "--data-dir",
+                                    dir.path(), "--out", dir.file("x")});
+    EXPECT_EQ(uncalibrated.exit_code, 2) << uncalibrated.err;
+    EXPECT_NE(uncalibrated.err.find("holds no calibration"), std::string::npos) << uncalibrated.err;
+  }
   auto qat = run_shrink({"qat", model, "--epochs", "1", "--max-steps-per-epoch", "5", "--quiet", "--data-dir", dir.path(),
                          "--out", dir.file("qat.safetensors"), "--json"});
   ASSERT_EQ(qat.exit_code, 0) << qat.err;
