@@ -1,8 +1,8 @@
 // Every variant of every kernel slot that runs on this machine, side by side in one run:
 // fp32 GEMM (GFLOP/s), conversions and dequantization (values/s). The __ref variant of each slot
 // is the baseline; the gemm_f32__ref runs only at small sizes (it is the oracle, not a contender).
-//   build/release/bench/bench_kernels --benchmark_min_time=0.2 --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/bench/bench_kernels --benchmark_min_time=0.2 --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true   (one command line)
 #include <benchmark/benchmark.h>
 
 #include <cstring>

@@ -5,6 +5,7 @@
 
 #include "shrink/kernels/int4_gemm.h"
 #include "shrink/kernels/int8_gemm.h"
+#include "shrink/kernels/requantize.h"
 #include "shrink/kernels/sparse_2of4.h"
 
 namespace shrink::kernel_variants {
@@ -76,6 +77,10 @@ void quantize_int4__avx2(const float* w, int64_t n, int64_t k, int64_t group, ui
                          uint16_t* mins);
 void gemm_q4f32__ref(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
 void gemm_q4f32__avx2(int64_t m, const float* x, const Int4Weights& w, const float* bias, float* out, int64_t ldo);
+
+// the static int8 region's residual add (requantize.h)
+void add_u8__ref(const uint8_t* a, const uint8_t* b, int64_t n, const AddU8Params& p, uint8_t* y);
+void add_u8__avx2(const uint8_t* a, const uint8_t* b, int64_t n, const AddU8Params& p, uint8_t* y);
 
 void sigmoid_f32__ref(const float* x, float* y, int64_t n);
 void sigmoid_f32__avx2(const float* x, float* y, int64_t n);

@@ -126,6 +126,11 @@ constexpr KernelVariant<GemmQ8_0I8Fn> kGemmQ8_0I8[] = {
     {"gemm_q8_0_i8__avx2", Isa::avx2, nullptr, gemm_q8_0_i8__avx2},
 };
 
+constexpr KernelVariant<AddU8Fn> kAddU8[] = {
+    {"add_u8__ref", Isa::ref, nullptr, add_u8__ref},
+    {"add_u8__avx2", Isa::avx2, nullptr, add_u8__avx2},
+};
+
 // The last variant that runs at this level wins: lists are ordered from slowest to fastest.
 template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<Fn>> variants,
                                                   Isa level) {
@@ -164,6 +169,7 @@ std::span<const KernelVariant<UnaryF32Fn>> tanh_f32_variants() { return kTanhF32
 std::span<const KernelVariant<UnaryF32Fn>> exp_f32_variants() { return kExpF32; }
 std::span<const KernelVariant<AttendF32Fn>> attend_f32_variants() { return kAttendF32; }
 std::span<const KernelVariant<GemmQ8_0I8Fn>> gemm_q8_0_i8_variants() { return kGemmQ8_0I8; }
+std::span<const KernelVariant<AddU8Fn>> add_u8_variants() { return kAddU8; }
 
 KernelTable make_kernel_table(Isa level) {
   KernelTable table;

@@ -174,6 +174,24 @@ void int8_product(const Node& node, const PackedInt8Matrix& w, const uint8_t* a,
   kernels().gemm_u8s8(rows, w.n(), w.k(), a, lda, w.packed(), e);
 }
 
+// memcpy for im2col's short pieces: common sizes become plain vector moves, a few bytes (a
+// one-channel input's taps) a byte loop, instead of a library call each.
+inline void copy_bytes(uint8_t* to, const uint8_t* from, int64_t n) {
+  switch (n) {
+    case 16: std::memcpy(to, from, 16); return;
+    case 32: std::memcpy(to, from, 32); return;
+    case 64: std::memcpy(to, from, 64); return;
+    case 96: std::memcpy(to, from, 96); return;
+    case 192: std::memcpy(to, from, 192); return;
+    default:
+      if (n <= 8) {
+        for (int64_t i = 0; i < n; ++i) to[i] = from[i];
+      } else {
+        std::memcpy(to, from, size_t(n));
+      }
+  }
+}
+
 // One QuantConv2d call on channels-last input: im2col rows (image, oy, ox) x columns (ky, kx,
 // channel of the group), each tap a copy of C/groups contiguous bytes, then the int8 GEMM.
 struct ConvRun {
@@ -188,21 +206,23 @@ struct ConvRun {
       const int64_t image = r / positions, oy = r % positions / ow, ox = r % ow;
       uint8_t* row = rows + (r - first) * lda;
       int64_t col = 0;
+      const int64_t ix0 = ox * g.sw - g.pw;
+      // With one group and no dilation a kernel row's taps are kw * C contiguous input bytes.
+      const bool whole_rows = g.groups == 1 && g.dw == 1 && ix0 >= 0 && ix0 + g.kw <= w;
       for (int64_t ky = 0; ky < g.kh; ++ky) {
         const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
+        if (whole_rows && iy >= 0 && iy < h) {
+          copy_bytes(row + col, src + ((image * h + iy) * w + ix0) * g.c, g.kw * cg);
+          col += g.kw * cg;
+          continue;
+        }
         for (int64_t kx = 0; kx < g.kw; ++kx, col += cg) {
           const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
           if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
             std::memset(row + col, pad, size_t(cg));
             continue;
           }
-          const uint8_t* from = src + ((image * h + iy) * w + ix) * g.c + group * cg;
-          switch (cg) {  // fixed sizes become plain vector moves instead of memcpy calls
-            case 16: std::memcpy(row + col, from, 16); break;
-            case 32: std::memcpy(row + col, from, 32); break;
-            case 64: std::memcpy(row + col, from, 64); break;
-            default: std::memcpy(row + col, from, size_t(cg));
-          }
+          copy_bytes(row + col, src + ((image * h + iy) * w + ix) * g.c + group * cg, cg);
         }
       }
       std::memset(row + k, 0, size_t(lda - k));
@@ -306,17 +326,14 @@ void add_forward(ForwardContext& c) {
   const ActivationQParams qa = qparams_attr(c.node, "a_"), qb = qparams_attr(c.node, "b_"), qo = qparams_attr(c.node, "output_");
   const bool relu = attr_bool(c.node, "relu", false);
   Tensor y = Tensor::uninitialized(a.shape(), DType::u8);
-  const float inverse = 1.f / qo.scale;
   const uint8_t *pa = a.data<uint8_t>(), *pb = b.data<uint8_t>();
   uint8_t* out = y.mutable_data<uint8_t>();
   // v = sa (a - za) + sb (b - zb) = sa a + sb b + offset
-  const float offset = -(float(qa.zero) * qa.scale + float(qb.zero) * qb.scale), low = relu ? 0.f : -INFINITY;
-  const float sa = qa.scale, sb = qb.scale, zo = float(qo.zero);
-  parallel_for(0, a.numel(), 16384, [=](int64_t first, int64_t last) {
-    for (int64_t i = first; i < last; ++i) {
-      const float v = std::max(float(pa[i]) * sa + float(pb[i]) * sb + offset, low);
-      out[i] = quantize_value(v, inverse, zo);
-    }
+  const float offset = -(float(qa.zero) * qa.scale + float(qb.zero) * qb.scale);
+  const AddU8Params p{qa.scale, qb.scale, offset, relu ? 0.f : -INFINITY, 1.f / qo.scale, float(qo.zero), kActivationMax};
+  const AddU8Fn add = kernels().add_u8;
+  parallel_for(0, a.numel(), 16384, [&](int64_t first, int64_t last) {
+    add(pa + first, pb + first, last - first, p, out + first);
   });
   c.outputs[0] = y;
 }

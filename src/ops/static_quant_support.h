@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ops/op_support.h"
+#include "shrink/kernels/requantize.h"
 
 namespace shrink::nn::ops {
 
@@ -27,14 +28,10 @@ inline void expect_u8(const Node& node, const ValueInfo& info, const char* what)
   if (info.dtype != DType::u8) fail(node, fmt::format("{} must be u8, got {}", what, dtype_name(info.dtype)));
 }
 
-// clamp(nearbyint(x / scale) + zero, 0, 127) without a libm call, so loops of it vectorise:
-// clamping first keeps |t| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to nearest even
-// exactly as nearbyint does in the default rounding mode (the project never enables -ffast-math,
-// which could fold it away). FakeQuantize's nearbyint therefore lands on the same grid.
+// clamp(nearbyint(x * inverse_scale) + zero, 0, 127), the rounding every int8-region op and the
+// kernels share (shrink/kernels/requantize.h).
 inline uint8_t quantize_value(float x, float inverse_scale, float zero) {
-  constexpr float kMagic = 12582912.f;
-  const float t = std::clamp(x * inverse_scale, -1.f - zero, kActivationMax + 1.f - zero);
-  return uint8_t(std::clamp((t + kMagic) - kMagic + zero, 0.f, kActivationMax));
+  return requantize_u8(x, inverse_scale, zero, kActivationMax);
 }
 
 }  // namespace shrink::nn::ops

@@ -96,6 +96,8 @@ TEST(StaticQuant, QuantConv2dMatchesTheScalarReference) {
   check_conv(6, 6, 3, 1, 2, 2, 6, 1);   // depthwise, dilated
   check_conv(5, 7, 1, 1, 0, 1, 1, 3);   // 1x1, k not a multiple of 4
   check_conv(2, 3, 5, 2, 2, 1, 1, 4);   // 5x5
+  check_conv(1, 8, 3, 1, 1, 1, 1, 4);   // one input channel: 3-byte kernel rows
+  check_conv(32, 16, 3, 1, 1, 1, 1, 4); // 96-byte kernel rows
 }
 
 TEST(StaticQuant, ConvertedGraphTracksF32AndReloads) {

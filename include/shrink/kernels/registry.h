@@ -11,6 +11,7 @@
 #include "shrink/kernels/ggml_formats.h"
 #include "shrink/kernels/int4_gemm.h"
 #include "shrink/kernels/int8_gemm.h"
+#include "shrink/kernels/requantize.h"
 #include "shrink/kernels/sparse_2of4.h"
 
 namespace shrink {
@@ -73,7 +74,8 @@ using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, 
   X(tanh_f32, UnaryF32Fn)                        \
   X(exp_f32, UnaryF32Fn)                         \
   X(attend_f32, AttendF32Fn)                     \
-  X(gemm_q8_0_i8, GemmQ8_0I8Fn)
+  X(gemm_q8_0_i8, GemmQ8_0I8Fn)                  \
+  X(add_u8, AddU8Fn)
 
 template <class Fn> struct KernelVariant {
   const char* name;   // "what__how", e.g. "convert_f16_to_f32__avx512"
