@@ -4,6 +4,7 @@
 // MaxPool2d also takes u8 channels-last (N, H, W, C) input with attribute layout "nhwc" (the int8
 // region's activations: the max commutes with a monotone quantizer).
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 
@@ -89,18 +90,17 @@ void max_pool_u8(ForwardContext& c) {  // channels-last
   const uint8_t* src = x.data<uint8_t>();
   uint8_t* dst_all = y.mutable_data<uint8_t>();
   parallel_for(0, n * g.oh, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> best(static_cast<size_t>(channels));
     for (int64_t line = begin; line < end; ++line) {
       const int64_t image = line / g.oh, oy = line % g.oh;
       for (int64_t ox = 0; ox < g.ow; ++ox) {
         const Window win = g.window(oy, ox);
-        std::fill(best.begin(), best.end(), uint8_t(0));
+        uint8_t* __restrict best = dst_all + ((image * g.oh + oy) * g.ow + ox) * channels;
+        std::memset(best, 0, size_t(channels));  // u8 values are >= 0: the maximum starts there
         for (int64_t iy = win.y0; iy < win.y1; ++iy)
           for (int64_t ix = win.x0; ix < win.x1; ++ix) {
-            const uint8_t* pixel = src + ((image * g.h + iy) * g.w + ix) * channels;
-            for (int64_t ch = 0; ch < channels; ++ch) best[size_t(ch)] = std::max(best[size_t(ch)], pixel[ch]);
+            const uint8_t* __restrict pixel = src + ((image * g.h + iy) * g.w + ix) * channels;
+            for (int64_t ch = 0; ch < channels; ++ch) best[ch] = std::max(best[ch], pixel[ch]);
           }
-        std::copy(best.begin(), best.end(), dst_all + ((image * g.oh + oy) * g.ow + ox) * channels);
       }
     }
   });

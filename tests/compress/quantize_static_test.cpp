@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "nn/nn_test_support.h"
 #include "shrink/compress/quantize_static.h"
@@ -98,6 +99,39 @@ TEST(StaticQuant, QuantConv2dMatchesTheScalarReference) {
   check_conv(2, 3, 5, 2, 2, 1, 1, 4);   // 5x5
   check_conv(1, 8, 3, 1, 1, 1, 1, 4);   // one input channel: 3-byte kernel rows
   check_conv(32, 16, 3, 1, 1, 1, 1, 4); // 96-byte kernel rows
+}
+
+// The int8 region's channels-last u8 max pooling picks the same values as the f32 NCHW op,
+// windows clipped at the borders included.
+TEST(StaticQuant, U8MaxPoolingMatchesF32) {
+  Rng rng(12);
+  for (const auto& [kernel, stride, padding] : {std::tuple{2, 2, 0}, std::tuple{3, 2, 1}, std::tuple{3, 1, 1}}) {
+    SCOPED_TRACE(fmt::format("k{} s{} p{}", kernel, stride, padding));
+    const int64_t n = 2, h = 7, w = 6, c = 35;
+    Tensor u8 = Tensor::empty(Shape{n, h, w, c}, DType::u8), f = Tensor::empty(Shape{n, c, h, w}, DType::f32);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x)
+          for (int64_t ch = 0; ch < c; ++ch) {
+            const uint8_t v = uint8_t(rng.below(128));
+            u8.mutable_data<uint8_t>()[((i * h + y) * w + x) * c + ch] = v;
+            f.mutable_data<float>()[((i * c + ch) * h + y) * w + x] = float(v);
+          }
+    const nlohmann::json attrs = {{"kernel_size", kernel}, {"stride", stride}, {"padding", padding}};
+    nlohmann::json nhwc_attrs = attrs;
+    nhwc_attrs["layout"] = "nhwc";
+    nn::Graph int8 = single_node_graph(nn::Node{"pool", "MaxPool2d", nhwc_attrs, {}, {}, {}}, {{Shape{-1, h, w, c}, DType::u8}});
+    nn::Graph f32 = single_node_graph(nn::Node{"pool", "MaxPool2d", attrs, {}, {}, {}}, {{Shape{-1, c, h, w}, DType::f32}});
+    const Tensor got = run(int8, u8), want = run(f32, f);
+    const int64_t oh = want.shape()[2], ow = want.shape()[3];
+    ASSERT_EQ(got.shape(), (Shape{n, oh, ow, c}));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t y = 0; y < oh; ++y)
+        for (int64_t x = 0; x < ow; ++x)
+          for (int64_t ch = 0; ch < c; ++ch)
+            ASSERT_EQ(float(got.data<uint8_t>()[((i * oh + y) * ow + x) * c + ch]),
+                      want.data<float>()[((i * c + ch) * oh + y) * ow + x]);
+  }
 }
 
 TEST(StaticQuant, ConvertedGraphTracksF32AndReloads) {
