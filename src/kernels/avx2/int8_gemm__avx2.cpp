@@ -1,7 +1,7 @@
 // The int8 path with AVX2: per-row u8 quantization, and u8 x s8 GEMM on 6 x 16 tiles with
 // vpmaddubsw + vpmaddwd (exact: 7-bit activations cannot saturate the int16 pair sums).
 // Tiles are 6 rows x 16 channels: 12 accumulators, 2 weight vectors, 1 activation, 1 product
-// (the full tile's loop is written in assembly; see accumulate<6>).
+// (the full tile's loop is written in assembly: tile_6x16.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kernels/avx2/horizontal.h"
+#include "kernels/avx2/tile_6x16.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
@@ -93,58 +94,12 @@ void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t groups, 
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-// The full 6-row tile with its registers assigned by hand: GCC keeps only 3 of the 12 accumulators
-// in registers in the loop above (it hoists the 12 vpmaddubsw and spills), which cost ~25% of the
-// tile's speed. ymm4-15 accumulate, ymm0/1 hold the panel's two weight vectors, ymm2 the broadcast
-// activations, ymm3 the product; the ones for vpmaddwd come from memory.
-#define SHRINK_I8_ROW(A, ACC0, ACC1)              \
-  "vpbroadcastd " A ", %%ymm2\n\t"               \
-  "vpmaddubsw %%ymm0, %%ymm2, %%ymm3\n\t"        \
-  "vpmaddwd %[ones], %%ymm3, %%ymm3\n\t"         \
-  "vpaddd %%ymm3, %%" ACC0 ", %%" ACC0 "\n\t"    \
-  "vpmaddubsw %%ymm1, %%ymm2, %%ymm3\n\t"        \
-  "vpmaddwd %[ones], %%ymm3, %%ymm3\n\t"         \
-  "vpaddd %%ymm3, %%" ACC1 ", %%" ACC1 "\n\t"
-// One group of 4 k values: weights at B(%[b]), activations at A(row pointer).
-#define SHRINK_I8_GROUP(B, A)                                  \
-  "vmovdqu " B "(%[b]), %%ymm0\n\t"                           \
-  "vmovdqu 32+" B "(%[b]), %%ymm1\n\t"                        \
-  SHRINK_I8_ROW(A "(%[a])", "ymm4", "ymm5")                    \
-  SHRINK_I8_ROW(A "(%[a],%[lda])", "ymm6", "ymm7")             \
-  SHRINK_I8_ROW(A "(%[a],%[lda],2)", "ymm8", "ymm9")           \
-  SHRINK_I8_ROW(A "(%[a3])", "ymm10", "ymm11")                 \
-  SHRINK_I8_ROW(A "(%[a3],%[lda])", "ymm12", "ymm13")          \
-  SHRINK_I8_ROW(A "(%[a3],%[lda],2)", "ymm14", "ymm15")
+#if SHRINK_HAVE_TILE_6X16_ASM
 static_assert(kInt8Panel == 16 && kInt8Group == 4, "the assembly steps 64 bytes of weights and 4 activations");
 template <>
 void accumulate<6>(const uint8_t* a, int64_t lda, const int8_t* b, int64_t groups, __m256i (&acc)[6][2]) {
-  if (groups <= 0) return;
-  alignas(32) static const int16_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  const uint8_t* a3 = a + 3 * lda;
-  asm volatile(
-      "vmovdqa 0(%[acc]), %%ymm4\n\t vmovdqa 32(%[acc]), %%ymm5\n\t vmovdqa 64(%[acc]), %%ymm6\n\t"
-      "vmovdqa 96(%[acc]), %%ymm7\n\t vmovdqa 128(%[acc]), %%ymm8\n\t vmovdqa 160(%[acc]), %%ymm9\n\t"
-      "vmovdqa 192(%[acc]), %%ymm10\n\t vmovdqa 224(%[acc]), %%ymm11\n\t vmovdqa 256(%[acc]), %%ymm12\n\t"
-      "vmovdqa 288(%[acc]), %%ymm13\n\t vmovdqa 320(%[acc]), %%ymm14\n\t vmovdqa 352(%[acc]), %%ymm15\n\t"
-      "1:\n\t"  // (two groups per pass measured 1-2% slower on Zen 3)
-      SHRINK_I8_GROUP("0", "0")
-      "add $64, %[b]\n\t"
-      "add $4, %[a]\n\t"
-      "add $4, %[a3]\n\t"
-      "dec %[groups]\n\t"
-      "jnz 1b\n\t"
-      "vmovdqa %%ymm4, 0(%[acc])\n\t vmovdqa %%ymm5, 32(%[acc])\n\t vmovdqa %%ymm6, 64(%[acc])\n\t"
-      "vmovdqa %%ymm7, 96(%[acc])\n\t vmovdqa %%ymm8, 128(%[acc])\n\t vmovdqa %%ymm9, 160(%[acc])\n\t"
-      "vmovdqa %%ymm10, 192(%[acc])\n\t vmovdqa %%ymm11, 224(%[acc])\n\t vmovdqa %%ymm12, 256(%[acc])\n\t"
-      "vmovdqa %%ymm13, 288(%[acc])\n\t vmovdqa %%ymm14, 320(%[acc])\n\t vmovdqa %%ymm15, 352(%[acc])\n\t"
-      : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [groups] "+r"(groups)
-      : [lda] "r"(lda), [ones] "m"(ones), [acc] "r"(&acc[0][0])
-      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
-        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+  if (groups > 0) avx2::accumulate_6x16</*ACTIVATIONS_UNSIGNED=*/true>(a, lda, b, groups, acc);
 }
-#undef SHRINK_I8_GROUP
-#undef SHRINK_I8_ROW
 #endif
 
 // L2 per core from the C library; 256 KB where it does not say.
