@@ -1,10 +1,14 @@
-// parallel_for over OpenMP; every worker flushes denormals before it runs the body.
+// parallel_for over OpenMP; every worker flushes denormals before it runs the body, and an
+// exception thrown in any chunk is carried out of the region and rethrown in the caller (one
+// escaping an OpenMP region would terminate the process).
 #include "shrink/core/parallel.h"
 
 #include <omp.h>
 #include <xmmintrin.h>
 
 #include <algorithm>
+#include <exception>
+#include <mutex>
 
 namespace shrink {
 namespace {
@@ -33,13 +37,23 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
     body(begin, end);
     return;
   }
+  std::exception_ptr error;
+  std::mutex error_mutex;
 #pragma omp parallel for num_threads(int(chunks)) schedule(static)
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     flush_denormals_in_this_thread();
     const int64_t lo = begin + items * chunk / chunks;
     const int64_t hi = begin + items * (chunk + 1) / chunks;
-    body(lo, hi);
+    try {
+      body(lo, hi);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
+
+bool in_parallel_for() { return omp_in_parallel(); }
 
 }  // namespace shrink

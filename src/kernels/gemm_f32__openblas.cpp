@@ -2,7 +2,6 @@
 // single-threaded; shrink splits the larger output dimension over its own OpenMP workers. Two
 // thread pools on the same cores (OpenBLAS's pthreads yielding, OpenMP's spinning) cost ~2x in
 // training steps that mix GEMMs with shrink's own parallel loops.
-#include <omp.h>
 
 #include <algorithm>
 #include <mutex>
@@ -31,7 +30,7 @@ void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
   std::call_once(single_threaded, [] {
     if (openblas().set_num_threads) openblas().set_num_threads(1);
   });
-  const int threads = omp_in_parallel() ? 1 : num_threads();
+  const int threads = in_parallel_for() ? 1 : num_threads();
   // A few rows times a weight matrix stored (n, k) (decoding: one token times every Linear):
   // sgemv per row over column blocks reads the weights once, where sgemm would first copy them
   // into its packed layout on every call.

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "shrink/core/atomic_file.h"
 #include "shrink/core/error.h"
@@ -30,6 +32,43 @@ TEST(ParallelFor, VisitsEveryIndexOnce) {
   }
   set_num_threads(0);
   EXPECT_GE(num_threads(), 1);
+}
+
+TEST(ParallelFor, NestedCallsRunSeriallyAndErrorsReachTheCaller) {
+  set_num_threads(2);
+  std::atomic<int> inner_items = 0;
+  parallel_for(0, 2, 1, [&](int64_t, int64_t) {
+    EXPECT_TRUE(in_parallel_for());
+    parallel_for(0, 10, 1, [&](int64_t lo, int64_t hi) { inner_items += int(hi - lo); });
+  });
+  EXPECT_FALSE(in_parallel_for());
+  EXPECT_EQ(inner_items.load(), 20);
+  // An exception in any chunk (the worker's included) comes out of parallel_for in the caller.
+  for (int64_t failing : {0, 1})
+    EXPECT_THROW(parallel_for(0, 2, 1,
+                              [&](int64_t lo, int64_t) {
+                                if (lo == failing) throw UsageError("chunk failed");
+                              }),
+                 UsageError);
+  std::atomic<int> after = 0;  // and the pool still works
+  parallel_for(0, 100, 1, [&](int64_t lo, int64_t hi) { after += int(hi - lo); });
+  EXPECT_EQ(after.load(), 100);
+  set_num_threads(0);
+}
+
+TEST(ParallelFor, ConcurrentCallers) {
+  set_num_threads(2);
+  std::atomic<int64_t> total = 0;
+  auto caller = [&] {  // one of the two runs its jobs serially whenever the pool is busy
+    for (int round = 0; round < 200; ++round) {
+      parallel_for(0, 1000, 1, [&](int64_t lo, int64_t hi) { total += hi - lo; });
+    }
+  };
+  std::thread other(caller);
+  caller();
+  other.join();
+  EXPECT_EQ(total.load(), 2 * 200 * 1000);
+  set_num_threads(0);
 }
 
 TEST(ParallelFor, WorkersFlushDenormals) {
