@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/avx2/horizontal.h"
-#include "kernels/avx2/tile_6x16.h"
+#include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
@@ -88,30 +88,6 @@ void expand_panel(const Int4Weights& w, int64_t c0, ExpandedPanel& panel) {
   }
 }
 
-// dot[r][half] += rows [0, ROWS) of q (ldq bytes apart) times `words` (16 channels x 4 u8 weights
-// each) over `count` words per channel.
-template <int ROWS>
-void group_dots(const int8_t* q, int64_t ldq, const uint32_t* words, int64_t count, __m256i (&dot)[ROWS][2]) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t kw = 0; kw < count; ++kw) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + kw * 16));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + kw * 16 + 8));
-    for (int r = 0; r < ROWS; ++r) {
-      int32_t four;
-      std::memcpy(&four, q + r * ldq + kw * 4, 4);
-      const __m256i a = _mm256_set1_epi32(four);
-      dot[r][0] = _mm256_add_epi32(dot[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a), ones));
-      dot[r][1] = _mm256_add_epi32(dot[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, a), ones));
-    }
-  }
-}
-#if SHRINK_HAVE_TILE_6X16_ASM
-template <>
-void group_dots<6>(const int8_t* q, int64_t ldq, const uint32_t* words, int64_t count, __m256i (&dot)[6][2]) {
-  if (count > 0) avx2::accumulate_6x16</*ACTIVATIONS_UNSIGNED=*/false>(q, ldq, words, count, dot);
-}
-#endif
-
 template <int ROWS>
 void prefill_tile(int64_t i, int64_t c0, const ExpandedPanel& panel, const int8_t* q, const float* a_scale,
                   const float* float_sums, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
@@ -120,7 +96,9 @@ void prefill_tile(int64_t i, int64_t c0, const ExpandedPanel& panel, const int8_
   for (int64_t g = 0; g < groups; ++g) {
     alignas(32) __m256i dot[ROWS][2];
     for (int r = 0; r < ROWS; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
-    group_dots<ROWS>(q + i * w.k + g * w.group, w.k, panel.words.data() + g * w.group / 4 * 16, w.group / 4, dot);
+    // dot[r][half] += rows of q times the group's words (16 channels x 4 u8 weights each)
+    accumulate_x16<ROWS, /*ACTIVATIONS_UNSIGNED=*/false>(q + (i * w.k + g * w.group), w.k,
+                                                          panel.words.data() + g * w.group / 4 * 16, w.group / 4, dot);
     for (int half = 0; half < 2; ++half) {
       const __m256 scale = _mm256_loadu_ps(panel.scales.data() + g * 16 + 8 * half);
       const __m256 min = _mm256_loadu_ps(panel.mins.data() + g * 16 + 8 * half);

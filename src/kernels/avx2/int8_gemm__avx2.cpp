@@ -1,7 +1,7 @@
 // The int8 path with AVX2: per-row u8 quantization, and u8 x s8 GEMM on 6 x 16 tiles with
 // vpmaddubsw + vpmaddwd (exact: 7-bit activations cannot saturate the int16 pair sums).
 // Tiles are 6 rows x 16 channels: 12 accumulators, 2 weight vectors, 1 activation, 1 product
-// (the full tile's loop is written in assembly: tile_6x16.h).
+// (the full tile's loop is written in assembly: tile_x16.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "kernels/avx2/horizontal.h"
-#include "kernels/avx2/tile_6x16.h"
+#include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
@@ -77,30 +77,7 @@ inline void finish_8(int64_t i, int64_t c, __m256i acc, const Int8Epilogue& e, c
   std::memcpy(e.out_u8 + i * e.ldo + c, bytes, size_t(channels.count));
 }
 
-// acc[r][half] += rows [0, ROWS) of `a` x the 16 channels of panel `b`, over `groups` groups of 4.
-template <int ROWS>
-void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t groups, __m256i (&acc)[ROWS][2]) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t g = 0; g < groups; ++g, b += kInt8Panel * kInt8Group) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
-    for (int r = 0; r < ROWS; ++r) {
-      int32_t four;
-      std::memcpy(&four, a + r * lda + g * kInt8Group, 4);
-      const __m256i x = _mm256_set1_epi32(four);
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones));
-    }
-  }
-}
-
-#if SHRINK_HAVE_TILE_6X16_ASM
-static_assert(kInt8Panel == 16 && kInt8Group == 4, "the assembly steps 64 bytes of weights and 4 activations");
-template <>
-void accumulate<6>(const uint8_t* a, int64_t lda, const int8_t* b, int64_t groups, __m256i (&acc)[6][2]) {
-  if (groups > 0) avx2::accumulate_6x16</*ACTIVATIONS_UNSIGNED=*/true>(a, lda, b, groups, acc);
-}
-#endif
+static_assert(kInt8Panel == 16 && kInt8Group == 4, "tile_x16.h steps 64 bytes of weights and 4 activations");
 
 // L2 per core from the C library; 256 KB where it does not say.
 int64_t l2_cache_bytes() {
@@ -117,7 +94,8 @@ void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a,
           const Int8Epilogue& e) {
   alignas(32) __m256i acc[ROWS][2];
   for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-  accumulate<ROWS>(a + i * lda, lda, packed + panel * groups * kInt8Panel * kInt8Group, groups, acc);
+  accumulate_x16<ROWS, /*ACTIVATIONS_UNSIGNED=*/true>(a + i * lda, lda,
+                                                      packed + panel * groups * kInt8Panel * kInt8Group, groups, acc);
   for (int half = 0; half < 2; ++half) {
     const int64_t c = panel * kInt8Panel + 8 * half;
     if (c >= n) break;
