@@ -309,7 +309,7 @@ bool int4_linears_share_input(std::span<Node* const> nodes) {
   return true;
 }
 
-std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x_in) {
+std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x_in, bool s8_activations) {
   if (!int4_linears_share_input(nodes)) throw UsageError("int4_linears_shared_input: not Int4Linear layers of one input width");
   const Tensor x = x_in.contiguous();
   std::vector<Int4Weights> w;
@@ -321,7 +321,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     y.push_back(uninitialized_f32(shape));
   }
   const int64_t k = w[0].k, group = w[0].group, rows = x.numel() / k;
-  if (rows > 4) {
+  if (rows > 4 && !s8_activations) {
     for (size_t i = 0; i < w.size(); ++i) int4_prompt(w[i], f32(x), rows, bias_of(*nodes[i]), f32(y[i]));
   } else {
     for (size_t i = 0; i < w.size(); ++i) w[i].panels = int4_panels(*nodes[i], w[i]);

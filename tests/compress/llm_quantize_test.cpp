@@ -107,6 +107,34 @@ TEST(LlmQuantize, DecodingInt4LayersTogetherMatchesTheForwardPass) {
   }
 }
 
+// A prompt fed to the decoder in one call takes the same s8-activation path as decoded tokens
+// (12 rows: the int4 prefill kernel's 6-row tiles): its last logits equal feeding the tokens one
+// at a time, and stay close to the plain forward pass (f32 activations x dequantized weights).
+TEST(LlmQuantize, DecoderPromptsUseInt8ActivationsLikeDecodedTokens) {
+  io::LanguageModel lm = tiny_llama(6);
+  LlmQuantizeOptions o;
+  o.quiet = true;
+  o.method = "rtn";
+  o.weights = {4, 32, false};
+  quantize_language_model(lm, {}, o);
+  const std::vector<int32_t> prompt = {5, 77, 130, 9, 41, 3, 250, 17, 88, 120, 7, 64};
+  nn::Decoder at_once(lm.graph), one_by_one(lm.graph);
+  const std::vector<float> a = at_once.feed(prompt);
+  std::vector<float> b;
+  for (int32_t token : prompt) b = one_by_one.feed(std::span<const int32_t>(&token, 1));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t j = 0; j < a.size(); ++j) ASSERT_NEAR(a[j], b[j], 1e-4 * (1 + std::fabs(a[j]))) << j;
+  const Tensor full = logits(lm.graph, {prompt});
+  const int64_t v = full.shape()[2];
+  double distance = 0, norm = 0;
+  for (int64_t j = 0; j < v; ++j) {
+    const double f = full.data<float>()[(int64_t(prompt.size()) - 1) * v + j];
+    distance += (a[size_t(j)] - f) * (a[size_t(j)] - f);
+    norm += f * f;
+  }
+  EXPECT_LT(std::sqrt(distance / norm), 5e-2);  // 8-bit activations in a random tiny model: 2.3% here
+}
+
 TEST(LlmQuantize, Int8HeadUntiesTheOutputLayer) {
   auto calib = random_windows(2, 16, 9);
   io::LanguageModel lm = tiny_llama(4), reference = tiny_llama(4);
