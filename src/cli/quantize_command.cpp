@@ -106,8 +106,7 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
       calibrator.observe(graph, task.train->gather(batch).inputs);
     }
   }
-  const nlohmann::json calibration = calibrator.state(graph);
-  if (o.save_calibration) out.calibration = calibration;
+  if (o.save_calibration) out.calibration = calibrator.state(graph);
   compress::StaticQuantConfig config{o.exclude, o.weight_bits};
   compress::StaticQuantResult result = compress::convert_static(graph, calibrator, config);
   const std::vector<Tensor> probe = first_inputs(*task.eval, 200);
@@ -144,7 +143,7 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     }
     out.rows.push_back(row);
   }
-  out.config = {{"observer", calibration["observer"]}, {"weight_bits", o.weight_bits},
+  out.config = {{"observer", std::string(observer_kind_name(calibrator.observer_kind()))}, {"weight_bits", o.weight_bits},
                 {"calibration_samples", calibration_samples}, {"calibration_from", o.calibration_from}, {"exclude", config.exclude},
                 {"max_drop", o.max_drop}, {"weights", "int8 symmetric per output channel"},
                 {"activations", "u8 [0, 127] per tensor, calibrated"}};

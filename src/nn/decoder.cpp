@@ -71,15 +71,13 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       ready = Tensor();
       return true;
     }
-    if (const std::vector<Node*>& set = caches_->shared_input[index]; !set.empty()) {
-      std::vector<Tensor> results = ops::int4_linears_shared_input(set, in[0], /*s8_activations=*/true);
-      out[0] = results[0];
-      for (size_t m = 1; m < set.size(); ++m) caches_->ahead[size_t(set[m] - nodes.data())] = results[m];
-      return true;
-    }
-    if (node.kind == "Int4Linear") {  // prompts too: s8 activations, as every decoded token has
+    if (node.kind == "Int4Linear") {  // alone or as the first of its set; prompts too in s8 activations
+      const std::vector<Node*>& set = caches_->shared_input[index];
       Node* self = &node;
-      out[0] = ops::int4_linears_shared_input(std::span<Node* const>(&self, 1), in[0], /*s8_activations=*/true).at(0);
+      const std::span<Node* const> members = set.empty() ? std::span<Node* const>(&self, 1) : std::span<Node* const>(set);
+      std::vector<Tensor> results = ops::int4_linears_shared_input(members, in[0], /*s8_activations=*/true);
+      out[0] = results[0];
+      for (size_t m = 1; m < members.size(); ++m) caches_->ahead[size_t(members[m] - nodes.data())] = results[m];
       return true;
     }
     if (node.kind != "Attention") return false;

@@ -86,16 +86,22 @@ TEST(LlmQuantize, FourBitResultsRunAsPackedInt4) {
   EXPECT_LT(std::sqrt(squared_distance(c, d) / double(c.numel())), 2e-2 * scale);
 }
 
-// The decoder runs the Int4Linear layers that share an input (q/k/v, gate/up) together, from the
-// panel copy of their nibbles: each step's logits equal those of the plain forward pass, whose
-// four rows (<= 4: the same int8-activation kernels, one row at a time) see the same prefix.
-TEST(LlmQuantize, DecodingInt4LayersTogetherMatchesTheForwardPass) {
-  io::LanguageModel lm = tiny_llama(6);
+// A tiny Llama with its Linear layers RTN-quantized to packed int4 (g32).
+io::LanguageModel rtn4_tiny_llama(uint64_t seed) {
+  io::LanguageModel lm = tiny_llama(seed);
   LlmQuantizeOptions o;
   o.quiet = true;
   o.method = "rtn";
   o.weights = {4, 32, false};
   quantize_language_model(lm, {}, o);
+  return lm;
+}
+
+// The decoder runs the Int4Linear layers that share an input (q/k/v, gate/up) together, from the
+// panel copy of their nibbles: each step's logits equal those of the plain forward pass, whose
+// four rows (<= 4: the same int8-activation kernels, one row at a time) see the same prefix.
+TEST(LlmQuantize, DecodingInt4LayersTogetherMatchesTheForwardPass) {
+  io::LanguageModel lm = rtn4_tiny_llama(6);
   const std::vector<std::vector<int32_t>> window = {{5, 77, 130, 9}};
   Tensor full = logits(lm.graph, window);
   const int64_t v = full.shape()[2];
@@ -111,12 +117,7 @@ TEST(LlmQuantize, DecodingInt4LayersTogetherMatchesTheForwardPass) {
 // (12 rows: the int4 prefill kernel's 6-row tiles): its last logits equal feeding the tokens one
 // at a time, and stay close to the plain forward pass (f32 activations x dequantized weights).
 TEST(LlmQuantize, DecoderPromptsUseInt8ActivationsLikeDecodedTokens) {
-  io::LanguageModel lm = tiny_llama(6);
-  LlmQuantizeOptions o;
-  o.quiet = true;
-  o.method = "rtn";
-  o.weights = {4, 32, false};
-  quantize_language_model(lm, {}, o);
+  io::LanguageModel lm = rtn4_tiny_llama(6);
   const std::vector<int32_t> prompt = {5, 77, 130, 9, 41, 3, 250, 17, 88, 120, 7, 64};
   nn::Decoder at_once(lm.graph), one_by_one(lm.graph);
   const std::vector<float> a = at_once.feed(prompt);

@@ -38,6 +38,7 @@ class Calibrator final : public ActivationQParamsSource {
   // One forward pass in evaluation mode, observing every f32 value.
   void observe(nn::Graph& graph, std::span<const Tensor> inputs);
   int64_t batches() const { return batches_; }
+  ObserverKind observer_kind() const { return config_.kind; }
   // u8 [0, 127] qparams (scale, zero) of a value; UsageError if it was never observed.
   std::pair<float, int32_t> qparams(int value) const override;
   // Every observer's state by value name, for the model file ({"observer", "batches", "values"}),

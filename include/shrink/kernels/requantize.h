@@ -10,10 +10,10 @@ namespace shrink {
 // clamping first keeps |t| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to nearest even
 // exactly as nearbyint does in the default rounding mode (the project never enables -ffast-math,
 // which could fold it away). FakeQuantize's nearbyint therefore lands on the same grid.
+constexpr float kRoundingMagic = 12582912.f;  // 1.5 * 2^23
 inline uint8_t requantize_u8(float x, float inverse_scale, float zero, float max) {
-  constexpr float kMagic = 12582912.f;
   const float t = std::clamp(x * inverse_scale, -1.f - zero, max + 1.f - zero);
-  return uint8_t(std::clamp((t + kMagic) - kMagic + zero, 0.f, max));
+  return uint8_t(std::clamp((t + kRoundingMagic) - kRoundingMagic + zero, 0.f, max));
 }
 
 // y[i] = requantize_u8(max(a_scale * a[i] + b_scale * b[i] + offset, low), ...): the sum of two u8

@@ -18,7 +18,7 @@ void add_u8__avx2(const uint8_t* a, const uint8_t* b, int64_t n, const AddU8Para
   const __m256 sa = _mm256_set1_ps(p.a_scale), sb = _mm256_set1_ps(p.b_scale), offset = _mm256_set1_ps(p.offset);
   const __m256 low = _mm256_set1_ps(p.low), inverse = _mm256_set1_ps(p.inverse_scale), zero = _mm256_set1_ps(p.zero);
   const __m256 t_lo = _mm256_set1_ps(-1.f - p.zero), t_hi = _mm256_set1_ps(p.max + 1.f - p.zero);
-  const __m256 magic = _mm256_set1_ps(12582912.f), top = _mm256_set1_ps(p.max), bottom = _mm256_setzero_ps();
+  const __m256 magic = _mm256_set1_ps(kRoundingMagic), top = _mm256_set1_ps(p.max), bottom = _mm256_setzero_ps();
   auto eight = [&](int64_t i) {
     __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(load_8(a + i), sa), _mm256_mul_ps(load_8(b + i), sb)), offset);
     v = _mm256_max_ps(v, low);
