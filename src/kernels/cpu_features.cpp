@@ -105,4 +105,12 @@ Isa active_isa() {
   return *level;
 }
 
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return reported > 0 ? int64_t(reported) : int64_t(256) * 1024;
+  }();
+  return bytes;
+}
+
 }  // namespace shrink

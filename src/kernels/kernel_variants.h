@@ -58,6 +58,10 @@ void gemm_u8s8__ref(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
                     const Int8Epilogue& epilogue);
 void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
                      const Int8Epilogue& epilogue);
+void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                     const Int8Epilogue& epilogue);
+void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                    const Int8Epilogue& epilogue);
 
 // the int4 x int8 path (int4_gemm.h)
 void quantize_rows_s8__ref(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,

@@ -77,6 +77,8 @@ constexpr KernelVariant<QuantizeRowsU8Fn> kQuantizeRowsU8[] = {
 constexpr KernelVariant<GemmU8S8Fn> kGemmU8S8[] = {
     {"gemm_u8s8__ref", Isa::ref, nullptr, gemm_u8s8__ref},
     {"gemm_u8s8__avx2", Isa::avx2, nullptr, gemm_u8s8__avx2},
+    {"gemm_u8s8__vnni", Isa::vnni, nullptr, gemm_u8s8__vnni},
+    {"gemm_u8s8__amx", Isa::amx, nullptr, gemm_u8s8__amx},
 };
 
 constexpr KernelVariant<QuantizeRowsS8Fn> kQuantizeRowsS8[] = {

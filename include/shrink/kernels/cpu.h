@@ -1,6 +1,7 @@
 // What this CPU can do, detected once at start-up (cpuid, xgetbv, and the Linux permission
 // request AMX needs), and the ISA level kernels are dispatched at (SHRINK_ISA may lower it).
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,5 +29,8 @@ Isa detected_isa();  // highest level this machine supports
 Isa active_isa();
 std::string_view isa_name(Isa isa);
 std::optional<Isa> isa_from_name(std::string_view name);
+// L2 cache per core in bytes, from the C library (256 KB where it does not say): the GEMMs size
+// their blocks of activation rows by it.
+int64_t l2_cache_bytes();
 
 }  // namespace shrink

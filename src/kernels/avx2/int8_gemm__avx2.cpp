@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <unistd.h>
 
 #include "kernels/avx2/horizontal.h"
 #include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
+#include "shrink/kernels/cpu.h"
 #include "shrink/kernels/int8_gemm.h"
 
 namespace shrink::kernel_variants {
@@ -78,15 +78,6 @@ inline void finish_8(int64_t i, int64_t c, __m256i acc, const Int8Epilogue& e, c
 }
 
 static_assert(kInt8Panel == 16 && kInt8Group == 4, "tile_x16.h steps 64 bytes of weights and 4 activations");
-
-// L2 per core from the C library; 256 KB where it does not say.
-int64_t l2_cache_bytes() {
-  static const int64_t bytes = [] {
-    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return reported > 0 ? int64_t(reported) : int64_t(256) * 1024;
-  }();
-  return bytes;
-}
 
 // Rows [i, i + ROWS) x the 16 channels of one panel.
 template <int ROWS>

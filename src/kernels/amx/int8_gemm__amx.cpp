@@ -1,0 +1,133 @@
+// The u8 x s8 GEMM with AMX: C in blocks of 32 rows x 32 channels held in four 16 x 16 s32 tiles;
+// per step of 64 bytes of k, two A tiles (16 rows x 64 bytes, straight from the activations) and
+// two B tiles, which are the packed layout as it is (16 consecutive groups of a panel = 16 rows of
+// 16 channels x 4 bytes = the VNNI-shaped B operand of tdpbusd, 1 KB). The k tail (< 64 bytes),
+// the rows left over (< 16) and small m (where AMX loses to plain VNNI: the brief's measurement
+// at batch 1) go through the VNNI tiles (int8_tile_vnni.h); the epilogue is the VNNI one.
+// Tile registers: 0-3 accumulate, 4-5 activations, 6-7 weights. The permission to use them was
+// asked for at start-up (cpu_features.cpp); this variant is only chosen when it was granted.
+#include <immintrin.h>
+
+#include "kernels/kernel_variants.h"
+#include "kernels/vnni/int8_tile_vnni.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/cpu.h"
+
+namespace shrink::kernel_variants {
+namespace {
+
+using vnni::kPanelGroupBytes;
+
+constexpr int64_t kTileRows = 16;                                  // rows of every tile
+constexpr int64_t kStepBytes = 64;                                 // k bytes per A tile row
+constexpr int64_t kGroupsPerStep = kStepBytes / kInt8Group;        // 16: one B tile
+constexpr int64_t kBTileBytes = kGroupsPerStep * kPanelGroupBytes;  // 1 KB
+constexpr int64_t kBlock = 2 * kTileRows;                          // 32 rows, 32 channels
+
+// Palette 1's configuration (Intel SDM vol. 1, "Tile configuration"): 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64);
+
+void configure_tiles() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = uint8_t(kTileRows);
+    config.bytes_per_row[t] = uint16_t(kStepBytes);
+  }
+  _tile_loadconfig(&config);
+}
+
+// c[r][ch] (32 x 32 s32, 128-byte rows) = rows [0, 16 RT) of a x channels [0, 16 CT) over `steps`
+// steps of 64 bytes. b points at the first panel; the second is panel_stride bytes further.
+template <int RT, int CT>
+void accumulate_steps(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t steps, int32_t* c) {
+  _tile_zero(0);
+  if constexpr (CT == 2) _tile_zero(1);
+  if constexpr (RT == 2) _tile_zero(2);
+  if constexpr (RT == 2 && CT == 2) _tile_zero(3);
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_loadd(4, a + s * kStepBytes, lda);
+    _tile_loadd(6, b + s * kBTileBytes, kPanelGroupBytes);
+    if constexpr (RT == 2) _tile_loadd(5, a + kTileRows * lda + s * kStepBytes, lda);
+    if constexpr (CT == 2) _tile_loadd(7, b + panel_stride + s * kBTileBytes, kPanelGroupBytes);
+    _tile_dpbusd(0, 4, 6);
+    if constexpr (CT == 2) _tile_dpbusd(1, 4, 7);
+    if constexpr (RT == 2) _tile_dpbusd(2, 5, 6);
+    if constexpr (RT == 2 && CT == 2) _tile_dpbusd(3, 5, 7);
+  }
+  constexpr int64_t stride = kBlock * 4;
+  _tile_stored(0, c, stride);
+  if constexpr (CT == 2) _tile_stored(1, c + kTileRows, stride);
+  if constexpr (RT == 2) _tile_stored(2, c + kTileRows * kBlock, stride);
+  if constexpr (RT == 2 && CT == 2) _tile_stored(3, c + kTileRows * kBlock + kTileRows, stride);
+}
+
+// Rows [i, i + 16 RT) x panels [panel, panel + CT): the tiles, the k tail, the epilogue.
+template <int RT, int CT>
+void block(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda, const int8_t* packed,
+           const Int8Epilogue& e) {
+  alignas(64) int32_t c[kBlock * kBlock];
+  const int64_t panel_stride = groups * kPanelGroupBytes, steps = groups / kGroupsPerStep;
+  const uint8_t* rows = a + i * lda;
+  const int8_t* b = packed + panel * panel_stride;
+  accumulate_steps<RT, CT>(rows, lda, b, panel_stride, steps, c);
+  for (int ct = 0; ct < CT; ++ct) {
+    const int64_t channel = (panel + ct) * kInt8Panel;
+    if (channel >= n) break;
+    const vnni::Channels16 channels = vnni::load_channels(e, channel, n);
+    for (int r = 0; r < RT * kTileRows; ++r) {
+      int32_t* sums = c + r * kBlock + ct * kTileRows;
+      vnni::accumulate<1, 1>(rows + r * lda, lda, b + ct * panel_stride, panel_stride, steps * kGroupsPerStep, groups, sums);
+      vnni::finish_16(i + r, channel, _mm512_load_si512(sums), e, channels);
+    }
+  }
+}
+
+template <int CT>
+void blocks(int64_t r0, int64_t r1, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
+            const int8_t* packed, const Int8Epilogue& e) {
+  int64_t i = r0;
+  for (; i + kBlock <= r1; i += kBlock) block<2, CT>(i, panel, n, groups, a, lda, packed, e);
+  if (i + kTileRows <= r1) {
+    block<1, CT>(i, panel, n, groups, a, lda, packed, e);
+    i += kTileRows;
+  }
+  if (i < r1) vnni::tiles(i, r1 - i, panel, CT, n, groups, a, lda, packed, e);
+}
+
+}  // namespace
+
+void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                    const Int8Epilogue& e) {
+  const int64_t groups = int8_padded_k(k) / kInt8Group, panels = (n + kInt8Panel - 1) / kInt8Panel;
+  if (m < kTileRows || groups < kGroupsPerStep) {
+    gemm_u8s8__vnni(m, n, k, a, lda, packed_b, e);
+    return;
+  }
+  // Threads take ranges of panel pairs; rows go in blocks filling 3/4 of L2 (as the other variants).
+  const int64_t pairs = (panels + 1) / 2;
+  const int64_t block_rows =
+      std::max<int64_t>(kBlock, (l2_cache_bytes() * 3 / 4 / std::max<int64_t>(lda, 1)) / kBlock * kBlock);
+  parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
+    configure_tiles();
+    for (int64_t r0 = 0; r0 < m; r0 += block_rows) {
+      const int64_t r1 = std::min(m, r0 + block_rows);
+      for (int64_t pair = first; pair < last; ++pair) {
+        const int64_t panel = 2 * pair;
+        if (panel + 1 < panels)
+          blocks<2>(r0, r1, panel, n, groups, a, lda, packed_b, e);
+        else
+          blocks<1>(r0, r1, panel, n, groups, a, lda, packed_b, e);
+      }
+    }
+    _tile_release();
+  });
+}
+
+}  // namespace shrink::kernel_variants

@@ -1,0 +1,129 @@
+// The pieces of the int8 GEMM that AVX512-VNNI runs, shared by gemm_u8s8__vnni and the AMX
+// variant (which sends its row remainders and k tails here):
+//   - a ROWS x PANELS tile: acc[r][p] (16 s32 lanes, channels 16 p .. 16 p + 15 of the tile) +=
+//     sum over groups of 4 bytes of row r times panel p's 64 bytes (one vpdpbusd per pair: u8
+//     activations broadcast, s8 weights as packed; exact, no int16 stage);
+//   - the epilogue of 16 channels of one row (masked loads and stores at the edge of n).
+// Include only from files compiled with the VNNI flags.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "shrink/kernels/int8_gemm.h"
+
+namespace shrink::kernel_variants::vnni {
+
+static_assert(kInt8Panel == 16 && kInt8Group == 4, "one vpdpbusd takes a group of a panel: 16 channels x 4 bytes");
+constexpr int64_t kPanelGroupBytes = kInt8Panel * kInt8Group;  // 64
+
+// sums[r][p] (16 s32 lanes each, 64-byte aligned) += rows r of `a` (lda bytes apart) x panels p
+// (consecutive panels `panel_stride` bytes apart), over groups [g0, g1) of each.
+// Written as folds over index packs so that every accumulator index is a constant when GCC decides
+// what lives in registers: with loops over r and p it kept a copy of each accumulator in memory and
+// stored all of them on every group.
+template <int ROWS, int PANELS, int... P, int... T>
+inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0,
+                                int64_t g1, int32_t* sums, std::integer_sequence<int, P...>,
+                                std::integer_sequence<int, T...>) {
+  __m512i acc[ROWS * PANELS] = {_mm512_load_si512(sums + T * 16)...};
+  for (int64_t g = g0; g < g1; ++g) {
+    const __m512i w[PANELS] = {_mm512_loadu_si512(b + P * panel_stride + g * kPanelGroupBytes)...};
+    __m512i x[ROWS];
+    for (int r = 0; r < ROWS; ++r) {
+      int32_t four;
+      std::memcpy(&four, a + r * lda + g * kInt8Group, 4);
+      x[r] = _mm512_set1_epi32(four);
+    }
+    ((acc[T] = _mm512_dpbusd_epi32(acc[T], x[T / PANELS], w[T % PANELS])), ...);
+  }
+  (_mm512_store_si512(sums + T * 16, acc[T]), ...);
+}
+
+template <int ROWS, int PANELS>
+inline void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0, int64_t g1,
+                       int32_t* sums) {
+  accumulate_unrolled<ROWS, PANELS>(a, lda, b, panel_stride, g0, g1, sums, std::make_integer_sequence<int, PANELS>(),
+                                    std::make_integer_sequence<int, ROWS * PANELS>());
+}
+
+// The per-channel inputs of 16 consecutive channels (zero past n) and the mask of those that exist.
+struct Channels16 {
+  __m512 scale, bias;
+  __m512i col_sums;
+  __mmask16 mask;
+};
+
+inline Channels16 load_channels(const Int8Epilogue& e, int64_t c, int64_t n) {
+  const int64_t count = std::min<int64_t>(kInt8Panel, n - c);
+  const __mmask16 mask = __mmask16((1u << count) - 1u);
+  return {_mm512_maskz_loadu_ps(mask, e.b_scale + c), e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + c) : _mm512_setzero_ps(),
+          _mm512_maskz_loadu_epi32(mask, e.b_col_sums + c), mask};
+}
+
+// The epilogue of Int8Epilogue for channels [c, c + 16) of row i, in the reference's order of
+// operations (so the floats are bit-identical).
+inline void finish_16(int64_t i, int64_t c, __m512i acc, const Int8Epilogue& e, const Channels16& ch) {
+  const __m512i correction = _mm512_mullo_epi32(_mm512_set1_epi32(e.a_zero[i]), ch.col_sums);
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, correction)),
+                           _mm512_mul_ps(_mm512_set1_ps(e.a_scale[i]), ch.scale));
+  v = _mm512_add_ps(v, ch.bias);
+  if (e.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  if (e.out_f32) {
+    _mm512_mask_storeu_ps(e.out_f32 + i * e.ldo + c, ch.mask, v);
+    return;
+  }
+  v = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(e.out_inverse_scale)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                    _mm512_set1_ps(float(e.out_zero)));
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(float(e.out_max)));
+  _mm512_mask_cvtusepi32_storeu_epi8(e.out_u8 + i * e.ldo + c, ch.mask, _mm512_cvtps_epi32(v));
+}
+
+// Rows [i, i + ROWS) x panels [panel, panel + PANELS), all groups, epilogue included.
+template <int ROWS, int PANELS>
+inline void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
+                 const int8_t* packed, const Int8Epilogue& e) {
+  alignas(64) int32_t sums[ROWS * PANELS * 16] = {};
+  const int64_t panel_stride = groups * kPanelGroupBytes;
+  accumulate<ROWS, PANELS>(a + i * lda, lda, packed + panel * panel_stride, panel_stride, 0, groups, sums);
+  for (int p = 0; p < PANELS; ++p) {
+    const int64_t c = (panel + p) * kInt8Panel;
+    if (c >= n) break;
+    const Channels16 ch = load_channels(e, c, n);
+    for (int r = 0; r < ROWS; ++r) finish_16(i + r, c, _mm512_load_si512(sums + (r * PANELS + p) * 16), e, ch);
+  }
+}
+
+// Rows [i, i + rows) x PANELS panels, in tiles of up to 5 rows.
+template <int PANELS>
+inline void tile_rows(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
+                      const int8_t* packed, const Int8Epilogue& e) {
+  for (; rows >= 5; rows -= 5, i += 5) tile<5, PANELS>(i, panel, n, groups, a, lda, packed, e);
+  switch (rows) {
+    case 4: tile<4, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
+    case 3: tile<3, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
+    case 2: tile<2, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
+    case 1: tile<1, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
+    default: break;
+  }
+}
+
+// Rows [i, i + rows) x panels [panel, panel + panels), panels <= 4. A 5 x 4 tile holds 20
+// accumulators, 4 weight vectors and 5 broadcasts in the 32 zmm registers (at 6 x 4 GCC spilled two
+// accumulators on every group).
+inline void tiles(int64_t i, int64_t rows, int64_t panel, int64_t panels, int64_t n, int64_t groups, const uint8_t* a,
+                  int64_t lda, const int8_t* packed, const Int8Epilogue& e) {
+  switch (panels) {
+    case 4: tile_rows<4>(i, rows, panel, n, groups, a, lda, packed, e); break;
+    case 3: tile_rows<3>(i, rows, panel, n, groups, a, lda, packed, e); break;
+    case 2: tile_rows<2>(i, rows, panel, n, groups, a, lda, packed, e); break;
+    case 1: tile_rows<1>(i, rows, panel, n, groups, a, lda, packed, e); break;
+    default: break;
+  }
+}
+
+}  // namespace shrink::kernel_variants::vnni
