@@ -113,4 +113,12 @@ int64_t l2_cache_bytes() {
   return bytes;
 }
 
+int64_t l3_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long reported = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return reported > 0 ? int64_t(reported) : int64_t(32) << 20;
+  }();
+  return bytes;
+}
+
 }  // namespace shrink

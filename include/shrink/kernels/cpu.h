@@ -32,5 +32,8 @@ std::optional<Isa> isa_from_name(std::string_view name);
 // L2 cache per core in bytes, from the C library (256 KB where it does not say): the GEMMs size
 // their blocks of activation rows by it.
 int64_t l2_cache_bytes();
+// Last-level (L3) cache in bytes, 32 MB where the C library does not say: benchmarks of cold
+// weights rotate through several times this much.
+int64_t l3_cache_bytes();
 
 }  // namespace shrink

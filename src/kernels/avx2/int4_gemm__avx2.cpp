@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/avx2/horizontal.h"
+#include "kernels/avx2/int4_expand.h"
 #include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
@@ -57,37 +58,10 @@ void column(int64_t i, int64_t c, const int8_t* q, const float* a_scale, const i
     out[(i + r) * ldo + c] = a_scale[i + r] * (horizontal_sum(acc[r]) + acc_min[r]) + (bias ? bias[c] : 0.f);
 }
 
-// Prefill (many activation rows). Each panel of 16 output channels is expanded once from nibbles
-// into u8 laid out like the int8 path (k in groups of 4: 16 channels x 4 bytes), with the
-// panel's scales and mins as f32 [group][16]. Tiles of ROWS x 16 then run vpmaddubsw(weights,
-// activations) over each quantization group and fold the group's s32 sums into f32 accumulators.
-struct ExpandedPanel {
-  std::vector<uint32_t> words;  // [k / 4][16]: four u8 weights of one channel
-  std::vector<float> scales, mins;  // [group][16]
-};
-
-void expand_panel(const Int4Weights& w, int64_t c0, ExpandedPanel& panel) {
-  const int64_t groups = w.k / w.group, k_words = w.k / 4;
-  panel.words.assign(size_t(k_words * 16), 0);
-  panel.scales.assign(size_t(groups * 16), 0.f);
-  panel.mins.assign(size_t(groups * 16), 0.f);
-  const __m256i low_mask = _mm256_set1_epi8(0x0f), high_lane_shift = _mm256_set_epi64x(4, 4, 0, 0);
-  for (int64_t channel = 0; channel < 16 && c0 + channel < w.n; ++channel) {
-    const int64_t c = c0 + channel;
-    for (int64_t block = 0; block < w.k / 32; ++block) {
-      const __m256i both = _mm256_broadcastsi128_si256(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.nibbles + c * w.k / 2 + block * 16)));
-      alignas(32) uint32_t values[8];  // 32 weights in value order, four per word
-      _mm256_store_si256(reinterpret_cast<__m256i*>(values), _mm256_and_si256(_mm256_srlv_epi64(both, high_lane_shift), low_mask));
-      for (int word = 0; word < 8; ++word) panel.words[size_t((block * 8 + word) * 16 + channel)] = values[word];
-    }
-    for (int64_t g = 0; g < groups; ++g) {
-      panel.scales[size_t(g * 16 + channel)] = _cvtsh_ss(w.scales[c * groups + g]);
-      panel.mins[size_t(g * 16 + channel)] = _cvtsh_ss(w.mins[c * groups + g]);
-    }
-  }
-}
-
+// Prefill (many activation rows): each panel of 16 output channels is expanded once from nibbles
+// into u8 laid out like the int8 path (int4_expand.h). Tiles of ROWS x 16 then run
+// vpmaddubsw(weights, activations) over each quantization group and fold the group's s32 sums into
+// f32 accumulators.
 template <int ROWS>
 void prefill_tile(int64_t i, int64_t c0, const ExpandedPanel& panel, const int8_t* q, const float* a_scale,
                   const float* float_sums, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
@@ -123,7 +97,8 @@ void prefill(int64_t m, const int8_t* q, const float* a_scale, const int32_t* gr
   parallel_for(0, (w.n + 15) / 16, 1, [&](int64_t first, int64_t last) {
     ExpandedPanel panel;
     for (int64_t p = first; p < last; ++p) {
-      expand_panel(w, 16 * p, panel);
+      panel.resize(w, 1);
+      expand_panel(w, 16 * p, panel.words.data(), panel.scales.data(), panel.mins.data());
       int64_t i = 0;
       for (; i + 6 <= m; i += 6) prefill_tile<6>(i, 16 * p, panel, q, a_scale, float_sums.data(), w, bias, out, ldo);
       for (; i + 2 <= m; i += 2) prefill_tile<2>(i, 16 * p, panel, q, a_scale, float_sums.data(), w, bias, out, ldo);

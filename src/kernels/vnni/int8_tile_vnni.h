@@ -1,5 +1,5 @@
-// The pieces of the int8 GEMM that AVX512-VNNI runs, shared by gemm_u8s8__vnni and the AMX
-// variant (which sends its row remainders and k tails here):
+// The pieces of the int8 GEMM that AVX512-VNNI runs, shared by gemm_u8s8__vnni, the AMX variant
+// (which sends its row remainders and k tails here) and the int4 prefill (gemm_q4s8__vnni):
 //   - a ROWS x PANELS tile: acc[r][p] (16 s32 lanes, channels 16 p .. 16 p + 15 of the tile) +=
 //     sum over groups of 4 bytes of row r times panel p's 64 bytes (one vpdpbusd per pair: u8
 //     activations broadcast, s8 weights as packed; exact, no int16 stage);
@@ -22,10 +22,12 @@ constexpr int64_t kPanelGroupBytes = kInt8Panel * kInt8Group;  // 64
 
 // sums[r][p] (16 s32 lanes each, 64-byte aligned) += rows r of `a` (lda bytes apart) x panels p
 // (consecutive panels `panel_stride` bytes apart), over groups [g0, g1) of each.
+// ACTIVATIONS_UNSIGNED: a is u8 and b s8 (the int8 path); otherwise b holds u8 weights (the int4
+// prefill's expanded nibbles) and a s8 activations.
 // Written as folds over index packs so that every accumulator index is a constant when GCC decides
 // what lives in registers: with loops over r and p it kept a copy of each accumulator in memory and
 // stored all of them on every group.
-template <int ROWS, int PANELS, int... P, int... T>
+template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED, int... P, int... T>
 inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0,
                                 int64_t g1, int32_t* sums, std::integer_sequence<int, P...>,
                                 std::integer_sequence<int, T...>) {
@@ -38,15 +40,18 @@ inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, 
       std::memcpy(&four, a + r * lda + g * kInt8Group, 4);
       x[r] = _mm512_set1_epi32(four);
     }
-    ((acc[T] = _mm512_dpbusd_epi32(acc[T], x[T / PANELS], w[T % PANELS])), ...);
+    if constexpr (ACTIVATIONS_UNSIGNED)
+      ((acc[T] = _mm512_dpbusd_epi32(acc[T], x[T / PANELS], w[T % PANELS])), ...);
+    else
+      ((acc[T] = _mm512_dpbusd_epi32(acc[T], w[T % PANELS], x[T / PANELS])), ...);
   }
   (_mm512_store_si512(sums + T * 16, acc[T]), ...);
 }
 
-template <int ROWS, int PANELS>
+template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED = true>
 inline void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0, int64_t g1,
                        int32_t* sums) {
-  accumulate_unrolled<ROWS, PANELS>(a, lda, b, panel_stride, g0, g1, sums, std::make_integer_sequence<int, PANELS>(),
+  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED>(a, lda, b, panel_stride, g0, g1, sums, std::make_integer_sequence<int, PANELS>(),
                                     std::make_integer_sequence<int, ROWS * PANELS>());
 }
 

@@ -1,0 +1,98 @@
+// int4 x int8 prefill with AVX512-VNNI: blocks of 4 panels (64 output channels) expanded to u8
+// (int4_expand.h), tiles of up to 5 activation rows x 4 panels accumulating each quantization group
+// with vpdpbusd (u8 weights x s8 activations, exact in s32), then folding the group into f32 with
+// its scale and min. Fewer than 8 rows (decode) go to the AVX2 kernels, which are bound by memory.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/avx2/int4_expand.h"
+#include "kernels/kernel_variants.h"
+#include "kernels/vnni/int8_tile_vnni.h"
+#include "shrink/core/parallel.h"
+#include "shrink/kernels/int4_gemm.h"
+
+namespace shrink::kernel_variants {
+namespace {
+
+constexpr int64_t kPanelsPerBlock = 4;
+constexpr int kMaxRows = 5;
+
+// Rows [i, i + ROWS) x the PANELS expanded panels starting at output channel c0.
+template <int ROWS, int PANELS>
+void prefill_tile(int64_t i, int64_t c0, const ExpandedPanel& panels, const int8_t* q, const float* float_sums,
+                  const float* a_scale, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
+  const int64_t groups = w.k / w.group, words_per_group = w.group / 4;
+  const int64_t panel_stride = ExpandedPanel::words_per_panel(w) * 4, floats = ExpandedPanel::floats_per_panel(w);
+  alignas(64) float acc[ROWS * PANELS * 16] = {};
+  alignas(64) int32_t sums[ROWS * PANELS * 16];
+  const auto* a = reinterpret_cast<const uint8_t*>(q + i * w.k);
+  const auto* b = reinterpret_cast<const int8_t*>(panels.words.data());
+  for (int64_t g = 0; g < groups; ++g) {
+    std::memset(sums, 0, sizeof sums);
+    vnni::accumulate<ROWS, PANELS, /*ACTIVATIONS_UNSIGNED=*/false>(a, w.k, b, panel_stride, g * words_per_group,
+                                                                   (g + 1) * words_per_group, sums);
+    for (int p = 0; p < PANELS; ++p) {
+      const __m512 scale = _mm512_loadu_ps(panels.scales.data() + p * floats + g * 16);
+      const __m512 min = _mm512_loadu_ps(panels.mins.data() + p * floats + g * 16);
+      for (int r = 0; r < ROWS; ++r) {
+        float* at = acc + (r * PANELS + p) * 16;
+        __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums + (r * PANELS + p) * 16)), scale,
+                                   _mm512_load_ps(at));
+        _mm512_store_ps(at, _mm512_fmadd_ps(min, _mm512_set1_ps(float_sums[(i + r) * groups + g]), v));
+      }
+    }
+  }
+  for (int p = 0; p < PANELS; ++p) {
+    const int64_t c = c0 + p * 16;
+    if (c >= w.n) break;
+    const __mmask16 mask = __mmask16((1u << std::min<int64_t>(16, w.n - c)) - 1u);
+    const __m512 bias_v = bias ? _mm512_maskz_loadu_ps(mask, bias + c) : _mm512_setzero_ps();
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 v = _mm512_mul_ps(_mm512_set1_ps(a_scale[i + r]), _mm512_load_ps(acc + (r * PANELS + p) * 16));
+      _mm512_mask_storeu_ps(out + (i + r) * ldo + c, mask, _mm512_add_ps(v, bias_v));
+    }
+  }
+}
+
+template <int PANELS>
+void prefill_rows(int64_t m, int64_t c0, const ExpandedPanel& panels, const int8_t* q, const float* float_sums,
+                  const float* a_scale, const Int4Weights& w, const float* bias, float* out, int64_t ldo) {
+  int64_t i = 0;
+  for (; i + kMaxRows <= m; i += kMaxRows)
+    prefill_tile<kMaxRows, PANELS>(i, c0, panels, q, float_sums, a_scale, w, bias, out, ldo);
+  for (; i + 2 <= m; i += 2) prefill_tile<2, PANELS>(i, c0, panels, q, float_sums, a_scale, w, bias, out, ldo);
+  for (; i < m; ++i) prefill_tile<1, PANELS>(i, c0, panels, q, float_sums, a_scale, w, bias, out, ldo);
+}
+
+}  // namespace
+
+void gemm_q4s8__vnni(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+                     const float* bias, float* out, int64_t ldo) {
+  if (m < 8) return gemm_q4s8__avx2(m, q, a_scale, group_sums, w, bias, out, ldo);
+  const int64_t groups = w.k / w.group, panels = (w.n + 15) / 16;
+  std::vector<float> float_sums(static_cast<size_t>(m * groups));
+  for (size_t e = 0; e < float_sums.size(); ++e) float_sums[e] = float(group_sums[e]);
+  parallel_for(0, (panels + kPanelsPerBlock - 1) / kPanelsPerBlock, 1, [&](int64_t first, int64_t last) {
+    ExpandedPanel expanded;
+    expanded.resize(w, kPanelsPerBlock);
+    const int64_t words = ExpandedPanel::words_per_panel(w), floats = ExpandedPanel::floats_per_panel(w);
+    for (int64_t block = first; block < last; ++block) {
+      const int64_t panel0 = block * kPanelsPerBlock, count = std::min(kPanelsPerBlock, panels - panel0);
+      for (int64_t p = 0; p < count; ++p)
+        expand_panel(w, 16 * (panel0 + p), expanded.words.data() + p * words, expanded.scales.data() + p * floats,
+                     expanded.mins.data() + p * floats);
+      const int64_t c0 = 16 * panel0;
+      switch (count) {
+        case 4: prefill_rows<4>(m, c0, expanded, q, float_sums.data(), a_scale, w, bias, out, ldo); break;
+        case 3: prefill_rows<3>(m, c0, expanded, q, float_sums.data(), a_scale, w, bias, out, ldo); break;
+        case 2: prefill_rows<2>(m, c0, expanded, q, float_sums.data(), a_scale, w, bias, out, ldo); break;
+        default: prefill_rows<1>(m, c0, expanded, q, float_sums.data(), a_scale, w, bias, out, ldo); break;
+      }
+    }
+  });
+}
+
+}  // namespace shrink::kernel_variants
