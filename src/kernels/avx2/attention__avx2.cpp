@@ -22,8 +22,7 @@ inline __m128 four_scores(const float* q, const float* k, int64_t stride, int64_
     const __m256 qd = _mm256_loadu_ps(q + d);
     for (int i = 0; i < 4; ++i) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + i * stride + d), acc[i]);
   }
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  return sum_four(acc);
 }
 
 inline float one_score(const float* q, const float* k, int64_t dim) {

@@ -32,4 +32,10 @@ inline int32_t horizontal_sum(__m256i v) {
   return _mm_cvtsi128_si32(x);
 }
 
+// The four sums of v[0..3]'s lanes, in that order, through one tree of horizontal adds.
+inline __m128 sum_four(const __m256 (&v)[4]) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 }  // namespace shrink::kernel_variants::avx2

@@ -268,6 +268,30 @@ inline void finish_row(int64_t c, __m256 acc, float a_scale, const float* float_
   out[c] = a_scale * (horizontal_sum(acc) + min_part) + (bias ? bias[c] : 0.f);
 }
 
+// The same for the four rows c0 .. c0 + 3 at once: one tree of horizontal adds for their four
+// accumulators and for their four min dot products, one 4-wide multiply-add and store (four
+// finish_row calls cost about a quarter of a 576-wide row's whole time).
+inline void finish_four_rows(int64_t c0, const __m256 (&acc)[4], float a_scale, const float* float_sums,
+                             const Int4Weights& w, const float* bias, float* out) {
+  const int64_t groups = w.k / w.group;
+  const uint16_t* mins = w.mins + c0 * groups;  // the four rows' mins, one after another
+  __m256 min_acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m256 sums = _mm256_loadu_ps(float_sums + g);
+    for (int col = 0; col < 4; ++col)
+      min_acc[col] = _mm256_fmadd_ps(
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + col * groups + g))), sums, min_acc[col]);
+  }
+  alignas(16) float min_part[4];
+  _mm_store_ps(min_part, sum_four(min_acc));
+  for (; g < groups; ++g)
+    for (int col = 0; col < 4; ++col) min_part[col] += _cvtsh_ss(mins[col * groups + g]) * float_sums[g];
+  const __m128 total = _mm_add_ps(sum_four(acc), _mm_load_ps(min_part));
+  const __m128 b = bias ? _mm_loadu_ps(bias + c0) : _mm_setzero_ps();
+  _mm_storeu_ps(out + c0, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(a_scale), total), b));
+}
+
 template <int COLS, bool GROUP32>
 void gemv_columns(int64_t c0, const int8_t* a, float a_scale, const float* float_sums, const Int4Weights& w,
                   const float* bias, float* out) {
@@ -304,7 +328,11 @@ void gemv_columns(int64_t c0, const int8_t* a, float a_scale, const float* float
       acc[col] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[col]);
     }
   }
-  for (int col = 0; col < COLS; ++col) finish_row(c0 + col, acc[col], a_scale, float_sums, w, bias, out);
+  if constexpr (COLS == 4) {
+    finish_four_rows(c0, acc, a_scale, float_sums, w, bias, out);
+  } else {
+    for (int col = 0; col < COLS; ++col) finish_row(c0 + col, acc[col], a_scale, float_sums, w, bias, out);
+  }
 }
 
 // Four panel rows with groups of 64 * CPG values (CPG 1, 2 or 4): the i16 pair sums of a group's
@@ -345,7 +373,7 @@ void gemv_panel(int64_t c0, const int8_t* a, float a_scale, const float* float_s
       acc[col] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[col], ones)),
                                  _mm256_broadcast_ss(row_scales + col * groups + g), acc[col]);
   }
-  for (int col = 0; col < 4; ++col) finish_row(c0 + col, acc[col], a_scale, float_sums, w, bias, out);
+  finish_four_rows(c0, acc, a_scale, float_sums, w, bias, out);
 }
 
 void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias, float* out) {
