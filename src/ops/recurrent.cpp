@@ -101,7 +101,8 @@ void forward(ForwardContext& c) {
     int64_t width = l == 0 ? s.input : h;
     Tensor gates = uninitialized_f32(Shape{rows, gh});  // pre (N*T, G*H) = x W_ih^T + b_ih
     project(false, l, f32(layer_in), rows, width, f32(gates));
-    Tensor out = new_f32(Shape{s.n, s.t, h}), extra = new_f32(Shape{s.n, s.t, h});
+    // Every value of out and extra is written below (h_out and the cell or W_hn h, all n and t).
+    Tensor out = uninitialized_f32(Shape{s.n, s.t, h}), extra = uninitialized_f32(Shape{s.n, s.t, h});
     std::vector<float> recurrent(static_cast<size_t>(s.n * gh)), zeros(static_cast<size_t>(s.n * h), 0.f);
     for (int64_t t = 0; t < s.t; ++t) {
       const float* h_prev = t ? f32(out) + (t - 1) * h : zeros.data();
