@@ -94,6 +94,8 @@ void tanh_f32__ref(const float* x, float* y, int64_t n);
 void tanh_f32__avx2(const float* x, float* y, int64_t n);
 void exp_f32__ref(const float* x, float* y, int64_t n);
 void exp_f32__avx2(const float* x, float* y, int64_t n);
+void lstm_cell_f32__ref(float* gates, const float* recurrent, const float* c_prev, float* c, float* h_out, int64_t h);
+void lstm_cell_f32__avx2(float* gates, const float* recurrent, const float* c_prev, float* c, float* h_out, int64_t h);
 void gemm_q8_0_i8__ref(int64_t m, const void* a_blocks, const int8_t* w, const int8_t* w_panels, const float* w_scale,
                        int64_t n, int64_t k, const float* bias, float* y, int64_t ldy);
 void gemm_q8_0_i8__avx2(int64_t m, const void* a_blocks, const int8_t* w, const int8_t* w_panels, const float* w_scale,

@@ -119,6 +119,11 @@ constexpr KernelVariant<UnaryF32Fn> kExpF32[] = {
     {"exp_f32__avx2", Isa::avx2, nullptr, exp_f32__avx2},
 };
 
+constexpr KernelVariant<LstmCellFn> kLstmCellF32[] = {
+    {"lstm_cell_f32__ref", Isa::ref, nullptr, lstm_cell_f32__ref},
+    {"lstm_cell_f32__avx2", Isa::avx2, nullptr, lstm_cell_f32__avx2},
+};
+
 constexpr KernelVariant<AttendF32Fn> kAttendF32[] = {
     {"attend_f32__ref", Isa::ref, nullptr, attend_f32__ref},
     {"attend_f32__avx2", Isa::avx2, nullptr, attend_f32__avx2},
@@ -170,6 +175,7 @@ std::span<const KernelVariant<GemmF32Sparse2of4Fn>> gemm_f32_2of4_variants() { r
 std::span<const KernelVariant<UnaryF32Fn>> sigmoid_f32_variants() { return kSigmoidF32; }
 std::span<const KernelVariant<UnaryF32Fn>> tanh_f32_variants() { return kTanhF32; }
 std::span<const KernelVariant<UnaryF32Fn>> exp_f32_variants() { return kExpF32; }
+std::span<const KernelVariant<LstmCellFn>> lstm_cell_f32_variants() { return kLstmCellF32; }
 std::span<const KernelVariant<AttendF32Fn>> attend_f32_variants() { return kAttendF32; }
 std::span<const KernelVariant<GemmQ8_0I8Fn>> gemm_q8_0_i8_variants() { return kGemmQ8_0I8; }
 std::span<const KernelVariant<AddU8Fn>> add_u8_variants() { return kAddU8; }

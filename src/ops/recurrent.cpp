@@ -111,22 +111,15 @@ void forward(ForwardContext& c) {
       const float* rec_all = recurrent.data();
       parallel_for(0, s.n, std::max<int64_t>(1, 4096 / gh), [&](int64_t first, int64_t last) {
         const KernelTable& k = kernels();
-        std::vector<float> tanh_cell(static_cast<size_t>(h));
         for (int64_t n = first; n < last; ++n) {
           float* a = f32(gates) + (n * s.t + t) * gh;  // pre-activations in, activations out
           const float* rec = rec_all + n * gh;
           float* h_out = f32(out) + (n * s.t + t) * h;
           float* e = f32(extra) + (n * s.t + t) * h;
           const float* hp = h_prev + n * ld_prev;
-          if (s.gates == 4) {
+          if (s.gates == 4) {  // gates activated in place, the cell into extra
             const float* c_prev = t ? f32(extra) + (n * s.t + t - 1) * h : zeros.data();
-            for (int64_t j = 0; j < gh; ++j) a[j] += rec[j];
-            k.sigmoid_f32(a, a, 2 * h);  // i, f
-            k.tanh_f32(a + 2 * h, a + 2 * h, h);  // g
-            k.sigmoid_f32(a + 3 * h, a + 3 * h, h);  // o
-            for (int64_t j = 0; j < h; ++j) e[j] = a[h + j] * c_prev[j] + a[j] * a[2 * h + j];  // the cell
-            k.tanh_f32(e, tanh_cell.data(), h);
-            for (int64_t j = 0; j < h; ++j) h_out[j] = a[3 * h + j] * tanh_cell[size_t(j)];
+            k.lstm_cell_f32(a, rec, c_prev, e, h_out, h);
           } else {
             for (int64_t j = 0; j < 2 * h; ++j) a[j] += rec[j];
             k.sigmoid_f32(a, a, 2 * h);  // r, z

@@ -60,3 +60,43 @@ TEST(Activation, TanhVariantsMatchTheCLibrary) { expect_close_to_reference(tanh_
 
 }  // namespace
 }  // namespace shrink
+
+namespace shrink {
+namespace {
+
+// The fused LSTM cell against its reference (which composes the reference sigmoid and tanh): the
+// activated gates, the cell and the output, for hidden sizes on and off the vector width.
+TEST(Activation, LstmCellVariantsMatchTheReference) {
+  Rng rng(31);
+  for (int64_t h : {1, 7, 8, 13, 64, 515}) {
+    SCOPED_TRACE(::testing::Message() << "hidden " << h);
+    std::vector<float> gates(static_cast<size_t>(4 * h)), rec(gates.size()), c_prev(static_cast<size_t>(h));
+    for (auto& v : gates) v = rng.normal(0.f, 3.f);
+    for (auto& v : rec) v = rng.normal();
+    for (auto& v : c_prev) v = rng.normal(0.f, 2.f);
+    std::vector<float> want_gates = gates, want_c(c_prev.size()), want_h(c_prev.size());
+    lstm_cell_f32_variants().front().fn(want_gates.data(), rec.data(), c_prev.data(), want_c.data(), want_h.data(), h);
+    for (int64_t j = 0; j < h; ++j) {  // the reference itself, against the formulas in double
+      const auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
+      const double i = sig(double(gates[size_t(j)]) + rec[size_t(j)]), f = sig(double(gates[size_t(h + j)]) + rec[size_t(h + j)]);
+      const double g = std::tanh(double(gates[size_t(2 * h + j)]) + rec[size_t(2 * h + j)]);
+      const double o = sig(double(gates[size_t(3 * h + j)]) + rec[size_t(3 * h + j)]);
+      const double c = f * c_prev[size_t(j)] + i * g;
+      ASSERT_NEAR(want_c[size_t(j)], c, 1e-5 * (1 + std::fabs(c)));
+      ASSERT_NEAR(want_h[size_t(j)], o * std::tanh(c), 1e-5);
+    }
+    const int ran = testing::for_each_variant(lstm_cell_f32_variants(), [&](const auto& variant) {
+      std::vector<float> got_gates = gates, got_c(c_prev.size(), -7.f), got_h(c_prev.size(), -7.f);
+      variant.fn(got_gates.data(), rec.data(), c_prev.data(), got_c.data(), got_h.data(), h);
+      for (size_t e = 0; e < got_gates.size(); ++e) ASSERT_NEAR(got_gates[e], want_gates[e], 2e-6) << "gate " << e;
+      for (size_t e = 0; e < got_c.size(); ++e) {
+        ASSERT_NEAR(got_c[e], want_c[e], 1e-5 * (1 + std::fabs(want_c[e]))) << "cell " << e;
+        ASSERT_NEAR(got_h[e], want_h[e], 1e-5) << "output " << e;
+      }
+    });
+    EXPECT_GE(ran, 1);
+  }
+}
+
+}  // namespace
+}  // namespace shrink

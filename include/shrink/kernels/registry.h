@@ -31,6 +31,12 @@ using QuantizeBlocksFn = void (*)(const float* src, void* blocks, int64_t n);
 // y[i] = f(x[i]) for n values; y may be x (in place).
 using UnaryF32Fn = void (*)(const float* x, float* y, int64_t n);
 
+// One LSTM step of one sequence with hidden size h: gates (4h pre-activations i, f, g, o from the
+// input side) += recurrent (4h); i, f, o through the sigmoid and g through tanh, written back in
+// place (backward needs them); then c = f * c_prev + i * g and h_out = o * tanh(c), in that order of
+// operations (c must not alias c_prev).
+using LstmCellFn = void (*)(float* gates, const float* recurrent, const float* c_prev, float* c, float* h_out, int64_t h);
+
 // Attention of `queries` single query rows that share one key/value head (grouped-query
 // attention) over `length` positions: y[r] = sum_j p[r][j] v[j], p[r] = softmax_j(scale * q[r].k[j])
 // (the maximum subtracted first). q, k, v and y rows are q_stride, kv_stride, kv_stride and
@@ -73,6 +79,7 @@ using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, 
   X(sigmoid_f32, UnaryF32Fn)                     \
   X(tanh_f32, UnaryF32Fn)                        \
   X(exp_f32, UnaryF32Fn)                         \
+  X(lstm_cell_f32, LstmCellFn)                   \
   X(attend_f32, AttendF32Fn)                     \
   X(gemm_q8_0_i8, GemmQ8_0I8Fn)                  \
   X(add_u8, AddU8Fn)

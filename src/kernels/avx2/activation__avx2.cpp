@@ -1,4 +1,4 @@
-// exp, sigmoid and tanh, 8 floats at a time. exp follows Cephes' expf (S. L. Moshier): x = n ln2 + r
+// exp, sigmoid and tanh, 8 floats at a time, and the LSTM cell built from them. exp follows Cephes' expf (S. L. Moshier): x = n ln2 + r
 // with ln2 split in two for an exact reduction, exp(r) by its degree-6 minimax polynomial, 2^n
 // through the exponent bits (a few ulp over the range used). tanh follows Cephes' tanhf: an odd
 // polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) with the sign restored above.
@@ -75,7 +75,44 @@ template <__m256 (*F)(__m256)> void apply(const float* x, float* y, int64_t n) {
   }
 }
 
+// Eight hidden units of an LSTM step (lstm_cell_f32): the four gates of units j .. j + 7 are 8
+// floats each, h apart. All in registers, one pass; the same arithmetic as the unfused slots.
+inline void lstm_cell8(float* a, const float* rec, const float* c_prev, float* c, float* h_out, int64_t h) {
+  auto gate = [&](int64_t at) { return _mm256_add_ps(_mm256_loadu_ps(a + at), _mm256_loadu_ps(rec + at)); };
+  const __m256 i = keep_nan<sigmoid8>(gate(0)), f = keep_nan<sigmoid8>(gate(h));
+  const __m256 g = keep_nan<tanh8>(gate(2 * h)), o = keep_nan<sigmoid8>(gate(3 * h));
+  _mm256_storeu_ps(a, i);
+  _mm256_storeu_ps(a + h, f);
+  _mm256_storeu_ps(a + 2 * h, g);
+  _mm256_storeu_ps(a + 3 * h, o);
+  const __m256 cell = _mm256_add_ps(_mm256_mul_ps(f, _mm256_loadu_ps(c_prev)), _mm256_mul_ps(i, g));
+  _mm256_storeu_ps(c, cell);
+  _mm256_storeu_ps(h_out, _mm256_mul_ps(o, keep_nan<tanh8>(cell)));
+}
+
 }  // namespace
+
+void lstm_cell_f32__avx2(float* a, const float* rec, const float* c_prev, float* c, float* h_out, int64_t h) {
+  int64_t j = 0;
+  for (; j + 8 <= h; j += 8) lstm_cell8(a + j, rec + j, c_prev + j, c + j, h_out + j, h);
+  if (j == h) return;
+  // The last h % 8 units through zero-padded copies laid out as h = 8.
+  const int64_t rest = h - j;
+  alignas(32) float ta[32] = {}, tr[32] = {}, tp[8] = {}, tc[8], th[8];
+  for (int k = 0; k < 4; ++k)
+    for (int64_t u = 0; u < rest; ++u) {
+      ta[8 * k + u] = a[k * h + j + u];
+      tr[8 * k + u] = rec[k * h + j + u];
+    }
+  for (int64_t u = 0; u < rest; ++u) tp[u] = c_prev[j + u];
+  lstm_cell8(ta, tr, tp, tc, th, 8);
+  for (int k = 0; k < 4; ++k)
+    for (int64_t u = 0; u < rest; ++u) a[k * h + j + u] = ta[8 * k + u];
+  for (int64_t u = 0; u < rest; ++u) {
+    c[j + u] = tc[u];
+    h_out[j + u] = th[u];
+  }
+}
 
 void sigmoid_f32__avx2(const float* x, float* y, int64_t n) { apply<sigmoid8>(x, y, n); }
 void tanh_f32__avx2(const float* x, float* y, int64_t n) { apply<tanh8>(x, y, n); }

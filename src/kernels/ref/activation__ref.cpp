@@ -1,4 +1,5 @@
-// Scalar references of the element-wise functions: the C library's exp and tanh.
+// Scalar references of the element-wise functions (the C library's exp and tanh) and of the LSTM
+// cell built from them.
 #include <cmath>
 
 #include "kernels/kernel_variants.h"
@@ -15,6 +16,15 @@ void exp_f32__ref(const float* x, float* y, int64_t n) {
 
 void tanh_f32__ref(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+void lstm_cell_f32__ref(float* a, const float* rec, const float* c_prev, float* c, float* h_out, int64_t h) {
+  for (int64_t j = 0; j < 4 * h; ++j) a[j] += rec[j];
+  sigmoid_f32__ref(a, a, 2 * h);                  // i, f
+  tanh_f32__ref(a + 2 * h, a + 2 * h, h);         // g
+  sigmoid_f32__ref(a + 3 * h, a + 3 * h, h);      // o
+  for (int64_t j = 0; j < h; ++j) c[j] = a[h + j] * c_prev[j] + a[j] * a[2 * h + j];
+  for (int64_t j = 0; j < h; ++j) h_out[j] = a[3 * h + j] * std::tanh(c[j]);
 }
 
 }  // namespace shrink::kernel_variants
