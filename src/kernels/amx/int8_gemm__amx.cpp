@@ -2,9 +2,9 @@
 // per step of 64 bytes of k, two A tiles (16 rows x 64 bytes, the activations repacked so that
 // each is 1 KB contiguous) and two B tiles, which are the packed layout as it is (16 consecutive
 // groups of a panel = 16 rows of 16 channels x 4 bytes = the VNNI-shaped B operand of tdpbusd,
-// 1 KB). The k tail (< 64 bytes),
-// the rows left over (< 16) and small m (where AMX loses to plain VNNI: the brief's measurement
-// at batch 1) go through the VNNI tiles (int8_tile_vnni.h); the epilogue is the VNNI one.
+// 1 KB). The k tail (< 64 bytes), the rows left over (< 16) and small m (where AMX loses to plain
+// VNNI: the brief's measurement at batch 1) go through the VNNI tiles (int8_tile_vnni.h); the
+// epilogue is the VNNI one.
 // Tile registers: 0-3 accumulate, 4-5 activations, 6-7 weights. The permission to use them was
 // asked for at start-up (cpu_features.cpp); this variant is only chosen when it was granted.
 #include <immintrin.h>

@@ -1,7 +1,8 @@
-// exp, sigmoid and tanh, 8 floats at a time, and the LSTM cell built from them. exp follows Cephes' expf (S. L. Moshier): x = n ln2 + r
-// with ln2 split in two for an exact reduction, exp(r) by its degree-6 minimax polynomial, 2^n
-// through the exponent bits (a few ulp over the range used). tanh follows Cephes' tanhf: an odd
-// polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) with the sign restored above.
+// exp, sigmoid and tanh, 8 floats at a time, and the LSTM cell built from them. exp follows
+// Cephes' expf (S. L. Moshier): x = n ln2 + r with ln2 split in two for an exact reduction, exp(r)
+// by its degree-6 minimax polynomial, 2^n through the exponent bits (a few ulp over the range
+// used). tanh follows Cephes' tanhf: an odd polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1)
+// with the sign restored above.
 #include <immintrin.h>
 
 #include <cmath>

@@ -96,8 +96,8 @@ void prefill(int64_t m, const int8_t* q, const float* a_scale, const int32_t* gr
   for (size_t e = 0; e < float_sums.size(); ++e) float_sums[e] = float(group_sums[e]);
   parallel_for(0, (w.n + 15) / 16, 1, [&](int64_t first, int64_t last) {
     ExpandedPanel panel;
+    panel.resize(w, 1);
     for (int64_t p = first; p < last; ++p) {
-      panel.resize(w, 1);
       expand_panel(w, 16 * p, panel.words.data(), panel.scales.data(), panel.mins.data());
       int64_t i = 0;
       for (; i + 6 <= m; i += 6) prefill_tile<6>(i, 16 * p, panel, q, a_scale, float_sums.data(), w, bias, out, ldo);

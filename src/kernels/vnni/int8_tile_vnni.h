@@ -51,8 +51,9 @@ inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, 
 template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED = true>
 inline void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0, int64_t g1,
                        int32_t* sums) {
-  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED>(a, lda, b, panel_stride, g0, g1, sums, std::make_integer_sequence<int, PANELS>(),
-                                    std::make_integer_sequence<int, ROWS * PANELS>());
+  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED>(a, lda, b, panel_stride, g0, g1, sums,
+                                                          std::make_integer_sequence<int, PANELS>(),
+                                                          std::make_integer_sequence<int, ROWS * PANELS>());
 }
 
 // The per-channel inputs of 16 consecutive channels (zero past n) and the mask of those that exist.
