@@ -260,6 +260,9 @@ void setup_quantize(CLI::App& sub) {
   sub.add_option("--damp", o->llm.damp, "gptq: damping, fraction of mean(diag H)")->check(CLI::PositiveNumber);
   sub.add_flag("--act-order", o->llm.act_order, "gptq: quantize columns by decreasing Hessian diagonal");
   sub.add_flag("--static-groups", o->llm.static_groups, "gptq: group scales from the original weights");
+  sub.add_flag("--no-true-sequential", o->llm.no_true_sequential,
+               "gptq: take all of a block's Hessians from the unquantized block (the paper's opt.py), instead of each "
+               "layer's from the block with the layers before it quantized");
   sub.add_option("--keep-salient", o->llm.keep_salient,
                  "rtn: keep this fraction of each layer's input channels (largest mean |x| on --calib) in f16")
       ->check(CLI::Range(0.0, 0.999999));

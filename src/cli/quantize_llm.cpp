@@ -22,6 +22,7 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   options.gptq.damp = o.damp;
   options.gptq.act_order = o.act_order;
   options.gptq.static_groups = o.static_groups;
+  options.true_sequential = !o.no_true_sequential;
   options.samples = o.samples, options.seq_len = o.seq_len, options.seed = o.seed;
   if (!o.exclude.empty()) options.exclude.insert(options.exclude.end(), o.exclude.begin(), o.exclude.end());
   options.keep_salient = o.keep_salient;
@@ -60,7 +61,8 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
   nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "quantize"}, {"source", o.model},
                                {"config", {{"method", o.method}, {"bits", o.bits}, {"group_size", o.group_size},
                                            {"symmetric", o.symmetric}, {"act_order", o.act_order},
-                                           {"static_groups", o.static_groups}, {"damp", o.damp}, {"int8_head", o.int8_head},
+                                           {"static_groups", o.static_groups},
+                                           {"true_sequential", !o.no_true_sequential}, {"damp", o.damp}, {"int8_head", o.int8_head},
                                            {"calib", o.calib}, {"samples", o.samples}, {"seq_len", o.seq_len},
                                            {"seed", o.seed}, {"keep_salient", o.keep_salient}, {"search_samples", options.awq.search_sequences},
                                            {"awq_scale", !o.no_awq_scale}, {"awq_clip", !o.no_awq_clip}}},

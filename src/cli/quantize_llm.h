@@ -13,7 +13,7 @@ struct LlmQuantizeCliOptions {
   double damp = 0.01, keep_salient = 0;
   int64_t search_samples = 0;
   bool no_awq_scale = false, no_awq_clip = false;
-  bool symmetric = false, act_order = false, static_groups = false, int8_head = false, json = false;
+  bool symmetric = false, act_order = false, static_groups = false, no_true_sequential = false, int8_head = false, json = false;
   uint64_t seed = 0;
 };
 

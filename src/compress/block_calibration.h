@@ -38,6 +38,19 @@ class BlockCalibration {
                const std::function<void(int value, const Tensor&)>& observe);
   // Replaces the hidden states by the (changed) block's outputs.
   void advance(const TransformerBlock& block);
+  // True-sequential calibration (GPTQ-for-LLaMa's --true-sequential, AutoGPTQ's default) in one
+  // pass over the block: the block runs in stages, each ending at the node that produces one of
+  // `stage_values` (the Linear layers' inputs; any order). When a stage has run on every batch,
+  // `observe` has seen its value on each batch, and `after_stage(value)` may change the Linear
+  // layers reading it: the later stages run them changed, so each layer is calibrated on the
+  // inputs the block gives it once the layers before it are quantized. Between stages each
+  // batch keeps only the values later nodes read (for a Llama block at most the residual stream
+  // and the MLP's hidden activations). With `advance` the rest of the block runs too and hidden()
+  // becomes its outputs (what advance() would give); without (the last block) the hidden states
+  // are released.
+  void run_in_stages(const TransformerBlock& block, std::vector<int> stage_values,
+                     const std::function<void(int value, const Tensor&)>& observe,
+                     const std::function<void(int value)>& after_stage, bool advance);
   const std::vector<Tensor>& hidden() const { return hidden_; }  // batches entering the current block
   int64_t tokens() const { return tokens_; }
   int64_t hidden_bytes() const { return hidden_bytes_; }

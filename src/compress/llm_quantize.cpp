@@ -80,6 +80,7 @@ void set_weight(nn::Graph& g, size_t index, Tensor w, const GroupQuantized& inte
   if (o.method == "gptq") {
     node.attrs["weight_quant"]["act_order"] = o.gptq.act_order;
     node.attrs["weight_quant"]["static_groups"] = o.gptq.static_groups;
+    node.attrs["weight_quant"]["true_sequential"] = o.true_sequential;
   }
   if (o.method == "awq") {
     node.attrs["weight_quant"]["awq_scale"] = o.awq.scale;
@@ -214,20 +215,31 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     std::vector<size_t> linears = linears_of(b);
     double block_loss = 0;
     if (o.method == "gptq") {
-      std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
-      for (size_t n : linears) hessians.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
-      calib.observe(b, value_keys(hessians), [&](int value, const Tensor& x) {
-        if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
-      });
-      for (size_t n : linears) {
+      auto quantize_layer = [&](size_t n, const Tensor& hessian) {
         nn::Node& node = g.nodes()[n];
-        GptqResult r = gptq_quantize(node.param("weight").value, hessians.at(node.inputs[0]).hessian(), o.weights, o.gptq);
+        GptqResult r = gptq_quantize(node.param("weight").value, hessian, o.weights, o.gptq);
         if (r.retries && !o.quiet)
           std::fprintf(stderr, "\n%s: Cholesky failed %d time(s); damping raised to %g of mean(diag H)\n",
                        node.name.c_str(), r.retries, r.damp);
         report.layers.push_back({node.name, r.loss, r.damp, r.retries, r.dead_columns});
         block_loss += r.loss;
         set_weight(g, n, r.weight, r.integers, o);
+      };
+      std::map<int, HessianAccumulator> hessians;  // by the input value of the Linear layers
+      for (size_t n : linears) hessians.try_emplace(g.nodes()[n].inputs[0], g.nodes()[n].param("weight").value.shape()[1]);
+      auto accumulate = [&](int value, const Tensor& x) {
+        if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
+      };
+      if (o.true_sequential) {
+        calib.run_in_stages(b, value_keys(hessians), accumulate, [&](int value) {
+          const Tensor hessian = hessians.at(value).hessian();
+          for (size_t n : linears)
+            if (g.nodes()[n].inputs[0] == value) quantize_layer(n, hessian);
+          hessians.erase(value);
+        }, bi + 1 < blocks.size());
+      } else {
+        calib.observe(b, value_keys(hessians), accumulate);
+        for (size_t n : linears) quantize_layer(n, hessians.at(g.nodes()[n].inputs[0]).hessian());
       }
     } else if (o.method == "awq") {
       size_t first_group = report.awq_groups.size();
@@ -247,7 +259,8 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
         quantize_rtn_layer(g, n, o, report, &m);
       }
     }
-    if (bi + 1 < blocks.size()) calib.advance(b);  // the quantized block's outputs feed the next block
+    const bool advanced = o.method == "gptq" && o.true_sequential;  // run_in_stages ran the whole block
+    if (bi + 1 < blocks.size() && !advanced) calib.advance(b);  // the quantized block's outputs feed the next block
     if (bi + 1 < blocks.size() && blocks[bi + 1].input != b.output)
       throw UnsupportedError("the next block does not read this block's output");
     progress.update(int64_t(bi + 1), o.method == "gptq"  ? fmt::format("block loss {:.3g}", block_loss)

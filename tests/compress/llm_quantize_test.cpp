@@ -14,6 +14,7 @@
 #include "shrink/core/rng.h"
 #include "shrink/nn/decoder.h"
 #include "shrink/nn/execute.h"
+#include "compress/block_calibration.h"
 #include "compress/llm_test_models.h"
 #include "test_support.h"
 
@@ -56,6 +57,61 @@ TEST(LlmQuantize, GptqBeatsRtnOnTheModelOutputAndKeepsTheGrid) {
         EXPECT_LE(distinct.size(), 8u) << node.name;
       }
   }
+}
+
+// True-sequential GPTQ in one pass over each block gives exactly what the reference code's way
+// gives (AutoGPTQ's true_sequential: for each group of layers, a whole forward pass of the block
+// with the groups before it already quantized, hooks collecting the group's inputs), and differs
+// from taking every Hessian from the unquantized block.
+TEST(LlmQuantize, TrueSequentialGptqEqualsOnePassPerLayerGroup) {
+  auto calib = random_windows(6, 24, 8);
+  LlmQuantizeOptions o;
+  o.quiet = true;
+  o.weights = {3, 32, false};
+  o.batch = 4;  // two batches, the second short
+  io::LanguageModel one_pass = tiny_llama(5), per_group = tiny_llama(5), not_sequential = tiny_llama(5);
+  LlmQuantizeReport r = quantize_language_model(one_pass, calib, o);
+  o.true_sequential = false;
+  quantize_language_model(not_sequential, calib, o);
+
+  nn::Graph& g = per_group.graph;
+  std::vector<TransformerBlock> blocks = find_transformer_blocks(g);
+  BlockCalibration reference(g, calib, o.batch, blocks[0]);
+  for (const TransformerBlock& b : blocks) {
+    std::vector<size_t> linears = block_linears(g, b, o.exclude);
+    std::vector<int> inputs;  // in the order they are produced
+    for (size_t n : linears)
+      if (std::find(inputs.begin(), inputs.end(), g.nodes()[n].inputs[0]) == inputs.end())
+        inputs.push_back(g.nodes()[n].inputs[0]);
+    ASSERT_EQ(inputs.size(), 4u);  // q/k/v, o, gate/up, down
+    for (int value : inputs) {
+      int64_t dim = 0;
+      for (size_t n : linears)
+        if (g.nodes()[n].inputs[0] == value) dim = g.nodes()[n].param("weight").value.shape()[1];
+      HessianAccumulator h(dim);
+      reference.observe(b, {value}, [&](int v, const Tensor& x) {
+        if (v == value) h.add(x);
+      });
+      for (size_t n : linears)
+        if (g.nodes()[n].inputs[0] == value)
+          g.nodes()[n].param("weight").value = gptq_quantize(g.nodes()[n].param("weight").value, h.hessian(), o.weights, o.gptq).weight;
+    }
+    reference.advance(b);
+  }
+  size_t compared = 0;
+  double differs = 0;
+  for (const auto& node : one_pass.graph.nodes()) {
+    if (!node.attrs.contains("weight_quant")) continue;
+    const Tensor &a = node.param("weight").value, &expected = per_group.graph.node(node.name).param("weight").value,
+                 &other = not_sequential.graph.node(node.name).param("weight").value;
+    ASSERT_EQ(a.numel(), expected.numel());
+    for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<float>()[i], expected.data<float>()[i]) << node.name << " " << i;
+    differs += squared_distance(a, other);
+    ++compared;
+  }
+  EXPECT_EQ(compared, 14u);
+  EXPECT_EQ(r.layers.size(), 14u);
+  EXPECT_GT(differs, 0.0);  // the first block's o, gate/up and down see other inputs
 }
 
 TEST(LlmQuantize, FourBitResultsRunAsPackedInt4) {

@@ -1,14 +1,19 @@
 // Weight-only quantization of a language model's Linear layers (RTN, GPTQ, AWQ), block by block.
 // Sequential calibration as in the GPTQ reference (llama.py): the calibration sequences are
-// embedded, then for each transformer block: run the block on the current hidden states while
-// accumulating each Linear layer's Hessian from its inputs (q/k/v share one, gate/up share one),
-// quantize the block's Linear layers, and run the quantized block again to produce the next
-// block's inputs. Peak memory: the f32 model, plus two copies of the hidden states
-// (samples x seq_len x dim x 4 bytes each), plus one block's transient activations for one
-// batch, plus the Hessians of one block. AWQ (awq.h) keeps, per block, the inputs of the two
-// searched modules for the search sequences, the Gram matrices of o and down, and 512 rows per
-// Linear input for the clipping search; the next block's inputs come from the quantized block,
-// as for GPTQ (the AWQ reference computes them with the unquantized block).
+// embedded, then for each transformer block, GPTQ by default in one pass (true-sequential): run
+// the block up to the input of its first Linear layers (q/k/v) on the hidden states while
+// accumulating their Hessian, quantize them, run on to the next Linear input (o) with them
+// quantized, and so on through gate/up and down; the end of the pass is the quantized block's
+// output, the next block's input. Without true_sequential: one pass accumulating every Hessian
+// with the block unquantized, then a second pass with the quantized block. Peak memory: the f32
+// model, plus the hidden states (samples x seq_len x dim x 4 bytes) and what the block's later
+// nodes still need of each batch between stages (for a Llama block at most the residual stream
+// and the MLP's hidden activations: dim + intermediate floats per token), plus one block's
+// transient activations for one batch, plus the Hessians of one block. AWQ (awq.h) keeps, per
+// block, the inputs of the two searched modules for the search sequences, the Gram matrices of o
+// and down, and 512 rows per Linear input for the clipping search; the next block's inputs come
+// from the quantized block, as for GPTQ (the AWQ reference computes them with the unquantized
+// block).
 #pragma once
 #include <functional>
 #include <span>
@@ -25,6 +30,12 @@ struct LlmQuantizeOptions {
   std::string method = "gptq";  // "rtn", "gptq" or "awq"
   WeightOnlyConfig weights;
   GptqOptions gptq;
+  // GPTQ: the Linear layers of a block in the order their inputs are produced (q/k/v, o,
+  // gate/up, down), each calibrated on the inputs it gets once the layers before it are
+  // quantized, in one pass over the block (GPTQ-for-LLaMa's --true-sequential; AutoGPTQ's
+  // default). false: all of a block's Hessians from the unquantized block, then a second pass
+  // with the quantized block (the GPTQ paper's opt.py).
+  bool true_sequential = true;
   AwqOptions awq;
   // RTN with salient-channel protection (the experiment the AWQ paper starts from): the top
   // fraction of each layer's input channels by mean |x| on the calibration data stay 16-bit
