@@ -4,6 +4,7 @@
 # the fp32 model's on 200 sentences evenly spaced through Austen's Persuasion (held out).
 # Calibration for GPTQ/AWQ: random 128-token windows of the other five novels.
 #   bench/minilm_quant_table.sh [SAMPLES] [SENTENCES] [OUT_DIR]
+# ROWS="gptq-w4g128 awq-w3g128" runs only the named rows (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-128}; sentences=${2:-200}; out=${3:-/tmp/shrink-minilm-table}
@@ -14,8 +15,10 @@ rows=()
 cosine() { "$shrink" eval "$1" --embeddings "$held" --reference "$model" --sentences "$sentences" --json 2>/dev/null |
              python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.5f | %.5f" % (r["mean_cosine"], r["min_cosine"]))'; }
 size() { python3 -c "import os; print('%.1f MB' % (os.path.getsize('$1') / 1e6))"; }
+wanted() { [ -z "${ROWS:-}" ] || [[ " $ROWS " == *" $1 "* ]]; }
 row() {  # name method bits extra...
   local name=$1 method=$2 bits=$3; shift 3
+  wanted "$name" || return 0
   local start=$(date +%s.%N)
   "$shrink" quantize "$model" --method "$method" "$@" --out "$out/$name.shrink" > "$out/$name.log" 2>&1
   local secs=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $start))")
