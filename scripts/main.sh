@@ -2,9 +2,9 @@
 # The main job on a fresh machine: install, build, fetch the real models and data, then quantize
 # SmolLM2-135M to 4 bits with GPTQ (and RTN for contrast) and print one table: file size,
 # held-out perplexity (Austen's Persuasion, GPTQ/AWQ protocol) and decode speed, for the
-# baseline and each result. About seven minutes on a 2-core machine once built.
+# baseline and each result. About five minutes on a 2-core machine once built.
 #   MAIN_SAMPLES (GPTQ calibration windows of 512 tokens, default 128 as in the GPTQ paper; about
-#   4 minutes of the run on a 2-core machine) and MAIN_WINDOWS
+#   3 minutes of the run on a 2-core machine) and MAIN_WINDOWS
 #   (perplexity windows of 512 tokens, default 24; 0 = the whole novel) trade time for precision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
