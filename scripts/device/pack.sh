@@ -13,7 +13,7 @@ build=build/release
 grep -qx '/.dev/' .git/info/exclude 2> /dev/null || echo '/.dev/' >> .git/info/exclude
 rm -rf .dev && mkdir -p .dev/bin .dev/lib
 cp "$build/src/shrink" "$build"/tests/test_{kernels,quant,nn,compress,core,io} \
-   "$build"/bench/bench_{int8_compare,dynamic_quant,static_quant} "$@" .dev/bin/
+   "$build"/bench/bench_{int8_compare,dynamic_quant,static_quant,llm_synthetic} "$@" .dev/bin/
 cp scripts/device/run.sh .dev/
 lib=/lib/x86_64-linux-gnu
 for so in libfmt.so.9 libgomp.so.1 libOpenCL.so.1 libgfortran.so.5 libquadmath.so.0 libicuuc.so.72 libz.so.1; do

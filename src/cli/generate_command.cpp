@@ -27,17 +27,6 @@ double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Bytes of parameters one decoded token reads: every node's, except the lookups (Embedding,
-// PositionEmbedding) that read one row. A tied output layer counts once, as the head.
-int64_t weight_bytes_per_token(const nn::Graph& graph) {
-  int64_t bytes = 0;
-  for (const nn::Node& node : graph.nodes()) {
-    if (node.kind == "Embedding" || node.kind == "PositionEmbedding") continue;
-    bytes += node.param_bytes();
-  }
-  return bytes;
-}
-
 // Per node kind: calls and milliseconds per decoded token, and the share of the decode time.
 void print_profile(const std::map<std::string, nn::Decoder::KindTime>& profile, size_t tokens, double decode) {
   std::vector<std::pair<std::string, nn::Decoder::KindTime>> rows(profile.begin(), profile.end());
@@ -96,7 +85,7 @@ void run_generate(const GenerateOptions& o) {
                                   {"prompt_tokens", prompt.size()}, {"generated_tokens", generated.size()},
                                   {"ids", generated}, {"prefill_tokens_per_second", prefill_rate},
                                   {"decode_tokens_per_second", decode_rate},
-                                  {"weight_bytes_per_token", weight_bytes_per_token(lm.graph)}};
+                                  {"weight_bytes_per_token", nn::weight_bytes_per_token(lm.graph)}};
     fmt::print("{}\n", out.dump(2));
     return;
   }

@@ -132,4 +132,13 @@ int32_t sample_token(std::span<const float> logits, const SamplingOptions& o, Rn
   return order[nucleus - 1];
 }
 
+int64_t weight_bytes_per_token(const Graph& graph) {
+  int64_t bytes = 0;
+  for (const Node& node : graph.nodes()) {
+    if (node.kind == "Embedding" || node.kind == "PositionEmbedding") continue;
+    bytes += node.param_bytes();
+  }
+  return bytes;
+}
+
 }  // namespace shrink::nn

@@ -17,6 +17,7 @@
 #include "shrink/eval/embedding_similarity.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/nn/execute.h"
+#include "compress/llm_test_models.h"
 #include "test_support.h"
 
 namespace shrink::io {
@@ -43,28 +44,7 @@ TEST(BertImport, MiniLMMatchesTheNumpyReference) {
   }
 }
 
-LmConfig tiny_bert_config() {
-  LmConfig c;
-  c.architecture = "bert";
-  c.vocabulary = 8, c.dim = 64, c.layers = 2, c.heads = 4, c.kv_heads = 4, c.hidden = 96, c.context = 16;
-  c.norm_eps = 1e-12, c.tied_embeddings = false;
-  return c;
-}
-
-LanguageModel tiny_bert(uint64_t seed) {
-  Rng rng(seed);
-  LanguageModel lm;
-  lm.config = tiny_bert_config();
-  lm.graph = build_bert(lm.config, [&](const std::string& name, const Shape& shape) {
-    Shape s = shape[0] == -1 ? Shape{2, shape[1]} : shape;
-    Tensor t = Tensor::uninitialized(s, DType::f32);
-    bool norm = name.find("LayerNorm.weight") != std::string::npos;
-    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = norm ? 1.f + 0.1f * rng.normal() : 0.2f * rng.normal();
-    return t;
-  });
-  lm.tokenizer = make_wordpiece({{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "##b", "."}});
-  return lm;
-}
+using testing::tiny_bert;
 
 TEST(BertImport, EncoderSavesLoadsAndQuantizesWithBiases) {
   LanguageModel lm = tiny_bert(1);

@@ -41,6 +41,10 @@ class Decoder {
   std::map<std::string, KindTime> profile_;
 };
 
+// Bytes of parameters one decoded token reads: every node's, except the lookups (Embedding,
+// PositionEmbedding) that read one row. A tied output layer counts once, as the head.
+int64_t weight_bytes_per_token(const Graph& graph);
+
 struct SamplingOptions {
   double temperature = 0;  // 0: greedy (arg max)
   int64_t top_k = 0;       // 0: no limit
