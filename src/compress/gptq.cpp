@@ -1,6 +1,8 @@
 // RTN and GPTQ weight-only quantization (see gptq.h).
 #include "shrink/compress/gptq.h"
 
+#include "compress/obs_update.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -256,24 +258,15 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
       const GroupParams& p = options.static_groups ? static_params[size_t(perm[size_t(column)] / group)] : current;
       const float d = hinv[size_t(column * cols + column)];
       const float* hrow = hinv.data() + column * cols + i1;  // Hinv[column, i1 .. i2)
-      parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          float* row = w1.data() + r * count;
-          const float x = row[i];
-          const float code = quantize_code(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
-          const float v = p.scale[size_t(r)] * (code - p.zero[size_t(r)]);
-          codes[r * cols + column] = uint8_t(code);
-          q[r * cols + column] = v;
-          const float e = (x - v) / d;
-          losses[size_t(r)] += double(x - v) * double(x - v) / (double(d) * d) / 2;
-          for (int64_t j = i + 1; j < count; ++j) row[j] -= e * hrow[j];
-          err[size_t(r * count + i)] = e;
-        }
+      obs_column(rows, count, i, d, hrow, w1.data(), err.data(), losses.data(), [&](int64_t r, float x) {
+        const float code = quantize_code(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
+        const float v = p.scale[size_t(r)] * (code - p.zero[size_t(r)]);
+        codes[r * cols + column] = uint8_t(code);
+        q[r * cols + column] = v;
+        return v;
       });
     }
-    if (i2 < cols)  // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
-      kernels().gemm_f32(false, false, rows, cols - i2, count, -1.f, err.data(), count, hinv.data() + i1 * cols + i2,
-                         cols, 1.f, w + i2, cols);
+    obs_block_update(rows, cols, i1, i2, err.data(), hinv.data(), w);
   }
   for (double l : losses) result.loss += l;
 

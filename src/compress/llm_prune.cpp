@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "compress/block_calibration.h"
+#include "compress/obs_update.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
 #include "shrink/core/progress.h"
@@ -101,21 +102,13 @@ SparseGptResult sparsegpt_prune(const Tensor& weight, const Tensor& hessian, con
         }
       const float d = hinv[size_t(column * cols + column)];
       const float* hrow = hinv.data() + column * cols + i1;
-      parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          float* row = w1.data() + r * count;
-          const float x = row[i], q = pruned[size_t(r * count + i)] ? 0.f : x;
-          w[r * cols + column] = q;
-          losses[size_t(r)] += double(x - q) * double(x - q) / (double(d) * d) / 2;
-          const float e = (x - q) / d;
-          for (int64_t j = i + 1; j < count; ++j) row[j] -= e * hrow[j];
-          err[size_t(r * count + i)] = e;
-        }
+      obs_column(rows, count, i, d, hrow, w1.data(), err.data(), losses.data(), [&](int64_t r, float x) {
+        const float q = pruned[size_t(r * count + i)] ? 0.f : x;
+        w[r * cols + column] = q;
+        return q;
       });
     }
-    if (i2 < cols)  // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
-      kernels().gemm_f32(false, false, rows, cols - i2, count, -1.f, err.data(), count, hinv.data() + i1 * cols + i2,
-                         cols, 1.f, w + i2, cols);
+    obs_block_update(rows, cols, i1, i2, err.data(), hinv.data(), w);
   }
   for (double l : losses) result.loss += l;
   result.weight = w_tensor;
