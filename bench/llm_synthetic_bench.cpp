@@ -38,9 +38,9 @@ io::LanguageModel smollm2_shaped(uint64_t seed) {
   return lm;
 }
 
-std::vector<int32_t> random_tokens(Rng& rng, int64_t count) {
+std::vector<int32_t> random_tokens(Rng& rng, int64_t count, int64_t vocabulary) {
   std::vector<int32_t> out(static_cast<size_t>(count));
-  for (int32_t& t : out) t = int32_t(rng.below(49152));
+  for (int32_t& t : out) t = int32_t(rng.below(uint64_t(vocabulary)));
   return out;
 }
 
@@ -54,11 +54,11 @@ struct DecodeSpeed {
 
 // A 26-token prompt, then `tokens` greedy tokens, `repeats` times from an empty cache, after one
 // untimed run (the first call of each int4 layer lays out its decode panels).
-DecodeSpeed decode_speed(nn::Graph& graph, int64_t tokens, int repeats) {
+DecodeSpeed decode_speed(io::LanguageModel& lm, int64_t tokens, int repeats) {
   Rng rng(7);
-  const std::vector<int32_t> prompt = random_tokens(rng, 26);
+  const std::vector<int32_t> prompt = random_tokens(rng, 26, lm.config.vocabulary);
   std::vector<double> prefill, decode;
-  nn::Decoder decoder(graph);
+  nn::Decoder decoder(lm.graph);
   decoder.feed(prompt);
   for (int r = 0; r < repeats; ++r) {
     decoder.reset();
@@ -96,10 +96,9 @@ int main(int argc, char** argv) {
   o.weights = {4, 128, false};
   o.gptq.act_order = o.gptq.static_groups = true;
   o.int8_head = true;
-  o.samples = std::max<int64_t>(samples, 1);
   Rng rng(0);
   std::vector<std::vector<int32_t>> windows;
-  for (int64_t s = 0; s < samples; ++s) windows.push_back(random_tokens(rng, o.seq_len));
+  for (int64_t s = 0; s < samples; ++s) windows.push_back(random_tokens(rng, o.seq_len, f32.config.vocabulary));
   const compress::LlmQuantizeReport report = compress::quantize_language_model(quantized, windows, o);
   const std::string label = samples > 0 ? "GPTQ" : "RTN";
   fmt::print("{} int4 g128{} + int8 head: {:.1f} s, peak memory {:.2f} GB\n", label,
@@ -109,20 +108,19 @@ int main(int argc, char** argv) {
 
   struct Row {
     std::string name;
-    nn::Graph* graph;
+    io::LanguageModel* model;
+    DecodeSpeed speed;
   };
-  const Row rows[] = {{"f32", &f32.graph}, {label + " int4 g128 + int8 head", &quantized.graph}};
-  std::vector<std::pair<std::string, DecodeSpeed>> speeds;
-  for (const Row& row : rows) speeds.emplace_back(row.name, decode_speed(*row.graph, tokens, repeats));
+  Row rows[] = {{"f32", &f32, {}}, {label + " int4 g128 + int8 head", &quantized, {}}};
+  for (Row& row : rows) row.speed = decode_speed(*row.model, tokens, repeats);
   const double bandwidth = std::max(bandwidth_before, measure_read_bandwidth());
   fmt::print("read bandwidth {:.1f} GB/s (the higher of before and after the models)\n\n", bandwidth / 1e9);
   fmt::print("| model | weight bytes/token | prefill tokens/s | decode tokens/s | effective GB/s | of the read bandwidth |\n");
   fmt::print("|---|---:|---:|---:|---:|---:|\n");
-  for (size_t i = 0; i < speeds.size(); ++i) {
-    const double bytes = double(nn::weight_bytes_per_token(*rows[i].graph));
-    const double rate = bytes * speeds[i].second.decode;
-    fmt::print("| {} | {:.1f} MB | {:.0f} | {:.1f} | {:.1f} | {:.0f}% |\n", speeds[i].first, bytes / 1e6,
-               speeds[i].second.prefill, speeds[i].second.decode, rate / 1e9, 100 * rate / bandwidth);
+  for (const Row& row : rows) {
+    const double bytes = double(nn::weight_bytes_per_token(row.model->graph)), rate = bytes * row.speed.decode;
+    fmt::print("| {} | {:.1f} MB | {:.0f} | {:.1f} | {:.1f} | {:.0f}% |\n", row.name, bytes / 1e6, row.speed.prefill,
+               row.speed.decode, rate / 1e9, 100 * rate / bandwidth);
   }
   fmt::print("\n({} decoded tokens after a 26-token prompt, medians of {} runs)\n", tokens, repeats);
   return 0;

@@ -118,20 +118,18 @@ void BlockCalibration::run_in_stages(const TransformerBlock& b, std::vector<int>
   const auto& nodes = graph_.nodes();
   auto stage_end = [&](int value) {  // one past the producer, inside the block
     int p = graph_.values()[size_t(value)].producer;
-    if (value == b.input || p < int(b.first)) return b.first;
+    if (p < int(b.first)) return b.first;  // the block input
     if (p >= int(b.last)) throw UsageError("a calibrated value is produced after its block");
     return size_t(p) + 1;
   };
   std::stable_sort(stage_values.begin(), stage_values.end(), [&](int x, int y) { return stage_end(x) < stage_end(y); });
-  // The values produced before `end` (or entering the block) that nodes from `end` on read.
+  // The values produced before `end` that nodes from `end` on read (the block's nodes read no
+  // outside value but its input).
   auto live_at = [&](size_t end) {
     std::vector<int> live;
-    auto made_before = [&](int v) {
-      int p = graph_.values()[size_t(v)].producer;
-      return v == b.input || (p >= int(b.first) && p < int(end));
-    };
     auto add = [&](int v) {
-      if (made_before(v) && std::find(live.begin(), live.end(), v) == live.end()) live.push_back(v);
+      if (graph_.values()[size_t(v)].producer < int(end) && std::find(live.begin(), live.end(), v) == live.end())
+        live.push_back(v);
     };
     for (size_t n = end; n < b.last; ++n)
       for (int v : nodes[n].inputs) add(v);

@@ -1,14 +1,13 @@
 // RTN and GPTQ weight-only quantization (see gptq.h).
 #include "shrink/compress/gptq.h"
 
-#include "compress/obs_update.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
+#include "compress/obs_update.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/openblas.h"

@@ -214,6 +214,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
     const TransformerBlock& b = blocks[bi];
     std::vector<size_t> linears = linears_of(b);
     double block_loss = 0;
+    const bool staged = o.method == "gptq" && o.true_sequential;  // run_in_stages runs the whole block
     if (o.method == "gptq") {
       auto quantize_layer = [&](size_t n, const Tensor& hessian) {
         nn::Node& node = g.nodes()[n];
@@ -230,7 +231,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
       auto accumulate = [&](int value, const Tensor& x) {
         if (auto it = hessians.find(value); it != hessians.end()) it->second.add(x);
       };
-      if (o.true_sequential) {
+      if (staged) {
         calib.run_in_stages(b, value_keys(hessians), accumulate, [&](int value) {
           const Tensor hessian = hessians.at(value).hessian();
           for (size_t n : linears)
@@ -259,8 +260,7 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
         quantize_rtn_layer(g, n, o, report, &m);
       }
     }
-    const bool advanced = o.method == "gptq" && o.true_sequential;  // run_in_stages ran the whole block
-    if (bi + 1 < blocks.size() && !advanced) calib.advance(b);  // the quantized block's outputs feed the next block
+    if (bi + 1 < blocks.size() && !staged) calib.advance(b);  // the quantized block's outputs feed the next block
     if (bi + 1 < blocks.size() && blocks[bi + 1].input != b.output)
       throw UnsupportedError("the next block does not read this block's output");
     progress.update(int64_t(bi + 1), o.method == "gptq"  ? fmt::format("block loss {:.3g}", block_loss)
