@@ -95,6 +95,37 @@ void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a,
   }
 }
 
+// One activation row (a GEMV) against two panels far apart in memory, p0 and p1: two sequential
+// weight streams per core with a software prefetch 2 KB ahead in each keep more lines in flight
+// than tile<1> walking one panel after another (cold 4096 x 4096 on 2 threads here: see
+// docs/results.md).
+void gemv_two_panels(int64_t p0, int64_t p1, int64_t n, int64_t groups, const uint8_t* a, const int8_t* packed,
+                     const Int8Epilogue& e) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t panel_bytes = groups * kInt8Panel * kInt8Group;
+  const int8_t* b[2] = {packed + p0 * panel_bytes, packed + p1 * panel_bytes};
+  __m256i acc[2][2] = {{_mm256_setzero_si256(), _mm256_setzero_si256()}, {_mm256_setzero_si256(), _mm256_setzero_si256()}};
+  for (int64_t g = 0; g < groups; ++g) {
+    int32_t four;
+    std::memcpy(&four, a + g * 4, 4);
+    const __m256i x = _mm256_set1_epi32(four);
+    for (int s = 0; s < 2; ++s) {
+      const int8_t* at = b[s] + g * 64;
+      _mm_prefetch(reinterpret_cast<const char*>(at + 2048), _MM_HINT_T0);
+      for (int half = 0; half < 2; ++half) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + 32 * half));
+        acc[s][half] = _mm256_add_epi32(acc[s][half], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones));
+      }
+    }
+  }
+  const int64_t panel[2] = {p0, p1};
+  for (int s = 0; s < 2; ++s)
+    for (int half = 0; half < 2; ++half) {
+      const int64_t c = panel[s] * kInt8Panel + 8 * half;
+      if (c < n) finish_8(0, c, acc[s][half], e, load_channels(e, c, n));
+    }
+}
+
 }  // namespace
 
 void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
@@ -134,7 +165,17 @@ void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
   // stay there while the thread's panels pass over them; one panel (16 x k bytes) stays in L1 across
   // a block's row tiles. (1024^3 on one Zen 3 core: +4% over whole-m passes; 256 x 4096^2 equal.)
   const int64_t block_rows = std::max<int64_t>(6, (l2_cache_bytes() * 3 / 4 / std::max<int64_t>(lda, 1)) / 6 * 6);
-  parallel_for(0, panels, std::max<int64_t>(1, 64 / std::max<int64_t>(m, 1)), [&](int64_t first, int64_t last) {
+  // Threads share the panels when each gets 64 panels' rows of work, or for one row (a GEMV, bound
+  // by reading the weights) at least 64 KB of weights: 576 x 1536 went from one thread to two.
+  const int64_t grain = m == 1 ? std::max<int64_t>(1, (64 << 10) / (groups * kInt8Panel * kInt8Group))
+                               : std::max<int64_t>(1, 64 / std::max<int64_t>(m, 1));
+  parallel_for(0, panels, grain, [&](int64_t first, int64_t last) {
+    if (m == 1) {  // the share's first half beside its second half, then the odd panel out
+      const int64_t half = (last - first) / 2;
+      for (int64_t j = 0; j < half; ++j) gemv_two_panels(first + j, first + half + j, n, groups, a, packed_b, e);
+      if ((last - first) % 2) tile<1>(0, last - 1, n, groups, a, lda, packed_b, e);
+      return;
+    }
     for (int64_t r0 = 0; r0 < m; r0 += block_rows) {
       const int64_t r1 = std::min(m, r0 + block_rows);
       for (int64_t panel = first; panel < last; ++panel) {
