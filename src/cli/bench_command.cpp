@@ -46,8 +46,9 @@ void setup_bench(CLI::App& sub) {
       fmt::print("{}\n", out.dump(2));
       return;
     }
-    fmt::print("threads {} | ISA {} | read bandwidth {:.1f} GB/s (measured now) | medians of 5\n\n", report.threads, report.isa,
-               report.read_bandwidth / 1e9);
+    fmt::print("threads {} | ISA {} | read bandwidth {:.1f} GB/s (measured now) | medians of 5\n"
+               "(each fraction of the read bandwidth: the median of 5 rounds of the bandwidth measured, then the kernel)\n\n",
+               report.threads, report.isa, report.read_bandwidth / 1e9);
     fmt::print("  {:<42} {:<16} {:>10} {:>18}   {}\n", "kernel", "shape", "time", "rate", "against");
     for (const auto& r : report.rows) {
       std::string against;

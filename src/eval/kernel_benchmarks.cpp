@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "shrink/core/half.h"
@@ -18,6 +19,27 @@ namespace shrink {
 namespace {
 
 std::string shape_text(int64_t m, int64_t n, int64_t k) { return fmt::format("{}x{}x{}", m, n, k); }
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// A kernel's seconds per call and the fraction of the read bandwidth its `bytes` per call make,
+// from 5 rounds of (probe, kernel) measured back to back; medians of each. Pairing keeps the
+// host's minute-to-minute swings out of the ratio.
+struct AgainstBandwidth {
+  double seconds, fraction;
+};
+AgainstBandwidth against_bandwidth(const ReadBandwidthProbe& probe, double bytes, const std::function<double()>& seconds) {
+  std::vector<double> times, fractions;
+  for (int round = 0; round < 5; ++round) {
+    const double bandwidth = probe.measure();
+    times.push_back(seconds());
+    fractions.push_back(bytes / times.back() / bandwidth);
+  }
+  return {median_of(times), median_of(fractions)};
+}
 
 double f32_gemm_seconds(int64_t m, int64_t n, int64_t k) {
   Rng rng(1);
@@ -157,22 +179,25 @@ Sparse2of4Setup make_2of4(int64_t m, int64_t n, int64_t k, size_t copies) {
 }
 
 // Batch-1 (and small-batch) 2:4 sparse against the dense f32 product of the same weights.
-void add_2of4_rows(KernelReport& report, size_t cold_bytes, int64_t big, double bandwidth) {
+void add_2of4_rows(KernelReport& report, size_t cold_bytes, int64_t big, const ReadBandwidthProbe& probe) {
   struct Case { int64_t m, n, k; };
   for (const Case& c : {Case{1, big, big}, Case{1, 1536, 576}, Case{1, 576, 1536}, Case{8, big, big}}) {
     const size_t copies = std::max<size_t>(2, cold_bytes / (4 * size_t(c.n * c.k)));
     Sparse2of4Setup s = make_2of4(c.m, c.n, c.k, copies);
     const int calls = int(std::max<size_t>(copies, 20));
-    const double dense = median_seconds(calls, [&](int i) {
-      const float* w = s.dense[size_t(i) % copies].data();
-      kernels().gemm_f32(false, true, s.m, s.n, s.k, 1.f, s.x.data(), s.k, w, s.k, 0.f, s.out.data(), s.n);
+    const AgainstBandwidth dense_run = against_bandwidth(probe, double(s.dense_bytes()), [&] {
+      return median_seconds(calls, [&](int i) {
+        const float* w = s.dense[size_t(i) % copies].data();
+        kernels().gemm_f32(false, true, s.m, s.n, s.k, 1.f, s.x.data(), s.k, w, s.k, 0.f, s.out.data(), s.n);
+      });
     });
+    const double dense = dense_run.seconds;
     const double sparse = median_seconds(calls, [&](int i) {
       kernels().gemm_f32_2of4(s.m, s.x.data(), s.k, s.packed[size_t(i) % copies].view(), nullptr, s.out.data(), s.n);
     });
     const std::string shape = shape_text(c.m, c.n, c.k);
     report.rows.push_back({"fp32 dense GEMV, cold weights", shape, dense, double(s.dense_bytes()) / dense / 1e9, "GB/s",
-                           double(s.dense_bytes()) / dense / bandwidth, "read bandwidth"});
+                           dense_run.fraction, "read bandwidth"});
     report.rows.push_back({"2:4 sparse fp32, cold weights", shape, sparse, double(s.packed_bytes()) / sparse / 1e9, "GB/s",
                            dense / sparse, "dense fp32, same shape (ceiling 1.88x)"});
   }
@@ -188,8 +213,8 @@ KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const st
   report.threads = num_threads();
   report.isa = std::string(isa_name(active_isa()));
   say("read bandwidth");
-  report.read_bandwidth = measure_read_bandwidth(quick ? size_t(256) << 20 : size_t(1) << 30);
-  const double bandwidth = report.read_bandwidth;
+  const ReadBandwidthProbe probe(quick ? size_t(256) << 20 : size_t(1) << 30);
+  report.read_bandwidth = probe.measure();
 
   const std::vector<std::array<int64_t, 3>> gemm_shapes =
       quick ? std::vector<std::array<int64_t, 3>>{{256, 256, 256}, {64, 1024, 1024}}
@@ -216,28 +241,27 @@ KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const st
     say("int4 GEMV " + shape_text(1, g.n, g.k));
     const size_t copies = std::max<size_t>(2, cold_bytes / (size_t(g.n * g.k / 2) + 4 * size_t(g.n * g.k / g.group)));
     Int4Setup s = make_int4(1, g.n, g.k, g.group, copies);
-    const double t = int4_seconds(s, int(std::max<size_t>(copies, 20)));
-    const double rate = double(s.weight_bytes()) / t;
-    report.rows.push_back({fmt::format("int4 g{} GEMV, cold weights", g.group), shape_text(1, g.n, g.k), t, rate / 1e9,
-                           "GB/s", rate / bandwidth, "read bandwidth"});
+    const int calls = int(std::max<size_t>(copies, 20));
+    const AgainstBandwidth run = against_bandwidth(probe, double(s.weight_bytes()), [&] { return int4_seconds(s, calls); });
+    report.rows.push_back({fmt::format("int4 g{} GEMV, cold weights", g.group), shape_text(1, g.n, g.k), run.seconds,
+                           double(s.weight_bytes()) / run.seconds / 1e9, "GB/s", run.fraction, "read bandwidth"});
     if (g.n == big && g.group == 128) {
-      const double t_f32 = int4_f32_seconds(s, int(std::max<size_t>(copies, 20)));
-      const double rate_f32 = double(s.weight_bytes()) / t_f32;
-      report.rows.push_back({"int4 g128 x f32 GEMV, cold weights", shape_text(1, g.n, g.k), t_f32, rate_f32 / 1e9, "GB/s",
-                             rate_f32 / bandwidth, "read bandwidth"});
+      const AgainstBandwidth f32 = against_bandwidth(probe, double(s.weight_bytes()), [&] { return int4_f32_seconds(s, calls); });
+      report.rows.push_back({"int4 g128 x f32 GEMV, cold weights", shape_text(1, g.n, g.k), f32.seconds,
+                             double(s.weight_bytes()) / f32.seconds / 1e9, "GB/s", f32.fraction, "read bandwidth"});
     }
   }
   {
     say("int8 GEMV " + shape_text(1, big, big));
     const size_t copies = std::max<size_t>(2, cold_bytes / (int8_packed_bytes(big, big) + 8 * size_t(big)));
     Int8Setup s = make_int8(1, big, big, copies);
-    const double t = int8_seconds(s, int(std::max<size_t>(copies, 20)));
-    const double rate = double(s.weight_bytes()) / t;
-    report.rows.push_back({"int8 GEMV, cold weights", shape_text(1, big, big), t, rate / 1e9, "GB/s", rate / bandwidth,
-                           "read bandwidth"});
+    const int calls = int(std::max<size_t>(copies, 20));
+    const AgainstBandwidth run = against_bandwidth(probe, double(s.weight_bytes()), [&] { return int8_seconds(s, calls); });
+    report.rows.push_back({"int8 GEMV, cold weights", shape_text(1, big, big), run.seconds,
+                           double(s.weight_bytes()) / run.seconds / 1e9, "GB/s", run.fraction, "read bandwidth"});
   }
   say("2:4 sparse fp32 GEMV");
-  add_2of4_rows(report, cold_bytes, big, bandwidth);
+  add_2of4_rows(report, cold_bytes, big, probe);
   {
     const int64_t m = quick ? 64 : 512;
     say("int4 prefill " + shape_text(m, big, big));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "shrink/core/parallel.h"
@@ -13,6 +14,8 @@
 
 namespace shrink {
 namespace {
+
+constexpr size_t kChunkDoubles = size_t(1) << 21, kChunkBytes = 8 * kChunkDoubles;  // 16 MiB per task
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -59,29 +62,34 @@ double median_seconds(int calls, const std::function<void(int)>& call) {
   return times[2];
 }
 
-double measure_read_bandwidth(size_t bytes) {
-  bytes = std::max<size_t>(bytes, size_t(32) << 20) / (size_t(16) << 20) * (size_t(16) << 20);  // whole chunks
-  const size_t n = bytes / 8;
-  auto* buffer = static_cast<double*>(std::aligned_alloc(size_t(2) << 20, bytes));
-  madvise(buffer, bytes, MADV_HUGEPAGE);
-  const int64_t chunk = int64_t(1) << 21;  // doubles per task: 16 MiB
-  parallel_for(0, int64_t(n) / chunk, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; ++c) std::fill(buffer + c * chunk, buffer + (c + 1) * chunk, 1.0);
+ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) {
+  bytes_ = std::max<size_t>(bytes, size_t(32) << 20) / (size_t(16) << 20) * (size_t(16) << 20);  // whole chunks
+  buffer_ = static_cast<double*>(std::aligned_alloc(size_t(2) << 20, bytes_));
+  if (!buffer_) throw std::bad_alloc();
+  madvise(buffer_, bytes_, MADV_HUGEPAGE);
+  parallel_for(0, int64_t(bytes_ / kChunkBytes), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) std::fill(buffer_ + c * kChunkDoubles, buffer_ + (c + 1) * kChunkDoubles, 1.0);
   });
+}
+
+ReadBandwidthProbe::~ReadBandwidthProbe() { std::free(buffer_); }
+
+double ReadBandwidthProbe::measure() const {
   const bool avx2 = cpu_features().avx2 && cpu_features().os_avx;
   volatile double sink = 0;
   const double seconds = median_seconds(1, [&](int) {
     std::vector<double> partial(64, 0.0);
-    parallel_for(0, int64_t(n) / chunk, 1, [&](int64_t lo, int64_t hi) {
+    parallel_for(0, int64_t(bytes_ / kChunkBytes), 1, [&](int64_t lo, int64_t hi) {
       double s = 0;
       for (int64_t c = lo; c < hi; ++c)
-        s += avx2 ? sum_avx2(buffer + c * chunk, size_t(chunk)) : sum_plain(buffer + c * chunk, size_t(chunk));
+        s += avx2 ? sum_avx2(buffer_ + c * kChunkDoubles, kChunkDoubles) : sum_plain(buffer_ + c * kChunkDoubles, kChunkDoubles);
       partial[size_t(lo % 64)] += s;
     });
     sink = sink + partial[0];
   });
-  std::free(buffer);
-  return double(bytes) / seconds;
+  return double(bytes_) / seconds;
 }
+
+double measure_read_bandwidth(size_t bytes) { return ReadBandwidthProbe(bytes).measure(); }
 
 }  // namespace shrink

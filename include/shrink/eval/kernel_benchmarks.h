@@ -12,8 +12,25 @@ namespace shrink {
 // call(i) receives the call's index, for rotating through buffers.
 double median_seconds(int calls, const std::function<void(int)>& call);
 
-// Bytes per second of reading a buffer of this size with all threads (huge pages asked for, first
-// touched by the threads that read it). Choose it well above the last-level cache.
+// The read bandwidth at a moment of a run: a buffer of `bytes` (huge pages asked for, first
+// touched by the threads that read it; choose it well above the last-level cache) filled once,
+// then read with all threads on each measure(), which returns bytes per second (median of 5
+// passes). A shared host's bandwidth moves minute to minute, so a kernel's fraction of it is best
+// taken against a measurement made just before the kernel's own (see run_kernel_benchmarks).
+class ReadBandwidthProbe {
+ public:
+  explicit ReadBandwidthProbe(size_t bytes = size_t(1) << 30);
+  ~ReadBandwidthProbe();
+  ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
+  ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
+  double measure() const;
+
+ private:
+  double* buffer_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// One measurement with a fresh probe.
 double measure_read_bandwidth(size_t bytes = size_t(1) << 30);
 
 struct KernelMeasurement {
@@ -29,7 +46,7 @@ struct KernelMeasurement {
 struct KernelReport {
   int threads = 0;
   std::string isa;
-  double read_bandwidth = 0;  // bytes/s
+  double read_bandwidth = 0;  // bytes/s, the first measurement of the run
   std::vector<KernelMeasurement> rows;
 };
 
