@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Decode and prefill speed of SmolLM2-135M, f32 vs packed int4 (RTN g128; the same kernels run
 # GPTQ and AWQ files), against the read bandwidth measured in the same run (before each model and
-# after the last, by `shrink bench kernels --quick`; the highest is the limit, since this shared
-# host's bandwidth moves by ±30% minute to minute). Each model generates TOKENS tokens greedily after a
-# 26-token prompt, RUNS times; the table shows medians. "bytes/token" is what `generate --json`
+# after the last, by `shrink bench kernels --quick`; each model's limit is the higher of the two
+# probes around its runs, since this shared host's bandwidth moves by ±30% minute to minute). Each
+# model generates TOKENS tokens greedily after a 26-token prompt, RUNS times; the table shows medians. "bytes/token" is what `generate --json`
 # reports as weight_bytes_per_token: every parameter a decoded token reads (the embedding lookup
 # excepted, a tied output layer counted once as the head).
 #   bench/llm_decode_table.sh [RUNS] [TOKENS] [OUT_DIR]
@@ -41,13 +41,14 @@ probes+=("$(bandwidth)")
 python3 - "${probes[*]}" "${rows[@]}" <<'EOF'
 import sys
 probes = [float(p) for p in sys.argv[1].split()]
-limit = max(probes)
 print("read bandwidth (2 threads, measured before each model and after the last): "
-      + ", ".join(f"{p / 1e9:.1f}" for p in probes) + " GB/s; the highest is the limit below\n")
-print("| model | prefill tokens/s | decode tokens/s | weight bytes/token | effective GB/s | of the read bandwidth |")
-print("|---|---:|---:|---:|---:|---:|")
-for row in sys.argv[2:]:
+      + ", ".join(f"{p / 1e9:.1f}" for p in probes) + " GB/s; each model's limit is the higher of the two around its runs\n")
+print("| model | prefill tokens/s | decode tokens/s | weight bytes/token | effective GB/s | limit GB/s | of the limit |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for i, row in enumerate(sys.argv[2:]):
     name, prefill, decode, nbytes = row.split("|")
     rate = float(decode) * float(nbytes)
-    print(f"| {name} | {float(prefill):.0f} | {float(decode):.1f} | {float(nbytes) / 1e6:.1f} MB | {rate / 1e9:.1f} | {100 * rate / limit:.0f}% |")
+    limit = max(probes[i], probes[i + 1])
+    print(f"| {name} | {float(prefill):.0f} | {float(decode):.1f} | {float(nbytes) / 1e6:.1f} MB | {rate / 1e9:.1f} "
+          f"| {limit / 1e9:.1f} | {100 * rate / limit:.0f}% |")
 EOF
