@@ -33,10 +33,14 @@ std::string Shape::to_string() const {
 std::vector<int64_t> contiguous_strides(const Shape& shape) {
   std::vector<int64_t> strides(size_t(shape.rank()));
   int64_t stride = 1;
+  bool overflow = false;
   for (int axis = shape.rank() - 1; axis >= 0; --axis) {
-    strides[size_t(axis)] = stride;
-    stride *= shape[axis];
+    strides[size_t(axis)] = overflow ? 0 : stride;
+    overflow = overflow || __builtin_mul_overflow(stride, shape[axis], &stride);
   }
+  // A shape with a zero dimension holds nothing, whatever its other dimensions (found by fuzzing
+  // an IDX header 0 x 3758096383 x ...): its strides are never used to address memory.
+  if (overflow && shape.numel() != 0) throw UsageError("shape " + shape.to_string() + " has too many elements");
   return strides;
 }
 

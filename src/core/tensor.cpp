@@ -262,7 +262,7 @@ Tensor Tensor::clone() const {
   const std::byte* source = storage_->data() + byte_offset_;
   std::byte* target = static_cast<std::byte*>(copy.mutable_raw_data());
   if (is_contiguous()) {
-    std::memcpy(target, source, nbytes());
+    if (nbytes() > 0) std::memcpy(target, source, nbytes());  // an empty tensor may have no storage
     return copy;
   }
   for_each_offset(shape_, strides_, element, [&](int64_t offset) {

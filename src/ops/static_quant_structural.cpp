@@ -110,7 +110,8 @@ std::vector<ValueInfo> pool_infer(const Node& node, std::span<const ValueInfo> i
 
 void pool_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
-  const auto [oh, ow] = output_size(c.node);
+  const auto size = output_size(c.node);
+  const int64_t oh = size.first, ow = size.second;  // not a structured binding: lambdas capture it (clang < 16)
   const ActivationQParams in_q = qparams_attr(c.node, "input_"), out_q = qparams_attr(c.node, "output_");
   const int64_t n = x.shape()[0], h = x.shape()[1], w = x.shape()[2], ch = x.shape()[3];
   if (h <= 0 || w <= 0) fail(c.node, "the input has no positions to pool");

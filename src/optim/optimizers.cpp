@@ -124,9 +124,9 @@ double clip_grad_norm(nn::Graph& graph, double max_norm) {
   double norm = std::sqrt(sum);
   if (max_norm > 0 && norm > max_norm) {
     float scale = float(max_norm / (norm + 1e-6));
-    for (auto& [name, p] : graph.named_params(true))
-      if (p->grad.defined())
-        for_each_element(p->grad, [&](int64_t i) { p->grad.mutable_data<float>()[i] *= scale; });
+    for (auto& named : graph.named_params(true))
+      if (Tensor& grad = named.second->grad; grad.defined())
+        for_each_element(grad, [&](int64_t i) { grad.mutable_data<float>()[i] *= scale; });
   }
   return norm;
 }

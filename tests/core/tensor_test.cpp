@@ -135,5 +135,26 @@ TEST(ErrorMessage, SaysWhatWhereAndWhatToDo) {
   EXPECT_STREQ(Error("plain").what(), "plain");
 }
 
+// Found by fuzzing an IDX header (0 x 3758096383 x 2543291005): the strides of an empty tensor
+// with huge other dimensions overflowed int64 (undefined; the sanitizer build reports it).
+TEST(Tensor, EmptyShapesWithHugeDimensionsHaveStrides) {
+  const Shape shape{0, 3758096383, 2543291005};
+  EXPECT_EQ(shape.numel(), 0);
+  EXPECT_EQ(contiguous_strides(shape).size(), 3u);
+  EXPECT_EQ(Tensor::empty(shape, DType::u8).numel(), 0);
+  EXPECT_THROW(contiguous_strides(Shape{3758096383, 3758096383, 3}), UsageError);
+}
+
+// Found by fuzzing a GGUF with a zero-length dimension: cloning an empty tensor passed a null
+// pointer to memcpy (undefined even for 0 bytes; the sanitizer build reports it).
+TEST(Tensor, CloneOfAnEmptyTensorIsEmpty) {
+  for (const Shape& shape : {Shape{0}, Shape{0, 3}, Shape{4, 0}}) {
+    const Tensor copy = Tensor::empty(shape, DType::f32).clone();
+    EXPECT_EQ(copy.numel(), 0);
+    EXPECT_EQ(copy.shape(), shape);
+  }
+}
+
 }  // namespace
 }  // namespace shrink
+

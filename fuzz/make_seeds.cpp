@@ -1,0 +1,148 @@
+// Writes the seed inputs of the fuzz targets into OUT/<target>/ (and the tokenizers the encode
+// target reads into OUT/tokenizers/): a tiny Llama with a byte-level BPE tokenizer as a shrink
+// file, f32 and RTN int4; the same exported as GGUF (f32, Q4_1, Q4_0 + Q8_0); the GGUF and
+// safetensors test fixtures; a WordPiece tokenizer; an IDX file; SmolLM2's tokenizer when its
+// GGUF is in the asset cache.
+//   fuzz_make_seeds OUT FIXTURES_DIR
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "shrink/compress/llm_quantize.h"
+#include "shrink/core/rng.h"
+#include "shrink/io/datasets.h"
+#include "shrink/io/gguf.h"
+#include "shrink/io/gguf_writer.h"
+#include "shrink/io/llm_import.h"
+#include "shrink/io/safetensors.h"
+#include "shrink/io/text_tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace shrink;
+
+namespace {
+
+void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+// GPT-2's byte alphabet as UTF-8: printable Latin-1 bytes stand for themselves, the rest for 256 + n.
+std::string byte_token(int b) {
+  const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  static int next = 0;
+  static int assigned[256];
+  static bool init = false;
+  if (!init) {
+    for (int i = 0; i < 256; ++i) {
+      const bool p = (i >= '!' && i <= '~') || (i >= 0xa1 && i <= 0xac) || (i >= 0xae && i <= 0xff);
+      assigned[i] = p ? i : 256 + next++;
+    }
+    init = true;
+  }
+  (void)printable;
+  const int cp = assigned[b];
+  std::string out;
+  if (cp < 0x80) out += char(cp);
+  else out += char(0xc0 | (cp >> 6)), out += char(0x80 | (cp & 0x3f));
+  return out;
+}
+
+std::unique_ptr<TextTokenizer> byte_bpe() {
+  ByteLevelBpeSpec spec;
+  for (int b = 0; b < 256; ++b) spec.tokens.push_back(byte_token(b));
+  const std::string space = byte_token(' ');
+  spec.merges = {"h e", space + " t", "l l", space + "t he"};
+  for (const std::string& t : {std::string("he"), space + "t", std::string("ll"), space + "the"}) spec.tokens.push_back(t);
+  spec.tokens.push_back("<|im_start|>");
+  spec.special.assign(spec.tokens.size(), false);
+  spec.special.back() = true;
+  auto tokenizer = make_byte_level_bpe(spec);
+  tokenizer->eos = int32_t(spec.tokens.size() - 1);
+  return tokenizer;
+}
+
+io::LanguageModel tiny_llama(std::shared_ptr<const TextTokenizer> tokenizer) {
+  io::LmConfig c;
+  c.vocabulary = tokenizer->vocabulary_size(), c.dim = 64, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 96,
+  c.context = 64;
+  Rng rng(7);
+  io::LanguageModel lm;
+  lm.config = c;
+  lm.graph = io::build_llama(c, [&](const std::string& name, const Shape& shape) {
+    Tensor t = Tensor::uninitialized(shape, DType::f32);
+    const bool norm = name.find("norm") != std::string::npos;
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = norm ? 1.f : 0.15f * rng.normal();
+    return t;
+  });
+  lm.tokenizer = std::move(tokenizer);
+  return lm;
+}
+
+// Every key and string value in a JSON document.
+void collect_strings(const nlohmann::json& j, std::set<std::string>& words) {
+  if (j.is_string()) words.insert(j.get<std::string>());
+  if (j.is_object())
+    for (const auto& [key, value] : j.items()) words.insert(key), collect_strings(value, words);
+  if (j.is_array())
+    for (const auto& value : j) collect_strings(value, words);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: fuzz_make_seeds OUT FIXTURES_DIR\n");
+    return 2;
+  }
+  const fs::path out = argv[1], fixtures = argv[2];
+  for (const char* target : {"gguf", "safetensors", "native_model", "graph", "tokenizer_json", "encode", "idx", "tokenizers"})
+    fs::create_directories(out / target);
+
+  std::shared_ptr<const TextTokenizer> bpe = byte_bpe();
+  WordPieceSpec wp;
+  wp.tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "##ing", "##s", "caf", "##e", ",", "!"};
+  auto wordpiece = make_wordpiece(wp);
+  write_text(out / "tokenizer_json" / "bpe.json", bpe->to_json().dump());
+  write_text(out / "tokenizer_json" / "wordpiece.json", wordpiece->to_json().dump());
+  write_text(out / "tokenizers" / "bpe.json", bpe->to_json().dump());
+  write_text(out / "tokenizers" / "wordpiece.json", wordpiece->to_json().dump());
+  const fs::path smol = fs::path(asset_cache_dir()) / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (fs::exists(smol))
+    write_text(out / "tokenizers" / "smollm2.json", tokenizer_from_gguf(GgufFile::open(smol.string()))->to_json().dump());
+  write_text(out / "encode" / "text.txt", "Hello, world! It's 2026: caf\xc3\xa9 <|im_start|>assistant\n  123456 \xf0\x9f\x98\x80");
+
+  io::LanguageModel lm = tiny_llama(bpe);
+  io::save_language_model((out / "native_model" / "tiny_f32.shrink").string(), lm, nlohmann::json::object());
+  export_llama_gguf(lm, (out / "gguf" / "tiny_f32.gguf").string());
+  compress::LlmQuantizeOptions rtn;
+  rtn.method = "rtn", rtn.weights.group_size = 32, rtn.quiet = true, rtn.exclude = {};
+  compress::quantize_language_model(lm, {}, rtn);
+  io::save_language_model((out / "native_model" / "tiny_rtn4.shrink").string(), lm, nlohmann::json::object());
+  export_llama_gguf(lm, (out / "gguf" / "tiny_q4_1.gguf").string());
+  GgufExportOptions q4_0;
+  q4_0.prefer_q4_0 = true, q4_0.other_matrices = GgmlType::q8_0;
+  export_llama_gguf(lm, (out / "gguf" / "tiny_q4_0_q8_0.gguf").string(), q4_0);
+  fs::copy_file(fixtures / "gguf" / "all_types.gguf", out / "gguf" / "all_types.gguf", fs::copy_options::overwrite_existing);
+  // The graph target: the two models' graphs as inputs, and a dictionary of every string in them.
+  std::set<std::string> words;
+  for (const char* model : {"tiny_f32", "tiny_rtn4"}) {
+    const SafetensorsFile file = SafetensorsFile::open((out / "native_model" / (std::string(model) + ".shrink")).string());
+    for (const auto& [key, value] : file.metadata())
+      if (key == "shrink.graph") {
+        write_text(out / "graph" / (std::string(model) + ".json"), value);
+        collect_strings(nlohmann::json::parse(value), words);
+      }
+  }
+  std::ofstream dict(out / "graph.dict");
+  for (const std::string& w : words) dict << nlohmann::json(w).dump() << "\n";  // "\"text\"": libFuzzer's syntax
+
+  Tensor a = Tensor::empty({4, 3}, DType::f32), b = Tensor::empty({7}, DType::bf16);
+  save_safetensors((out / "safetensors" / "two.safetensors").string(), {{"layer.weight", a}, {"layer.bias", b}},
+                   {{"format", "pt"}});
+  // IDX: magic 0 0 type(0x08 = u8) rank(3), dims 2 x 3 x 3 big-endian, then 18 bytes.
+  std::string idx = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3};
+  for (int i = 0; i < 18; ++i) idx += char(i * 13);
+  write_text(out / "idx" / "u8.idx", idx);
+  std::printf("seeds written under %s\n", out.c_str());
+  return 0;
+}
