@@ -43,7 +43,7 @@ void setup_bench(CLI::App& sub) {
                         {"ratio", r.ratio}, {"versus", r.versus}});
       const nlohmann::ordered_json out = {{"threads", report.threads}, {"isa", report.isa},
                                           {"read_bandwidth_bytes_per_second", report.read_bandwidth}, {"rows", rows}};
-      fmt::print("{}\n", out.dump(2));
+      print_json(out);
       return;
     }
     fmt::print("threads {} | ISA {} | read bandwidth {:.1f} GB/s (measured now) | medians of 5\n"

@@ -2,6 +2,7 @@
 // CLI11 subcommand, and its callback calls the library and prints.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace shrink::cli {
@@ -43,6 +44,10 @@ inline constexpr Command kCommands[] = {
 // Formatting helpers shared by the subcommands.
 std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
 std::string human_bytes(uint64_t bytes);      // "98.4 MB"
+// A --json result on stdout, indented by 2. Bytes that are not UTF-8 (a prompt given as raw
+// bytes, a generation cut inside a character) print as U+FFFD instead of failing the command.
+void print_json(const nlohmann::ordered_json& out);
+void print_json(const nlohmann::json& out);
 // A whole text file (IoError naming `what` when it cannot be read).
 std::string read_text_file(const std::string& path, const char* what = "the text");
 

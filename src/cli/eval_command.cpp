@@ -45,7 +45,7 @@ void run_perplexity(const EvalOptions& o) {
                                   {"windows", r.windows}, {"predicted_tokens", r.predicted},
                                   {"stream_tokens", r.stream_tokens}, {"nll", r.nll},
                                   {"perplexity", r.perplexity()}, {"seconds", r.seconds}};
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   fmt::print("{} on {}: perplexity {:.3f} ({} windows of {} tokens, {} tokens scored of {}; {:.1f} s)\n", o.model,
@@ -68,7 +68,7 @@ void run_embedding_similarity(const EvalOptions& o) {
                                   {"sentences", r.sentences}, {"tokens", r.tokens}, {"mean_cosine", r.mean_cosine},
                                   {"min_cosine", r.min_cosine}, {"seconds_model", r.seconds_model},
                                   {"seconds_reference", r.seconds_reference}};
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   fmt::print("{} vs {} on {} sentences of {} ({} tokens): mean cosine {:.5f}, min {:.5f}; {:.2f} s vs {:.2f} s\n",
@@ -98,7 +98,7 @@ void run_eval(const EvalOptions& o) {
       out["characters_per_token"] = task.characters_per_token;
       out["unigram_perplexity"] = std::exp(task.unigram_cross_entropy);
     }
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   if (text)

@@ -69,7 +69,7 @@ void run_factorize_language_model(const FactorizeOptions& o) {
     out["layers"] = nlohmann::json::array();
     for (const auto& l : r.layers)
       out["layers"].push_back({{"name", l.node}, {"rank", l.rank}, {"energy_kept", l.energy_kept}, {"factored", l.factored}});
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   print_layers(r.layers);
@@ -111,7 +111,7 @@ void run_factorize(FactorizeOptions o) {
     nlohmann::ordered_json out = {{"model", o.out}, {"params_before", params_before}, {"params_after", params_after}};
     if (task) out.update({{"metric", task->metric}, {"before", before.metric}, {"factored", factored.metric},
                           {"fine_tuned", tuned.metric}});
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   print_layers(layers);

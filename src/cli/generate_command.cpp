@@ -86,7 +86,7 @@ void run_generate(const GenerateOptions& o) {
                                   {"ids", generated}, {"prefill_tokens_per_second", prefill_rate},
                                   {"decode_tokens_per_second", decode_rate},
                                   {"weight_bytes_per_token", nn::weight_bytes_per_token(lm.graph)}};
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   std::fputs("\n", stdout);

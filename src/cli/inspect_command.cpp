@@ -37,10 +37,11 @@ void print_table(const ModelSummary& summary, bool brief) {
   if (!brief && summary.metadata.is_object() && !summary.metadata.empty()) {
     fmt::print("\nmetadata ({} entries)\n", summary.metadata.size());
     for (const auto& [key, value] : summary.metadata.items()) {
-      std::string shown = value.is_string() ? value.get<std::string>() : value.dump();
+      constexpr auto replace = nlohmann::json::error_handler_t::replace;  // a GGUF's strings may not be UTF-8
+      std::string shown = value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, replace);
       if (value.is_object() && value.contains("length"))
         shown = fmt::format("[{} x {}] {}", value["length"].dump(), value["element_type"].get<std::string>(),
-                            value["first"].dump());
+                            value["first"].dump(-1, ' ', false, replace));
       fmt::print("  {:<44} {}\n", key, shorten(shown, 90));
     }
   }
@@ -94,7 +95,7 @@ void setup_inspect(CLI::App& sub) {
   sub.callback([options] {
     const ModelSummary summary = summarize_model(options->path);
     if (options->json) {
-      fmt::print("{}\n", to_json(summary).dump(2));
+      print_json(to_json(summary));
     } else {
       print_table(summary, options->brief);
     }

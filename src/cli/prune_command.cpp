@@ -118,7 +118,7 @@ void run_prune_language_model_channels(const PruneOptions& o) {
     int64_t removed = 0;
     for (const auto& h : heads) removed += int64_t(h.removed.size());
     out["kv_groups_removed"] = removed;
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   for (const auto& h : heads) {
@@ -157,7 +157,7 @@ void run_prune_language_model(const PruneOptions& o, const compress::PruneConfig
                                   {"calibration_tokens", r.calibration_tokens}, {"peak_rss_bytes", r.peak_rss_bytes}};
     out["layers"] = nlohmann::json::array();
     for (const auto& l : r.layers) out["layers"].push_back({{"name", l.name}, {"sparsity", l.sparsity}, {"loss", l.loss}});
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   fmt::print("{} {}: {} Linear layers, {} of {} weights zero ({:.1f}%) in {:.1f} s\nsaved {}\n", o.method,
@@ -243,7 +243,7 @@ void run_prune(PruneOptions o) {
                                   {"elements", report.elements}, {"params_before", params_before},
                                   {"params_after", graph.parameter_count()}};
     if (task) out.update({{"metric", task->metric}, {"before", before.metric}, {"after", after.metric}});
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   if (o.channels > 0) print_channel_groups(channel_groups, params_before, graph.parameter_count());

@@ -92,7 +92,7 @@ void run_qat(QatOptions o) {
                                   {"int8", int8.metric}, {"top1_agreement", agreement},
                                   {"file_bytes_before", std::filesystem::file_size(o.model)},
                                   {"file_bytes_after", std::filesystem::file_size(o.out)}};
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   fmt::print("held-out accuracy: f32 {}, fake-quantized {} before training and {} after, int8 {}\n",

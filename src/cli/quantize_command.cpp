@@ -168,7 +168,7 @@ void quantize_language_model_dynamic(const QuantizeOptions& o) {
     nlohmann::ordered_json out = {{"model", o.out}, {"method", "dynamic"}, {"quantized_layers", quantized},
                                   {"quantized_layer_bytes_before", outcome.quantized_bytes_before},
                                   {"quantized_layer_bytes_after", outcome.quantized_bytes_after}};
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   fmt::print("dynamic int8: {} of {} layers quantized, {} -> {} ({:.2f}x smaller)\nsaved {}\n", quantized,
@@ -214,7 +214,7 @@ void run_quantize(const QuantizeOptions& o) {
     }
     out["notes"] = outcome.notes;
     if (source.task) out.update({{"metric", source.task->metric}, {"before", before.metric}, {"after", after.metric}});
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   size_t width = 20;

@@ -83,7 +83,7 @@ void run_quantize_llm(const LlmQuantizeCliOptions& o) {
     for (const auto& l : r.layers)
       out["layers"].push_back({{"name", l.name}, {"loss", l.loss}, {"damp", l.damp}, {"retries", l.retries},
                                {"dead_columns", l.dead_columns}});
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   fmt::print("{} {}: {} Linear layers, {} weights at {:.2f} bits each ({} as int{} + f16 scale/zero per group, vs "

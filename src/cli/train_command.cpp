@@ -114,7 +114,7 @@ void run_train(TrainOptions o) {
     nlohmann::ordered_json out = {{"model", o.out}, {"metric", task.metric}, {"value", last.eval_metric},
                                   {"loss", last.eval_loss}, {"train_seconds", total_seconds},
                                   {"train_samples_per_second", last.samples_per_second}};
-    fmt::print("{}\n", out.dump(2));
+    print_json(out);
     return;
   }
   std::string quality = task.metric == "ppl"

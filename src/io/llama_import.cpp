@@ -6,8 +6,9 @@
 #include <fstream>
 #include <regex>
 
-#include "shrink/core/error.h"
 #include "io/hf_folder.h"
+#include "io/json_checked.h"
+#include "shrink/core/error.h"
 #include "shrink/io/gguf.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
@@ -93,8 +94,10 @@ json LmConfig::to_json() const {
 LmConfig LmConfig::from_json(const json& j) {
   LmConfig c;
   try {
-    c.vocabulary = j.at("vocabulary"), c.dim = j.at("dim"), c.layers = j.at("layers"), c.heads = j.at("heads");
-    c.kv_heads = j.at("kv_heads"), c.hidden = j.at("hidden"), c.context = j.value("context", int64_t(0));
+    const auto integer = [&](const char* key) { return json_integer(j.at(key), fmt::format("config '{}'", key)); };
+    c.vocabulary = integer("vocabulary"), c.dim = integer("dim"), c.layers = integer("layers"), c.heads = integer("heads");
+    c.kv_heads = integer("kv_heads"), c.hidden = integer("hidden");
+    c.context = j.contains("context") ? integer("context") : 0;
     c.architecture = j.value("architecture", "llama");
     c.rope_theta = j.value("rope_theta", 10000.0), c.norm_eps = j.value("norm_eps", j.value("rms_eps", 1e-5));
     c.tied_embeddings = j.value("tied_embeddings", true);
@@ -104,7 +107,9 @@ LmConfig LmConfig::from_json(const json& j) {
   bool ok = c.vocabulary > 0 && c.dim > 0 && c.layers > 0 && c.heads > 0 && c.kv_heads > 0 && c.hidden > 0 &&
             c.dim % c.heads == 0 && c.heads % c.kv_heads == 0 && c.rope_theta > 0 && c.norm_eps > 0 &&
             ((c.architecture == "llama" && c.head_dim() % 2 == 0) || (c.architecture == "bert" && c.context > 0));
-  if (!ok) throw FormatError(fmt::format("the language-model config is inconsistent: {}", c.to_json().dump()));
+  if (!ok)
+    throw FormatError(fmt::format("the language-model config is inconsistent: {}",
+                                  c.to_json().dump(-1, ' ', false, json::error_handler_t::replace)));
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 
+#include "io/json_checked.h"
 #include "shrink/io/safetensors.h"
 
 namespace shrink::io {
@@ -236,8 +237,8 @@ void save_model(const std::string& path, const nn::Graph& graph, const json& pro
     else tensors.push_back({name, p->value});
   }
   StringPairs metadata = {{"shrink.format", kNativeFormatTag},
-                          {"shrink.graph", graph_to_json(graph).dump()},
-                          {"shrink.provenance", provenance.dump()}};
+                          {"shrink.graph", json_text(graph_to_json(graph), "the graph", path)},
+                          {"shrink.provenance", json_text(provenance, "the provenance", path)}};
   save_safetensors(path, tensors, metadata);
 }
 

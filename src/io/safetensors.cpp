@@ -7,6 +7,7 @@
 #include <set>
 
 #include "io/byte_cursor.h"
+#include "io/json_checked.h"
 #include "shrink/core/atomic_file.h"
 
 namespace shrink {
@@ -167,7 +168,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
-  std::string text = header.dump();
+  std::string text = io::json_text(header, "a tensor name or metadata value", path);
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
   AtomicFileWriter writer(path);
   const uint64_t header_bytes = text.size();

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/json_checked.h"
 #include "shrink/core/error.h"
 #include "shrink/io/gguf.h"
 #include "shrink/io/text_tokenizer.h"
@@ -32,7 +33,7 @@ int32_t gguf_token_id(const GgufFile& file, const char* key, size_t vocabulary) 
 std::vector<std::string> vocab_by_id(const nlohmann::json& vocab, size_t size, const std::string& path) {
   std::vector<std::string> tokens(std::max(size, vocab.size()));
   for (auto& [token, id] : vocab.items()) {
-    int64_t i = id.get<int64_t>();
+    const int64_t i = io::json_integer(id, "a vocab id", path);
     if (i < 0 || size_t(i) >= tokens.size()) throw FormatError(fmt::format("vocab id {} out of range", i), path);
     tokens[size_t(i)] = token;
   }
@@ -93,15 +94,21 @@ std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path) {
     }
     if (type != "BPE") throw UnsupportedError(fmt::format("tokenizer model '{}' (shrink reads BPE and WordPiece)", type), path);
     ByteLevelBpeSpec spec;
+    const nlohmann::json added_tokens = j.value("added_tokens", nlohmann::json::array());
+    // Ids run below the vocab's size plus the added tokens' count, with room for gaps (vocabularies
+    // padded to a round size); a larger one is a lie that would size the token table (found by
+    // fuzzing: an id of 10^12).
+    const size_t id_limit = m.at("vocab").size() + added_tokens.size() + 65536;
     size_t n = m.at("vocab").size();
-    for (const auto& added : j.value("added_tokens", nlohmann::json::array()))
-      n = std::max(n, size_t(std::max<int64_t>(0, added.at("id").get<int64_t>() + 1)));
+    for (const auto& added : added_tokens) {
+      const int64_t id = io::json_integer(added.at("id"), "an added token's id", path);
+      if (id < 0 || size_t(id) >= id_limit) throw FormatError(fmt::format("added token id {} out of range", id), path);
+      n = std::max(n, size_t(id) + 1);
+    }
     spec.tokens = vocab_by_id(m.at("vocab"), n, path);
     spec.special.assign(n, false);
-    for (const auto& added : j.value("added_tokens", nlohmann::json::array())) {
-      int64_t raw = added.at("id").get<int64_t>();
-      if (raw < 0) throw FormatError(fmt::format("added token id {} out of range", raw), path);
-      size_t id = size_t(raw);
+    for (const auto& added : added_tokens) {
+      const size_t id = size_t(io::json_integer(added.at("id"), "an added token's id", path));
       spec.tokens[id] = added.at("content").get<std::string>();
       spec.special[id] = true;
     }
@@ -133,7 +140,8 @@ std::unique_ptr<TextTokenizer> tokenizer_from_json(const nlohmann::json& j) {
     spec.tokens = j.at("tokens").get<std::vector<std::string>>();
     spec.merges = j.at("merges").get<std::vector<std::string>>();
     spec.special.assign(spec.tokens.size(), false);
-    for (int64_t id : j.at("special").get<std::vector<int64_t>>()) {
+    for (const auto& special : j.at("special")) {
+      const int64_t id = io::json_integer(special, "a special token id");
       if (id < 0 || size_t(id) >= spec.tokens.size()) throw FormatError(fmt::format("special token id {} out of range", id));
       spec.special[size_t(id)] = true;
     }
@@ -141,7 +149,7 @@ std::unique_ptr<TextTokenizer> tokenizer_from_json(const nlohmann::json& j) {
     auto tok = make_byte_level_bpe(std::move(spec));
     int64_t n = tok->vocabulary_size();
     auto id = [&](const char* key) {
-      int64_t v = j.at(key);
+      const int64_t v = io::json_integer(j.at(key), fmt::format("the tokenizer's {} id", key));
       if (v < -1 || v >= n) throw FormatError(fmt::format("tokenizer {} id {} out of range", key, v));
       return int32_t(v);
     };

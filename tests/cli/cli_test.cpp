@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/gguf_builder.h"
 #include "test_support.h"
 
 namespace shrink {
@@ -73,6 +74,23 @@ TEST(Cli, InspectPrintsATableAndJson) {
   EXPECT_EQ(json["tensors"].size(), 15u);
   result = run_shrink({"inspect", fixture, "--brief"});
   EXPECT_EQ(result.out.find("random.q6_k"), std::string::npos);
+}
+
+// A GGUF's strings are bytes: one that is not UTF-8 (in a value and in an array) still inspects,
+// as a table and as JSON (U+FFFD in its place); the JSON printer had thrown nlohmann's type_error
+// and the command ended with exit 3 (found by fuzzing; `generate --json` with such a prompt too).
+TEST(Cli, InspectShowsStringsThatAreNotUtf8) {
+  testing::GgufBuilder b;
+  b.header(0, 2).kv_string("general.name", "caf\xe9");
+  b.string("tokenizer.ggml.tokens").put<uint32_t>(9).put<uint32_t>(8).put<uint64_t>(2).string("ok").string("\xff\xfe");
+  testing::ScratchDir dir;
+  testing::write_bytes(dir.file("latin1.gguf"), b.bytes);
+  auto result = run_shrink({"inspect", dir.file("latin1.gguf")});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  result = run_shrink({"inspect", dir.file("latin1.gguf"), "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("caf\xef\xbf\xbd"), std::string::npos) << result.out;  // U+FFFD
+  EXPECT_NO_THROW((void)nlohmann::json::parse(result.out));
 }
 
 TEST(Cli, InfoNamesTheChosenKernels) {

@@ -161,6 +161,19 @@ TEST(LlmImport, BadFilesAreClearErrors) {
   EXPECT_THROW(load_language_model(folder), FormatError);
 }
 
+// A stored config's sizes must be JSON integers: 2.6e31 was cast to int64 (undefined behaviour).
+TEST(LlmImport, StoredConfigSizesMustBeIntegers) {
+  nlohmann::json j = {{"vocabulary", 256}, {"dim", 64}, {"layers", 2}, {"heads", 4}, {"kv_heads", 2}, {"hidden", 96}};
+  EXPECT_EQ(LmConfig::from_json(j).dim, 64);
+  for (const char* key : {"vocabulary", "dim", "layers", "heads", "kv_heads", "hidden"}) {
+    nlohmann::json bad = j;
+    bad[key] = 2.6e31;
+    EXPECT_THROW(LmConfig::from_json(bad), FormatError) << key;
+  }
+  j["context"] = 1e300;
+  EXPECT_THROW(LmConfig::from_json(j), FormatError);
+}
+
 TEST(Perplexity, IsExpOfTheMeanNllOverNonOverlappingWindows) {
   // A "model" whose logits are uniform: perplexity equals the vocabulary size exactly.
   nn::Graph g;

@@ -56,6 +56,9 @@ TEST(Safetensors, WriterRefusesBadInputWithoutLeavingFiles) {
   EXPECT_THROW(save_safetensors(dir.file("a.safetensors"), {{"", t}}), UsageError);
   EXPECT_THROW(save_safetensors(dir.file("a.safetensors"), {{"__metadata__", t}}), UsageError);
   EXPECT_THROW(save_safetensors(dir.file("missing/a.safetensors"), {{"x", t}}), IoError);
+  // Names and metadata go into JSON, which is UTF-8 (found by fuzzing: nlohmann's type_error escaped).
+  EXPECT_THROW(save_safetensors(dir.file("a.safetensors"), {{"bad\xff", t}}), UsageError);
+  EXPECT_THROW(save_safetensors(dir.file("a.safetensors"), {{"x", t}}, {{"note", "bad\xff"}}), UsageError);
   EXPECT_TRUE(dir.list().empty());
 }
 

@@ -104,6 +104,30 @@ TEST(TextTokenizer, MalformedTokenizerJsonIsAFormatError) {
   std::ofstream(path) << "{ not json";
   EXPECT_THROW(tokenizer_from_hf_json(path), FormatError);
   EXPECT_THROW(tokenizer_from_hf_json(path + ".missing"), IoError);
+  // Found by fuzzing: an added token's id of 10^12 sized the token table to 10^12 entries.
+  std::ofstream(path) << R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+                             "added_tokens": [{"id": 1000000000000, "content": "<x>"}]})";
+  EXPECT_THROW(tokenizer_from_hf_json(path), FormatError);
+}
+
+// Found by fuzzing stored tokenizers: an id written as 2.6e31 was cast to int64 (undefined);
+// every id must be a JSON integer.
+TEST(TextTokenizer, StoredTokenizerIdsMustBeIntegers) {
+  ByteLevelBpeSpec spec;
+  spec.tokens = {"a", "b", "ab"};
+  spec.merges = {"a b"};
+  const nlohmann::json good = make_byte_level_bpe(spec)->to_json();
+  EXPECT_NO_THROW(tokenizer_from_json(good));
+  for (const char* key : {"bos", "eos", "unknown", "padding"}) {
+    nlohmann::json bad = good;
+    bad[key] = 2.6e31;
+    EXPECT_THROW(tokenizer_from_json(bad), FormatError) << key;
+    bad[key] = 1.0;
+    EXPECT_THROW(tokenizer_from_json(bad), FormatError) << key;
+  }
+  nlohmann::json bad = good;
+  bad["special"] = {2.6e31};
+  EXPECT_THROW(tokenizer_from_json(bad), FormatError);
 }
 
 }  // namespace
