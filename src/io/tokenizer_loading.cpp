@@ -40,6 +40,15 @@ std::vector<std::string> vocab_by_id(const nlohmann::json& vocab, size_t size, c
   return tokens;
 }
 
+// WordPiece's longest word in characters: a positive integer (3.3e39 was cast to int, undefined;
+// found by fuzzing).
+int word_limit(const nlohmann::json& value, const std::string& path) {
+  const int64_t limit = io::json_integer(value, "the longest word's character count", path);
+  if (limit < 1 || limit > (int64_t(1) << 30))
+    throw FormatError(fmt::format("the longest word's character count {} is out of range", limit), path);
+  return int(limit);
+}
+
 }  // namespace
 
 std::unique_ptr<TextTokenizer> tokenizer_from_gguf(const GgufFile& file) {
@@ -88,7 +97,8 @@ std::unique_ptr<TextTokenizer> tokenizer_from_hf_json(const std::string& path) {
       WordPieceSpec spec;
       spec.tokens = vocab_by_id(m.at("vocab"), 0, path);
       spec.continuation = m.value("continuing_subword_prefix", "##");
-      spec.max_word_characters = m.value("max_input_chars_per_word", 100);
+      spec.max_word_characters =
+          m.contains("max_input_chars_per_word") ? word_limit(m["max_input_chars_per_word"], path) : 100;
       if (j.contains("normalizer") && j["normalizer"].is_object()) spec.lowercase = j["normalizer"].value("lowercase", true);
       return make_wordpiece(std::move(spec));
     }
@@ -132,7 +142,7 @@ std::unique_ptr<TextTokenizer> tokenizer_from_json(const nlohmann::json& j) {
       WordPieceSpec spec;
       spec.tokens = j.at("tokens").get<std::vector<std::string>>();
       spec.lowercase = j.at("lowercase"), spec.continuation = j.at("continuation");
-      spec.max_word_characters = j.at("max_word_characters");
+      spec.max_word_characters = word_limit(j.at("max_word_characters"), "");
       return make_wordpiece(std::move(spec));
     }
     if (type != "byte-bpe") throw FormatError(fmt::format("unknown tokenizer type '{}'", type));

@@ -128,6 +128,14 @@ TEST(TextTokenizer, StoredTokenizerIdsMustBeIntegers) {
   nlohmann::json bad = good;
   bad["special"] = {2.6e31};
   EXPECT_THROW(tokenizer_from_json(bad), FormatError);
+  WordPieceSpec wp;
+  wp.tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"};
+  nlohmann::json word = make_wordpiece(wp)->to_json();
+  EXPECT_NO_THROW(tokenizer_from_json(word));
+  for (const nlohmann::json& limit : {nlohmann::json(3.3e39), nlohmann::json(0), nlohmann::json("100")}) {
+    word["max_word_characters"] = limit;
+    EXPECT_THROW(tokenizer_from_json(word), FormatError) << limit;
+  }
 }
 
 }  // namespace
