@@ -349,10 +349,11 @@ void gemv_columns(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, 
 // loads add in i16 (|pair| <= 2 * 15 * 127 = 3810; eight of them stay below 32767), then one
 // vpmaddwd, one conversion and one multiply-add by the group's scale, converted to f32 for the
 // four rows before the loop. About 40% fewer instructions per weight than gemv_columns.
-// STREAMS panels far apart in memory (c0[s], each a 4-row panel) are walked together: two
-// sequential streams per core kept 8-17% more bytes in flight than one on the AMD host (cold
-// 4096 x 4096 g128, 2 threads: 30-34 -> 36-40 GB/s; SmolLM2's 1536 x 576 and 576 x 1536: 26-28 ->
-// 29-31 GB/s), while two adjacent panels (one stream, eight rows) were slower than four rows.
+// STREAMS panels far apart in memory (c0[s], each a 4-row panel) are walked together: one core
+// keeps more reads in flight over two sequential streams than over one (a bare read loop on the
+// AMD host: +16%). Here, cold, 2 threads, in a one-process A/B: 4096 x 4096 g128 +5-6%, SmolLM2's
+// 1536 x 576 g64 +3-10% (at k = 576 the kernel is close to compute-bound), while two adjacent
+// panels (one stream, eight rows) were slower than four rows.
 template <int CPG, int STREAMS>
 void gemv_panels(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, const float* float_sums,
                  const Int4Weights& w, const float* bias, float* out, float* row_scales) {
