@@ -26,24 +26,20 @@ namespace {
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-// GPT-2's byte alphabet as UTF-8: printable Latin-1 bytes stand for themselves, the rest for 256 + n.
-std::string byte_token(int b) {
-  const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  static int next = 0;
-  static int assigned[256];
-  static bool init = false;
-  if (!init) {
-    for (int i = 0; i < 256; ++i) {
-      const bool p = (i >= '!' && i <= '~') || (i >= 0xa1 && i <= 0xac) || (i >= 0xae && i <= 0xff);
-      assigned[i] = p ? i : 256 + next++;
-    }
-    init = true;
+// GPT-2's byte alphabet as UTF-8: printable Latin-1 bytes stand for themselves, the others, in
+// order, for the code points 256, 257, ...
+std::string byte_token(int byte) {
+  int code_point = byte, others = 0;
+  const auto printable = [](int b) {
+    return (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  };
+  if (!printable(byte)) {
+    for (int b = 0; b < byte; ++b) others += !printable(b);
+    code_point = 256 + others;
   }
-  (void)printable;
-  const int cp = assigned[b];
   std::string out;
-  if (cp < 0x80) out += char(cp);
-  else out += char(0xc0 | (cp >> 6)), out += char(0x80 | (cp & 0x3f));
+  if (code_point < 0x80) out += char(code_point);
+  else out += char(0xc0 | (code_point >> 6)), out += char(0x80 | (code_point & 0x3f));
   return out;
 }
 
