@@ -12,10 +12,15 @@
 
 namespace shrink::fuzz {
 
-// Writes the input to /dev/shm (or /tmp) under a name with this extension; the path is reused.
-inline std::string scratch_file(const uint8_t* data, size_t size, const std::string& extension) {
+// A per-process scratch path in /dev/shm (or /tmp) with this extension, the same on every call.
+inline std::string scratch_path(const std::string& extension) {
   static const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  const std::string path = dir + "/shrink-fuzz-" + std::to_string(getpid()) + extension;
+  return dir + "/shrink-fuzz-" + std::to_string(getpid()) + extension;
+}
+
+// Writes the input to scratch_path(extension) and returns that path.
+inline std::string scratch_file(const uint8_t* data, size_t size, const std::string& extension) {
+  const std::string path = scratch_path(extension);
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) __builtin_trap();
   if (size && std::fwrite(data, 1, size, f) != size) __builtin_trap();

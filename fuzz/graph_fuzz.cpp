@@ -35,7 +35,7 @@ Seed load_seed() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shrink;
   static const Seed seed = load_seed();
-  const std::string path = fuzz::scratch_file(nullptr, 0, ".shrink");
+  const std::string path = fuzz::scratch_path(".shrink");
   fuzz::expect_success_or_error([&] {
     save_safetensors(path, seed.tensors,  // refuses text that is not UTF-8
                      {{"shrink.format", io::kNativeFormatTag},

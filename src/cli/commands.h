@@ -2,6 +2,8 @@
 // CLI11 subcommand, and its callback calls the library and prints.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -46,8 +48,10 @@ std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
 std::string human_bytes(uint64_t bytes);      // "98.4 MB"
 // A --json result on stdout, indented by 2. Bytes that are not UTF-8 (a prompt given as raw
 // bytes, a generation cut inside a character) print as U+FFFD instead of failing the command.
-void print_json(const nlohmann::ordered_json& out);
-void print_json(const nlohmann::json& out);
+template <class Json>  // nlohmann::json or ordered_json
+void print_json(const Json& out) {
+  fmt::print("{}\n", out.dump(2, ' ', false, Json::error_handler_t::replace));
+}
 // A whole text file (IoError naming `what` when it cannot be read).
 std::string read_text_file(const std::string& path, const char* what = "the text");
 

@@ -1,4 +1,4 @@
-// Number formatting for tables, --json output, and reading whole text files.
+// Number formatting for tables, and reading whole text files.
 #include <fmt/format.h>
 
 #include <fstream>
@@ -8,14 +8,6 @@
 #include "shrink/core/error.h"
 
 namespace shrink::cli {
-
-void print_json(const nlohmann::ordered_json& out) {
-  fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
-}
-
-void print_json(const nlohmann::json& out) {
-  fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
-}
 
 std::string with_thousands(uint64_t value) {
   std::string digits = std::to_string(value), out;

@@ -20,11 +20,6 @@ namespace {
 
 std::string shape_text(int64_t m, int64_t n, int64_t k) { return fmt::format("{}x{}x{}", m, n, k); }
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // A kernel's seconds per call and the fraction of the read bandwidth its `bytes` per call make,
 // from 5 rounds of (probe, kernel) measured back to back; medians of each. Pairing keeps the
 // host's minute-to-minute swings out of the ratio.
@@ -38,7 +33,7 @@ AgainstBandwidth against_bandwidth(const ReadBandwidthProbe& probe, double bytes
     times.push_back(seconds());
     fractions.push_back(bytes / times.back() / bandwidth);
   }
-  return {median_of(times), median_of(fractions)};
+  return {median(times), median(fractions)};
 }
 
 double f32_gemm_seconds(int64_t m, int64_t n, int64_t k) {

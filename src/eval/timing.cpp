@@ -50,6 +50,12 @@ double sum_plain(const double* p, size_t n) {
 
 }  // namespace
 
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
 double median_seconds(int calls, const std::function<void(int)>& call) {
   call(0);
   std::vector<double> times;
@@ -58,8 +64,7 @@ double median_seconds(int calls, const std::function<void(int)>& call) {
     for (int c = 0; c < calls; ++c) call(c);
     times.push_back((now() - start) / calls);
   }
-  std::sort(times.begin(), times.end());
-  return times[2];
+  return median(std::move(times));
 }
 
 ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) {

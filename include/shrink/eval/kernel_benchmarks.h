@@ -8,6 +8,9 @@
 
 namespace shrink {
 
+// The median of some measurements (the upper middle one of an even count).
+double median(std::vector<double> values);
+
 // Median seconds per call over 5 repetitions of `calls` calls (after one warm-up call);
 // call(i) receives the call's index, for rotating through buffers.
 double median_seconds(int calls, const std::function<void(int)>& call);
