@@ -74,6 +74,21 @@ io::LanguageModel tiny_llama(std::shared_ptr<const TextTokenizer> tokenizer) {
   return lm;
 }
 
+// The byte-level BPE as Hugging Face's tokenizer.json lays it out (vocabulary, merges, added tokens).
+nlohmann::json hf_tokenizer_json(const TextTokenizer& tokenizer) {
+  const nlohmann::json stored = tokenizer.to_json();
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  const auto& tokens = stored.at("tokens");
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const std::string token = tokens[id].get<std::string>();
+    if (token == "<|im_start|>") added.push_back({{"id", id}, {"content", token}, {"special", true}});
+    else vocab[token] = id;
+  }
+  return {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", stored.at("merges")}}},
+          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+          {"added_tokens", added}};
+}
+
 // Every key and string value in a JSON document.
 void collect_strings(const nlohmann::json& j, std::set<std::string>& words) {
   if (j.is_string()) words.insert(j.get<std::string>());
@@ -81,6 +96,12 @@ void collect_strings(const nlohmann::json& j, std::set<std::string>& words) {
     for (const auto& [key, value] : j.items()) words.insert(key), collect_strings(value, words);
   if (j.is_array())
     for (const auto& value : j) collect_strings(value, words);
+}
+
+// A libFuzzer dictionary: one quoted string per line ("\"text\"" is its syntax for a quote).
+void write_dictionary(const fs::path& path, const std::set<std::string>& words) {
+  std::ofstream dict(path);
+  for (const std::string& w : words) dict << nlohmann::json(w).dump() << "\n";
 }
 
 }  // namespace
@@ -91,7 +112,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path out = argv[1], fixtures = argv[2];
-  for (const char* target : {"gguf", "safetensors", "native_model", "graph", "tokenizer_json", "encode", "idx", "tokenizers"})
+  for (const char* target :
+       {"gguf", "safetensors", "native_model", "graph", "hf_config", "hf_folder", "tokenizer_json", "encode", "idx", "tokenizers"})
     fs::create_directories(out / target);
 
   std::shared_ptr<const TextTokenizer> bpe = byte_bpe();
@@ -129,9 +151,35 @@ int main(int argc, char** argv) {
         collect_strings(nlohmann::json::parse(value), words);
       }
   }
-  std::ofstream dict(out / "graph.dict");
-  for (const std::string& w : words) dict << nlohmann::json(w).dump() << "\n";  // "\"text\"": libFuzzer's syntax
+  write_dictionary(out / "graph.dict", words);
 
+  // The hf_config target: the f32 model as a Hugging Face folder (hf_folder: weights in bf16 under
+  // their Hugging Face names, a tokenizer.json), its config.json as the seed, and a BERT config.
+  {
+    io::LanguageModel f32 = tiny_llama(bpe);
+    std::vector<NamedTensor> tensors;
+    for (const auto& [name, p] : f32.graph.named_params())
+      if (name != "lm_head.weight") tensors.push_back({name, p->value.to(DType::bf16)});
+    save_safetensors((out / "hf_folder" / "model.safetensors").string(), tensors);
+    write_text(out / "hf_folder" / "tokenizer.json", hf_tokenizer_json(*bpe).dump());
+    const io::LmConfig& c = f32.config;
+    write_text(out / "hf_config" / "llama.json",
+               nlohmann::json{{"model_type", "llama"}, {"vocab_size", c.vocabulary}, {"hidden_size", c.dim},
+                              {"num_hidden_layers", c.layers}, {"num_attention_heads", c.heads},
+                              {"num_key_value_heads", c.kv_heads}, {"intermediate_size", c.hidden},
+                              {"max_position_embeddings", c.context}, {"rope_theta", 10000.0},
+                              {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", true}}
+                   .dump(1));
+    const nlohmann::json bert = {{"model_type", "bert"}, {"vocab_size", c.vocabulary}, {"hidden_size", c.dim},
+                                 {"num_hidden_layers", c.layers}, {"num_attention_heads", c.heads},
+                                 {"intermediate_size", c.hidden}, {"max_position_embeddings", c.context},
+                                 {"hidden_act", "gelu"}, {"position_embedding_type", "absolute"},
+                                 {"layer_norm_eps", 1e-12}};
+    write_text(out / "hf_config" / "bert.json", bert.dump(1));
+    std::set<std::string> keys = {"mistral", "num_key_value_heads", "rope_theta", "rms_norm_eps", "tie_word_embeddings"};
+    collect_strings(bert, keys);
+    write_dictionary(out / "hf_config.dict", keys);
+  }
   Tensor a = Tensor::empty({4, 3}, DType::f32), b = Tensor::empty({7}, DType::bf16);
   save_safetensors((out / "safetensors" / "two.safetensors").string(), {{"layer.weight", a}, {"layer.bias", b}},
                    {{"format", "pt"}});

@@ -81,12 +81,13 @@ LanguageModel load_bert_hf(const std::string& folder) {
       throw UnsupportedError(fmt::format("hidden_act '{}' (shrink's BERT uses erf GELU)", cfg.value("hidden_act", "")), folder);
     if (cfg.value("position_embedding_type", "absolute") != "absolute")
       throw UnsupportedError("only absolute position embeddings", folder);
-    c.vocabulary = cfg.at("vocab_size"), c.dim = cfg.at("hidden_size"), c.layers = cfg.at("num_hidden_layers");
-    c.heads = cfg.at("num_attention_heads"), c.kv_heads = c.heads, c.hidden = cfg.at("intermediate_size");
-    c.context = cfg.at("max_position_embeddings"), c.norm_eps = cfg.value("layer_norm_eps", 1e-12);
+    const auto integer = [&](const char* key) { return hf_config_integer(cfg, key, folder); };
+    c.vocabulary = integer("vocab_size"), c.dim = integer("hidden_size"), c.layers = integer("num_hidden_layers");
+    c.heads = integer("num_attention_heads"), c.kv_heads = c.heads, c.hidden = integer("intermediate_size");
+    c.context = integer("max_position_embeddings"), c.norm_eps = cfg.value("layer_norm_eps", 1e-12);
     c.tied_embeddings = false;
   } catch (const json::exception& e) {
-    throw FormatError(fmt::format("config.json is missing a BERT field: {}", e.what()), folder);
+    throw FormatError(fmt::format("config.json lacks a BERT field or has one of the wrong type: {}", e.what()), folder);
   }
   c = LmConfig::from_json(c.to_json());
   SafetensorsFile file = SafetensorsFile::open(folder + "/model.safetensors");

@@ -69,11 +69,18 @@ bool is_directory(const std::string& path) {
 json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw IoError("cannot open", path);
+  json j;
   try {
-    return json::parse(in);
+    j = json::parse(in);
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("not valid JSON: {}", e.what()), path);
   }
+  if (!j.is_object()) throw FormatError("not a JSON object", path);
+  return j;
+}
+
+int64_t hf_config_integer(const json& config, const char* key, const std::string& folder) {
+  return json_integer(config.at(key), fmt::format("config.json's '{}'", key), folder);
 }
 
 Tensor safetensors_weight(const SafetensorsFile& file, const std::string& folder, const std::string& name,
@@ -232,19 +239,24 @@ LanguageModel load_llama_gguf(const std::string& path) {
 
 LanguageModel load_llama_hf(const std::string& folder) {
   json cfg = read_json_file(folder + "/config.json");
-  std::string type = cfg.value("model_type", "");
+  const auto model_type = cfg.find("model_type");
+  if (model_type != cfg.end() && !model_type->is_string()) throw FormatError("config.json's model_type is not a string", folder);
+  const std::string type = model_type == cfg.end() ? "" : model_type->get<std::string>();
   if (type == "bert") return load_bert_hf(folder);
   if (type != "llama" && type != "mistral")
     throw UnsupportedError(fmt::format("model_type '{}' (shrink imports Llama-architecture decoders)", type), folder);
   LmConfig c;
   try {
-    c.vocabulary = cfg.at("vocab_size"), c.dim = cfg.at("hidden_size"), c.layers = cfg.at("num_hidden_layers");
-    c.heads = cfg.at("num_attention_heads"), c.kv_heads = cfg.value("num_key_value_heads", c.heads);
-    c.hidden = cfg.at("intermediate_size"), c.context = cfg.value("max_position_embeddings", int64_t(0));
+    const auto integer = [&](const char* key) { return hf_config_integer(cfg, key, folder); };
+    c.vocabulary = integer("vocab_size"), c.dim = integer("hidden_size"), c.layers = integer("num_hidden_layers");
+    c.heads = integer("num_attention_heads");
+    c.kv_heads = cfg.contains("num_key_value_heads") ? integer("num_key_value_heads") : c.heads;
+    c.hidden = integer("intermediate_size");
+    c.context = cfg.contains("max_position_embeddings") ? integer("max_position_embeddings") : 0;
     c.rope_theta = cfg.value("rope_theta", 10000.0), c.norm_eps = cfg.value("rms_norm_eps", 1e-5);
     c.tied_embeddings = cfg.value("tie_word_embeddings", false);
   } catch (const json::exception& e) {
-    throw FormatError(fmt::format("config.json is missing a Llama field: {}", e.what()), folder);
+    throw FormatError(fmt::format("config.json lacks a Llama field or has one of the wrong type: {}", e.what()), folder);
   }
   c = LmConfig::from_json(c.to_json());
   SafetensorsFile file = SafetensorsFile::open(folder + "/model.safetensors");

@@ -5,6 +5,8 @@
 
 #include <sys/stat.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -159,6 +161,28 @@ TEST(LlmImport, BadFilesAreClearErrors) {
   EXPECT_THROW(load_language_model(folder), UnsupportedError);
   std::ofstream(folder + "/config.json") << R"({"model_type": "llama", "vocab_size": 10})";
   EXPECT_THROW(load_language_model(folder), FormatError);
+  // config.json must be an object with a string model_type (found by fuzzing: both escaped as
+  // nlohmann's type_error, exit code 3).
+  for (const char* config : {R"(" bh")", "[1, 2]", "7", R"({"model_type": 5})", R"({"model_type": "bert", "vocab_size": "x"})",
+                             R"({"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1,
+                                 "num_attention_heads": 1, "intermediate_size": 8, "rope_theta": "high"})"}) {
+    std::ofstream(folder + "/config.json") << config;
+    EXPECT_THROW(load_language_model(folder), FormatError) << config;
+  }
+  // Sizes must be integers: a float beyond int64's range was cast to int64 (undefined behaviour).
+  for (const char* type : {"llama", "bert"})
+    for (const char* value : {"2.6e31", "8.5", "-1e300", "\"64\""}) {
+      std::ofstream(folder + "/config.json")
+          << fmt::format(R"({{"model_type": "{}", "vocab_size": 10, "hidden_size": {}, "num_hidden_layers": 1,
+                            "num_attention_heads": 1, "intermediate_size": 8, "max_position_embeddings": 8}})",
+                         type, value);
+      try {
+        load_language_model(folder);
+        ADD_FAILURE() << type << " " << value << " loaded";
+      } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("'hidden_size' must be an integer"), std::string::npos) << e.what();
+      }
+    }
 }
 
 // A stored config's sizes must be JSON integers: 2.6e31 was cast to int64 (undefined behaviour).
