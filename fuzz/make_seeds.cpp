@@ -1,8 +1,9 @@
 // Writes the seed inputs of the fuzz targets into OUT/<target>/ (and the tokenizers the encode
 // target reads into OUT/tokenizers/): a tiny Llama with a byte-level BPE tokenizer as a shrink
 // file, f32 and RTN int4; the same exported as GGUF (f32, Q4_1, Q4_0 + Q8_0); the GGUF and
-// safetensors test fixtures; a WordPiece tokenizer; an IDX file; SmolLM2's tokenizer when its
-// GGUF is in the asset cache.
+// safetensors test fixtures; the f32 model as a Hugging Face folder with Llama and BERT configs;
+// Hugging Face tokenizer.json files (byte-level BPE, WordPiece); a WordPiece tokenizer; an IDX
+// file; SmolLM2's tokenizer when its GGUF is in the asset cache; dictionaries for the JSON targets.
 //   fuzz_make_seeds OUT FIXTURES_DIR
 #include <cstdio>
 #include <filesystem>
@@ -113,7 +114,8 @@ int main(int argc, char** argv) {
   }
   const fs::path out = argv[1], fixtures = argv[2];
   for (const char* target :
-       {"gguf", "safetensors", "native_model", "graph", "hf_config", "hf_folder", "tokenizer_json", "encode", "idx", "tokenizers"})
+       {"gguf", "safetensors", "native_model", "graph", "hf_config", "hf_folder", "hf_tokenizer", "tokenizer_json",
+        "encode", "idx", "tokenizers"})
     fs::create_directories(out / target);
 
   std::shared_ptr<const TextTokenizer> bpe = byte_bpe();
@@ -162,6 +164,18 @@ int main(int argc, char** argv) {
       if (name != "lm_head.weight") tensors.push_back({name, p->value.to(DType::bf16)});
     save_safetensors((out / "hf_folder" / "model.safetensors").string(), tensors);
     write_text(out / "hf_folder" / "tokenizer.json", hf_tokenizer_json(*bpe).dump());
+    // The hf_tokenizer target: that tokenizer.json and a WordPiece one, with their keys as a dictionary.
+    nlohmann::json wordpiece_vocab = nlohmann::json::object();
+    for (size_t id = 0; id < wp.tokens.size(); ++id) wordpiece_vocab[wp.tokens[id]] = id;
+    const nlohmann::json hf_wordpiece = {
+        {"model", {{"type", "WordPiece"}, {"vocab", wordpiece_vocab}, {"continuing_subword_prefix", "##"},
+                   {"max_input_chars_per_word", 100}, {"unk_token", "[UNK]"}}},
+        {"normalizer", {{"type", "BertNormalizer"}, {"lowercase", true}}}};
+    write_text(out / "hf_tokenizer" / "bpe.json", hf_tokenizer_json(*bpe).dump());
+    write_text(out / "hf_tokenizer" / "wordpiece.json", hf_wordpiece.dump());
+    std::set<std::string> tokenizer_keys = {"added_tokens", "id", "content", "special", "individual_digits", "merges"};
+    collect_strings(hf_wordpiece, tokenizer_keys);
+    write_dictionary(out / "hf_tokenizer.dict", tokenizer_keys);
     const io::LmConfig& c = f32.config;
     write_text(out / "hf_config" / "llama.json",
                nlohmann::json{{"model_type", "llama"}, {"vocab_size", c.vocabulary}, {"hidden_size", c.dim},
