@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <utility>
 
 namespace shrink {
@@ -165,8 +167,12 @@ bool in_parallel_for() {
 }
 
 void with_thread_team(const std::function<void()>& body) {
+  static const bool disabled = [] {
+    const char* off = std::getenv("SHRINK_NO_THREAD_TEAM");
+    return off && *off && std::string(off) != "0";
+  }();
   const int threads = num_threads();
-  if (threads <= 1 || t_leading || omp_in_parallel()) {
+  if (disabled || threads <= 1 || t_leading || omp_in_parallel()) {
     body();
     return;
   }

@@ -23,6 +23,8 @@ bool in_parallel_for();
 // under a microsecond instead of opening an OpenMP region each time. For work made of many short
 // parallel steps (decoding a token: ~120 products of 0.1-1 MB). Runs body() directly when there
 // is one thread or when called inside a parallel_for or another team. Exceptions reach the caller.
+// SHRINK_NO_THREAD_TEAM=1 in the environment turns teams off (body() runs directly), for
+// measuring one against the other in the same session.
 void with_thread_team(const std::function<void()>& body);
 
 // Sets flush-to-zero and denormals-are-zero for the calling thread (idempotent, cheap).
