@@ -21,16 +21,12 @@ bandwidth() { "$shrink" bench kernels --quick --json --quiet |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["read_bandwidth_bytes_per_second"])'; }
 probes=()
 rows=()
-# The last row runs the int8-head model again without the decoder's thread team (core/parallel.h:
-# SHRINK_NO_THREAD_TEAM=1), so the table shows what the team is worth in the same session.
-for entry in "f32 (the GGUF dequantized)|$smol|0" "int4 g128, f32 tied head|$out/rtn4.shrink|0" \
-             "int4 g128, int8 head|$out/rtn4-int8-head.shrink|0" \
-             "int4 g128, int8 head, no thread team|$out/rtn4-int8-head.shrink|1"; do
-  IFS='|' read -r name model no_team <<< "$entry"
+for entry in "f32 (the GGUF dequantized)|$smol" "int4 g128, f32 tied head|$out/rtn4.shrink" \
+             "int4 g128, int8 head|$out/rtn4-int8-head.shrink"; do
+  name=${entry%%|*}; model=${entry#*|}
   probes+=("$(bandwidth)")
   for ((r = 0; r < runs; ++r)); do
-    SHRINK_NO_THREAD_TEAM=$no_team "$shrink" generate "$model" --prompt "$prompt" --max-tokens "$tokens" --no-stop --json \
-      > "$out/run-$r.json"
+    "$shrink" generate "$model" --prompt "$prompt" --max-tokens "$tokens" --no-stop --json > "$out/run-$r.json"
   done
   rows+=("$name|$(python3 - "$out" "$runs" <<'EOF'
 import json, statistics, sys

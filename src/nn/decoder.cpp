@@ -9,7 +9,6 @@
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "shrink/core/error.h"
-#include "shrink/core/parallel.h"
 #include "shrink/nn/execute.h"
 
 namespace shrink::nn {
@@ -23,9 +22,6 @@ struct Decoder::Caches {
 };
 
 namespace {
-
-// Feeds of up to this many tokens (decoding steps) run with a thread team.
-constexpr int64_t kTeamTokens = 4;
 
 // Sets of two or more Int4Linear nodes with the same single input, keyed by their first node.
 std::vector<std::vector<Node*>> int4_sets_by_input(Graph& graph) {
@@ -95,16 +91,10 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       k.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - node_start).count();
     };
   const int output = graph_.outputs()[0];
-  Tensor logits;
-  // Decoding steps: the workers wait between the token's ~400 nodes instead of leaving and
-  // re-entering an OpenMP region at each of its parallel products (core/parallel.h).
-  const auto run = [&] {
-    logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}}, std::span<const int>(&output, 1), options)
-                 .at(0)
-                 .contiguous();
-  };
-  if (t <= kTeamTokens) with_thread_team(run);
-  else run();
+  const Tensor logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}},
+                                        std::span<const int>(&output, 1), options)
+                            .at(0)
+                            .contiguous();
   length_ += t;
   if (logits.rank() != 3 || logits.shape()[1] != t) throw UsageError("the model's output is not (1, T, vocabulary) logits");
   int64_t v = logits.shape()[2];

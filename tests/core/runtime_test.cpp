@@ -1,10 +1,7 @@
-// parallel_for (and with_thread_team), denormal flushing, the seeded RNG and the atomic file writer.
+// parallel_for, denormal flushing, the seeded RNG and the atomic file writer.
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
-#include <mutex>
-#include <set>
 #include <cmath>
 #include <fstream>
 #include <thread>
@@ -84,86 +81,6 @@ TEST(ParallelFor, WorkersFlushDenormals) {
   });
   set_num_threads(0);
   EXPECT_EQ(flushed.load(), 2);
-}
-
-// with_thread_team: the body's parallel_for calls run on the held team with the same contract as
-// the OpenMP path (every index once, nested calls serial, errors to the caller, denormals flushed).
-TEST(ThreadTeam, RunsTheBodysParallelForsOnTheTeam) {
-  for (int threads : {1, 2, 3}) {
-    set_num_threads(threads);
-    std::atomic<int> calls = 0, flushed = 0;
-    std::set<std::thread::id> workers;
-    std::mutex workers_mutex;
-    const std::thread::id caller = std::this_thread::get_id();
-    with_thread_team([&] {
-      EXPECT_FALSE(in_parallel_for());
-      for (int64_t n : {0, 1, 2, 7, 1000, 4097})
-        for (int64_t grain : {1, 16, 5000}) {
-          std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
-          const bool split = threads > 1 && (n + grain - 1) / grain > 1;  // else the body runs as a plain call
-          parallel_for(0, n, grain, [&](int64_t lo, int64_t hi) {
-            EXPECT_EQ(in_parallel_for(), split);
-            for (int64_t i = lo; i < hi; ++i) seen[size_t(i)]++;
-            std::lock_guard<std::mutex> lock(workers_mutex);
-            workers.insert(std::this_thread::get_id());
-          });
-          for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[size_t(i)].load(), 1) << n << " " << grain;
-          calls++;
-        }
-      // Nested: a parallel_for inside a chunk and a team inside the team run where they are.
-      std::atomic<int> inner = 0;
-      parallel_for(0, 4, 1, [&](int64_t lo, int64_t hi) {
-        parallel_for(0, 10, 1, [&](int64_t a, int64_t b) { inner += int(b - a); });
-        with_thread_team([&] { inner += int(hi - lo); });
-      });
-      EXPECT_EQ(inner.load(), 10 * threads + 4);  // each chunk: 10 inner items, its own items
-      volatile float tiny = 1e-39f;  // a denormal
-      parallel_for(0, threads, 1, [&](int64_t, int64_t) {
-        volatile float product = tiny * 1.0f;
-        if (product == 0.0f) flushed++;
-      });
-    });
-    EXPECT_FALSE(in_parallel_for());
-    EXPECT_EQ(calls.load(), 18);
-    EXPECT_EQ(flushed.load(), threads);
-    EXPECT_EQ(int(workers.size()), threads);  // the team's threads did the work, the caller among them
-    EXPECT_TRUE(workers.count(caller));
-  }
-  set_num_threads(0);
-}
-
-TEST(ThreadTeam, ErrorsReachTheCallerAndTheTeamWakesAfterSleeping) {
-  set_num_threads(2);
-  for (int64_t failing : {0, 1})  // a chunk of the leader's, then the worker's
-    EXPECT_THROW(with_thread_team([&] {
-                   std::atomic<int> after = 0;
-                   EXPECT_THROW(parallel_for(0, 2, 1,
-                                             [&](int64_t lo, int64_t) {
-                                               if (lo == failing) throw UsageError("chunk failed");
-                                             }),
-                                UsageError);
-                   parallel_for(0, 100, 1, [&](int64_t lo, int64_t hi) { after += int(hi - lo); });  // still works
-                   EXPECT_EQ(after.load(), 100);
-                   throw IoError("body failed");
-                 }),
-                 IoError);
-  // The workers block after 0.5 ms without work; calls after such gaps still reach them.
-  std::atomic<int> total = 0;
-  std::set<std::thread::id> ids;
-  std::mutex ids_mutex;
-  with_thread_team([&] {
-    for (int round = 0; round < 5; ++round) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
-      parallel_for(0, 2, 1, [&](int64_t lo, int64_t hi) {
-        total += int(hi - lo);
-        std::lock_guard<std::mutex> lock(ids_mutex);
-        ids.insert(std::this_thread::get_id());
-      });
-    }
-  });
-  EXPECT_EQ(total.load(), 10);
-  EXPECT_EQ(ids.size(), 2u);
-  set_num_threads(0);
 }
 
 TEST(Rng, IsDeterministicAndWellSpread) {
