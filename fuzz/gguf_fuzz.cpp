@@ -7,9 +7,7 @@
 #include "fuzz_support.h"
 #include "shrink/core/mapped_file.h"
 #include "shrink/io/gguf.h"
-#include "shrink/io/llm_import.h"
 #include "shrink/io/text_tokenizer.h"
-#include "shrink/nn/decoder.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shrink;
@@ -24,11 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::expect_success_or_error([&] { (void)tokenizer_from_gguf(file); });
   });
   if (!parsed) return 0;
-  fuzz::expect_success_or_error([&] {
-    io::LanguageModel model = io::load_language_model(fuzz::scratch_file(data, size, ".gguf"));
-    nn::Decoder decoder(model.graph);
-    const int32_t tokens[2] = {0, 1};
-    (void)decoder.feed(tokens);
-  });
+  fuzz::load_and_decode_two_tokens(fuzz::scratch_file(data, size, ".gguf"));
   return 0;
 }

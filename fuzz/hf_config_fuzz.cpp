@@ -2,8 +2,6 @@
 // seed folder (SHRINK_FUZZ_HF_SEED: the tiny Llama fuzz_make_seeds writes in Hugging Face's
 // layout): load it and decode two tokens, so that a config that disagrees with the weights (sizes,
 // head counts, types, model_type) must be refused before anything is allocated or run from it.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,8 +9,6 @@
 #include <string>
 
 #include "fuzz_support.h"
-#include "shrink/io/llm_import.h"
-#include "shrink/nn/decoder.h"
 
 namespace {
 // A per-process folder holding links to the seed's weights and tokenizer.
@@ -33,15 +29,7 @@ std::string make_folder() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shrink;
   static const std::string folder = make_folder();
-  FILE* f = std::fopen((folder + "/config.json").c_str(), "wb");
-  if (!f) __builtin_trap();
-  if (size && std::fwrite(data, 1, size, f) != size) __builtin_trap();
-  std::fclose(f);
-  fuzz::expect_success_or_error([&] {
-    io::LanguageModel model = io::load_language_model(folder);
-    nn::Decoder decoder(model.graph);
-    const int32_t tokens[2] = {0, 1};
-    (void)decoder.feed(tokens);
-  });
+  fuzz::write_input(folder + "/config.json", data, size);
+  fuzz::load_and_decode_two_tokens(folder);
   return 0;
 }
