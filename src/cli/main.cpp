@@ -1,7 +1,9 @@
 // shrink's entry point: global options, the subcommand table, and the mapping of errors to exit
 // codes (0 success, 1 the work failed, 2 the command line or a setting is wrong, 3 internal error).
 #include <cstdio>
+#include <filesystem>
 #include <new>
+#include <system_error>
 
 #include "cli/commands.h"
 #include "shrink/core/error.h"
@@ -12,6 +14,25 @@ namespace {
 int report(const char* kind, const std::string& message, int code) {
   std::fprintf(stderr, "shrink: %s%s\n", kind, message.c_str());
   return code;
+}
+
+// shrink never writes over its input: a command's --out naming the file or folder it reads (MODEL,
+// --teacher) is refused before any work starts (the file would have been replaced atomically, but
+// replaced all the same).
+void refuse_output_over_input(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) {
+    const CLI::Option* out = sub->get_option_no_throw("--out");
+    if (!out || out->count() == 0) continue;
+    for (const char* name : {"MODEL", "--teacher"}) {
+      const CLI::Option* input = sub->get_option_no_throw(name);
+      if (!input || input->count() == 0) continue;
+      std::error_code error;
+      if (std::filesystem::equivalent(out->as<std::string>(), input->as<std::string>(), error))
+        throw shrink::UsageError(fmt::format("'{}' is the input ({}); shrink never writes over its input, choose another path",
+                                             out->as<std::string>(), name),
+                                 "--out");
+    }
+  }
 }
 
 }  // namespace
@@ -29,7 +50,10 @@ int main(int argc, char** argv) {
       "130 interrupted (Ctrl-C; files written before stay intact).\n"
       "Run 'shrink COMMAND --help' for a command's options.");
   for (const auto& command : shrink::cli::kCommands) command.setup(*app.add_subcommand(command.name, command.summary));
-  app.parse_complete_callback([&] { shrink::set_num_threads(threads); });
+  app.parse_complete_callback([&] {
+    shrink::set_num_threads(threads);
+    refuse_output_over_input(app);
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,6 +1,8 @@
 // The shrink binary: help and version, exit codes, one-line errors for bad input, JSON output.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -58,6 +60,31 @@ TEST(Cli, BadFilesExitWithOneAndOneLine) {
   }
   // The input is never modified.
   EXPECT_EQ(testing::read_bytes(dir.file("cut.gguf")).size(), 300u);
+}
+
+// --out naming the input (the same path, another spelling of it, or a link to it) is refused
+// with exit 2 before any work, for every command that reads a model and writes one; the file is
+// untouched.
+TEST(Cli, OutputOverTheInputIsRefused) {
+  testing::ScratchDir dir;
+  const auto fixture = testing::read_bytes(testing::fixture_path("gguf/all_types.gguf"));
+  testing::write_bytes(dir.file("model.gguf"), fixture);
+  ASSERT_EQ(::symlink(dir.file("model.gguf").c_str(), dir.file("link.gguf").c_str()), 0);
+  const std::string same = dir.file("model.gguf"), respelled = dir.path() + "/./model.gguf", link = dir.file("link.gguf");
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"quantize", same, "--method", "rtn", "--out", same},
+           {"quantize", link, "--method", "rtn", "--out", same},
+           {"prune", same, "--sparsity", "0.5", "--out", respelled},
+           {"factorize", same, "--energy", "0.9", "--out", same},
+           {"export", same, "--out", link},
+           {"qat", same, "--out", same},
+           {"distill", "--teacher", same, "--arch", "mlp", "--out", link}}) {
+    const auto result = run_shrink(args);
+    EXPECT_EQ(result.exit_code, 2) << args[0] << ": " << result.err;
+    EXPECT_NE(result.err.find("never writes over its input"), std::string::npos) << args[0] << ": " << result.err;
+    EXPECT_EQ(line_count(result.err), 1u) << result.err;
+  }
+  EXPECT_EQ(testing::read_bytes(same), fixture);
 }
 
 TEST(Cli, InspectPrintsATableAndJson) {
