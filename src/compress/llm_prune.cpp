@@ -182,8 +182,13 @@ LlmPruneReport prune_language_model(io::LanguageModel& model, const std::vector<
   nn::Graph& g = model.graph;
   std::vector<TransformerBlock> blocks = find_transformer_blocks(g);
   if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*')");
+  o.target.validate(std::max<int64_t>(o.target.m, 1));  // its own numbers, before any layer's width
+  size_t layers = 0;
   for (const TransformerBlock& b : blocks)
-    for (size_t n : block_linears(g, b, o.exclude)) o.target.validate(g.nodes()[n].param("weight").value.shape()[1]);
+    for (size_t n : block_linears(g, b, o.exclude)) o.target.validate(g.nodes()[n].param("weight").value.shape()[1]), ++layers;
+  if (layers == 0)  // e.g. a quantized model: its packed layers are not pruned (and --sparsity 1.5 went unchecked)
+    throw UsageError("the model's transformer blocks have no f32 Linear layers to prune (quantized layers are not "
+                     "pruned: prune the f32 model, then quantize it)");
   LlmPruneReport report;
   auto record = [&](size_t n, Tensor w, double loss) {
     nn::Node& node = g.nodes()[n];

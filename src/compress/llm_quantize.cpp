@@ -186,8 +186,12 @@ LlmQuantizeReport quantize_language_model(io::LanguageModel& model,
   if (blocks.empty()) throw UnsupportedError("the model has no transformer blocks (nodes named '*.layers.<i>.*' or '*.layer.<i>.*')");
   LlmQuantizeReport report;
   auto linears_of = [&](const TransformerBlock& b) { return block_linears(g, b, o.exclude); };
+  size_t layers = 0;
   for (const TransformerBlock& b : blocks)
-    for (size_t n : linears_of(b)) o.weights.validate(g.nodes()[n].param("weight").value.shape()[1]);
+    for (size_t n : linears_of(b)) o.weights.validate(g.nodes()[n].param("weight").value.shape()[1]), ++layers;
+  if (layers == 0 && !o.int8_head)  // e.g. a model quantized already: it was saved again unchanged
+    throw UsageError("the model's transformer blocks have no f32 Linear layers left to quantize (it is quantized "
+                     "already, or --exclude names them all)");
 
   const std::string label = o.method == "gptq" ? "GPTQ" : o.method == "awq" ? "AWQ" : "RTN";
   ProgressLine progress(label + " block", int64_t(blocks.size()), o.quiet);

@@ -64,6 +64,18 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   EXPECT_EQ(run_shrink({"quantize", model, "--method", "rtn", "--keep-salient", "0.01", "--out", dir + "/s.shrink"}).exit_code, 2);
   EXPECT_EQ(run_shrink({"prune", model, "--method", "sparsegpt", "--out", dir + "/p.shrink"}).exit_code, 2);  // no --calib
   EXPECT_EQ(run_shrink({"prune", model, "--heads", "0.2", "--out", dir + "/h.shrink"}).exit_code, 2);  // < 1 of 3 groups
+  // A quantized model has no f32 Linear layers left: pruning or quantizing it again is refused (both
+  // used to save an unchanged copy, --sparsity 1.5 unchecked); adding an int8 head still works.
+  for (const char* sparsity : {"0.5", "1.5"}) {
+    auto refused = run_shrink({"prune", quantized, "--sparsity", sparsity, "--out", dir + "/pq.shrink"});
+    EXPECT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_NE(refused.err.find(sparsity[0] == '1' ? "sparsity must be in [0, 1)" : "no f32 Linear layers"), std::string::npos)
+        << refused.err;
+  }
+  auto again = run_shrink({"quantize", quantized, "--method", "rtn", "--out", dir + "/qq.shrink"});
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_NE(again.err.find("no f32 Linear layers left to quantize"), std::string::npos) << again.err;
+  EXPECT_EQ(run_shrink({"quantize", quantized, "--method", "rtn", "--int8-head", "--out", dir + "/qh.shrink"}).exit_code, 0);
   auto pruned = run_shrink({"prune", model, "--method", "magnitude", "--pattern", "2:4", "--out", dir + "/p.shrink", "--json"});
   ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
   EXPECT_GE(json_number(pruned.out, "sparsity"), 0.5);  // weights that were already zero count too
