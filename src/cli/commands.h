@@ -48,6 +48,27 @@ std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
 std::string human_bytes(uint64_t bytes);      // "98.4 MB"
 // A --json result on stdout, indented by 2. Bytes that are not UTF-8 (a prompt given as raw
 // bytes, a generation cut inside a character) print as U+FFFD instead of failing the command.
+// Checks for numeric options, in place of CLI11's NonNegativeNumber and PositiveNumber, whose
+// messages spell out their upper bound (1.8e308) in 310 digits.
+inline CLI::Validator number_at_least(double lowest, bool inclusive, const char* name) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double value = 0;
+        try {
+          size_t used = 0;
+          value = std::stod(text, &used);
+          if (used != text.size()) return "'" + text + "' is not a number";
+        } catch (const std::exception&) {
+          return "'" + text + "' is not a number";
+        }
+        if (inclusive ? value >= lowest : value > lowest) return "";
+        return fmt::format("must be {} {:g}, got {}", inclusive ? "at least" : "more than", lowest, text);
+      },
+      name);
+}
+inline const CLI::Validator kNonNegative = number_at_least(0, true, "NONNEGATIVE");
+inline const CLI::Validator kPositive = number_at_least(0, false, "POSITIVE");
+
 template <class Json>  // nlohmann::json or ordered_json
 void print_json(const Json& out) {
   fmt::print("{}\n", out.dump(2, ' ', false, Json::error_handler_t::replace));

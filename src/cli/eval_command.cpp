@@ -121,12 +121,12 @@ void setup_eval(CLI::App& sub) {
                  "Sentence encoders: cosine similarity to --reference of the embeddings of sentences from this text");
   sub.add_option("--reference", o->reference, "The fp32 model the --embeddings comparison is against");
   sub.add_option("--sentences", o->sentences, "Sentences --embeddings compares (evenly spaced through the text)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   sub.add_option("--ctx", o->context, "Tokens per perplexity window")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  sub.add_option("--max-windows", o->max_windows, "Score only the first N windows (0: all)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--max-windows", o->max_windows, "Score only the first N windows (0: all)")->check(kNonNegative);
   sub.add_option("--data", o->data, "Dataset (default: the one the model was trained on)");
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
-  sub.add_option("--batch-size", o->batch_size, "Examples per forward pass")->check(CLI::PositiveNumber);
+  sub.add_option("--batch-size", o->batch_size, "Examples per forward pass")->check(kPositive);
   sub.add_flag("--json", o->json, "Print the result as JSON");
   sub.callback([o] { run_eval(*o); });
 }

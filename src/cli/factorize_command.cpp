@@ -132,7 +132,7 @@ void setup_factorize(CLI::App& sub) {
   o->training.epochs = 0;
   sub.add_option("MODEL", o->model, "A shrink model file, or a language model (GGUF, Hugging Face folder)")->required();
   sub.add_option("--out", o->out, "Where to write the factored model")->required();
-  auto rank = sub.add_option("--rank", o->config.rank, "Keep this many singular values in every layer")->check(CLI::PositiveNumber);
+  auto rank = sub.add_option("--rank", o->config.rank, "Keep this many singular values in every layer")->check(kPositive);
   auto ratio = sub.add_option("--ratio", o->config.ratio, "Keep this fraction of each layer's parameters");
   auto energy = sub.add_option("--energy", o->config.energy, "Keep this fraction of each layer's singular-value energy");
   rank->excludes(ratio)->excludes(energy);
@@ -142,9 +142,9 @@ void setup_factorize(CLI::App& sub) {
                  "(whitened by the Cholesky factor of X^T X), both with --calib")
       ->capture_default_str();
   sub.add_option("--calib", o->calib, "asvd/svd-llm: calibration text file");
-  sub.add_option("--samples", o->samples, "asvd/svd-llm: calibration windows")->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--samples", o->samples, "asvd/svd-llm: calibration windows")->check(kPositive)->capture_default_str();
   sub.add_option("--seq-len", o->seq_len, "asvd/svd-llm: tokens per calibration window")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub.add_option("--asvd-alpha", o->config.asvd_alpha, "asvd: the exponent of mean|x|")->capture_default_str();
   sub.add_option("--damp", o->config.damp, "svd-llm: damping added to diag(X^T X), fraction of its mean")
       ->capture_default_str();

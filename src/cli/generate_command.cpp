@@ -100,9 +100,9 @@ void setup_generate(CLI::App& sub) {
   auto o = std::make_shared<GenerateOptions>();
   sub.add_option("MODEL", o->model, "A language model (GGUF, Hugging Face folder, or shrink file)")->required();
   sub.add_option("--prompt", o->prompt, "Text to continue")->required();
-  sub.add_option("--max-tokens", o->max_tokens, "Tokens to generate at most")->check(CLI::PositiveNumber);
-  sub.add_option("--temperature", o->sampling.temperature, "0: greedy; above 0: sample")->check(CLI::NonNegativeNumber);
-  sub.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--max-tokens", o->max_tokens, "Tokens to generate at most")->check(kPositive);
+  sub.add_option("--temperature", o->sampling.temperature, "0: greedy; above 0: sample")->check(kNonNegative);
+  sub.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0: all)")->check(kNonNegative);
   sub.add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass")->check(CLI::Range(1e-6, 1.0));
   sub.add_option("--seed", o->seed, "Seed of the sampler");
   sub.add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template (ChatML)");

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   int threads = 0;
-  app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(shrink::cli::kNonNegative);
   app.footer(
       "Exit codes: 0 success; 1 the work failed (unreadable or invalid input, I/O error);\n"
       "2 the command line or a setting is wrong; 3 internal error (please report it);\n"

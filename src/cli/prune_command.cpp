@@ -277,8 +277,8 @@ void setup_prune(CLI::App& sub) {
       ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
   sub.add_option("--calib", o->calib,
                  "wanda/sparsegpt: calibration text file; with --channels/--heads on a language model, rank by activations");
-  sub.add_option("--samples", o->samples, "Calibration windows (with --calib)")->check(CLI::PositiveNumber);
-  sub.add_option("--seq-len", o->seq_len, "Tokens per calibration window (with --calib)")->check(CLI::PositiveNumber);
+  sub.add_option("--samples", o->samples, "Calibration windows (with --calib)")->check(kPositive);
+  sub.add_option("--seq-len", o->seq_len, "Tokens per calibration window (with --calib)")->check(kPositive);
   sub.add_option("--sparsity", o->sparsity, "Fraction of the weights to remove, in [0, 1)");
   sub.add_option("--channels", o->channels,
                  "Structured: remove this fraction of every channel group (filters, neurons) from the graph")
@@ -295,7 +295,7 @@ void setup_prune(CLI::App& sub) {
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   add_training_options(sub, o->training, "--fine-tune-epochs");
   sub.add_option("--ramp", o->ramp, "Fraction of the fine-tuning steps over which sparsity rises")->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--update-every", o->update_every, "Steps between mask updates while sparsity rises")->check(CLI::PositiveNumber);
+  sub.add_option("--update-every", o->update_every, "Steps between mask updates while sparsity rises")->check(kPositive);
   sub.add_flag("--json", o->json, "Print the result as JSON");
   sub.callback([o] { run_prune(*o); });
 }

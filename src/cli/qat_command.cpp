@@ -112,9 +112,9 @@ void setup_qat(CLI::App& sub) {
   sub.add_option("--out", o->out, "Where to write the converted int8 model")->required();
   sub.add_option("--weight-bits", o->config.weight_bits, "Bits of the per-channel weights (2..8)")->check(CLI::Range(2, 8));
   sub.add_option("--freeze-bn-after", o->freeze_bn_after, "Fold (freeze) batch norms after this many epochs")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   sub.add_option("--freeze-observers-after", o->freeze_observers_after,
-                 "Freeze the activation ranges after this many epochs")->check(CLI::NonNegativeNumber);
+                 "Freeze the activation ranges after this many epochs")->check(kNonNegative);
   sub.add_option("--exclude", o->config.exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
   sub.add_option("--save-qat", o->save_qat, "Also save the fake-quantized training graph here");
   sub.add_option("--data", o->data, "Dataset (default: the model's)");

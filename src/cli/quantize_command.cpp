@@ -252,12 +252,12 @@ void setup_quantize(CLI::App& sub) {
       ->check(CLI::IsMember({"dynamic", "static", "rtn", "gptq", "awq"}));
   sub.add_option("--bits", o->llm.bits, "rtn/gptq/awq: bits per weight")->check(CLI::Range(2, 8));
   sub.add_option("--group-size", o->llm.group_size, "rtn/gptq/awq: weights per scale along the input (0: whole rows)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   sub.add_flag("--sym", o->llm.symmetric, "rtn/gptq/awq: symmetric grid (zero fixed at the middle)");
   sub.add_option("--calib", o->llm.calib, "gptq/awq (and rtn --keep-salient): calibration text file");
-  sub.add_option("--samples", o->llm.samples, "gptq/awq: calibration windows")->check(CLI::PositiveNumber);
-  sub.add_option("--seq-len", o->llm.seq_len, "gptq/awq: tokens per calibration window")->check(CLI::PositiveNumber);
-  sub.add_option("--damp", o->llm.damp, "gptq: damping, fraction of mean(diag H)")->check(CLI::PositiveNumber);
+  sub.add_option("--samples", o->llm.samples, "gptq/awq: calibration windows")->check(kPositive);
+  sub.add_option("--seq-len", o->llm.seq_len, "gptq/awq: tokens per calibration window")->check(kPositive);
+  sub.add_option("--damp", o->llm.damp, "gptq: damping, fraction of mean(diag H)")->check(kPositive);
   sub.add_flag("--act-order", o->llm.act_order, "gptq: quantize columns by decreasing Hessian diagonal");
   sub.add_flag("--static-groups", o->llm.static_groups, "gptq: group scales from the original weights");
   sub.add_flag("--no-true-sequential", o->llm.no_true_sequential,
@@ -268,7 +268,7 @@ void setup_quantize(CLI::App& sub) {
       ->check(CLI::Range(0.0, 0.999999));
   sub.add_option("--search-samples", o->llm.search_samples,
                  "awq: calibration windows the scale search runs the attention and MLP on (default 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   sub.add_flag("--no-awq-scale", o->llm.no_awq_scale, "awq: skip the scale search (clipping only)");
   sub.add_flag("--no-awq-clip", o->llm.no_awq_clip, "awq: skip the clipping search (scales only)");
   sub.add_flag("--int8-head", o->llm.int8_head, "rtn/gptq/awq: also the output layer, as int8 per channel (untied)");
@@ -285,7 +285,7 @@ void setup_quantize(CLI::App& sub) {
   sub.add_option("--weight-bits", o->weight_bits, "static: bits of the per-channel weights (2..8; stored as int8)")
       ->check(CLI::Range(2, 8));
   sub.add_option("--calib-samples", o->calib_samples, "static: training examples to calibrate on")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   sub.add_option("--max-drop", o->max_drop,
                  "static: accuracy budget (e.g. 0.005): keep the worst layers f32 until a validation slice of the "
                  "training split is within it")

@@ -138,9 +138,9 @@ void setup_train(CLI::App& sub) {
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   sub.add_option("--out", o->out, "Where to write the model (rewritten atomically after each epoch)")->required();
   add_training_options(sub, o->training);
-  sub.add_option("--width", o->width, "Override the architecture's width")->check(CLI::NonNegativeNumber);
-  sub.add_option("--layers", o->layers, "Override the architecture's depth")->check(CLI::NonNegativeNumber);
-  sub.add_option("--context", o->context, "Text: tokens per training window")->check(CLI::PositiveNumber);
+  sub.add_option("--width", o->width, "Override the architecture's width")->check(kNonNegative);
+  sub.add_option("--layers", o->layers, "Override the architecture's depth")->check(kNonNegative);
+  sub.add_option("--context", o->context, "Text: tokens per training window")->check(kPositive);
   sub.add_flag("--json", o->json, "Print the result as JSON");
   sub.callback([o] { run_train(*o); });
 }
@@ -155,21 +155,21 @@ void setup_distill(CLI::App& sub) {
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   sub.add_option("--out", o->out, "Where to write the student (rewritten atomically after each epoch)")->required();
   sub.add_option("--alpha", o->distill.alpha, "Weight of the label loss; 1 - alpha goes to the teacher")->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--temperature", o->distill.temperature, "Softening temperature T")->check(CLI::PositiveNumber);
+  sub.add_option("--temperature", o->distill.temperature, "Softening temperature T")->check(kPositive);
   sub.add_flag("!--no-cache", o->distill.cache_teacher, "Run the teacher on every batch instead of caching its outputs");
   sub.add_option("--teacher-cache", o->teacher_cache,
                  "Keep the teacher's outputs in this file: read at the start when it matches, written at the end");
   sub.add_option("--hint-weight", o->distill.feature_weight,
                  "Weight of the hidden-state MSE term (0: off); a learned projection bridges different widths")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   sub.add_option("--hint-student", o->distill.student_feature,
                  "Student value the hidden-state term reads (default: the input of its final Linear)");
   sub.add_option("--hint-teacher", o->distill.teacher_feature,
                  "Teacher value it is compared with (default: the input of its final Linear)");
   add_training_options(sub, o->training);
-  sub.add_option("--width", o->width, "Override the student's width")->check(CLI::NonNegativeNumber);
-  sub.add_option("--layers", o->layers, "Override the student's depth")->check(CLI::NonNegativeNumber);
-  sub.add_option("--context", o->context, "Text: tokens per training window")->check(CLI::PositiveNumber);
+  sub.add_option("--width", o->width, "Override the student's width")->check(kNonNegative);
+  sub.add_option("--layers", o->layers, "Override the student's depth")->check(kNonNegative);
+  sub.add_option("--context", o->context, "Text: tokens per training window")->check(kPositive);
   sub.add_flag("--json", o->json, "Print the result as JSON");
   sub.callback([o] { run_train(*o); });
 }

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "cli/commands.h"
+
 #include "shrink/core/parallel.h"
 #include "shrink/eval/evaluate.h"
 #include "shrink/train/losses.h"
@@ -10,18 +12,18 @@
 namespace shrink::cli {
 
 void add_training_options(CLI::App& sub, TrainingOptions& o, const std::string& epochs_flag) {
-  sub.add_option(epochs_flag, o.epochs, "Passes over the training data")->check(CLI::NonNegativeNumber);
-  sub.add_option("--batch-size", o.batch_size, "Examples per step")->check(CLI::PositiveNumber);
+  sub.add_option(epochs_flag, o.epochs, "Passes over the training data")->check(kNonNegative);
+  sub.add_option("--batch-size", o.batch_size, "Examples per step")->check(kPositive);
   sub.add_option("--optimizer", o.optimizer, "adamw or sgd")->check(CLI::IsMember({"adamw", "sgd"}));
-  sub.add_option("--lr", o.lr, "Peak learning rate (default 2e-3 for AdamW, 0.05 for SGD)")->check(CLI::PositiveNumber);
-  sub.add_option("--weight-decay", o.weight_decay, "AdamW decoupled decay (0.01) or SGD L2 (5e-4)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--lr", o.lr, "Peak learning rate (default 2e-3 for AdamW, 0.05 for SGD)")->check(kPositive);
+  sub.add_option("--weight-decay", o.weight_decay, "AdamW decoupled decay (0.01) or SGD L2 (5e-4)")->check(kNonNegative);
   sub.add_option("--momentum", o.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
   sub.add_option("--schedule", o.schedule, "cosine, step (halve each epoch) or constant")
       ->check(CLI::IsMember({"cosine", "step", "constant"}));
   sub.add_option("--warmup-steps", o.warmup_steps, "Linear warm-up steps (default: half an epoch, at most 200)");
-  sub.add_option("--clip", o.clip, "Clip the global gradient norm to this (0: off)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--clip", o.clip, "Clip the global gradient norm to this (0: off)")->check(kNonNegative);
   sub.add_option("--label-smoothing", o.label_smoothing, "Cross-entropy label smoothing")->check(CLI::Range(0.0, 0.5));
-  sub.add_option("--max-steps-per-epoch", o.max_steps, "Stop each epoch early")->check(CLI::NonNegativeNumber);
+  sub.add_option("--max-steps-per-epoch", o.max_steps, "Stop each epoch early")->check(kNonNegative);
   sub.add_option("--seed", o.seed, "Seed of initialisation, shuffling and dropout");
   sub.add_flag("--quiet", o.quiet, "No progress on stderr");
 }

@@ -40,6 +40,16 @@ TEST(Cli, UsageErrorsExitWithTwoAndOneLine) {
     EXPECT_EQ(line_count(result.err), 1u) << result.err;
     EXPECT_TRUE(result.out.empty());
   }
+  // Numeric checks say what they want in a few words (CLI11's own printed its 1.8e308 bound in full).
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--threads", "-3", "info"}, "--threads: must be at least 0, got -3"},
+           {{"generate", "m.gguf", "--prompt", "x", "--max-tokens", "0"}, "--max-tokens: must be more than 0, got 0"},
+           {{"generate", "m.gguf", "--prompt", "x", "--top-k", "lots"}, "--top-k: 'lots' is not a number"}}) {
+    const auto refused = run_shrink(args);
+    EXPECT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+    EXPECT_LT(refused.err.size(), 120u) << refused.err;
+  }
   const auto result = run_shrink({"info"}, "SHRINK_ISA=pentium");
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("SHRINK_ISA"), std::string::npos);
