@@ -90,6 +90,8 @@ void run_factorize(FactorizeOptions o) {
   train::Evaluation before, factored, tuned;
   if (task) before = evaluate_task(graph, *task);
   auto layers = compress::factorize(graph, o.config);
+  if (layers.empty())  // a quantized model: "parameters: 0 -> 0 (-nan%)" and an unchanged copy, exit 0
+    throw UsageError("the model has no f32 Linear or Conv2d layer to factorize (is it quantized already?)");
   if (task) factored = tuned = evaluate_task(graph, *task);
   if (t.epochs > 0) {
     auto optimizer = make_optimizer(t);

@@ -59,6 +59,8 @@ Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
     out.rows.push_back(row);
     if (l.quantized) out.quantized_bytes_before += l.bytes_before, out.quantized_bytes_after += l.bytes_after;
   }
+  if (out.rows.empty())  // e.g. a model quantized already: it was saved again unchanged, exit 0
+    throw UsageError("the model has no f32 Linear, LSTM or GRU layer to quantize (is it quantized already?)");
   out.config = {{"layers", o.layers}, {"exclude", o.exclude}, {"weights", "int8 symmetric per output channel"},
                 {"activations", "u8 per row at run time"}};
   return out;
@@ -131,6 +133,8 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     out.notes.push_back(fmt::format("validation ({} training examples held out of calibration): {:.2f}% int8 vs {:.2f}% f32",
                                     validation, 100 * now, 100 * reference));
   }
+  if (result.layers.empty())
+    throw UsageError("the model has no f32 Linear or Conv2d layer to quantize (is it quantized already?)");
   for (const auto& l : result.layers) {
     Row row{l.node, l.kind, l.quantized_kind.empty() ? "f32: " + l.reason : l.quantized_kind, {}};
     for (const auto& e : errors)

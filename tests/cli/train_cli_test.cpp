@@ -198,9 +198,15 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
            {"quantize", model, "--method", "dynamic", "--layers", "conv*", "--out", dir.file("x")},
            {"quantize", model, "--method", "fp3", "--out", dir.file("x")},
            {"quantize", model, "--method", "static", "--observer", "guess", "--out", dir.file("x")},
-           {"qat", model, "--weight-bits", "9", "--out", dir.file("x")}}) {
+           {"qat", model, "--weight-bits", "9", "--out", dir.file("x")},
+           // Nothing left to do in a quantized model (each used to save an unchanged copy, exit 0).
+           {"quantize", dir.file("q.safetensors"), "--method", "dynamic", "--data-dir", dir.path(), "--out", dir.file("x")},
+           {"quantize", dir.file("q.safetensors"), "--method", "static", "--calib-samples", "100", "--data-dir", dir.path(),
+            "--out", dir.file("x")},
+           {"factorize", dir.file("q.safetensors"), "--rank", "4", "--data-dir", dir.path(), "--out", dir.file("x")},
+           {"prune", dir.file("q.safetensors"), "--sparsity", "0.5", "--data-dir", dir.path(), "--out", dir.file("x")}}) {
     auto r = run_shrink(args);
-    EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1] << " " << args[2] << ": " << r.err;
   }
   EXPECT_FALSE(std::ifstream(dir.file("x")).good()) << "no output after a refused command";
 }
