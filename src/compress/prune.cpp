@@ -68,7 +68,10 @@ Masks prune_by_magnitude(nn::Graph& graph, const PruneConfig& config) {
   if (config.m > 0 && (config.n <= 0 || config.n >= config.m))
     throw UsageError(fmt::format("an N:M pattern needs 0 < N < M, got {}:{}", config.n, config.m), "--pattern");
   std::vector<std::string> names = prunable_params(graph, config);
-  if (names.empty()) throw UsageError("no Linear, Conv2d, LSTM or GRU weights left to prune", "--exclude");
+  if (names.empty())
+    throw config.exclude.empty()
+        ? UsageError("the model has no f32 Linear, Conv2d, LSTM or GRU weights to prune (is it quantized already?)")
+        : UsageError("no Linear, Conv2d, LSTM or GRU weights left to prune", "--exclude");
   std::vector<Target> targets;
   for (auto& [name, p] : graph.named_params(true))
     if (std::find(names.begin(), names.end(), name) != names.end())
