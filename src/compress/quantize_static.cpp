@@ -126,7 +126,7 @@ nlohmann::json Calibrator::state(const nn::Graph& graph) const {
   return {{"observer", std::string(observer_kind_name(config_.kind))}, {"batches", batches_}, {"values", values}};
 }
 
-Calibrator Calibrator::from_state(const nn::Graph& graph, const nlohmann::json& state) {
+Calibrator Calibrator::from_state(const nn::Graph& graph, const nlohmann::json& state) try {
   if (!state.is_object() || !state.contains("values") || !state["values"].is_object() || state["values"].empty() ||
       !state.contains("observer") || !state["observer"].is_string())
     throw UsageError("the calibration state holds no observers", "calibration");
@@ -143,6 +143,8 @@ Calibrator Calibrator::from_state(const nn::Graph& graph, const nlohmann::json& 
   }
   calibrator.batches_ = state.value("batches", int64_t(0));
   return calibrator;
+} catch (const nlohmann::json::exception& e) {  // a stored state of the wrong shape: the file's fault
+  throw FormatError(fmt::format("the calibration state is malformed: {}", e.what()));
 }
 
 namespace {

@@ -20,6 +20,37 @@ const std::string* find_metadata(const SafetensorsFile& file, const std::string&
   return nullptr;
 }
 
+// The provenance fields shrink reads back (inspect, eval, the compression commands), checked for
+// their types once here: a file whose provenance says {"config": {"arch": 5}} ended `inspect` with
+// nlohmann's type_error (exit 3) before this check.
+void check_provenance(const json& provenance, const std::string& path) {
+  using Test = bool (json::*)() const noexcept;
+  const auto expect = [&](const json& object, const std::string& where, const char* key, Test test, const char* type) {
+    const auto it = object.find(key);
+    if (it != object.end() && !((*it).*test)())
+      throw FormatError(fmt::format("the provenance's '{}{}' is not {}", where, key, type), path);
+  };
+  expect(provenance, "", "config", &json::is_object, "an object");
+  expect(provenance, "", "result", &json::is_object, "an object");
+  expect(provenance, "", "calibration", &json::is_object, "an object");
+  expect(provenance, "", "language_model", &json::is_object, "an object");
+  expect(provenance, "", "technique", &json::is_string, "text");
+  expect(provenance, "", "tool", &json::is_string, "text");
+  expect(provenance, "", "epochs_completed", &json::is_number_integer, "an integer");
+  if (const auto config = provenance.find("config"); config != provenance.end()) {
+    expect(*config, "config.", "arch", &json::is_string, "text");
+    expect(*config, "config.", "data", &json::is_string, "text");
+    expect(*config, "config.", "context", &json::is_number_integer, "an integer");
+  }
+  if (const auto result = provenance.find("result"); result != provenance.end()) {
+    expect(*result, "result.", "metric", &json::is_string, "text");
+    expect(*result, "result.", "value", &json::is_number, "a number");
+    expect(*result, "result.", "loss", &json::is_number, "a number");
+  }
+  if (const auto calibration = provenance.find("calibration"); calibration != provenance.end())
+    expect(*calibration, "calibration.", "batches", &json::is_number_integer, "an integer");
+}
+
 json parse_json(const std::string& text, const std::string& where) {
   try {
     return json::parse(text);
@@ -261,6 +292,7 @@ LoadedModel load_model(const std::string& path) {
   if (const std::string* p = find_metadata(file, "shrink.provenance"))
     model.provenance = parse_json(*p, path);
   if (!model.provenance.is_object()) model.provenance = json::object();
+  check_provenance(model.provenance, path);
   return model;
 }
 

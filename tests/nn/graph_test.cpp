@@ -169,6 +169,29 @@ TEST(NativeModel, RoundTripRebuildsTheExactGraph) {
   }
 }
 
+// The provenance fields shrink reads back must have their types: {"config": {"arch": 5}} ended
+// `shrink inspect` with nlohmann's type_error (exit 3).
+TEST(NativeModel, ProvenanceFieldsOfTheWrongTypeAreFormatErrors) {
+  ScratchDir dir;
+  nn::Graph g = small_mlp();
+  const nlohmann::json good = {{"technique", "train"}, {"tool", "shrink"}, {"epochs_completed", 2},
+                               {"config", {{"arch", "mlp"}, {"data", "fashion-mnist"}, {"context", 64}}},
+                               {"result", {{"metric", "accuracy"}, {"value", 0.9}, {"loss", 0.3}}},
+                               {"calibration", {{"batches", 3}}}};
+  io::save_model(dir.file("good.safetensors"), g, good);
+  EXPECT_EQ(io::load_model(dir.file("good.safetensors")).provenance, good);
+  for (const auto& [pointer, wrong] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"/config", 5}, {"/config/arch", 5}, {"/config/data", nlohmann::json::array()}, {"/config/context", 2.5},
+           {"/technique", 7}, {"/tool", false}, {"/epochs_completed", "x"}, {"/result", "good"},
+           {"/result/metric", 3}, {"/result/value", "high"}, {"/result/loss", nullptr}, {"/calibration/batches", "x"},
+           {"/language_model", 1}}) {
+    nlohmann::json bad = good;
+    bad[nlohmann::json::json_pointer(pointer)] = wrong;
+    io::save_model(dir.file("bad.safetensors"), g, bad);
+    EXPECT_THROW(io::load_model(dir.file("bad.safetensors")), FormatError) << pointer;
+  }
+}
+
 TEST(NativeModel, RejectsForeignAndDamagedFiles) {
   ScratchDir dir;
   save_safetensors(dir.file("plain.safetensors"), {{"w", Tensor::empty(Shape{2}, DType::f32)}});
