@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
   }
   const fs::path out = argv[1], fixtures = argv[2];
   for (const char* target :
-       {"gguf", "safetensors", "native_model", "graph", "hf_config", "hf_folder", "hf_tokenizer", "tokenizer_json",
-        "encode", "idx", "tokenizers"})
+       {"gguf", "safetensors", "native_model", "graph", "inspect", "hf_config", "hf_folder", "hf_tokenizer",
+        "tokenizer_json", "encode", "idx", "tokenizers"})
     fs::create_directories(out / target);
 
   std::shared_ptr<const TextTokenizer> bpe = byte_bpe();
@@ -201,6 +201,10 @@ int main(int argc, char** argv) {
   std::string idx = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3};
   for (int i = 0; i < 18; ++i) idx += char(i * 13);
   write_text(out / "idx" / "u8.idx", idx);
+  // The inspect target: the shrink files and the safetensors seed.
+  for (const fs::path& seed : {out / "native_model" / "tiny_f32.shrink", out / "native_model" / "tiny_rtn4.shrink",
+                               out / "safetensors" / "two.safetensors"})
+    fs::copy_file(seed, out / "inspect" / seed.filename(), fs::copy_options::overwrite_existing);
   std::printf("seeds written under %s\n", out.c_str());
   return 0;
 }
