@@ -1,6 +1,7 @@
 // Shared by the libFuzzer targets: a per-process scratch file for readers that take a path, a
-// load-and-decode step for language models, and the rule every target checks — a reader either succeeds or throws shrink::Error; anything else
-// (a crash, a sanitizer report, another exception type, a hang) is a finding.
+// load-and-decode step for language models, and the rule every target checks — a reader either
+// succeeds or throws shrink::Error; anything else (a crash, a sanitizer report, another exception
+// type, a hang) is a finding.
 #pragma once
 #include <unistd.h>
 

@@ -5,6 +5,7 @@
 // Hugging Face tokenizer.json files (byte-level BPE, WordPiece); a WordPiece tokenizer; an IDX
 // file; SmolLM2's tokenizer when its GGUF is in the asset cache; dictionaries for the JSON targets.
 //   fuzz_make_seeds OUT FIXTURES_DIR
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -75,15 +76,19 @@ io::LanguageModel tiny_llama(std::shared_ptr<const TextTokenizer> tokenizer) {
   return lm;
 }
 
-// The byte-level BPE as Hugging Face's tokenizer.json lays it out (vocabulary, merges, added tokens).
+// The byte-level BPE as Hugging Face's tokenizer.json lays it out (vocabulary, merges, and its special
+// tokens as added tokens).
 nlohmann::json hf_tokenizer_json(const TextTokenizer& tokenizer) {
   const nlohmann::json stored = tokenizer.to_json();
   nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
   const auto& tokens = stored.at("tokens");
+  const std::vector<size_t> special = stored.at("special").get<std::vector<size_t>>();
   for (size_t id = 0; id < tokens.size(); ++id) {
     const std::string token = tokens[id].get<std::string>();
-    if (token == "<|im_start|>") added.push_back({{"id", id}, {"content", token}, {"special", true}});
-    else vocab[token] = id;
+    if (std::find(special.begin(), special.end(), id) != special.end())
+      added.push_back({{"id", id}, {"content", token}, {"special", true}});
+    else
+      vocab[token] = id;
   }
   return {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", stored.at("merges")}}},
           {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},

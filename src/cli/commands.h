@@ -46,8 +46,6 @@ inline constexpr Command kCommands[] = {
 // Formatting helpers shared by the subcommands.
 std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
 std::string human_bytes(uint64_t bytes);      // "98.4 MB"
-// A --json result on stdout, indented by 2. Bytes that are not UTF-8 (a prompt given as raw
-// bytes, a generation cut inside a character) print as U+FFFD instead of failing the command.
 // Checks for numeric options, in place of CLI11's NonNegativeNumber and PositiveNumber, whose
 // messages spell out their upper bound (1.8e308) in 310 digits.
 inline CLI::Validator number_at_least(double lowest, bool inclusive, const char* name) {
@@ -69,6 +67,8 @@ inline CLI::Validator number_at_least(double lowest, bool inclusive, const char*
 inline const CLI::Validator kNonNegative = number_at_least(0, true, "NONNEGATIVE");
 inline const CLI::Validator kPositive = number_at_least(0, false, "POSITIVE");
 
+// A --json result on stdout, indented by 2. Bytes that are not UTF-8 (a prompt given as raw
+// bytes, a generation cut inside a character) print as U+FFFD instead of failing the command.
 template <class Json>  // nlohmann::json or ordered_json
 void print_json(const Json& out) {
   fmt::print("{}\n", out.dump(2, ' ', false, Json::error_handler_t::replace));
