@@ -101,9 +101,10 @@ void gemm_q8_0_i8__ref(int64_t m, const void* a_blocks, const int8_t* w, const i
 void gemm_q8_0_i8__avx2(int64_t m, const void* a_blocks, const int8_t* w, const int8_t* w_panels, const float* w_scale,
                         int64_t n, int64_t k, const float* bias, float* y, int64_t ldy);
 void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
-                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch);
+                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch,
+                     float* lse);
 void attend_f32__avx2(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
-                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch);
+                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch, float* lse);
 
 // 2:4 sparse f32 (sparse_2of4.h)
 void gemm_f32_2of4__ref(int64_t m, const float* x, int64_t ldx, const Sparse2of4Weights& w, const float* bias,

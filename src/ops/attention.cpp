@@ -130,13 +130,19 @@ void softmax_row(float* row, int64_t count, int64_t length, float scale) {
 }  // namespace
 
 // n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
-// offset+t-1 over keys and values (length rows of width KV*d per sequence); query i sees keys
+// offset+t-1 over keys and values (length rows per sequence, `layout` apart: rows of width KV*d
+// by default, or a cache's head-major blocks); query i sees keys
 // j <= offset + i (every key when not causal). probs, when given, receives (n, H, t, length)
 // probabilities. One task per (sequence, head); under the causal mask each block of 64 queries
 // multiplies only the keys it can see, which halves the work of a full window.
+struct KvLayout {
+  int64_t row = 0, head = 0;  // floats between consecutive positions and between kv heads
+};
+
 void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset,
-            int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal) {
+            int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal, KvLayout layout = {}) {
   const int64_t qw = heads * dim, kw = kv_heads * dim, group = heads / kv_heads;
+  if (layout.row == 0) layout = {kw, dim};
   const float scale = float(1.0 / std::sqrt(double(dim)));
   constexpr int64_t kQueryBlock = 64;
   parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
@@ -144,20 +150,40 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / heads, h = task % heads;
       const float* qh = q + b * t * qw + h * dim;
-      const float* kh = k + b * length * kw + (h / group) * dim;
-      const float* vh = v + b * length * kw + (h / group) * dim;
+      const float* kh = k + b * length * kw + (h / group) * layout.head;
+      const float* vh = v + b * length * kw + (h / group) * layout.head;
       float* yh = y + b * t * qw + h * dim;
       for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, t - i0);
         const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
         float* p = probs ? probs + (task * t + i0) * length : scratch.data();
-        gemm(false, true, rows, keys, dim, qh + i0 * qw, qw, kh, kw, 0.f, p, length);
+        gemm(false, true, rows, keys, dim, qh + i0 * qw, qw, kh, layout.row, 0.f, p, length);
         for (int64_t i = 0; i < rows; ++i)
           softmax_row(p + i * length, causal ? std::min(length, offset + i0 + i + 1) : length, length, scale);
-        gemm(false, false, rows, dim, keys, p, length, vh, kw, 0.f, yh + i0 * qw, qw);
+        gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, yh + i0 * qw, qw);
       }
     }
   });
+}
+
+void KvCache::append(const float* k, const float* v, int64_t t) {
+  if (length + t > capacity) {
+    const int64_t grown = std::max({length + t, capacity + capacity / 2, int64_t(64)});
+    for (std::vector<float>* data : {&keys, &values}) {
+      std::vector<float> bigger(static_cast<size_t>(kv_heads * grown * dim));
+      for (int64_t h = 0; h < kv_heads; ++h)
+        std::copy_n(data->data() + h * capacity * dim, length * dim, bigger.data() + h * grown * dim);
+      data->swap(bigger);
+    }
+    capacity = grown;
+  }
+  const int64_t kw = kv_heads * dim;
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t h = 0; h < kv_heads; ++h) {
+      std::copy_n(k + i * kw + h * dim, dim, keys.data() + (h * capacity + length + i) * dim);
+      std::copy_n(v + i * kw + h * dim, dim, values.data() + (h * capacity + length + i) * dim);
+    }
+  length += t;
 }
 
 Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, KvCache& cache) {
@@ -165,39 +191,65 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   const Tensor v = v_in.contiguous();
   AttentionShape s = attention_shape(node, q.shape());
   if (s.n != 1) throw UsageError("cached attention runs one sequence at a time", node.name);
-  int64_t kw = s.kv_heads * s.dim;
-  if (cache.width == 0) cache.width = kw;
-  if (cache.width != kw) throw UsageError("the KV cache belongs to another layer shape", node.name);
+  if (!s.causal) throw UsageError("a key/value cache serves causal attention only", node.name);
+  if (cache.kv_heads == 0) cache.kv_heads = s.kv_heads, cache.dim = s.dim;
+  if (cache.kv_heads != s.kv_heads || cache.dim != s.dim)
+    throw UsageError("the KV cache belongs to another layer shape", node.name);
   if (s.rope) {
     apply_rope(f32(q), 1, s.t, s.heads, s.dim, s.theta, 1, cache.length);
     apply_rope(f32(k), 1, s.t, s.kv_heads, s.dim, s.theta, 1, cache.length);
   }
-  int64_t offset = cache.length;
-  cache.keys.insert(cache.keys.end(), f32(k), f32(k) + s.t * kw);
-  cache.values.insert(cache.values.end(), v.data<float>(), v.data<float>() + s.t * kw);
-  cache.length += s.t;
-  if (!s.causal) throw UsageError("a key/value cache serves causal attention only", node.name);
+  const int64_t offset = cache.length;
+  cache.append(f32(k), v.data<float>(), s.t);
   if (s.t > 1) {
     Tensor y = new_f32(q.shape());
     attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
-           f32(y), nullptr, true);
+           f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim});
     return y;
   }
   // One new token sees every cached position: per kv head, its query heads through the
-  // single-query kernel, each key and value read once for the group. Both threads join in once
-  // the work passes 2^14 multiply-adds per value row (SmolLM2: ~28 cached positions): over a
-  // 300-token generation that took attention from 0.73-0.80 to 0.60-0.64 ms per token (2^17).
+  // single-query kernel, each key and value read once for the group. Once the work passes 2^14
+  // multiply-adds per value row (SmolLM2: ~28 cached positions) the positions are split between
+  // the threads (flash-decoding: each range's softmax result and log-sum-exp, merged after), so
+  // that every thread reads an equal share of the cache, which per kv head it could not (SmolLM2
+  // has 3 kv heads for 2 threads).
   Tensor y = uninitialized_f32(q.shape());
   const int64_t group = s.heads / s.kv_heads, length = cache.length;
   const float scale = float(1.0 / std::sqrt(double(s.dim)));
-  const int64_t grain = s.heads * length * s.dim > (int64_t(1) << 14) ? 1 : s.kv_heads;
-  parallel_for(0, s.kv_heads, grain, [&](int64_t first, int64_t last) {
-    std::vector<float> scratch(static_cast<size_t>(group * length));
-    for (int64_t h = first; h < last; ++h)
-      kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.keys.data() + h * s.dim,
-                           cache.values.data() + h * s.dim, kw, length, s.dim, scale, f32(y) + h * group * s.dim, s.dim,
-                           scratch.data());
+  const auto attend_range = [&](int64_t lo, int64_t hi, float* out, float* lse) {
+    std::vector<float> scratch(static_cast<size_t>(group * (hi - lo)));
+    for (int64_t h = 0; h < s.kv_heads; ++h)
+      kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys(h) + lo * s.dim,
+                           cache.head_values(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale, out + h * group * s.dim,
+                           s.dim, scratch.data(), lse ? lse + h * group : nullptr);
+  };
+  constexpr int64_t kMinPositionsPerRange = 16;
+  const int64_t ranges = s.heads * length * s.dim > (int64_t(1) << 14)
+                             ? std::clamp<int64_t>(length / kMinPositionsPerRange, 1, num_threads())
+                             : 1;
+  if (ranges == 1) {
+    attend_range(0, length, f32(y), nullptr);
+    return y;
+  }
+  const int64_t row = s.heads * s.dim;
+  std::vector<float> partial(static_cast<size_t>(ranges * row)), lse(static_cast<size_t>(ranges * s.heads));
+  parallel_for(0, ranges, 1, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r)
+      attend_range(length * r / ranges, length * (r + 1) / ranges, partial.data() + r * row, lse.data() + r * s.heads);
   });
+  std::vector<float> weight(static_cast<size_t>(ranges));
+  for (int64_t h = 0; h < s.heads; ++h) {
+    float top = -INFINITY, total = 0.f;
+    for (int64_t r = 0; r < ranges; ++r) top = std::max(top, lse[size_t(r * s.heads + h)]);
+    for (int64_t r = 0; r < ranges; ++r) total += weight[size_t(r)] = std::exp(lse[size_t(r * s.heads + h)] - top);
+    float* out = f32(y) + h * s.dim;
+    std::fill(out, out + s.dim, 0.f);
+    for (int64_t r = 0; r < ranges; ++r) {
+      const float w = weight[size_t(r)] / total;
+      const float* from = partial.data() + r * row + h * s.dim;
+      for (int64_t d = 0; d < s.dim; ++d) out[d] += w * from[d];
+    }
+  }
   return y;
 }
 

@@ -1,6 +1,7 @@
 // Single-query attention (attend_f32): every variant against softmax(q k^T / sqrt(d)) v computed
 // in double, over head widths around the SIMD width, cache lengths around the 4-key step, and
-// grouped queries sharing one key/value head with strided rows.
+// grouped queries sharing one key/value head with strided rows; the log-sum-exp it reports for
+// merging position ranges.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,7 +26,7 @@ TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
         for (auto& x : k) x = rng.normal();
         for (auto& x : v) x = rng.normal();
         const float scale = float(1.0 / std::sqrt(double(dim)));
-        std::vector<double> expected(static_cast<size_t>(queries * dim));
+        std::vector<double> expected(static_cast<size_t>(queries * dim)), expected_lse(static_cast<size_t>(queries));
         for (int64_t r = 0; r < queries; ++r) {
           std::vector<double> p(static_cast<size_t>(length));
           double top = -INFINITY, sum = 0;
@@ -36,15 +37,22 @@ TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
             top = std::max(top, p[size_t(j)]);
           }
           for (auto& x : p) sum += x = std::exp(x - top);
+          expected_lse[size_t(r)] = top + std::log(sum);
           for (int64_t j = 0; j < length; ++j)
             for (int64_t d = 0; d < dim; ++d)
               expected[size_t(r * dim + d)] += p[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
         }
         int ran = testing::for_each_variant(attend_f32_variants(), [&](const auto& variant) {
           std::vector<float> y(static_cast<size_t>(queries * y_stride), -7.f), scratch(static_cast<size_t>(queries * length));
+          std::vector<float> lse(static_cast<size_t>(queries + 1), -7.f), y_alone(y);
           variant.fn(queries, q.data(), q_stride, k.data(), v.data(), kv_stride, length, dim, scale, y.data(), y_stride,
-                     scratch.data());
+                     scratch.data(), lse.data());
+          variant.fn(queries, q.data(), q_stride, k.data(), v.data(), kv_stride, length, dim, scale, y_alone.data(),
+                     y_stride, scratch.data(), nullptr);  // without the log-sum-exp: the same y
+          EXPECT_EQ(y, y_alone);
+          EXPECT_EQ(lse[size_t(queries)], -7.f) << "wrote past the log-sum-exps";
           for (int64_t r = 0; r < queries; ++r) {
+            EXPECT_NEAR(lse[size_t(r)], expected_lse[size_t(r)], 1e-5 * (1 + std::abs(expected_lse[size_t(r)])));
             for (int64_t d = 0; d < dim; ++d)
               ASSERT_NEAR(y[size_t(r * y_stride + d)], expected[size_t(r * dim + d)], 2e-5 * double(dim + length))
                   << r << "," << d;

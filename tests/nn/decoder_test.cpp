@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/nn/decoder.h"
@@ -46,8 +47,9 @@ TEST(Decoder, CachedDecodingEqualsTheFullForwardPass) {
   EXPECT_THROW(decoder.feed({}), UsageError);
 }
 
-// Past a few hundred cached positions the single-token attention splits its kv heads between
-// the threads: decoding there still gives the full forward pass's logits.
+// Past a few dozen cached positions the single-token attention splits the positions between the
+// threads and merges the ranges' softmaxes: decoding there still gives the full forward pass's
+// logits (three threads, so that the merge sees more than two ranges and an uneven split).
 TEST(Decoder, LongCacheDecodingEqualsTheFullForwardPass) {
   io::LmConfig c;
   c.vocabulary = 50, c.dim = 64, c.layers = 1, c.heads = 4, c.kv_heads = 2, c.hidden = 48, c.rope_theta = 500;
@@ -66,10 +68,16 @@ TEST(Decoder, LongCacheDecodingEqualsTheFullForwardPass) {
   Tensor full = forward(g, std::span<const Tensor>(&tokens, 1)).at(0).contiguous();
   Decoder decoder(g);
   decoder.feed(std::span<const int32_t>(ids.data(), 290));
+  const int threads = num_threads();
+  set_num_threads(3);
   for (int64_t i = 290; i < t; ++i) {
     std::vector<float> step = decoder.feed(std::span<const int32_t>(&ids[size_t(i)], 1));
-    for (int64_t j = 0; j < v; ++j) ASSERT_NEAR(step[size_t(j)], full.data<float>()[i * v + j], 1e-4) << "position " << i;
+    for (int64_t j = 0; j < v; ++j) {
+      EXPECT_NEAR(step[size_t(j)], full.data<float>()[i * v + j], 1e-4) << "position " << i;
+      if (std::abs(step[size_t(j)] - full.data<float>()[i * v + j]) > 1e-4) break;
+    }
   }
+  set_num_threads(threads);
 }
 
 TEST(Decoder, SamplingFollowsItsOptions) {

@@ -40,10 +40,12 @@ using LstmCellFn = void (*)(float* gates, const float* recurrent, const float* c
 // Attention of `queries` single query rows that share one key/value head (grouped-query
 // attention) over `length` positions: y[r] = sum_j p[r][j] v[j], p[r] = softmax_j(scale * q[r].k[j])
 // (the maximum subtracted first). q, k, v and y rows are q_stride, kv_stride, kv_stride and
-// y_stride floats apart, dim values each; scratch holds queries * length floats.
+// y_stride floats apart, dim values each; scratch holds queries * length floats. When lse is not
+// null, lse[r] = log sum_j exp(scale * q[r].k[j]): what merging the results of several position
+// ranges needs (flash-decoding; ops/attention.cpp).
 using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v,
                              int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
-                             float* scratch);
+                             float* scratch, float* lse);
 
 // m rows (1-4: decoding) of activations as Q8_0 blocks (k / 32 per row, ggml's s8 values with an
 // f16 scale per 32) times i8 weights [n][k] with a scale per row: y[i][c] = w_scale[c] * sum_b

@@ -34,8 +34,8 @@ inline float one_score(const float* q, const float* k, int64_t dim) {
 }  // namespace
 
 void attend_f32__avx2(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
-                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch) {
-  if (dim % 8) return attend_f32__ref(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch);
+                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch, float* lse) {
+  if (dim % 8) return attend_f32__ref(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch, lse);
   for (int64_t r = 0; r < queries; ++r) {
     float* p = scratch + r * length;
     const float* qr = q + r * q_stride;
@@ -48,6 +48,7 @@ void attend_f32__avx2(int64_t queries, const float* q, int64_t q_stride, const f
     exp_f32__avx2(p, p, length);
     float sum = 0.f;
     for (j = 0; j < length; ++j) sum += p[j];
+    if (lse) lse[r] = top + std::log(sum);
     const float inverse = 1.f / sum;
     float* yr = y + r * y_stride;
     for (int64_t d0 = 0; d0 < dim; d0 += 64) {  // up to 64 output values in registers

@@ -1,5 +1,6 @@
 // Scalar reference of single-query attention (attend_f32, registry.h): scores, softmax with the
-// maximum subtracted, the probability-weighted sum of the values.
+// maximum subtracted, the probability-weighted sum of the values, and the log of the softmax's
+// denominator when asked for.
 #include <algorithm>
 #include <cmath>
 
@@ -8,7 +9,8 @@
 namespace shrink::kernel_variants {
 
 void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
-                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch) {
+                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch,
+                     float* lse) {
   for (int64_t r = 0; r < queries; ++r) {
     float* p = scratch + r * length;
     const float* qr = q + r * q_stride;
@@ -21,6 +23,7 @@ void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const fl
     }
     float sum = 0.f;
     for (int64_t j = 0; j < length; ++j) sum += p[j] = std::exp(p[j] - top);
+    if (lse) lse[r] = top + std::log(sum);
     float* yr = y + r * y_stride;
     std::fill(yr, yr + dim, 0.f);
     for (int64_t j = 0; j < length; ++j)
