@@ -36,7 +36,7 @@ inline constexpr Command kCommands[] = {
     {"prune", "Remove weights by magnitude (per layer, global, N:M), optionally gradually with fine-tuning", setup_prune},
     {"distill", "Train a zoo student from a teacher's softened outputs plus the labels", setup_distill},
     {"factorize", "Split Linear and Conv2d layers into two low-rank layers by SVD, optionally fine-tuning", setup_factorize},
-    {"quantize", "Quantize a model: int8 dynamic or static, or a language model's weights with RTN or GPTQ", setup_quantize},
+    {"quantize", "Quantize a model: int8 dynamic or static, or a language model's weights with RTN, GPTQ or AWQ", setup_quantize},
     {"qat", "Quantization-aware training: fake-quantized fine-tuning, then conversion to int8", setup_qat},
     {"generate", "Continue a prompt with a language model (greedy or sampled), streaming tokens", setup_generate},
     {"export", "Write a language model (e.g. a GPTQ result) as GGUF for llama.cpp: Q4_0/Q4_1/Q8_0 tensors", setup_export},

@@ -294,7 +294,7 @@ void setup_quantize(CLI::App& sub) {
                  "static: accuracy budget (e.g. 0.005): keep the worst layers f32 until a validation slice of the "
                  "training split is within it")
       ->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--seed", o->seed, "static, gptq: which examples or windows calibrate");
+  sub.add_option("--seed", o->seed, "static, gptq, awq, rtn --keep-salient: which examples or windows calibrate");
   sub.add_option("--data", o->data, "Dataset for calibration and evaluation (default: the model's)");
   sub.add_option("--data-dir", o->data_dir, "Folder of the dataset (default: the asset cache)");
   sub.add_flag("--json", o->json, "Print the result as JSON");
