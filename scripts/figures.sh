@@ -23,4 +23,8 @@ $chart $dir/smollm2_context_sweep.csv --x prompt_tokens --y decode_tokens_per_se
   --title "SmolLM2-135M decode speed against the context in the KV cache" \
   --x-label "tokens already in the cache (prompt length, log scale)" \
   --y-label "decode tokens/s (median of runs)" --out $dir/smollm2_context_sweep.svg
+$chart $dir/cnn_pruning.csv --x sparsity_percent --y accuracy_percent --series method --y-from-zero \
+  --hline "93.19:dense 93.19%" \
+  --title "Fashion-MNIST CNN: held-out accuracy against sparsity" \
+  --x-label "sparsity of the pruned weights (%)" --y-label "held-out accuracy (%)" --out $dir/cnn_pruning.svg
 echo "figures written to $dir"
