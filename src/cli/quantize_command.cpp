@@ -8,6 +8,7 @@
 // Both print what was and was not quantized, the held-out metric before and after, and sizes.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -76,9 +77,14 @@ double accuracy(nn::Graph& graph, const train::DataSource& data) {
   return eval::evaluate_cross_entropy(graph, data, 100).accuracy;
 }
 
+constexpr const char* kNoStaticLayers = "the model has no f32 Linear or Conv2d layer to quantize (is it quantized already?)";
+
 Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const QuantizeOptions& o) {
   Outcome out;
   if (!task.train) throw UsageError("static quantization calibrates on the training split", "--data");
+  const auto& nodes = graph.nodes();
+  if (std::none_of(nodes.begin(), nodes.end(), [](const nn::Node& n) { return n.kind == "Linear" || n.kind == "Conv2d"; }))
+    throw UsageError(kNoStaticLayers);  // before calibrating, which would take seconds for nothing
   const std::vector<std::string> folded = compress::fold_batch_norms(graph);
   if (!folded.empty()) out.notes.push_back(fmt::format("folded or removed: {}", fmt::join(folded, ", ")));
   ObserverConfig observer;
@@ -133,8 +139,7 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
     out.notes.push_back(fmt::format("validation ({} training examples held out of calibration): {:.2f}% int8 vs {:.2f}% f32",
                                     validation, 100 * now, 100 * reference));
   }
-  if (result.layers.empty())
-    throw UsageError("the model has no f32 Linear or Conv2d layer to quantize (is it quantized already?)");
+  if (result.layers.empty()) throw UsageError(kNoStaticLayers);
   for (const auto& l : result.layers) {
     Row row{l.node, l.kind, l.quantized_kind.empty() ? "f32: " + l.reason : l.quantized_kind, {}};
     for (const auto& e : errors)
