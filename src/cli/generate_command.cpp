@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "shrink/core/error.h"
+#include "shrink/core/progress.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/nn/decoder.h"
 
@@ -55,8 +56,19 @@ void run_generate(const GenerateOptions& o) {
     throw UsageError(fmt::format("prompt + --max-tokens exceed the model's context of {}", lm.config.context));
   nn::Decoder decoder(lm.graph);
   Rng rng(o.seed);
+  // Long prompts go in in chunks, with progress: each chunk attends over the cache the earlier
+  // ones filled (the same logits as one call; bounded activations, and a long prefill is not
+  // seconds of silence).
+  constexpr size_t kPrefillChunk = 512;
   auto start = std::chrono::steady_clock::now();
-  std::vector<float> logits = decoder.feed(prompt);
+  ProgressLine progress("prefill", int64_t(prompt.size()), o.json || prompt.size() <= kPrefillChunk);
+  std::vector<float> logits;
+  for (size_t at = 0; at < prompt.size(); at += kPrefillChunk) {
+    const size_t count = std::min(kPrefillChunk, prompt.size() - at);
+    logits = decoder.feed(std::span<const int32_t>(prompt.data() + at, count));
+    progress.update(int64_t(at + count), "prompt tokens");
+  }
+  progress.finish();
   double prefill = since(start);
   decoder.set_profiling(o.profile);
   if (!o.json) {

@@ -47,6 +47,25 @@ TEST(Decoder, CachedDecodingEqualsTheFullForwardPass) {
   EXPECT_THROW(decoder.feed({}), UsageError);
 }
 
+// A prompt fed in chunks (as `shrink generate` feeds long ones) gives the logits of the full
+// forward pass at the end of every chunk: each chunk's queries see the earlier chunks' keys.
+TEST(Decoder, PromptInChunksEqualsTheFullForwardPass) {
+  Graph g = tiny_llama();
+  const std::vector<int32_t> ids = {3, 17, 42, 8, 8, 0, 49, 21, 5, 11, 30, 2};
+  const int64_t t = int64_t(ids.size()), v = 50;
+  Tensor tokens = Tensor::uninitialized(Shape{1, t}, DType::i64);
+  std::copy(ids.begin(), ids.end(), tokens.mutable_data<int64_t>());
+  Tensor full = forward(g, std::span<const Tensor>(&tokens, 1)).at(0).contiguous();
+  Decoder decoder(g);
+  int64_t at = 0;
+  for (int64_t chunk : {3, 4, 1, 4}) {
+    std::vector<float> logits = decoder.feed(std::span<const int32_t>(ids.data() + at, size_t(chunk)));
+    at += chunk;
+    for (int64_t j = 0; j < v; ++j) EXPECT_NEAR(logits[size_t(j)], full.data<float>()[(at - 1) * v + j], 1e-4) << "after " << at;
+  }
+  EXPECT_EQ(decoder.length(), t);
+}
+
 // Past a few dozen cached positions the single-token attention splits the positions between the
 // threads and merges the ranges' softmaxes: decoding there still gives the full forward pass's
 // logits (three threads, so that the merge sees more than two ranges and an uneven split).
