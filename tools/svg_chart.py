@@ -63,9 +63,8 @@ def label_of(value):
 
 class Axis:
     def __init__(self, values, log, start, end, include_zero):
-        values = [v for v in values if not log or v > 0]
-        if not values:
-            raise SystemExit("svg_chart: no values to draw on an axis (a logarithmic axis needs values above 0)")
+        if log and any(v <= 0 for v in values):
+            raise SystemExit(f"svg_chart: a logarithmic axis needs values above 0 (got {min(values):g})")
         low, high = min(values), max(values)
         self.log = log
         if log:

@@ -59,6 +59,8 @@ class SvgChart(unittest.TestCase):
                 (["x,y", "1,abc"], ("--x", "x", "--y", "y"), "not a number"),
                 (["x,y"], ("--x", "x", "--y", "y"), "has no rows"),
                 (["x,y", "1,0", "2,-1"], ("--x", "x", "--y", "y", "--log-y"), "logarithmic axis"),
+                (["x,y", "1,5", "2,0"], ("--x", "x", "--y", "y", "--log-y"), "logarithmic axis"),
+                (["x,y", "0,5", "2,7"], ("--x", "x", "--y", "y", "--log-x"), "logarithmic axis"),
             ]:
                 result, out = run(folder, rows, *options)
                 self.assertNotEqual(result.returncode, 0)
