@@ -77,13 +77,15 @@ double accuracy(nn::Graph& graph, const train::DataSource& data) {
   return eval::evaluate_cross_entropy(graph, data, 100).accuracy;
 }
 
-constexpr const char* kNoStaticLayers = "the model has no f32 Linear or Conv2d layer to quantize (is it quantized already?)";
+constexpr const char* kNoStaticLayers =
+    "the model has no f32 Linear or Conv2d layer to quantize (is it quantized already?)";
 
 Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const QuantizeOptions& o) {
   Outcome out;
   if (!task.train) throw UsageError("static quantization calibrates on the training split", "--data");
   const auto& nodes = graph.nodes();
-  if (std::none_of(nodes.begin(), nodes.end(), [](const nn::Node& n) { return n.kind == "Linear" || n.kind == "Conv2d"; }))
+  const auto quantizable = [](const nn::Node& n) { return n.kind == "Linear" || n.kind == "Conv2d"; };
+  if (std::none_of(nodes.begin(), nodes.end(), quantizable))
     throw UsageError(kNoStaticLayers);  // before calibrating, which would take seconds for nothing
   const std::vector<std::string> folded = compress::fold_batch_norms(graph);
   if (!folded.empty()) out.notes.push_back(fmt::format("folded or removed: {}", fmt::join(folded, ", ")));

@@ -61,7 +61,8 @@ TEST(Decoder, PromptInChunksEqualsTheFullForwardPass) {
   for (int64_t chunk : {3, 4, 1, 4}) {
     std::vector<float> logits = decoder.feed(std::span<const int32_t>(ids.data() + at, size_t(chunk)));
     at += chunk;
-    for (int64_t j = 0; j < v; ++j) EXPECT_NEAR(logits[size_t(j)], full.data<float>()[(at - 1) * v + j], 1e-4) << "after " << at;
+    for (int64_t j = 0; j < v; ++j)
+      EXPECT_NEAR(logits[size_t(j)], full.data<float>()[(at - 1) * v + j], 1e-4) << "after " << at;
   }
   EXPECT_EQ(decoder.length(), t);
 }
