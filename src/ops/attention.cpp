@@ -130,19 +130,18 @@ void softmax_row(float* row, int64_t count, int64_t length, float scale) {
 }  // namespace
 
 // n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
-// offset+t-1 over keys and values (length rows per sequence, `layout` apart: rows of width KV*d
-// by default, or a cache's head-major blocks); query i sees keys
+// offset+t-1 over keys and values (length positions per sequence, laid out as `layout` says: rows
+// of width KV*d, or a cache's head-major blocks); query i sees keys
 // j <= offset + i (every key when not causal). probs, when given, receives (n, H, t, length)
 // probabilities. One task per (sequence, head); under the causal mask each block of 64 queries
 // multiplies only the keys it can see, which halves the work of a full window.
 struct KvLayout {
-  int64_t row = 0, head = 0;  // floats between consecutive positions and between kv heads
+  int64_t row, head, sequence;  // floats between consecutive positions, kv heads and sequences
 };
 
 void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset,
-            int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal, KvLayout layout = {}) {
-  const int64_t qw = heads * dim, kw = kv_heads * dim, group = heads / kv_heads;
-  if (layout.row == 0) layout = {kw, dim};
+            int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal, KvLayout layout) {
+  const int64_t qw = heads * dim, group = heads / kv_heads;
   const float scale = float(1.0 / std::sqrt(double(dim)));
   constexpr int64_t kQueryBlock = 64;
   parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
@@ -150,8 +149,8 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / heads, h = task % heads;
       const float* qh = q + b * t * qw + h * dim;
-      const float* kh = k + b * length * kw + (h / group) * layout.head;
-      const float* vh = v + b * length * kw + (h / group) * layout.head;
+      const float* kh = k + b * layout.sequence + (h / group) * layout.head;
+      const float* vh = v + b * layout.sequence + (h / group) * layout.head;
       float* yh = y + b * t * qw + h * dim;
       for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, t - i0);
@@ -204,7 +203,7 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   if (s.t > 1) {
     Tensor y = new_f32(q.shape());
     attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
-           f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim});
+           f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
     return y;
   }
   // One new token sees every cached position: per kv head, its query heads through the
@@ -266,8 +265,9 @@ void forward(ForwardContext& c) {
   }
   Tensor y = new_f32(q.shape());
   Tensor probs = c.record ? uninitialized_f32(Shape{s.n, s.heads, s.t, s.t}) : Tensor();
+  const int64_t kw = s.kv_heads * s.dim;
   attend(s.n, f32(q), s.t, f32(k), f32(v), s.t, 0, s.heads, s.kv_heads, s.dim, f32(y),
-         c.record ? f32(probs) : nullptr, s.causal);
+         c.record ? f32(probs) : nullptr, s.causal, KvLayout{kw, s.dim, s.t * kw});
   c.outputs[0] = y;
   if (c.record) c.saved = {q, k, probs};
 }
