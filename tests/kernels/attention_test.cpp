@@ -1,7 +1,8 @@
 // Single-query attention (attend_f32): every variant against softmax(q k^T / sqrt(d)) v computed
 // in double, over head widths around the SIMD width and the 64-wide register block, cache lengths
-// around the 4-key step, and 1-7 grouped queries sharing one key/value head with strided rows;
-// also the log-sum-exp it reports for merging position ranges.
+// around the 8-key step and the 64-position chunk of the online softmax, and 1-7 (and 17: more
+// than one block of queries) grouped queries sharing one key/value head with strided rows; also
+// the log-sum-exp it reports for merging position ranges.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,8 +17,8 @@ namespace {
 TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
   Rng rng(31);
   for (int64_t dim : {8, 12, 64, 72, 128})
-    for (int64_t length : {1, 3, 4, 5, 77, 130})
-      for (int64_t queries : {1, 2, 3, 4, 7}) {
+    for (int64_t length : {1, 3, 4, 5, 9, 64, 65, 77, 130, 200})
+      for (int64_t queries : {1, 2, 3, 4, 7, 17}) {
         SCOPED_TRACE(::testing::Message() << "dim " << dim << " length " << length << " queries " << queries);
         const int64_t kv_stride = 2 * dim + 5, q_stride = dim + 3, y_stride = dim + 1;  // rows of wider tensors
         std::vector<float> q(static_cast<size_t>(queries * q_stride)), k(static_cast<size_t>(length * kv_stride)),
