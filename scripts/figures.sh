@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Redraws the figures in docs/figures from their CSV tables (tools/svg_chart.py). Each CSV holds
 # the numbers of a table in docs/results.md (named beside the figure there); the context sweep's
-# CSV is what bench/llm_context_sweep.sh wrote.
+# CSVs are what bench/llm_context_sweep.sh wrote.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 chart="python3 tools/svg_chart.py"
@@ -23,6 +23,11 @@ $chart $dir/smollm2_context_sweep.csv --x prompt_tokens --y decode_tokens_per_se
   --title "SmolLM2-135M decode speed against the context in the KV cache" \
   --x-label "tokens already in the cache (prompt length, log scale)" \
   --y-label "decode tokens/s (median of runs)" --out $dir/smollm2_context_sweep.svg
+$chart $dir/smollm2_attention_kernel.csv --x prompt_tokens --y attention_ms_per_token --series binary model \
+  --median --log-x --log-y \
+  --title "SmolLM2-135M: attention per decoded token, online-softmax kernel (after) vs before" \
+  --x-label "tokens already in the cache (prompt length, log scale)" \
+  --y-label "attention ms per decoded token (median, log scale)" --out $dir/smollm2_attention_kernel.svg
 $chart $dir/cnn_pruning.csv --x sparsity_percent --y accuracy_percent --series method --y-from-zero \
   --hline "93.19:dense 93.19%" \
   --title "Fashion-MNIST CNN: held-out accuracy against sparsity" \
