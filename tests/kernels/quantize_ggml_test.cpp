@@ -1,6 +1,7 @@
 // f32 -> Q8_0 / Q4_0 / Q4_1: the reference reproduces the PyPI gguf package's blocks byte for
 // byte (tests/fixtures/gguf, made by tools/make_gguf_fixtures.py), every variant reproduces the
-// reference (including rounding ties and degenerate blocks), and blocks dequantize back closely.
+// reference (including rounding ties, degenerate blocks and scales whose f16 is subnormal or large),
+// and blocks dequantize back closely.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,6 +52,10 @@ std::vector<float> awkward_values(int64_t blocks, Rng& rng) {
     x[64] = -127.f;
     for (int j = 0; j < 32; ++j) x[size_t(96 + j)] = j % 2 ? -3.f : 3.f;  // equal magnitudes, both signs
   }
+  if (blocks >= 8) {  // scales whose f16 is subnormal, and large ones (the vector f16 conversion)
+    for (int j = 0; j < 32; ++j) x[size_t(128 + j)] *= 1e-6f;
+    for (int j = 0; j < 32; ++j) x[size_t(160 + j)] *= 5e3f;
+  }
   return x;
 }
 
@@ -58,7 +63,7 @@ TEST(QuantizeGgml, EveryVariantMatchesTheReference) {
   Rng rng(12);
   for (const Format& f : formats()) {
     SCOPED_TRACE(f.tensor);
-    for (int64_t blocks : {1, 2, 4, 7, 33}) {
+    for (int64_t blocks : {1, 2, 4, 7, 8, 9, 16, 33}) {  // 8 at a time, and the rest
       const std::vector<float> x = awkward_values(blocks, rng);
       std::vector<std::byte> expected(size_t(blocks) * f.block_bytes);
       f.variants().front().fn(x.data(), expected.data(), blocks * 32);
