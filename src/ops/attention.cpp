@@ -223,8 +223,7 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
                            s.dim, scratch.data(), lse ? lse + h * group : nullptr);
   };
   constexpr int64_t kMinPositionsPerRange = 16;
-  static const int64_t kSplitAt = getenv("SPLIT_AT") ? atoll(getenv("SPLIT_AT")) : (int64_t(1) << 14);
-  const int64_t ranges = s.heads * length * s.dim > kSplitAt
+  const int64_t ranges = s.heads * length * s.dim > (int64_t(1) << 14)
                              ? std::clamp<int64_t>(length / kMinPositionsPerRange, 1, num_threads())
                              : 1;
   if (ranges == 1) {

@@ -43,7 +43,7 @@ inline float one_score(const float* q, const float* k, int64_t dim) {
 }
 
 // y[0 .. 8W) = alpha y[0 .. 8W) + sum_j p[j] v[j][0 .. 8W), W vectors of accumulators; y is not
-// read when alpha is 0 (the first chunk).
+// read when alpha is 0 (the first chunk, or earlier terms whose weight underflowed to 0).
 template <int W>
 void weighted_values(const float* p, const float* v, int64_t stride, int64_t length, float alpha, float* y) {
   __m256 acc[W];
