@@ -10,6 +10,7 @@
 
 #include "kernels/avx2/horizontal.h"
 #include "kernels/avx2/int4_expand.h"
+#include "kernels/avx2/int4_gemv.h"
 #include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
@@ -232,8 +233,6 @@ namespace {
 // Each load also prefetches the same line of the rows COLS further on, which took cold 4096 x 4096
 // from ~14 to ~20 GB/s on 2 threads here (the hardware prefetcher alone keeps too few lines in
 // flight for four interleaved row streams). Needs k % 64 == 0 and a group of 32 or a multiple of 64.
-bool gemv_fits(const Int4Weights& w) { return w.k % 64 == 0 && (w.group == 32 || w.group % 64 == 0); }
-
 void reorder_for_gemv(const int8_t* q, int64_t k, int8_t* out) {
   for (int64_t j = 0; j < k; j += 64) {
     std::memcpy(out + j, q + j, 16);
@@ -266,30 +265,6 @@ inline void finish_row(int64_t c, __m256 acc, float a_scale, const float* float_
   float min_part = horizontal_sum(min_acc);
   for (; g < groups; ++g) min_part += _cvtsh_ss(mins[g]) * float_sums[g];
   out[c] = a_scale * (horizontal_sum(acc) + min_part) + (bias ? bias[c] : 0.f);
-}
-
-// The same for the four rows c0 .. c0 + 3 at once: one tree of horizontal adds for their four
-// accumulators and for their four min dot products, one 4-wide multiply-add and store (four
-// finish_row calls cost about a quarter of a 576-wide row's whole time).
-inline void finish_four_rows(int64_t c0, const __m256 (&acc)[4], float a_scale, const float* float_sums,
-                             const Int4Weights& w, const float* bias, float* out) {
-  const int64_t groups = w.k / w.group;
-  const uint16_t* mins = w.mins + c0 * groups;  // the four rows' mins, one after another
-  __m256 min_acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t g = 0;
-  for (; g + 8 <= groups; g += 8) {
-    const __m256 sums = _mm256_loadu_ps(float_sums + g);
-    for (int col = 0; col < 4; ++col)
-      min_acc[col] = _mm256_fmadd_ps(
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + col * groups + g))), sums, min_acc[col]);
-  }
-  alignas(16) float min_part[4];
-  _mm_store_ps(min_part, sum_four(min_acc));
-  for (; g < groups; ++g)
-    for (int col = 0; col < 4; ++col) min_part[col] += _cvtsh_ss(mins[col * groups + g]) * float_sums[g];
-  const __m128 total = _mm_add_ps(sum_four(acc), _mm_load_ps(min_part));
-  const __m128 b = bias ? _mm_loadu_ps(bias + c0) : _mm_setzero_ps();
-  _mm_storeu_ps(out + c0, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(a_scale), total), b));
 }
 
 // COLS weight rows from c0[s] on, for each of STREAMS places far apart in memory (more than one
@@ -362,12 +337,7 @@ void gemv_panels(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, c
   const uint8_t* panel[STREAMS];
   __m256 acc[STREAMS][4];
   for (int s = 0; s < STREAMS; ++s) {
-    const uint16_t* scales = w.scales + c0[s] * groups;  // the four rows' scales, one after another
-    float* to = row_scales + s * 4 * groups;
-    int64_t i = 0;
-    for (; i + 8 <= 4 * groups; i += 8)
-      _mm256_storeu_ps(to + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + i))));
-    for (; i < 4 * groups; ++i) to[i] = _cvtsh_ss(scales[i]);
+    panel_scales_f32(w, c0[s], row_scales + s * 4 * groups);
     panel[s] = w.panels + c0[s] * k / 2;
     for (int col = 0; col < 4; ++col) acc[s][col] = _mm256_setzero_ps();
   }
@@ -415,18 +385,12 @@ struct Group32Panels {
   }
 };
 
-// The full panels [first, last) of one thread's share: its first half beside its second half,
-// then the odd one out.
-template <class Kernel>
-void gemv_panel_share(int64_t first, int64_t last, const int8_t* a, float a_scale, const float* float_sums,
-                      const Int4Weights& w, const float* bias, float* out, float* row_scales) {
-  const int64_t half = (last - first) / 2;
-  for (int64_t i = 0; i < half; ++i)
-    Kernel::template run<2>({(first + i) * 4, (first + half + i) * 4}, a, a_scale, float_sums, w, bias, out, row_scales);
-  if ((last - first) % 2) Kernel::template run<1>({(last - 1) * 4}, a, a_scale, float_sums, w, bias, out, row_scales);
-}
+}  // namespace
 
-void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias, float* out) {
+namespace avx2 {
+
+void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias,
+               float* out, GemvPanelShare panel_share) {
   constexpr int kCols = 4;
   std::vector<int8_t> reordered(static_cast<size_t>(w.k));
   reorder_for_gemv(q, w.k, reordered.data());
@@ -437,6 +401,7 @@ void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4W
   const auto one = group32 ? gemv_columns<1, true> : gemv_columns<1, false>;
   const int64_t cpg = w.group / 64;
   const auto panels = !w.panels   ? nullptr
+                      : panel_share ? panel_share
                       : group32   ? gemv_panel_share<Group32Panels>
                       : cpg == 1  ? gemv_panel_share<GroupPanels<1>>
                       : cpg == 2  ? gemv_panel_share<GroupPanels<2>>
@@ -463,12 +428,12 @@ void gemv(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4W
   });
 }
 
-}  // namespace
+}  // namespace avx2
 
 void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo) {
   if (m >= 8) return prefill(m, q, a_scale, group_sums, w, bias, out, ldo);
-  if (m == 1 && gemv_fits(w)) return gemv(q, a_scale[0], group_sums, w, bias, out);
+  if (m == 1 && avx2::gemv_fits(w)) return avx2::gemv_q4s8(q, a_scale[0], group_sums, w, bias, out, nullptr);
   parallel_for(0, w.n, 16, [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) {
       int64_t i = 0;

@@ -1,7 +1,11 @@
-// int4 x int8 prefill with AVX512-VNNI: blocks of 4 panels (64 output channels) expanded to u8
+// int4 x int8 with AVX512-VNNI. Prefill: blocks of 4 panels (64 output channels) expanded to u8
 // (int4_expand.h), tiles of up to 5 activation rows x 4 panels accumulating each quantization group
 // with vpdpbusd (u8 weights x s8 activations, exact in s32), then folding the group into f32 with
-// its scale and min. Fewer than 8 rows (decode) go to the AVX2 kernels, which are bound by memory.
+// its scale and min. Decode (one row, groups a multiple of 64, the 4-row panel layout): the AVX2
+// GEMV's driver (int4_gemv.h) with a panel kernel that reads two of a panel's rows per 64-byte
+// load and multiplies their nibbles in place with vpdpbusd — about 2.4x fewer instructions per
+// weight than the AVX2 panel kernel, which at SmolLM2's widths (k = 576) is close to
+// compute-bound. Other small row counts go to the AVX2 kernels.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -9,6 +13,7 @@
 #include <vector>
 
 #include "kernels/avx2/int4_expand.h"
+#include "kernels/avx2/int4_gemv.h"
 #include "kernels/kernel_variants.h"
 #include "kernels/vnni/int8_tile_vnni.h"
 #include "shrink/core/parallel.h"
@@ -67,10 +72,84 @@ void prefill_rows(int64_t m, int64_t c0, const ExpandedPanel& panels, const int8
   for (; i < m; ++i) prefill_tile<1, PANELS>(i, c0, panels, q, float_sums, a_scale, w, bias, out, ldo);
 }
 
+// The 4-row panels at rows c0[s] (s < STREAMS, far apart in memory: see gemv_panels in the AVX2
+// file), groups of 64 * CPG. A 64-byte load holds 64 weights of two rows (32 bytes each, the
+// panel layout); its low nibbles meet activations a_low and its high nibbles a_high (the
+// reordered row, each 32-byte half broadcast to both halves of a zmm), so lanes 0-7 of the s32
+// sums belong to the first row and 8-15 to the second. Per group the sums are converted and
+// multiplied by the two rows' scales.
+template <int CPG, int STREAMS>
+void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, const float* float_sums,
+                      const Int4Weights& w, const float* bias, float* out, float* row_scales) {
+  const int64_t k = w.k, groups = k / w.group;
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  const uint8_t* panel[STREAMS];
+  __m512 acc[STREAMS][2];  // rows 0 and 1, rows 2 and 3
+  for (int s = 0; s < STREAMS; ++s) {
+    avx2::panel_scales_f32(w, c0[s], row_scales + s * 4 * groups);
+    panel[s] = w.panels + c0[s] * k / 2;
+    acc[s][0] = acc[s][1] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i dots[STREAMS][2];
+    for (int s = 0; s < STREAMS; ++s) dots[s][0] = dots[s][1] = _mm512_setzero_si512();
+    for (int j = 0; j < CPG; ++j) {
+      const int64_t chunk = g * CPG + j;
+      const __m512i a_low = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64)));
+      const __m512i a_high =
+          _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64 + 32)));
+      for (int s = 0; s < STREAMS; ++s) {
+        const uint8_t* run = panel[s] + chunk * 128;
+        _mm_prefetch(reinterpret_cast<const char*>(run + 2048), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(run + 2048 + 64), _MM_HINT_T0);
+        for (int h = 0; h < 2; ++h) {
+          const __m512i packed = _mm512_loadu_si512(run + 64 * h);
+          const __m512i low = _mm512_and_si512(packed, low_mask);
+          const __m512i high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
+          dots[s][h] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dots[s][h], low, a_low), high, a_high);
+        }
+      }
+    }
+    for (int s = 0; s < STREAMS; ++s)
+      for (int h = 0; h < 2; ++h) {
+        const float* scales = row_scales + (s * 4 + 2 * h) * groups + g;  // rows 2h and 2h + 1
+        const __m512 scale = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(scales[0]), _mm512_set1_ps(scales[groups]));
+        acc[s][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[s][h]), scale, acc[s][h]);
+      }
+  }
+  for (int s = 0; s < STREAMS; ++s) {
+    const __m256 rows[4] = {_mm512_castps512_ps256(acc[s][0]), _mm512_extractf32x8_ps(acc[s][0], 1),
+                            _mm512_castps512_ps256(acc[s][1]), _mm512_extractf32x8_ps(acc[s][1], 1)};
+    avx2::finish_four_rows(c0[s], rows, a_scale, float_sums, w, bias, out);
+  }
+}
+
+template <int CPG>
+struct VnniPanels {
+  template <int S>
+  static void run(const int64_t (&c0)[S], const int8_t* a, float a_scale, const float* float_sums, const Int4Weights& w,
+                  const float* bias, float* out, float* row_scales) {
+    gemv_panels_vnni<CPG, S>(c0, a, a_scale, float_sums, w, bias, out, row_scales);
+  }
+};
+
+avx2::GemvPanelShare vnni_panel_share(const Int4Weights& w) {
+  if (!w.panels || w.group % 64) return nullptr;
+  switch (w.group / 64) {
+    case 1: return avx2::gemv_panel_share<VnniPanels<1>>;
+    case 2: return avx2::gemv_panel_share<VnniPanels<2>>;
+    case 4: return avx2::gemv_panel_share<VnniPanels<4>>;
+    default: return nullptr;
+  }
+}
+
 }  // namespace
 
 void gemm_q4s8__vnni(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo) {
+  if (m == 1 && avx2::gemv_fits(w))
+    if (const avx2::GemvPanelShare share = vnni_panel_share(w))
+      return avx2::gemv_q4s8(q, a_scale[0], group_sums, w, bias, out, share);
   if (m < 8) return gemm_q4s8__avx2(m, q, a_scale, group_sums, w, bias, out, ldo);
   const int64_t groups = w.k / w.group, panels = (w.n + 15) / 16;
   std::vector<float> float_sums(static_cast<size_t>(m * groups));
