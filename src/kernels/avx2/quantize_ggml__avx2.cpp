@@ -80,6 +80,20 @@ inline void store_halves(__m256 v, uint16_t (&out)[8]) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
+// The lanes' largest magnitudes over one block (32 values).
+inline __m256 block_amax(const float* x) {
+  __m256 amax = _mm256_setzero_ps();
+  for (int p = 0; p < 4; ++p) amax = _mm256_max_ps(amax, _mm256_and_ps(_mm256_loadu_ps(x + 8 * p), kAbsMask));
+  return amax;
+}
+
+// Lane j = the largest magnitude in block j of the eight at x.
+inline __m256 eight_blocks_amax(const float* x) {
+  __m256 amax[8];
+  for (int j = 0; j < 8; ++j) amax[j] = block_amax(x + 32 * j);
+  return reduce_eight<max8>(amax);
+}
+
 }  // namespace
 
 void quantize_q8_0__avx2(const float* x, void* blocks, int64_t n) {
@@ -94,12 +108,7 @@ void quantize_q8_0__avx2(const float* x, void* blocks, int64_t n) {
   const int64_t count = n / 32;
   int64_t b = 0;
   for (; b + 8 <= count; b += 8, x += 256, out += 8 * sizeof(BlockQ8_0)) {
-    __m256 amax[8];
-    for (int j = 0; j < 8; ++j) {
-      amax[j] = _mm256_setzero_ps();
-      for (int p = 0; p < 4; ++p) amax[j] = _mm256_max_ps(amax[j], _mm256_and_ps(_mm256_loadu_ps(x + 32 * j + 8 * p), kAbsMask));
-    }
-    const __m256 d = _mm256_div_ps(reduce_eight<max8>(amax), _mm256_set1_ps(127.f));
+    const __m256 d = _mm256_div_ps(eight_blocks_amax(x), _mm256_set1_ps(127.f));
     alignas(32) float ids[8];
     uint16_t bits[8];
     _mm256_store_ps(ids, inverse_or_zero(d));
@@ -107,9 +116,7 @@ void quantize_q8_0__avx2(const float* x, void* blocks, int64_t n) {
     for (int j = 0; j < 8; ++j) write(x + 32 * j, out + j * sizeof(BlockQ8_0), ids[j], bits[j]);
   }
   for (; b < count; ++b, x += 32, out += sizeof(BlockQ8_0)) {
-    __m256 amax = _mm256_setzero_ps();
-    for (int p = 0; p < 4; ++p) amax = _mm256_max_ps(amax, _mm256_and_ps(_mm256_loadu_ps(x + 8 * p), kAbsMask));
-    const float d = horizontal_max(amax) / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+    const float d = horizontal_max(block_amax(x)) / 127.f, id = d != 0.f ? 1.f / d : 0.f;
     write(x, out, id, f32_to_f16(d));
   }
 }
@@ -138,13 +145,8 @@ void quantize_q4_0__avx2(const float* x, void* blocks, int64_t n) {
   const int64_t count = n / 32;
   int64_t b = 0;
   for (; b + 8 <= count; b += 8, x += 256, out += 8 * sizeof(BlockQ4_0)) {
-    __m256 amax[8];
-    for (int j = 0; j < 8; ++j) {
-      amax[j] = _mm256_setzero_ps();
-      for (int p = 0; p < 4; ++p) amax[j] = _mm256_max_ps(amax[j], _mm256_and_ps(_mm256_loadu_ps(x + 32 * j + 8 * p), kAbsMask));
-    }
     alignas(32) float amaxes[8], maxes[8], ids[8];
-    _mm256_store_ps(amaxes, reduce_eight<max8>(amax));
+    _mm256_store_ps(amaxes, eight_blocks_amax(x));
     for (int j = 0; j < 8; ++j) maxes[j] = q4_0_signed_max(x + 32 * j, amaxes[j]);
     const __m256 d = _mm256_div_ps(_mm256_load_ps(maxes), _mm256_set1_ps(-8.f));
     uint16_t bits[8];
@@ -153,9 +155,7 @@ void quantize_q4_0__avx2(const float* x, void* blocks, int64_t n) {
     for (int j = 0; j < 8; ++j) write(x + 32 * j, out + j * sizeof(BlockQ4_0), ids[j], bits[j]);
   }
   for (; b < count; ++b, x += 32, out += sizeof(BlockQ4_0)) {
-    __m256 amax = _mm256_setzero_ps();
-    for (int p = 0; p < 4; ++p) amax = _mm256_max_ps(amax, _mm256_and_ps(_mm256_loadu_ps(x + 8 * p), kAbsMask));
-    const float d = q4_0_signed_max(x, horizontal_max(amax)) / -8.f, id = d != 0.f ? 1.f / d : 0.f;
+    const float d = q4_0_signed_max(x, horizontal_max(block_amax(x))) / -8.f, id = d != 0.f ? 1.f / d : 0.f;
     write(x, out, id, f32_to_f16(d));
   }
 }
