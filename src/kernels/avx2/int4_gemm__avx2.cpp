@@ -232,7 +232,8 @@ namespace {
 // place by a vector holding each half's scale: nothing is summed across lanes until the row ends.
 // Each load also prefetches the same line of the rows COLS further on, which took cold 4096 x 4096
 // from ~14 to ~20 GB/s on 2 threads here (the hardware prefetcher alone keeps too few lines in
-// flight for four interleaved row streams). Needs k % 64 == 0 and a group of 32 or a multiple of 64.
+// flight for four interleaved row streams). Needs k % 64 == 0 and a group of 32 or a multiple of 64
+// (gemv_fits, int4_gemv.h).
 void reorder_for_gemv(const int8_t* q, int64_t k, int8_t* out) {
   for (int64_t j = 0; j < k; j += 64) {
     std::memcpy(out + j, q + j, 16);
