@@ -1,6 +1,7 @@
 // The int4 decode GEMV's pieces shared by the AVX2 kernels (int4_gemm__avx2.cpp, which holds the
 // driver) and the AVX512-VNNI panel kernel (vnni/int4_gemm__vnni.cpp): the shape test, the
-// driver that takes a panel kernel, and the four-row epilogue. Include only from files compiled
+// driver that takes a panel kernel, the split of a thread's panels into two streams, the panel
+// scales in f32 and the four-row epilogue. Include only from files compiled
 // with the AVX2 flags.
 #pragma once
 #include <immintrin.h>
@@ -21,8 +22,6 @@ inline bool gemv_fits(const Int4Weights& w) { return w.k % 64 == 0 && (w.group =
 using GemvPanelShare = void (*)(int64_t first, int64_t last, const int8_t* a, float a_scale, const float* float_sums,
                                 const Int4Weights& w, const float* bias, float* out, float* row_scales);
 
-// The full panels [first, last) of one thread's share: its first half beside its second half,
-// then the odd one out.
 // The f32 scales of the four rows c0 .. c0 + 3, [row][group], into `to` (4 * groups floats).
 inline void panel_scales_f32(const Int4Weights& w, int64_t c0, float* to) {
   const int64_t count = 4 * (w.k / w.group);
@@ -33,7 +32,9 @@ inline void panel_scales_f32(const Int4Weights& w, int64_t c0, float* to) {
   for (; i < count; ++i) to[i] = _cvtsh_ss(scales[i]);
 }
 
-// Kernel::run<S>(c0[S], ...) runs the 4-row panels at rows c0[0..S) side by side.
+// The full panels [first, last) of one thread's share: its first half beside its second half,
+// then the odd one out. Kernel::run<S>(c0[S], ...) runs the 4-row panels at rows c0[0..S) side
+// by side.
 template <class Kernel>
 void gemv_panel_share(int64_t first, int64_t last, const int8_t* a, float a_scale, const float* float_sums,
                       const Int4Weights& w, const float* bias, float* out, float* row_scales) {
