@@ -2,6 +2,8 @@
 #include <malloc.h>
 #include "shrink/core/tensor.h"
 
+#include "core/block_cache.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -30,12 +32,11 @@ void keep_large_blocks_in_heap() {
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, bool zero) {
   keep_large_blocks_in_heap();
   std::shared_ptr<Storage> storage(new Storage());
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  if (rounded > 0) {
-    storage->data_ = static_cast<std::byte*>(std::aligned_alloc(64, rounded));
+  if (bytes > 0) {
+    storage->data_ = block_cache::take(bytes);
     if (!storage->data_)
       throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-    if (zero) std::memset(storage->data_, 0, rounded);
+    if (zero) std::memset(storage->data_, 0, block_cache::class_size(bytes));
   }
   storage->size_ = bytes;
   storage->owned_ = true;
@@ -57,7 +58,7 @@ std::shared_ptr<Storage> Storage::borrow(std::shared_ptr<const ByteSource> sourc
 }
 
 Storage::~Storage() {
-  if (owned_) std::free(data_);
+  if (owned_) block_cache::give_back(data_, size_);
 }
 
 std::byte* Storage::mutable_data() {

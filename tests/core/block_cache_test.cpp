@@ -1,0 +1,66 @@
+#include "core/block_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <thread>
+
+#include "shrink/core/tensor.h"
+
+namespace shrink {
+namespace {
+
+TEST(BlockCache, ClassSizesCoverTheRequestWithBoundedWaste) {
+  for (size_t bytes = 1; bytes <= (size_t(8) << 20); bytes += bytes < 4096 ? 1 : 4093) {
+    const size_t size = block_cache::class_size(bytes);
+    ASSERT_GE(size, bytes);
+    ASSERT_EQ(size % 64, 0u) << bytes;
+    if (bytes <= 256 || bytes > block_cache::kMaxCachedBytes) ASSERT_LT(size - bytes, 64u) << bytes;
+    else ASSERT_LE(double(size), 1.25 * double(bytes) + 64) << bytes;
+    ASSERT_EQ(block_cache::class_size(size), size) << "a class size is its own class: " << bytes;
+  }
+}
+
+TEST(BlockCache, FreedBlockIsReusedForTheSameClassAndAligned) {
+  std::byte* a = block_cache::take(1000);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 64, 0u);
+  block_cache::give_back(a, 1000);
+  std::byte* b = block_cache::take(1020);  // same class (1024)
+  if (block_cache::caching()) {
+    EXPECT_EQ(a, b);
+  }
+  std::byte* c = block_cache::take(1000);  // the cache is empty again: a fresh block
+  EXPECT_NE(b, c);
+  block_cache::give_back(b, 1020);
+  block_cache::give_back(c, 1000);
+}
+
+TEST(BlockCache, ZeroedTensorsStayZeroAfterRecycling) {
+  {
+    Tensor dirty = Tensor::uninitialized(Shape{300}, DType::f32);
+    float* d = dirty.mutable_data<float>();
+    for (int i = 0; i < 300; ++i) d[i] = 7.f;
+  }
+  const Tensor clean = Tensor::empty(Shape{300}, DType::f32);  // likely the block just freed
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(clean.data<float>()[i], 0.f);
+}
+
+TEST(BlockCache, ABlockMadeOnOneThreadJoinsTheCacheOfTheThreadThatFreesIt) {
+  Tensor made;
+  std::thread([&] {
+    made = Tensor::uninitialized(Shape{5000}, DType::f32);
+    for (int i = 0; i < 5000; ++i) made.mutable_data<float>()[i] = float(i);
+    for (int i = 0; i < 16; ++i) Tensor::empty(Shape{100 + i}, DType::f32);  // cached, freed at exit
+  }).join();
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(made.data<float>()[i], float(i));
+  const void* block = made.raw_data();
+  made = Tensor();
+  const Tensor again = Tensor::uninitialized(Shape{5000}, DType::f32);
+  if (block_cache::caching()) {
+    EXPECT_EQ(again.raw_data(), block);
+  }
+}
+
+}  // namespace
+}  // namespace shrink
