@@ -100,6 +100,8 @@ void gemm_q8_0_i8__ref(int64_t m, const void* a_blocks, const int8_t* w, const i
                        int64_t n, int64_t k, const float* bias, float* y, int64_t ldy);
 void gemm_q8_0_i8__avx2(int64_t m, const void* a_blocks, const int8_t* w, const int8_t* w_panels, const float* w_scale,
                         int64_t n, int64_t k, const float* bias, float* y, int64_t ldy);
+void gemm_q8_0_i8__vnni(int64_t m, const void* a_blocks, const int8_t* w, const int8_t* w_panels, const float* w_scale,
+                        int64_t n, int64_t k, const float* bias, float* y, int64_t ldy);
 void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch,
                      float* lse);

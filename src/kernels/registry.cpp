@@ -132,6 +132,7 @@ constexpr KernelVariant<AttendF32Fn> kAttendF32[] = {
 constexpr KernelVariant<GemmQ8_0I8Fn> kGemmQ8_0I8[] = {
     {"gemm_q8_0_i8__ref", Isa::ref, nullptr, gemm_q8_0_i8__ref},
     {"gemm_q8_0_i8__avx2", Isa::avx2, nullptr, gemm_q8_0_i8__avx2},
+    {"gemm_q8_0_i8__vnni", Isa::vnni, nullptr, gemm_q8_0_i8__vnni},
 };
 
 constexpr KernelVariant<AddU8Fn> kAddU8[] = {

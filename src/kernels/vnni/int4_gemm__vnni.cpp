@@ -1,7 +1,7 @@
 // int4 x int8 with AVX512-VNNI. Prefill: blocks of 4 panels (64 output channels) expanded to u8
 // (int4_expand.h), tiles of up to 5 activation rows x 4 panels accumulating each quantization group
 // with vpdpbusd (u8 weights x s8 activations, exact in s32), then folding the group into f32 with
-// its scale and min. Decode (one row, groups a multiple of 64, the 4-row panel layout): the AVX2
+// its scale and min. Decode (one row, groups of 32 or a multiple of 64, the 4-row panel layout): the AVX2
 // GEMV's driver (int4_gemv.h) with a panel kernel that reads two of a panel's rows per 64-byte
 // load and multiplies their nibbles in place with vpdpbusd — about 2.4x fewer instructions per
 // weight than the AVX2 panel kernel, which at SmolLM2's widths (k = 576) is close to
@@ -73,16 +73,21 @@ void prefill_rows(int64_t m, int64_t c0, const ExpandedPanel& panels, const int8
 }
 
 // The 4-row panels at rows c0[s] (s < STREAMS, far apart in memory: see gemv_panels in the AVX2
-// file), groups of 64 * CPG. A 64-byte load holds 64 weights of two rows (32 bytes each, the
-// panel layout); its low nibbles meet activations a_low and its high nibbles a_high (the
-// reordered row, each 32-byte half broadcast to both halves of a zmm), so lanes 0-7 of the s32
-// sums belong to the first row and 8-15 to the second. Per group the sums are converted and
-// multiplied by the two rows' scales.
+// file), groups of 64 * CPG, or of 32 when CPG is 0. A 64-byte load holds 64 weights of two rows
+// (32 bytes each, the panel layout); its low nibbles meet activations a_low and its high nibbles
+// a_high (the reordered row, each 32-byte half broadcast to both halves of a zmm), so lanes 0-7 of
+// the s32 sums belong to the first row and 8-15 to the second. Per group the sums are converted
+// and multiplied by the two rows' scales. With groups of 32 a row's 32 bytes hold two groups, the
+// first 16 bytes one and the last 16 the other (lanes 0-3 and 4-7 of its half), so each 64-value
+// step is scaled by a vector of four scales, each over four lanes.
 template <int CPG, int STREAMS>
 void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, const float* float_sums,
                       const Int4Weights& w, const float* bias, float* out, float* row_scales) {
-  const int64_t k = w.k, groups = k / w.group;
+  constexpr bool kGroup32 = CPG == 0;
+  constexpr int kChunks = kGroup32 ? 1 : CPG;  // 64-value chunks per step
+  const int64_t k = w.k, groups = k / w.group, steps = k / (64 * kChunks);
   const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  const __m512i quads = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const uint8_t* panel[STREAMS];
   __m512 acc[STREAMS][2];  // rows 0 and 1, rows 2 and 3
   for (int s = 0; s < STREAMS; ++s) {
@@ -90,11 +95,22 @@ void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_sca
     panel[s] = w.panels + c0[s] * k / 2;
     acc[s][0] = acc[s][1] = _mm512_setzero_ps();
   }
-  for (int64_t g = 0; g < groups; ++g) {
+  // The scales of rows 2h and 2h + 1 ([row][group] in row_scales) for step `step`, lane by lane.
+  const auto step_scale = [&](int s, int h, int64_t step) {
+    const float* scales = row_scales + (s * 4 + 2 * h) * groups;
+    if constexpr (kGroup32) {  // groups 2 step and 2 step + 1 of both rows, four lanes each
+      const __m128 four = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(scales + 2 * step))),
+                                       reinterpret_cast<const __m64*>(scales + groups + 2 * step));
+      return _mm512_permutexvar_ps(quads, _mm512_zextps128_ps512(four));
+    } else {
+      return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(scales[step]), _mm512_set1_ps(scales[groups + step]));
+    }
+  };
+  for (int64_t step = 0; step < steps; ++step) {
     __m512i dots[STREAMS][2];
     for (int s = 0; s < STREAMS; ++s) dots[s][0] = dots[s][1] = _mm512_setzero_si512();
-    for (int j = 0; j < CPG; ++j) {
-      const int64_t chunk = g * CPG + j;
+    for (int j = 0; j < kChunks; ++j) {
+      const int64_t chunk = step * kChunks + j;
       const __m512i a_low = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64)));
       const __m512i a_high =
           _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + chunk * 64 + 32)));
@@ -111,15 +127,12 @@ void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_sca
       }
     }
     for (int s = 0; s < STREAMS; ++s)
-      for (int h = 0; h < 2; ++h) {
-        const float* scales = row_scales + (s * 4 + 2 * h) * groups + g;  // rows 2h and 2h + 1
-        const __m512 scale = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(scales[0]), _mm512_set1_ps(scales[groups]));
-        acc[s][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[s][h]), scale, acc[s][h]);
-      }
+      for (int h = 0; h < 2; ++h)
+        acc[s][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[s][h]), step_scale(s, h, step), acc[s][h]);
   }
   for (int s = 0; s < STREAMS; ++s) {
-    const __m256 rows[4] = {_mm512_castps512_ps256(acc[s][0]), _mm512_extractf32x8_ps(acc[s][0], 1),
-                            _mm512_castps512_ps256(acc[s][1]), _mm512_extractf32x8_ps(acc[s][1], 1)};
+    const __m256 rows[4] = {_mm512_extractf32x8_ps(acc[s][0], 0), _mm512_extractf32x8_ps(acc[s][0], 1),
+                            _mm512_extractf32x8_ps(acc[s][1], 0), _mm512_extractf32x8_ps(acc[s][1], 1)};
     avx2::finish_four_rows(c0[s], rows, a_scale, float_sums, w, bias, out);
   }
 }
@@ -134,7 +147,9 @@ struct VnniPanels {
 };
 
 avx2::GemvPanelShare vnni_panel_share(const Int4Weights& w) {
-  if (!w.panels || w.group % 64) return nullptr;
+  if (!w.panels) return nullptr;
+  if (w.group == 32) return avx2::gemv_panel_share<VnniPanels<0>>;
+  if (w.group % 64) return nullptr;
   switch (w.group / 64) {
     case 1: return avx2::gemv_panel_share<VnniPanels<1>>;
     case 2: return avx2::gemv_panel_share<VnniPanels<2>>;
