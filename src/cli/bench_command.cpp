@@ -1,11 +1,13 @@
 // shrink bench kernels: the kernel measurements of this machine, each against a baseline or a
-// limit measured in the same run.
+// limit measured in the same run. shrink bench bandwidth: the read bandwidth alone (about a
+// second), for scripts that take it beside each of their own runs (bench/llm_decode_table.sh).
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "shrink/core/parallel.h"
 #include "shrink/eval/kernel_benchmarks.h"
 
 namespace shrink::cli {
@@ -26,11 +28,24 @@ std::string human_time(double seconds) {
 
 void setup_bench(CLI::App& sub) {
   auto options = std::make_shared<BenchOptions>();
-  sub.add_option("WHAT", options->what, "What to measure: kernels")->required()->check(CLI::IsMember({"kernels"}));
+  sub.add_option("WHAT", options->what, "What to measure: kernels, or bandwidth (the read bandwidth alone)")
+      ->required()
+      ->check(CLI::IsMember({"kernels", "bandwidth"}));
   sub.add_flag("--quick", options->quick, "Smaller shapes and buffers (seconds instead of about a minute)");
   sub.add_flag("--json", options->json, "Print the measurements as JSON");
   sub.add_flag("--quiet", options->quiet, "No progress on stderr");
   sub.callback([options] {
+    if (options->what == "bandwidth") {
+      constexpr size_t kBytes = size_t(1) << 30;
+      const double bandwidth = measure_read_bandwidth(kBytes);
+      if (options->json)
+        print_json(nlohmann::ordered_json{{"threads", num_threads()}, {"buffer_bytes", kBytes},
+                                          {"read_bandwidth_bytes_per_second", bandwidth}});
+      else
+        fmt::print("read bandwidth {:.1f} GB/s ({} threads, a 1 GiB buffer, the median of 5 passes)\n", bandwidth / 1e9,
+                   num_threads());
+      return;
+    }
     const bool show_progress = !options->quiet && isatty(STDERR_FILENO);
     const KernelReport report = run_kernel_benchmarks(options->quick, [&](const std::string& step) {
       if (show_progress) fmt::print(stderr, "\r\33[2K[bench] {}", step);

@@ -152,5 +152,18 @@ TEST(Cli, BenchKernelsMeasuresEveryRow) {
   }
 }
 
+// The bandwidth probe alone: one positive measurement, as text and as JSON.
+TEST(Cli, BenchBandwidthMeasuresTheReadBandwidth) {
+  const auto result = run_shrink({"--threads", "1", "bench", "bandwidth", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(result.out);
+  EXPECT_GT(json["read_bandwidth_bytes_per_second"].get<double>(), 1e8);
+  EXPECT_EQ(json["threads"].get<int>(), 1);
+  const auto text = run_shrink({"bench", "bandwidth"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("read bandwidth "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" GB/s"), std::string::npos) << text.out;
+}
+
 }  // namespace
 }  // namespace shrink
