@@ -202,11 +202,16 @@ void dynamic_quant_forward(ForwardContext& c) {
   c.outputs[0] = y;
 }
 
-// What an Int4Linear prepares once: the salient columns' weights in f32 (mixed precision), and,
-// on its first decoding call, its nibbles in the decode kernels' panel layout (not for prompts,
-// which never read them).
+// What an Int4Linear prepares once (its params do not change once quantized): its weights as the
+// kernels take them, with the param tensors they point into kept alive, its bias, the salient
+// columns and their weights in f32 (mixed precision), and, on its first decoding call, its nibbles
+// in the decode kernels' panel layout (not for prompts, which never read them). Looking the
+// attributes and params up by name on every call had cost ~4 us per set of layers, serial, 120
+// sets per SmolLM2 token.
 struct Int4Prepared {
-  Tensor salient_weight;  // f32 (out, columns), when the node has salient columns
+  Tensor nibbles, scales, mins, bias;
+  Int4Weights weights;  // without panels (int4_panels)
+  Tensor salient_columns, salient_weight;  // i32 (columns) and f32 (out, columns), when mixed
   mutable std::vector<uint8_t> panels;
   mutable bool panels_made = false;
 };
@@ -214,14 +219,27 @@ struct Int4Prepared {
 const Int4Prepared& int4_prepared(Node& node) {
   return prepared<Int4Prepared>(node, [&] {
     Int4Prepared p;
-    if (node.find_param("salient_weight")) p.salient_weight = node.param("salient_weight").value.to(DType::f32).contiguous();
+    p.nibbles = node.param("nibbles").value;
+    p.scales = node.param("scales").value;
+    p.mins = node.param("mins").value;
+    if (!p.nibbles.is_contiguous() || !p.scales.is_contiguous() || !p.mins.is_contiguous())
+      fail(node, "int4 parameters must be contiguous");
+    p.weights = {p.nibbles.data<uint8_t>(), reinterpret_cast<const uint16_t*>(p.scales.raw_data()),
+                 reinterpret_cast<const uint16_t*>(p.mins.raw_data()), attr_int(node, "out_features", -1),
+                 attr_int(node, "in_features", -1), attr_int(node, "group_size", -1)};
+    if (const Param* bias = node.find_param("bias")) p.bias = bias->value.contiguous();
+    if (const Param* columns = node.find_param("salient_columns")) {
+      p.salient_columns = columns->value.contiguous();
+      p.salient_weight = node.param("salient_weight").value.to(DType::f32).contiguous();
+    }
     return p;
   });
 }
 
-const uint8_t* int4_panels(Node& node, const Int4Weights& w) {
+const uint8_t* int4_panels(Node& node) {
   const Int4Prepared& p = int4_prepared(node);
   if (!p.panels_made) {
+    const Int4Weights& w = p.weights;
     if (w.k % 64 == 0) {
       p.panels.resize(static_cast<size_t>(w.n * w.k / 2));
       pack_int4_panels(w.nibbles, w.n, w.k, p.panels.data());
@@ -232,32 +250,17 @@ const uint8_t* int4_panels(Node& node, const Int4Weights& w) {
 }
 
 // y += x[:, columns] W_s^T for a mixed-precision Int4Linear.
-void add_salient(Node& node, const Tensor& columns, const float* x, int64_t rows, int64_t k, float* y, int64_t n) {
-  const Tensor index = columns.contiguous();
-  const int64_t count = index.numel();
-  const int32_t* c = index.data<int32_t>();
+void add_salient(Node& node, const float* x, int64_t rows, int64_t k, float* y, int64_t n) {
+  const Int4Prepared& p = int4_prepared(node);
+  const int64_t count = p.salient_columns.numel();
+  const int32_t* c = p.salient_columns.data<int32_t>();
   for (int64_t i = 0; i < count; ++i)
     if (c[i] < 0 || c[i] >= k) fail(node, "a salient column index is outside the inputs");
-  const Tensor& w = int4_prepared(node).salient_weight;
+  const Tensor& w = p.salient_weight;
   std::vector<float> gathered(static_cast<size_t>(rows * count));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < count; ++i) gathered[size_t(r * count + i)] = x[r * k + c[i]];
   gemm(false, true, rows, n, count, gathered.data(), count, w.data<float>(), count, 1.f, y, n);
-}
-
-Int4Weights int4_weights(const Node& node) {
-  const int64_t n = attr_int(node, "out_features", -1), k = attr_int(node, "in_features", -1),
-                group = attr_int(node, "group_size", -1);
-  const Tensor &nibbles = node.param("nibbles").value, &scales = node.param("scales").value, &mins = node.param("mins").value;
-  if (!nibbles.is_contiguous() || !scales.is_contiguous() || !mins.is_contiguous())
-    fail(node, "int4 parameters must be contiguous");
-  return {nibbles.data<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.raw_data()),
-          reinterpret_cast<const uint16_t*>(mins.raw_data()), n, k, group};
-}
-
-const float* bias_of(const Node& node) {
-  const Param* bias = node.find_param("bias");
-  return bias ? f32(bias->value) : nullptr;
 }
 
 // Rows r0..r1 of the weights (and of the outputs, whose rows are ldo apart).
@@ -293,7 +296,7 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 }  // namespace
 
 void prepare_for_decoding(Node& node) {
-  if (node.kind == "Int4Linear") int4_panels(node, int4_weights(node));
+  if (node.kind == "Int4Linear") int4_panels(node);
   if (node.kind == "DynamicQuantLinear") {
     if (weight_only_decodes(node)) int8_row_panels(node);
     else packed_int8(node);
@@ -302,36 +305,62 @@ void prepare_for_decoding(Node& node) {
 
 bool int4_linears_share_input(std::span<Node* const> nodes) {
   if (nodes.empty()) return false;
-  for (const Node* node : nodes)
-    if (node->kind != "Int4Linear" || attr_int(*node, "in_features", -1) != attr_int(*nodes[0], "in_features", -1) ||
-        attr_int(*node, "group_size", -1) != attr_int(*nodes[0], "group_size", -1))
-      return false;
+  for (Node* node : nodes)
+    if (node->kind != "Int4Linear") return false;
+  const Int4Weights& first = int4_prepared(*nodes[0]).weights;
+  for (Node* node : nodes) {
+    const Int4Weights& w = int4_prepared(*node).weights;
+    if (w.k != first.k || w.group != first.group) return false;
+  }
   return true;
 }
 
 std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x_in, bool s8_activations) {
   if (!int4_linears_share_input(nodes)) throw UsageError("int4_linears_shared_input: not Int4Linear layers of one input width");
   const Tensor x = x_in.contiguous();
-  std::vector<Int4Weights> w;
+  // Scratch kept per thread: a decoded token runs this 120 times (SmolLM2), and the few small
+  // allocations a call made had cost about as much as its activation quantization.
+  struct Scratch {
+    std::vector<const Int4Prepared*> layers;
+    std::vector<Int4Weights> w;
+    std::vector<int64_t> first_row;
+    std::vector<int8_t> q;
+    std::vector<float> scale;
+    std::vector<int32_t> sums;
+  };
+  thread_local Scratch scratch;
+  std::vector<const Int4Prepared*>& layers = scratch.layers;
+  layers.clear();
   std::vector<Tensor> y;
+  y.reserve(nodes.size());
   for (Node* node : nodes) {
-    w.push_back(int4_weights(*node));
+    layers.push_back(&int4_prepared(*node));
     Shape shape = x.shape();
-    shape[shape.rank() - 1] = w.back().n;
+    shape[shape.rank() - 1] = layers.back()->weights.n;
     y.push_back(uninitialized_f32(shape));
   }
-  const int64_t k = w[0].k, group = w[0].group, rows = x.numel() / k;
+  const auto bias = [&](size_t i) { return layers[i]->bias.defined() ? f32(layers[i]->bias) : nullptr; };
+  const int64_t k = layers[0]->weights.k, group = layers[0]->weights.group, rows = x.numel() / k;
   if (rows > 4 && !s8_activations) {
-    for (size_t i = 0; i < w.size(); ++i) int4_prompt(w[i], f32(x), rows, bias_of(*nodes[i]), f32(y[i]));
+    for (size_t i = 0; i < layers.size(); ++i) int4_prompt(layers[i]->weights, f32(x), rows, bias(i), f32(y[i]));
   } else {
-    for (size_t i = 0; i < w.size(); ++i) w[i].panels = int4_panels(*nodes[i], w[i]);
-    std::vector<int8_t> q(static_cast<size_t>(rows * k));
-    std::vector<float> scale(static_cast<size_t>(rows));
-    std::vector<int32_t> sums(static_cast<size_t>(rows * (k / group)));
+    std::vector<Int4Weights>& w = scratch.w;
+    w.clear();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      w.push_back(layers[i]->weights);
+      w.back().panels = int4_panels(*nodes[i]);
+    }
+    std::vector<int8_t>& q = scratch.q;
+    std::vector<float>& scale = scratch.scale;
+    std::vector<int32_t>& sums = scratch.sums;
+    q.resize(static_cast<size_t>(rows * k));  // every value written by quantize_rows_s8
+    scale.resize(static_cast<size_t>(rows));
+    sums.resize(static_cast<size_t>(rows * (k / group)));
     kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
     // The rows of all the layers, end to end, split into one contiguous share per thread (in
     // steps of 4 rows, the kernels' unit); the kernel runs serially inside the share.
-    std::vector<int64_t> first_row{0};
+    std::vector<int64_t>& first_row = scratch.first_row;
+    first_row.assign(1, 0);
     for (const Int4Weights& one : w) first_row.push_back(first_row.back() + one.n);
     const int64_t total = first_row.back(), steps = (total + 3) / 4;
     parallel_for(0, steps, std::max<int64_t>(1, steps / num_threads()), [&](int64_t s0, int64_t s1) {
@@ -339,16 +368,15 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
       for (size_t i = 0; i < w.size(); ++i) {
         const int64_t lo = std::max(r0, first_row[i]) - first_row[i], hi = std::min(r1, first_row[i + 1]) - first_row[i];
         if (lo >= hi) continue;
-        const float* b = bias_of(*nodes[i]);
+        const float* b = bias(i);
         Int4Weights part = slice(w[i], lo, hi);
         if (lo % 4) part.panels = nullptr;  // panels start every 4 rows of a layer
         kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), part, b ? b + lo : nullptr, f32(y[i]) + lo, w[i].n);
       }
     });
   }
-  for (size_t i = 0; i < w.size(); ++i)
-    if (const Param* columns = nodes[i]->find_param("salient_columns"))
-      add_salient(*nodes[i], columns->value, f32(x), rows, k, f32(y[i]), w[i].n);
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i]->salient_columns.defined()) add_salient(*nodes[i], f32(x), rows, k, f32(y[i]), layers[i]->weights.n);
   return y;
 }
 
