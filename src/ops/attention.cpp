@@ -216,7 +216,8 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   const int64_t group = s.heads / s.kv_heads, length = cache.length;
   const float scale = float(1.0 / std::sqrt(double(s.dim)));
   const auto attend_range = [&](int64_t lo, int64_t hi, float* out, float* lse) {
-    std::vector<float> scratch(static_cast<size_t>(group * (hi - lo)));
+    thread_local std::vector<float> scratch;  // the running thread's (the reference kernel's probabilities)
+    scratch.resize(static_cast<size_t>(group * (hi - lo)));
     for (int64_t h = 0; h < s.kv_heads; ++h)
       kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys(h) + lo * s.dim,
                            cache.head_values(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale, out + h * group * s.dim,
@@ -231,7 +232,11 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
     return y;
   }
   const int64_t row = s.heads * s.dim;
-  std::vector<float> partial(static_cast<size_t>(ranges * row)), lse(static_cast<size_t>(ranges * s.heads));
+  thread_local std::vector<float> partial_buffer, lse_buffer;  // the caller's, shared with the workers
+  std::vector<float>& partial = partial_buffer;
+  std::vector<float>& lse = lse_buffer;
+  partial.resize(static_cast<size_t>(ranges * row));  // every range writes its rows in full
+  lse.resize(static_cast<size_t>(ranges * s.heads));
   parallel_for(0, ranges, 1, [&](int64_t first, int64_t last) {
     for (int64_t r = first; r < last; ++r)
       attend_range(length * r / ranges, length * (r + 1) / ranges, partial.data() + r * row, lse.data() + r * s.heads);

@@ -393,9 +393,15 @@ namespace avx2 {
 void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias,
                float* out, GemvPanelShare panel_share) {
   constexpr int kCols = 4;
-  std::vector<int8_t> reordered(static_cast<size_t>(w.k));
+  // Buffers kept per thread (a decoded token makes a few hundred of these calls); the workers
+  // below read the caller's through these references.
+  thread_local std::vector<int8_t> reordered_buffer;
+  thread_local std::vector<float> float_sums_buffer;
+  std::vector<int8_t>& reordered = reordered_buffer;
+  std::vector<float>& float_sums = float_sums_buffer;
+  reordered.resize(static_cast<size_t>(w.k));
   reorder_for_gemv(q, w.k, reordered.data());
-  std::vector<float> float_sums(static_cast<size_t>(w.k / w.group));
+  float_sums.resize(static_cast<size_t>(w.k / w.group));
   for (size_t g = 0; g < float_sums.size(); ++g) float_sums[g] = float(group_sums[g]);
   const bool group32 = w.group == 32;
   const auto four = group32 ? gemv_columns<kCols, true> : gemv_columns<kCols, false>;
@@ -410,7 +416,8 @@ void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const 
                                   : nullptr;
   const int64_t full_panels = w.n / kCols;
   parallel_for(0, (w.n + kCols - 1) / kCols, 8, [&](int64_t first, int64_t last) {
-    std::vector<float> row_scales(panels ? static_cast<size_t>(2 * kCols * (w.k / w.group)) : 0);
+    thread_local std::vector<float> row_scales;  // this thread's
+    row_scales.resize(panels ? static_cast<size_t>(2 * kCols * (w.k / w.group)) : 0);
     const int8_t* a = reordered.data();
     const float* sums = float_sums.data();
     int64_t p = first;
