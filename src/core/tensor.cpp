@@ -29,9 +29,14 @@ void keep_large_blocks_in_heap() {
 }
 }  // namespace
 
+namespace {
+// Storage and its shared_ptr control block in one allocation (make_shared needs a public constructor).
+struct SharedStorage final : Storage {};
+}  // namespace
+
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, bool zero) {
   keep_large_blocks_in_heap();
-  std::shared_ptr<Storage> storage(new Storage());
+  std::shared_ptr<Storage> storage = std::make_shared<SharedStorage>();
   if (bytes > 0) {
     storage->data_ = block_cache::take(bytes);
     if (!storage->data_)
@@ -50,7 +55,7 @@ std::shared_ptr<Storage> Storage::borrow(std::shared_ptr<const ByteSource> sourc
     throw FormatError("range [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
                           ") lies outside the " + std::to_string(span.size()) + "-byte source",
                       source->name());
-  std::shared_ptr<Storage> storage(new Storage());
+  std::shared_ptr<Storage> storage = std::make_shared<SharedStorage>();
   storage->data_ = const_cast<std::byte*>(span.data()) + offset;  // never written: owned_ false
   storage->size_ = bytes;
   storage->source_ = std::move(source);

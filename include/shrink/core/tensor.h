@@ -26,8 +26,10 @@ class Storage {
   size_t size() const { return size_; }
   bool writable() const { return owned_; }
 
+ protected:
+  Storage() = default;  // made through allocate() and borrow()
+
  private:
-  Storage() = default;
   std::byte* data_ = nullptr;
   size_t size_ = 0;
   bool owned_ = false;
