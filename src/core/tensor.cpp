@@ -41,7 +41,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, bool zero) {
     storage->data_ = block_cache::take(bytes);
     if (!storage->data_)
       throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-    if (zero) std::memset(storage->data_, 0, block_cache::class_size(bytes));
+    if (zero) std::memset(storage->data_, 0, (bytes + 63) / 64 * 64);  // the bytes asked for, to the cache line
   }
   storage->size_ = bytes;
   storage->owned_ = true;

@@ -2,7 +2,8 @@
 // product of an int8 output layer. From the 4-row panels (pack_row_panels: per 32-value block, the
 // four rows' 32-byte runs one after another), one 64-byte load holds a block of two rows; signed
 // times signed goes through vpdpbusd as |w| (unsigned; -128 becomes 128) times a with w's sign
-// (AVX-512 has no vpsignb: a masked subtract from zero where w < 0), exact in s32. Lanes 0-7 of a
+// (AVX-512 has no vpsignb: a masked subtract from zero where w < 0; Q8_0 activations lie in
+// [-127, 127], so the negation never overflows), exact in s32. Lanes 0-7 of a
 // block's sums belong to the first row and 8-15 to the second; each block's sums are converted
 // and multiplied by the block's activation scale. Per 64 weights that is 7 instructions where the
 // AVX2 kernel needs 14, and the output layer of a small model is read from the last-level cache
