@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "kernels/avx2/horizontal.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/ggml_formats.h"
@@ -50,11 +51,10 @@ void panel_rows(int64_t i, const int64_t (&c0)[STREAMS], const BlockQ8_0* a, con
     }
   }
   for (int s = 0; s < STREAMS; ++s) {
-    // Row sums: lanes 0-7 and 8-15 of each accumulator, the four rows side by side.
-    const __m256 r01 = _mm256_hadd_ps(_mm512_extractf32x8_ps(acc[s][0], 0), _mm512_extractf32x8_ps(acc[s][0], 1));
-    const __m256 r23 = _mm256_hadd_ps(_mm512_extractf32x8_ps(acc[s][1], 0), _mm512_extractf32x8_ps(acc[s][1], 1));
-    const __m256 quads = _mm256_hadd_ps(r01, r23);  // per 128-bit half: rows 0, 1, 2, 3 partials
-    const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(quads), _mm256_extractf128_ps(quads, 1));
+    // Row r's partial sums are lanes 0-7 or 8-15 of its accumulator.
+    const __m256 rows[4] = {_mm512_extractf32x8_ps(acc[s][0], 0), _mm512_extractf32x8_ps(acc[s][0], 1),
+                            _mm512_extractf32x8_ps(acc[s][1], 0), _mm512_extractf32x8_ps(acc[s][1], 1)};
+    const __m128 sums = avx2::sum_four(rows);
     const int64_t c = c0[s];
     __m128 out = _mm_mul_ps(_mm_loadu_ps(w_scale + c), sums);
     if (bias) out = _mm_add_ps(out, _mm_loadu_ps(bias + c));
