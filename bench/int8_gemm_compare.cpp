@@ -3,7 +3,9 @@
 // type), and oneDNN 2.6.3's u8 x s8 -> f32 matmul with per-channel scales and its f32 matmul.
 // Weights are packed or reordered outside the timing (standard inference practice); activations
 // are already quantized for the int8 rows ("+quant" also times shrink's per-row quantization).
-// Medians over 5 repetitions. Usage: bench_int8_compare [threads]
+// The rows are measured in turn within each of 11 rounds (the host's minute-to-minute swings hit
+// them alike); each row's median over the rounds is printed, and the ratios at the bottom are the
+// medians of the rounds' own ratios. Usage: bench_int8_compare [threads]
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
@@ -11,8 +13,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <omp.h>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shrink/core/parallel.h"
@@ -23,16 +27,38 @@
 
 namespace {
 
-// Seconds per call: median over 5 repetitions of enough calls to take ~0.2 s.
-double time_call(const std::function<void()>& call) {
-  const double once = std::max(shrink::median_seconds(1, [&](int) { call(); }), 1e-7);
-  return shrink::median_seconds(std::max(1, int(0.2 / once)), [&](int) { call(); });
+// A call to time and how many calls make one measurement (~0.1 s).
+struct Row {
+  Row(const char* what_, std::function<void()> call_) : what(what_), call(std::move(call_)) {}
+  const char* what;
+  std::function<void()> call;
+  int calls = 1;
+  std::vector<double> seconds;  // per call, one per round
+};
+
+constexpr int kRounds = 11;
+
+void measure_in_turn(std::vector<Row>& rows) {
+  for (Row& r : rows) {
+    r.call();  // warm up (weights reordered, buffers touched)
+    const double once = std::max(shrink::median_seconds(1, [&](int) { r.call(); }), 1e-7);
+    r.calls = std::max(1, int(0.1 / once));
+  }
+  for (int round = 0; round < kRounds; ++round)
+    for (Row& r : rows) r.seconds.push_back(shrink::median_seconds(r.calls, [&](int) { r.call(); }));
 }
 
-struct Row {
-  const char* what;
-  double seconds;
-};
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// The median over the rounds of row a's time / row b's time.
+double median_ratio(const Row& a, const Row& b) {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < a.seconds.size(); ++i) ratios.push_back(a.seconds[i] / b.seconds[i]);
+  return median_of(ratios);
+}
 
 void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream& stream) {
   using namespace dnnl;
@@ -62,15 +88,21 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
   e.ldo = n;
 
   std::vector<Row> rows;
-  rows.push_back({"shrink gemm_u8s8", time_call([&] { table.gemm_u8s8(m, n, k, a.data(), lda, packed.data(), e); })});
-  rows.push_back({"shrink gemm_u8s8 +quant", time_call([&] {
+  rows.push_back({"shrink gemm_u8s8", [&] { table.gemm_u8s8(m, n, k, a.data(), lda, packed.data(), e); }});
+  rows.push_back({"shrink gemm_u8s8 +quant", [&] {
                     table.quantize_rows_u8(x.data(), m, k, k, a.data(), lda, a_scale.data(), a_zero.data());
                     table.gemm_u8s8(m, n, k, a.data(), lda, packed.data(), e);
-                  })});
-  rows.push_back({"OpenBLAS sgemm", time_call([&] {
+                  }});
+  rows.push_back({"OpenBLAS sgemm", [&] {
                     table.gemm_f32(false, true, m, n, k, 1.f, x.data(), k, w.data(), k, 0.f, out.data(), n);
-                  })});
-  auto onednn = [&](dt src_type, dt weight_type, bool scales) {
+                  }});
+  // oneDNN's primitives and memories live here for the whole measurement.
+  struct OneDnn {
+    matmul primitive;
+    memory weights, src, dst;
+  };
+  std::vector<std::unique_ptr<OneDnn>> kept;
+  auto onednn = [&](dt src_type, dt weight_type, bool scales) -> std::function<void()> {
     memory::desc src_md({m, k}, src_type, tag::ab), weights_any({k, n}, weight_type, tag::any), dst_md({m, n}, dt::f32, tag::ab);
     primitive_attr attr;
     if (scales) attr.set_output_scales(2, std::vector<float>(size_t(n), 0.01f));
@@ -82,22 +114,28 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
     memory src(src_md, engine), dst(dst_md, engine);
     std::memset(src.get_data_handle(), 1, src.get_desc().get_size());
     stream.wait();
-    return time_call([&] {
-      primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+    kept.push_back(std::make_unique<OneDnn>(OneDnn{primitive, weights, src, dst}));
+    OneDnn* o = kept.back().get();
+    return [o, &stream] {
+      o->primitive.execute(stream, {{DNNL_ARG_SRC, o->src}, {DNNL_ARG_WEIGHTS, o->weights}, {DNNL_ARG_DST, o->dst}});
       stream.wait();
-    });
+    };
   };
   rows.push_back({"oneDNN u8s8->f32 +scales", onednn(dt::u8, dt::s8, true)});
   rows.push_back({"oneDNN f32", onednn(dt::f32, dt::f32, false)});
+  measure_in_turn(rows);
 
   const double ops = 2.0 * double(m) * double(n) * double(k);
-  const double ours = rows[0].seconds, blas = rows[2].seconds, dnnl_int8 = rows[3].seconds;
+  const double ours = median_of(rows[0].seconds);
   std::printf("\nM=%lld N=%lld K=%lld\n", (long long)m, (long long)n, (long long)k);
   std::printf("  %-26s %12s %10s %16s %14s\n", "", "time", "GOP/s", "weights GB/s", "vs shrink");
-  for (const Row& r : rows)
-    std::printf("  %-26s %10.1f us %10.1f %16.1f %13.2fx\n", r.what, r.seconds * 1e6, ops / r.seconds / 1e9,
-                double(n * k) / r.seconds / 1e9, r.seconds / ours);
-  std::printf("  shrink int8 vs OpenBLAS sgemm: %.2fx   vs oneDNN int8: %.2fx\n", blas / ours, dnnl_int8 / ours);
+  for (const Row& r : rows) {
+    const double t = median_of(r.seconds);
+    std::printf("  %-26s %10.1f us %10.1f %16.1f %13.2fx\n", r.what, t * 1e6, ops / t / 1e9, double(n * k) / t / 1e9,
+                t / ours);
+  }
+  std::printf("  shrink int8 vs OpenBLAS sgemm: %.2fx   vs oneDNN int8: %.2fx (medians of the %d rounds' ratios)\n",
+              median_ratio(rows[2], rows[0]), median_ratio(rows[3], rows[0]), kRounds);
 }
 
 }  // namespace

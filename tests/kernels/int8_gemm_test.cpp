@@ -126,6 +126,9 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // One row over many panels: the AVX2 GEMV pairs each thread's panels (69 panels: shares of 34
   // and 35 on two threads, the last panel partial).
   for (int64_t k : {4, 100}) expect_gemm_variants_equal(1, 1100, k, rng);
+  // The AMX variant walks each thread's panel pairs in chunks of about 1 MB of weights: at k = 8200
+  // a chunk is 3 pairs, so 8 pairs (the last one panel) make chunks of 3 and 1 on each of 2 threads.
+  expect_gemm_variants_equal(49, 229, 8200, rng);
 }
 
 // Long rows: the AVX2 GEMM walks m in blocks sized to L2 (~90 rows of 4100 bytes on a 512 KB L2),
