@@ -21,6 +21,11 @@ OpenBlas load() {
   } else {
     blas.coretype_source = "not set";
   }
+  // shrink calls OpenBLAS from one thread at a time and splits work over its own workers; with
+  // one thread from the start OpenBLAS creates no server threads, which otherwise spin in
+  // sched_yield for ~0.1 s after loading, beside shrink's first parallel work (seen as the OpenMP
+  // worker getting half a core in the first tenth of a second of an int8 GEMM benchmark).
+  setenv("OPENBLAS_NUM_THREADS", "1", 0);
   for (const char* name : {"libopenblas.so.0", "libopenblas.so"}) {
     void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (!handle) continue;
