@@ -129,6 +129,9 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // The AMX variant walks each thread's panel pairs in chunks of about 1 MB of weights: at k = 8200
   // a chunk is 3 pairs, so 8 pairs (the last one panel) make chunks of 3 and 1 on each of 2 threads.
   expect_gemm_variants_equal(49, 229, 8200, rng);
+  // With rows enough and weights that fit in L2 the AMX variant's threads split the rows: 150 rows
+  // are 4 blocks of 32, one of 16 and 6 left over, split between the threads at a block boundary.
+  expect_gemm_variants_equal(150, 40, 100, rng);
 }
 
 // Long rows: the AVX2 GEMM walks m in blocks sized to L2 (~90 rows of 4100 bytes on a 512 KB L2),

@@ -143,9 +143,9 @@ void block(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a
   }
 }
 
-// Rows [0, m) past panels [panel, panel + CT) for each panel pair in [first, last): 32-row
+// Rows [r0, r1) past panels [panel, panel + CT) for each panel pair in [first, last): 32-row
 // blocks, then one of 16 rows, then the VNNI tiles for the rest.
-void rows_past_pairs(int64_t m, int64_t first, int64_t last, int64_t panels, int64_t n, int64_t groups,
+void rows_past_pairs(int64_t r0, int64_t r1, int64_t first, int64_t last, int64_t panels, int64_t n, int64_t groups,
                      const uint8_t* a, int64_t lda, const PackedActivations& tiles, const int8_t* packed,
                      const Int8Epilogue& e) {
   auto each_pair = [&](auto&& run) {
@@ -157,15 +157,15 @@ void rows_past_pairs(int64_t m, int64_t first, int64_t last, int64_t panels, int
         run(panel, std::integral_constant<int, 1>());
     }
   };
-  int64_t i = 0;
-  for (; i + kBlock <= m; i += kBlock)
+  int64_t i = r0;
+  for (; i + kBlock <= r1; i += kBlock)
     each_pair([&](int64_t panel, auto ct) { block<2, decltype(ct)::value>(i, panel, n, groups, a, lda, tiles, packed, e); });
-  if (i + kTileRows <= m) {
+  if (i + kTileRows <= r1) {
     each_pair([&](int64_t panel, auto ct) { block<1, decltype(ct)::value>(i, panel, n, groups, a, lda, tiles, packed, e); });
     i += kTileRows;
   }
-  if (i < m)
-    each_pair([&](int64_t panel, auto ct) { vnni::tiles(i, m - i, panel, decltype(ct)::value, n, groups, a, lda, packed, e); });
+  if (i < r1)
+    each_pair([&](int64_t panel, auto ct) { vnni::tiles(i, r1 - i, panel, decltype(ct)::value, n, groups, a, lda, packed, e); });
 }
 
 }  // namespace
@@ -178,19 +178,35 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
     return;
   }
   const PackedActivations tiles = pack_activations(a, lda, m / kTileRows, groups / kGroupsPerStep);
-  // Threads take ranges of panel pairs and walk them in chunks of about 1 MB of weights (half of
-  // L2); within a chunk the rows go outermost, so a row block's activation tiles stay in L1 while
-  // the chunk's weight tiles come from L2, and each row's outputs are written as one run of the
-  // chunk's channels. Running every row past one pair before the next (the activations streaming
-  // from L2, the outputs written as 128-byte pieces 4 KB apart at n = 1024) was 1.13-1.2x slower
-  // at 1024^3 and equal at 64 and 256 x 4096^2 (alternating scratch comparison, 2 threads, on the
+  // Each thread walks its panel pairs in chunks of about 1 MB of weights (half of L2); within a
+  // chunk the rows go outermost, so a row block's activation tiles stay in L1 while the chunk's
+  // weight tiles come from L2, and each row's outputs are written as one run of the chunk's
+  // channels. Running every row past one pair before the next (the activations streaming from
+  // L2, the outputs written as 128-byte pieces 4 KB apart at n = 1024) was 1.13-1.2x slower at
+  // 1024^3 and equal at 64 and 256 x 4096^2 (alternating scratch comparison, 2 threads, on the
   // 2-core Sapphire Rapids host); rows outermost without the chunks, 0.74x at 256 x 4096^2.
-  const int64_t pair_bytes = 2 * groups * kPanelGroupBytes;
+  const int64_t pairs = (panels + 1) / 2, pair_bytes = 2 * groups * kPanelGroupBytes;
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / pair_bytes);
-  parallel_for(0, (panels + 1) / 2, 1, [&](int64_t first, int64_t last) {
+  // The threads split the rows when all the weights fit in one core's L2 and there are rows
+  // enough: each reads the weights whole (from its own L2 after the first row block) and the
+  // activation tiles it packed itself; split by panels, each thread would read every activation
+  // tile, half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3,
+  // 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the split by panels stays where the weights are
+  // larger (read once in all, not once per thread).
+  if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads()) {
+    parallel_for(0, (m + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
+      configure_tiles();
+      for (int64_t c0 = 0; c0 < pairs; c0 += chunk)
+        rows_past_pairs(b0 * kBlock, std::min(m, b1 * kBlock), c0, std::min(pairs, c0 + chunk), panels, n, groups, a, lda,
+                        tiles, packed_b, e);
+      _tile_release();
+    });
+    return;
+  }
+  parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
     configure_tiles();
     for (int64_t c0 = first; c0 < last; c0 += chunk)
-      rows_past_pairs(m, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
+      rows_past_pairs(0, m, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
     _tile_release();
   });
 }
