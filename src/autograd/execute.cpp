@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "shrink/core/parallel.h"
 #include "shrink/nn/op.h"
 
@@ -54,6 +56,26 @@ void accumulate_into(Tensor& target, const Tensor& grad) {
   for (int64_t i = 0; i < g.numel(); ++i) t[i] += s[i];
 }
 
+// Node n's inputs for its op, into `in`: moved out of `values` where n is their last reader (and
+// reads them no more further on in its list) unless the values are kept, copied otherwise. A
+// Tensor copy allocates its shape and strides, and a node runs in about a microsecond at decode
+// sizes, so the copies were a visible part of it.
+void gather_inputs(const Node& node, int n, std::vector<Tensor>& values, const std::vector<int>& last_use, bool keep,
+                   std::vector<Tensor>& in) {
+  in.clear();
+  for (auto it = node.inputs.begin(); it != node.inputs.end(); ++it) {
+    Tensor& value = values[size_t(*it)];
+    const bool last = !keep && last_use[size_t(*it)] == n && std::find(it + 1, node.inputs.end(), *it) == node.inputs.end();
+    if (last) in.push_back(std::move(value));
+    else in.push_back(value);
+  }
+}
+
+// Node n's outputs into `values` (moved: the op's vector is reused for the next node).
+void store_outputs(const Node& node, std::vector<Tensor>& out, std::vector<Tensor>& values) {
+  for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = std::move(out[i]);
+}
+
 }  // namespace
 
 std::vector<Tensor> forward(Graph& graph, std::span<const Tensor> inputs, const RunOptions& options) {
@@ -69,14 +91,16 @@ std::vector<Tensor> forward(Graph& graph, std::span<const Tensor> inputs, const 
   Rng fallback_rng(0x5eed);
   Rng& rng = options.rng ? *options.rng : fallback_rng;
   if (options.tape) options.tape->saved.assign(nodes.size(), {});
+  std::vector<Tensor> in, out, saved;
   for (size_t n = 0; n < nodes.size(); ++n) {
     Node& node = graph.nodes()[n];
-    std::vector<Tensor> in, out(node.outputs.size()), saved;
-    for (int id : node.inputs) in.push_back(values[size_t(id)]);
+    gather_inputs(node, int(n), values, last_use, options.tape != nullptr, in);
+    out.assign(node.outputs.size(), Tensor());
+    saved.clear();
     ForwardContext context{node, in, out, saved, options.training, options.tape != nullptr, rng};
     op_rules(node.kind).forward(context);
-    for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = out[i];
     if (options.after_node) options.after_node(node, out);
+    store_outputs(node, out, values);
     if (options.tape) options.tape->saved[n] = std::move(saved);
     else
       for (int id : node.inputs)
@@ -106,21 +130,22 @@ std::vector<Tensor> forward_segment(Graph& graph, size_t first, size_t last,
     last_use[size_t(id)] = int(last);
   }
   Rng rng(0x5eed);
+  std::vector<Tensor> in, out, saved;
   for (size_t n = first; n < last; ++n) {
     Node& node = graph.nodes()[n];
-    std::vector<Tensor> in, out(node.outputs.size()), saved;
-    for (int id : node.inputs) {
+    for (int id : node.inputs)
       if (!values[size_t(id)].defined())
         throw UsageError("forward_segment: '" + graph.values()[size_t(id)].name + "' is read by '" + node.name +
                          "' but neither given nor computed in the range");
-      in.push_back(values[size_t(id)]);
-    }
+    gather_inputs(node, int(n), values, last_use, false, in);
+    out.assign(node.outputs.size(), Tensor());
+    saved.clear();
     if (!options.replace_forward || !options.replace_forward(node, in, out)) {
       ForwardContext context{node, in, out, saved, false, false, rng};
       op_rules(node.kind).forward(context);
     }
-    for (size_t i = 0; i < out.size(); ++i) values[size_t(node.outputs[i])] = out[i];
     if (options.after_node) options.after_node(node, out);
+    store_outputs(node, out, values);
     for (int id : node.inputs)
       if (last_use[size_t(id)] == int(n)) values[size_t(id)] = Tensor();
   }
