@@ -31,7 +31,7 @@ struct UnionFind {
 // Copies the entries of `t` whose index along `axis` is in `keep`.
 Tensor select_along(const Tensor& t_in, int axis, const std::vector<int64_t>& keep) {
   Tensor t = t_in.contiguous();
-  std::vector<int64_t> dims = t.shape().dims();
+  std::vector<int64_t> dims = t.shape().dims().to_vector();
   int64_t outer = 1, inner = 1, along = dims[size_t(axis)];
   for (int d = 0; d < axis; ++d) outer *= dims[size_t(d)];
   for (size_t d = size_t(axis) + 1; d < dims.size(); ++d) inner *= dims[d];

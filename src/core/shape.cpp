@@ -3,12 +3,41 @@
 
 #include "shrink/core/error.h"
 
+#include <stdexcept>
+
 namespace shrink {
 
-Shape::Shape(std::initializer_list<int64_t> dims) : dims_(dims) {}
-Shape::Shape(std::vector<int64_t> dims) : dims_(std::move(dims)) {}
+void Dims::assign(const int64_t* values, size_t count) {
+  if (count > size_t(kMaxRank))
+    throw UsageError("a tensor of rank " + std::to_string(count) + " (at most " + std::to_string(kMaxRank) + " supported)");
+  std::copy(values, values + count, values_);
+  size_ = uint32_t(count);
+}
 
-bool checked_numel(const std::vector<int64_t>& dims, int64_t& numel) {
+Dims::Dims(size_t count, int64_t value) {
+  if (count > size_t(kMaxRank))
+    throw UsageError("a tensor of rank " + std::to_string(count) + " (at most " + std::to_string(kMaxRank) + " supported)");
+  std::fill(values_, values_ + count, value);
+  size_ = uint32_t(count);
+}
+
+const int64_t& Dims::at(size_t i) const {
+  if (i >= size_) throw std::out_of_range("dimension " + std::to_string(i) + " of " + std::to_string(size_));
+  return values_[i];
+}
+
+int64_t& Dims::at(size_t i) {
+  if (i >= size_) throw std::out_of_range("dimension " + std::to_string(i) + " of " + std::to_string(size_));
+  return values_[i];
+}
+
+void Dims::erase(size_t i) {
+  at(i);
+  std::copy(values_ + i + 1, values_ + size_, values_ + i);
+  --size_;
+}
+
+bool checked_numel(std::span<const int64_t> dims, int64_t& numel) {
   int64_t product = 1;
   for (int64_t d : dims) {
     if (d < 0 || __builtin_mul_overflow(product, d, &product)) return false;
@@ -19,7 +48,7 @@ bool checked_numel(const std::vector<int64_t>& dims, int64_t& numel) {
 
 int64_t Shape::numel() const {
   int64_t n = 0;
-  if (!checked_numel(dims_, n))
+  if (!checked_numel(std::span<const int64_t>(dims_.data(), dims_.size()), n))
     throw UsageError("shape " + to_string() + " has a negative dimension or too many elements");
   return n;
 }
@@ -30,8 +59,8 @@ std::string Shape::to_string() const {
   return text + "]";
 }
 
-std::vector<int64_t> contiguous_strides(const Shape& shape) {
-  std::vector<int64_t> strides(size_t(shape.rank()));
+Dims contiguous_strides(const Shape& shape) {
+  Dims strides(size_t(shape.rank()));
   int64_t stride = 1;
   bool overflow = false;
   for (int axis = shape.rank() - 1; axis >= 0; --axis) {

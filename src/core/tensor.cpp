@@ -145,10 +145,10 @@ Tensor Tensor::slice(int axis, int64_t start, int64_t end) const {
 Tensor Tensor::select(int axis, int64_t index) const {
   axis = normalize_axis(axis);
   Tensor view = slice(axis, index, index + 1);
-  std::vector<int64_t> dims = view.shape_.dims();
-  dims.erase(dims.begin() + axis);
-  view.shape_ = Shape(std::move(dims));
-  view.strides_.erase(view.strides_.begin() + axis);
+  Dims dims = view.shape_.dims();
+  dims.erase(size_t(axis));
+  view.shape_ = Shape(std::span<const int64_t>(dims.data(), dims.size()));
+  view.strides_.erase(size_t(axis));
   return view;
 }
 
@@ -163,7 +163,7 @@ Tensor Tensor::transpose(int axis_a, int axis_b) const {
 
 Tensor Tensor::reshape(const Shape& shape) const {
   if (!is_contiguous()) return contiguous().reshape(shape);
-  std::vector<int64_t> dims = shape.dims();
+  Dims dims = shape.dims();
   int inferred = -1;
   int64_t known = 1;
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -174,7 +174,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
     }
   }
   if (inferred >= 0 && known > 0 && numel() % known == 0) dims[size_t(inferred)] = numel() / known;
-  Shape target(std::move(dims));
+  const Shape target(std::span<const int64_t>(dims.data(), dims.size()));
   int64_t target_numel = 0;
   if (!checked_numel(target.dims(), target_numel) || target_numel != numel())
     throw UsageError("cannot reshape " + shape_.to_string() + " into " + shape.to_string());
@@ -188,7 +188,7 @@ namespace {
 
 // Visits every element of a strided tensor in row-major order, giving its byte offset.
 template <class Visit>
-void for_each_offset(const Shape& shape, const std::vector<int64_t>& strides, size_t element_size,
+void for_each_offset(const Shape& shape, const Dims& strides, size_t element_size,
                      Visit&& visit) {
   const int rank = shape.rank();
   if (shape.numel() == 0) return;

@@ -79,7 +79,7 @@ void summarize_gguf(const std::string& path, ModelSummary& summary) {
     summary.architecture.emplace_back("vocabulary", std::to_string(tokens->elements.size()));
   fact("file type", "general.file_type");
   for (const auto& info : file.tensors())
-    summary.tensors.push_back({info.name, std::string(info.type.name), info.shape.dims(), info.numel, info.bytes,
+    summary.tensors.push_back({info.name, std::string(info.type.name), info.shape.dims().to_vector(), info.numel, info.bytes,
                                info.type.type == GgmlType::i8 || info.type.type == GgmlType::i16 ||
                                    info.type.type == GgmlType::i32 || info.type.type == GgmlType::i64});
 }
@@ -117,7 +117,7 @@ std::set<std::string> add_safetensors(const std::string& path, ModelSummary& sum
   std::set<std::string> names;
   for (const auto& entry : file.entries()) {
     summary.tensors.push_back({entry.name, std::string(safetensors_dtype_name(entry.dtype)),
-                               entry.shape.dims(), entry.shape.numel(), entry.end - entry.begin,
+                               entry.shape.dims().to_vector(), entry.shape.numel(), entry.end - entry.begin,
                                !dtype_is_float(entry.dtype)});
     names.insert(entry.name);
   }
@@ -129,7 +129,7 @@ void add_native_graph(const std::string& path, ModelSummary& summary) {
   io::LoadedModel model = io::load_model(path);
   const nn::Graph& g = model.graph;
   for (const nn::Node& node : g.nodes()) {
-    GraphNodeSummary n{node.name, node.kind, {}, g.values()[size_t(node.outputs.at(0))].info.shape.dims(), 0};
+    GraphNodeSummary n{node.name, node.kind, {}, g.values()[size_t(node.outputs.at(0))].info.shape.dims().to_vector(), 0};
     for (int id : node.inputs) n.inputs.push_back(g.values()[size_t(id)].name);
     for (const nn::Param& p : node.params)
       if (p.trainable) n.params += p.value.numel();

@@ -67,6 +67,8 @@ Shape shape_from_json(const json& j, const std::string& where) {
       throw FormatError("a shape must hold integers >= -1", where);
     dims.push_back(d.get<int64_t>());
   }
+  if (dims.size() > size_t(kMaxRank))
+    throw FormatError("a shape of rank " + std::to_string(dims.size()) + " (at most " + std::to_string(kMaxRank) + ")", where);
   return Shape(dims);
 }
 
@@ -230,7 +232,7 @@ json graph_to_json(const nn::Graph& graph) {
   for (int id : graph.inputs()) {
     const nn::Value& v = graph.values()[size_t(id)];
     g["inputs"].push_back({{"name", v.name},
-                           {"shape", v.info.shape.dims()},
+                           {"shape", v.info.shape.dims().to_vector()},
                            {"dtype", std::string(dtype_name(v.info.dtype))}});
   }
   g["nodes"] = json::array();
@@ -248,7 +250,7 @@ json graph_to_json(const nn::Graph& graph) {
         entry["tied_to"] = it->second;
       } else if (store_sparse(p.value)) {
         entry["storage"] = "bitmask";
-        entry["shape"] = p.value.shape().dims();
+        entry["shape"] = p.value.shape().dims().to_vector();
       }
       n["params"].push_back(entry);
     }

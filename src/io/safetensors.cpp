@@ -65,6 +65,9 @@ SafetensorsEntry parse_entry(const std::string& name, const json& info, uint64_t
     if (d > uint64_t(INT64_MAX)) bad(source, where + ": dimension too large");
     dims.push_back(int64_t(d));
   }
+  if (dims.size() > size_t(kMaxRank))
+    throw UnsupportedError(where + " has " + std::to_string(dims.size()) + " dimensions", source,
+                           "shrink's tensors have at most " + std::to_string(kMaxRank));
   int64_t numel = 0;
   uint64_t bytes = 0;
   if (!checked_numel(dims, numel) ||
@@ -164,7 +167,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
     if (!tensor.defined()) throw UsageError("tensor '" + name + "' has no data", path);
     const uint64_t bytes = tensor.nbytes();
     header[name] = {{"dtype", safetensors_dtype_name(tensor.dtype())},
-                    {"shape", tensor.shape().dims()},
+                    {"shape", tensor.shape().dims().to_vector()},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }

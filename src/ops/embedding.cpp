@@ -19,7 +19,7 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   } else {
     expect_param(node, "weight", Shape{count, dim});
   }
-  std::vector<int64_t> dims = in[0].shape.dims();
+  std::vector<int64_t> dims = in[0].shape.dims().to_vector();
   dims.push_back(dim);
   return {{Shape(dims), DType::f32}};
 }
@@ -32,7 +32,7 @@ void forward(ForwardContext& c) {
   const Tensor ids = c.inputs[0].contiguous();
   const Tensor& w = c.node.param("weight").value;
   int64_t count = w.shape()[0], dim = w.shape()[1];
-  std::vector<int64_t> dims = ids.shape().dims();
+  std::vector<int64_t> dims = ids.shape().dims().to_vector();
   dims.push_back(dim);
   Tensor y = new_f32(Shape(dims));
   const Param* scale = c.node.find_param("weight_scale");

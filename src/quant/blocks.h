@@ -19,7 +19,7 @@ void for_each_element(const Shape& shape, const std::vector<int64_t>& block, Vis
   const Shape blocks = qparams_shape(shape, block);
   if (shape.numel() == 0) return;
   if (rank == 0) return visit(int64_t(0), int64_t(0));
-  const std::vector<int64_t> block_strides = contiguous_strides(blocks);
+  const Dims block_strides = contiguous_strides(blocks);
   std::vector<int64_t> index(size_t(rank), 0);
   const int64_t row = shape[rank - 1], inner_block = block[size_t(rank - 1)];
   for (int64_t element = 0; element < shape.numel(); element += row) {

@@ -128,7 +128,7 @@ ObservedRange MinMaxObserver::range(const QuantScheme&) const {
 
 nlohmann::json MinMaxObserver::to_json() const {
   return {{"kind", observer_kind_name(config_.kind)}, {"config", config_json(config_)}, {"observed", observed_},
-          {"shape", shape_.dims()}, {"block", block_}, {"low", floats_json(low_)}, {"high", floats_json(high_)}};
+          {"shape", shape_.dims().to_vector()}, {"block", block_}, {"low", floats_json(low_)}, {"high", floats_json(high_)}};
 }
 
 // ---- moving average ----
@@ -182,7 +182,7 @@ nlohmann::json MovingAverageObserver::to_json() const {
   nlohmann::json batches = nlohmann::json::array();
   for (const auto& [lo, hi] : batches_) batches.push_back({{"low", floats_json(lo)}, {"high", floats_json(hi)}});
   return {{"kind", observer_kind_name(config_.kind)}, {"config", config_json(config_)}, {"observed", observed_},
-          {"shape", shape_.dims()}, {"block", block_}, {"batches", batches}};
+          {"shape", shape_.dims().to_vector()}, {"block", block_}, {"batches", batches}};
 }
 
 }  // namespace shrink

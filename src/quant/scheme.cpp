@@ -34,13 +34,13 @@ std::string QuantScheme::describe() const {
                      reduce_range ? ", reduced range" : "");
 }
 
-std::vector<int64_t> per_tensor_block(const Shape& shape) { return shape.dims(); }
+std::vector<int64_t> per_tensor_block(const Shape& shape) { return shape.dims().to_vector(); }
 
 std::vector<int64_t> per_channel_block(const Shape& shape, int axis) {
   if (axis < 0) axis += shape.rank();
   if (axis < 0 || axis >= shape.rank())
     throw UsageError("channel axis " + std::to_string(axis) + " out of range for shape " + shape.to_string());
-  std::vector<int64_t> block = shape.dims();
+  std::vector<int64_t> block = shape.dims().to_vector();
   block[size_t(axis)] = 1;
   return block;
 }

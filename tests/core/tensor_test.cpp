@@ -145,6 +145,25 @@ TEST(Tensor, EmptyShapesWithHugeDimensionsHaveStrides) {
   EXPECT_THROW(contiguous_strides(Shape{3758096383, 3758096383, 3}), UsageError);
 }
 
+// Shapes and strides are held inline (no allocation per tensor view), up to kMaxRank entries.
+TEST(Tensor, DimsHoldUpToMaxRankInline) {
+  Dims d{4, 5, 6};
+  EXPECT_EQ(d.size(), 3u);
+  d.erase(1);
+  EXPECT_EQ(d, (std::vector<int64_t>{4, 6}));
+  EXPECT_THROW(d.at(2), std::out_of_range);
+  EXPECT_THROW(d.erase(2), std::out_of_range);
+  EXPECT_EQ(Dims(size_t(kMaxRank), 7).size(), size_t(kMaxRank));
+  EXPECT_THROW(Dims(size_t(kMaxRank) + 1, 7), UsageError);
+  EXPECT_THROW(Shape(std::vector<int64_t>(size_t(kMaxRank) + 1, 1)), UsageError);
+  // A view selected out of a rank-3 tensor drops the axis from both its shape and its strides.
+  Tensor t = Tensor::empty(Shape{2, 3, 4}, DType::f32);
+  const Tensor row = t.select(1, 2);
+  EXPECT_EQ(row.shape(), (Shape{2, 4}));
+  EXPECT_EQ(row.strides(), (std::vector<int64_t>{12, 1}));
+  EXPECT_EQ(t.transpose(0, 2).strides(), (std::vector<int64_t>{1, 4, 12}));
+}
+
 // Found by fuzzing a GGUF with a zero-length dimension: cloning an empty tensor passed a null
 // pointer to memcpy (undefined even for 0 bytes; the sanitizer build reports it).
 TEST(Tensor, CloneOfAnEmptyTensorIsEmpty) {

@@ -87,6 +87,7 @@ TEST(Safetensors, RejectsHeadersThatLie) {
                16, "overlap");
   expect_error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
                16, "overlap");
+  expect_error(R"({"a":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", 4, "9 dimensions");
   expect_error(R"({"__metadata__":{"k":1}})", 0, "not a string");
   expect_error(R"({"__metadata__":[1]})", 0, "not a JSON object");
   // A header length larger than the file, or past the 100 MB cap.

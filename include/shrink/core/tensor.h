@@ -55,7 +55,7 @@ class Tensor {
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
-  const std::vector<int64_t>& strides() const { return strides_; }
+  const Dims& strides() const { return strides_; }
   int rank() const { return shape_.rank(); }
   int64_t numel() const { return shape_.numel(); }
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
@@ -93,7 +93,7 @@ class Tensor {
   size_t byte_offset_ = 0;
   DType dtype_ = DType::f32;
   Shape shape_;
-  std::vector<int64_t> strides_;
+  Dims strides_;
 };
 
 }  // namespace shrink
