@@ -12,7 +12,7 @@ namespace shrink {
 // Dimensions (or strides) held inline: a tensor's shape and strides are copied with every view
 // and result, and as heap vectors they were most of the allocations of a small op (about 7 of the
 // 9 a 576-wide RMSNorm/SiLU/Mul/Add node made in the graph executor). Rank is at most kMaxRank;
-// more is a UsageError (readers report it as a bad file).
+// more is a UsageError (the readers check first and refuse such files with their own error).
 inline constexpr int kMaxRank = 8;
 
 class Dims {
