@@ -48,16 +48,11 @@ void measure_in_turn(std::vector<Row>& rows) {
     for (Row& r : rows) r.seconds.push_back(shrink::median_seconds(r.calls, [&](int) { r.call(); }));
 }
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // The median over the rounds of row a's time / row b's time.
 double median_ratio(const Row& a, const Row& b) {
   std::vector<double> ratios;
   for (size_t i = 0; i < a.seconds.size(); ++i) ratios.push_back(a.seconds[i] / b.seconds[i]);
-  return median_of(ratios);
+  return shrink::median(std::move(ratios));
 }
 
 void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream& stream) {
@@ -126,11 +121,11 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
   measure_in_turn(rows);
 
   const double ops = 2.0 * double(m) * double(n) * double(k);
-  const double ours = median_of(rows[0].seconds);
+  const double ours = shrink::median(rows[0].seconds);
   std::printf("\nM=%lld N=%lld K=%lld\n", (long long)m, (long long)n, (long long)k);
   std::printf("  %-26s %12s %10s %16s %14s\n", "", "time", "GOP/s", "weights GB/s", "vs shrink");
   for (const Row& r : rows) {
-    const double t = median_of(r.seconds);
+    const double t = shrink::median(r.seconds);
     std::printf("  %-26s %10.1f us %10.1f %16.1f %13.2fx\n", r.what, t * 1e6, ops / t / 1e9, double(n * k) / t / 1e9,
                 t / ours);
   }

@@ -188,9 +188,9 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
   const int64_t pairs = (panels + 1) / 2, pair_bytes = 2 * groups * kPanelGroupBytes;
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / pair_bytes);
   // The threads split the rows when all the weights fit in one core's L2 and there are rows
-  // enough: each reads the weights whole (from its own L2 after the first row block) and the
-  // activation tiles it packed itself; split by panels, each thread would read every activation
-  // tile, half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3,
+  // enough: each reads the weights whole (from its own L2 after the first row block) and its own
+  // rows' activation tiles, which the packing's static split mostly gave to the same thread; split
+  // by panels, each thread would read every activation tile, half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3,
   // 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the split by panels stays where the weights are
   // larger (read once in all, not once per thread).
   if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads()) {
