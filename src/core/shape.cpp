@@ -7,18 +7,20 @@
 
 namespace shrink {
 
-void Dims::assign(const int64_t* values, size_t count) {
+void Dims::set_size(size_t count) {
   if (count > size_t(kMaxRank))
     throw UsageError("a tensor of rank " + std::to_string(count) + " (at most " + std::to_string(kMaxRank) + " supported)");
-  std::copy(values, values + count, values_);
   size_ = uint32_t(count);
 }
 
+void Dims::assign(const int64_t* values, size_t count) {
+  set_size(count);
+  std::copy(values, values + count, values_);
+}
+
 Dims::Dims(size_t count, int64_t value) {
-  if (count > size_t(kMaxRank))
-    throw UsageError("a tensor of rank " + std::to_string(count) + " (at most " + std::to_string(kMaxRank) + " supported)");
+  set_size(count);
   std::fill(values_, values_ + count, value);
-  size_ = uint32_t(count);
 }
 
 const int64_t& Dims::at(size_t i) const {
@@ -48,7 +50,7 @@ bool checked_numel(std::span<const int64_t> dims, int64_t& numel) {
 
 int64_t Shape::numel() const {
   int64_t n = 0;
-  if (!checked_numel(std::span<const int64_t>(dims_.data(), dims_.size()), n))
+  if (!checked_numel(dims_, n))
     throw UsageError("shape " + to_string() + " has a negative dimension or too many elements");
   return n;
 }

@@ -147,7 +147,7 @@ Tensor Tensor::select(int axis, int64_t index) const {
   Tensor view = slice(axis, index, index + 1);
   Dims dims = view.shape_.dims();
   dims.erase(size_t(axis));
-  view.shape_ = Shape(std::span<const int64_t>(dims.data(), dims.size()));
+  view.shape_ = Shape(dims);
   view.strides_.erase(size_t(axis));
   return view;
 }
@@ -174,7 +174,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
     }
   }
   if (inferred >= 0 && known > 0 && numel() % known == 0) dims[size_t(inferred)] = numel() / known;
-  const Shape target(std::span<const int64_t>(dims.data(), dims.size()));
+  const Shape target(dims);
   int64_t target_numel = 0;
   if (!checked_numel(target.dims(), target_numel) || target_numel != numel())
     throw UsageError("cannot reshape " + shape_.to_string() + " into " + shape.to_string());

@@ -45,6 +45,7 @@ class Dims {
 
  private:
   void assign(const int64_t* values, size_t count);
+  void set_size(size_t count);  // UsageError past kMaxRank
 
   int64_t values_[kMaxRank] = {};
   uint32_t size_ = 0;
@@ -54,8 +55,8 @@ class Shape {
  public:
   Shape() = default;
   Shape(std::initializer_list<int64_t> dims) : dims_(dims) {}
-  explicit Shape(std::span<const int64_t> dims) : dims_(dims) {}
-  explicit Shape(const std::vector<int64_t>& dims) : dims_(std::span<const int64_t>(dims)) {}
+  explicit Shape(std::span<const int64_t> dims) : dims_(dims) {}  // a std::vector too
+  explicit Shape(const Dims& dims) : dims_(dims) {}
 
   int rank() const { return int(dims_.size()); }
   int64_t operator[](int axis) const { return dims_.at(size_t(axis)); }

@@ -190,25 +190,21 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
   // The threads split the rows when all the weights fit in one core's L2 and there are rows
   // enough: each reads the weights whole (from its own L2 after the first row block) and its own
   // rows' activation tiles, which the packing's static split mostly gave to the same thread; split
-  // by panels, each thread would read every activation tile, half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3,
-  // 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the split by panels stays where the weights are
-  // larger (read once in all, not once per thread).
-  if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads()) {
-    parallel_for(0, (m + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
-      configure_tiles();
-      for (int64_t c0 = 0; c0 < pairs; c0 += chunk)
-        rows_past_pairs(b0 * kBlock, std::min(m, b1 * kBlock), c0, std::min(pairs, c0 + chunk), panels, n, groups, a, lda,
-                        tiles, packed_b, e);
-      _tile_release();
-    });
-    return;
-  }
-  parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
+  // by panels, each thread would read every activation tile, half of them packed on the other
+  // core. Same comparison: 1.01-1.10x at 1024^3, 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the
+  // split by panels stays where the weights are larger (read once in all, not once per thread).
+  // Either way a thread walks its pairs in the chunks above, past its rows.
+  const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last) {
     configure_tiles();
     for (int64_t c0 = first; c0 < last; c0 += chunk)
-      rows_past_pairs(0, m, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
+      rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
     _tile_release();
-  });
+  };
+  if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads())
+    parallel_for(0, (m + kBlock - 1) / kBlock, 1,
+                 [&](int64_t b0, int64_t b1) { walk(b0 * kBlock, std::min(m, b1 * kBlock), 0, pairs); });
+  else
+    parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) { walk(0, m, first, last); });
 }
 
 }  // namespace shrink::kernel_variants
