@@ -23,7 +23,11 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 // loads rather than the adds set the pace. Two streams per core read 15% faster than one on the
 // AMD host (48.7 vs 42.0 GB/s on 2 threads; four streams 49.6), as the GEMV kernels that walk two
 // panel streams per thread found: the limit is what the best of these patterns reaches. No
-// software prefetch: in this bare loop it cost a quarter of the rate (42.0 -> 32.1 GB/s).
+// software prefetch: in this bare loop it cost a quarter of the rate (42.0 -> 32.1 GB/s). Where
+// the CPU has AVX-512 the loads are 64 bytes wide: on the Sapphire Rapids host 32-byte loads
+// reached only ~80% of it (22-24 vs 27-28 GB/s on 2 threads, one or two streams alike, side by
+// side in one process; the workplace's stream.cpp, AVX-512, agreed at 26-30), and the decode
+// kernels load 64 bytes at a time there.
 __attribute__((target("avx2"))) double sum_avx2(const double* p, size_t n) {
   __m256d s[2][4];
   for (auto& stream : s)
@@ -39,6 +43,23 @@ __attribute__((target("avx2"))) double sum_avx2(const double* p, size_t n) {
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, total);
   return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+__attribute__((target("avx512f"))) double sum_avx512(const double* p, size_t n) {
+  __m512d s[2][4];
+  for (auto& stream : s)
+    for (auto& v : stream) v = _mm512_setzero_pd();
+  const size_t half = n / 2;
+  for (size_t i = 0; i + 32 <= half; i += 32)
+    for (int stream = 0; stream < 2; ++stream)
+      for (int j = 0; j < 4; ++j)
+        s[stream][j] = _mm512_add_pd(s[stream][j], _mm512_load_pd(p + stream * half + i + 8 * j));
+  __m512d total = _mm512_setzero_pd();
+  for (auto& stream : s)
+    for (auto& v : stream) total = _mm512_add_pd(total, v);
+  alignas(64) double lanes[8];  // (_mm512_reduce_add_pd trips GCC 12's -Wuninitialized)
+  _mm512_store_pd(lanes, total);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
 }
 
 double sum_plain(const double* p, size_t n) {
@@ -80,14 +101,15 @@ ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) {
 ReadBandwidthProbe::~ReadBandwidthProbe() { std::free(buffer_); }
 
 double ReadBandwidthProbe::measure() const {
-  const bool avx2 = cpu_features().avx2 && cpu_features().os_avx;
+  const CpuFeatures& cpu = cpu_features();
+  const auto sum = cpu.avx512f && cpu.os_avx512 ? sum_avx512 : cpu.avx2 && cpu.os_avx ? sum_avx2 : sum_plain;
   volatile double sink = 0;
   const double seconds = median_seconds(1, [&](int) {
     std::vector<double> partial(64, 0.0);
     parallel_for(0, int64_t(bytes_ / kChunkBytes), 1, [&](int64_t lo, int64_t hi) {
       double s = 0;
       for (int64_t c = lo; c < hi; ++c)
-        s += avx2 ? sum_avx2(buffer_ + c * kChunkDoubles, kChunkDoubles) : sum_plain(buffer_ + c * kChunkDoubles, kChunkDoubles);
+        s += sum(buffer_ + c * kChunkDoubles, kChunkDoubles);
       partial[size_t(lo % 64)] += s;
     });
     sink = sink + partial[0];
