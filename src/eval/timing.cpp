@@ -25,9 +25,9 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 // panel streams per thread found: the limit is what the best of these patterns reaches. No
 // software prefetch: in this bare loop it cost a quarter of the rate (42.0 -> 32.1 GB/s). Where
 // the CPU has AVX-512 the loads are 64 bytes wide: on the Sapphire Rapids host 32-byte loads
-// reached only ~80% of it (22-24 vs 27-28 GB/s on 2 threads, one or two streams alike, side by
-// side in one process; the workplace's stream.cpp, AVX-512, agreed at 26-30), and the decode
-// kernels load 64 bytes at a time there.
+// reached only 80-90% of it (21-24 vs 26-27 GB/s on 2 threads in three runs, 27-29 vs 30-31 in a
+// fourth; one or two streams alike, side by side in one process; the workplace's stream.cpp,
+// AVX-512, read 26-30), and the decode kernels load 64 bytes at a time there.
 __attribute__((target("avx2"))) double sum_avx2(const double* p, size_t n) {
   __m256d s[2][4];
   for (auto& stream : s)

@@ -85,7 +85,7 @@ inline void panel_scales_f32_avx512(const Int4Weights& w, int64_t c0, float* to)
 
 // avx2::finish_four_rows with the min dot products 8 groups at a time under a mask (no scalar
 // tail) accumulated straight into the rows' lanes, then one reduction tree: at k = 576 (9 groups)
-// the AVX2 epilogue's scalar tail and second tree were ~20% of a panel's time.
+// the AVX2 epilogue (a scalar tail per row, two trees) was ~20% of a panel's time.
 inline void finish_four_rows_avx512(int64_t c0, __m256 (&rows)[4], float a_scale, const float* float_sums,
                                     const Int4Weights& w, const float* bias, float* out) {
   const int64_t groups = w.k / w.group;
