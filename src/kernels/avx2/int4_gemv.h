@@ -50,6 +50,13 @@ void gemv_panel_share(int64_t first, int64_t last, const int8_t* a, float a_scal
 void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias,
                float* out, GemvPanelShare panel_share);
 
+// out[c0 .. c0 + 3] = a_scale * total + bias[c0 .. c0 + 3] (no bias: + 0), the four-row
+// epilogues' last step.
+inline void store_four_rows(int64_t c0, __m128 total, float a_scale, const float* bias, float* out) {
+  const __m128 b = bias ? _mm_loadu_ps(bias + c0) : _mm_setzero_ps();
+  _mm_storeu_ps(out + c0, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(a_scale), total), b));
+}
+
 // out[c] for the four rows c0 .. c0 + 3 = a_scale * (the row's scaled dot products, summed over
 // the lanes of acc[c - c0] + sum_g min[c][g] * float_sums[g]) + bias[c]: one tree of horizontal
 // adds for the four accumulators and for the four min dot products, one 4-wide multiply-add and
@@ -70,9 +77,7 @@ inline void finish_four_rows(int64_t c0, const __m256 (&acc)[4], float a_scale, 
   _mm_store_ps(min_part, sum_four(min_acc));
   for (; g < groups; ++g)
     for (int col = 0; col < 4; ++col) min_part[col] += _cvtsh_ss(mins[col * groups + g]) * float_sums[g];
-  const __m128 total = _mm_add_ps(sum_four(acc), _mm_load_ps(min_part));
-  const __m128 b = bias ? _mm_loadu_ps(bias + c0) : _mm_setzero_ps();
-  _mm_storeu_ps(out + c0, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(a_scale), total), b));
+  store_four_rows(c0, _mm_add_ps(sum_four(acc), _mm_load_ps(min_part)), a_scale, bias, out);
 }
 
 }  // namespace shrink::kernel_variants::avx2

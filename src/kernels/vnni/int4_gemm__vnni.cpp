@@ -96,9 +96,7 @@ inline void finish_four_rows_avx512(int64_t c0, __m256 (&rows)[4], float a_scale
     for (int r = 0; r < 4; ++r)
       rows[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(mask, mins + r * groups + g)), sums, rows[r]);
   }
-  const __m128 total = avx2::sum_four(rows);
-  const __m128 b = bias ? _mm_loadu_ps(bias + c0) : _mm_setzero_ps();
-  _mm_storeu_ps(out + c0, _mm_add_ps(_mm_mul_ps(_mm_set1_ps(a_scale), total), b));
+  avx2::store_four_rows(c0, avx2::sum_four(rows), a_scale, bias, out);
 }
 
 // The 4-row panels at rows c0[s] (s < STREAMS, far apart in memory: see gemv_panels in the AVX2
