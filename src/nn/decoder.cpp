@@ -102,11 +102,46 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   return std::vector<float>(last, last + v);
 }
 
+namespace {
+
+// The first index of the largest logit (NaNs never win). std::max_element runs one compare and
+// branch per logit (~0.1 ms of a SmolLM2 token, 49,152 logits); here the maximum of each block of
+// 64 comes from lane-wise maxima the compiler vectorizes, and only the winning block is searched.
+int32_t greedy_token(std::span<const float> logits) {
+  constexpr size_t kBlock = 64, kLanes = 16;
+  const float* x = logits.data();
+  const size_t n = logits.size(), blocks = n / kBlock;
+  float best = -INFINITY;
+  size_t best_block = blocks;  // none yet
+  for (size_t b = 0; b < blocks; ++b) {
+    float lane[kLanes];
+    std::fill(lane, lane + kLanes, -INFINITY);
+    for (size_t i = 0; i < kBlock; i += kLanes)
+      for (size_t j = 0; j < kLanes; ++j) lane[j] = lane[j] < x[b * kBlock + i + j] ? x[b * kBlock + i + j] : lane[j];
+    float top = lane[0];
+    for (size_t j = 1; j < kLanes; ++j) top = top < lane[j] ? lane[j] : top;
+    if (best < top) best = top, best_block = b;
+  }
+  size_t index = 0;
+  bool found = false;
+  for (size_t i = blocks * kBlock; i < n; ++i)  // the tail, after the blocks
+    if (best < x[i]) best = x[i], index = i, found = true;
+  if (!found && best_block < blocks)
+    for (size_t i = best_block * kBlock;; ++i)
+      if (x[i] == best) {
+        index = i;
+        break;
+      }
+  return int32_t(index);
+}
+
+}  // namespace
+
 int32_t sample_token(std::span<const float> logits, const SamplingOptions& o, Rng& rng) {
   if (logits.empty()) throw UsageError("no logits to sample from");
   if (o.temperature < 0 || o.top_k < 0 || o.top_p <= 0 || o.top_p > 1)
     throw UsageError("sampling needs temperature >= 0, top-k >= 0 and 0 < top-p <= 1");
-  if (o.temperature == 0) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (o.temperature == 0) return greedy_token(logits);
   std::vector<int32_t> order(logits.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[size_t(a)] > logits[size_t(b)]; });

@@ -2,6 +2,7 @@
 // is fed at once or token by token; sampling respects its options.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "shrink/core/error.h"
@@ -112,6 +113,24 @@ TEST(Decoder, SamplingFollowsItsOptions) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(sample_token(logits, nucleus, rng), 1);
   EXPECT_THROW(sample_token(logits, {-1.0, 0, 1.0}, rng), UsageError);
   EXPECT_THROW(sample_token({}, {}, rng), UsageError);
+}
+
+TEST(Decoder, GreedyPicksTheFirstLargestLogit) {
+  Rng rng(7);
+  for (size_t n : {size_t(1), size_t(5), size_t(63), size_t(64), size_t(65), size_t(1000), size_t(49152), size_t(49155)}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> logits(n);
+      for (float& x : logits) x = std::round(rng.uniform(-20.f, 20.f));  // ties are common
+      if (trial % 4 == 1) logits[size_t(rng.uniform(0.f, float(n))) % n] = NAN;  // a NaN never wins
+      if (trial % 4 == 2) logits.back() = 100.f;  // the maximum in the tail
+      if (trial % 4 == 3) std::fill(logits.begin(), logits.end(), -INFINITY);
+      std::vector<float> finite(logits);
+      for (float& x : finite)
+        if (std::isnan(x)) x = -INFINITY;
+      const auto expected = std::max_element(finite.begin(), finite.end()) - finite.begin();
+      ASSERT_EQ(sample_token(logits, {}, rng), expected) << n << " logits, trial " << trial;
+    }
+  }
 }
 
 }  // namespace
