@@ -22,6 +22,7 @@ struct GenerateOptions {
   nn::SamplingOptions sampling;
   uint64_t seed = 0;
   bool chat = false, json = false, stop_at_eos = true, profile = false;
+  std::string kv_cache = "f16";
 };
 
 double since(std::chrono::steady_clock::time_point t) {
@@ -54,7 +55,7 @@ void run_generate(const GenerateOptions& o) {
   if (prompt.empty()) throw UsageError("the prompt is empty", "--prompt");
   if (lm.config.context > 0 && int64_t(prompt.size()) + o.max_tokens > lm.config.context)
     throw UsageError(fmt::format("prompt + --max-tokens exceed the model's context of {}", lm.config.context));
-  nn::Decoder decoder(lm.graph);
+  nn::Decoder decoder(lm.graph, {.kv_cache = o.kv_cache == "f32" ? DType::f32 : DType::f16});
   Rng rng(o.seed);
   // Long prompts go in in chunks, with progress: each chunk attends over the cache the earlier
   // ones filled (the same logits as one call; bounded activations, and a long prefill is not
@@ -97,7 +98,8 @@ void run_generate(const GenerateOptions& o) {
                                   {"prompt_tokens", prompt.size()}, {"generated_tokens", generated.size()},
                                   {"ids", generated}, {"prefill_tokens_per_second", prefill_rate},
                                   {"decode_tokens_per_second", decode_rate},
-                                  {"weight_bytes_per_token", nn::weight_bytes_per_token(lm.graph)}};
+                                  {"weight_bytes_per_token", nn::weight_bytes_per_token(lm.graph)},
+                                  {"kv_cache", o.kv_cache}, {"kv_cache_bytes", decoder.kv_cache_bytes()}};
     print_json(out);
     return;
   }
@@ -117,6 +119,9 @@ void setup_generate(CLI::App& sub) {
   sub.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0: all)")->check(kNonNegative);
   sub.add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass")->check(CLI::Range(1e-6, 1.0));
   sub.add_option("--seed", o->seed, "Seed of the sampler");
+  sub.add_option("--kv-cache", o->kv_cache,
+                 "Precision of the key/value cache: f16 (half the memory and bytes read per token) or f32 (exact)")
+      ->check(CLI::IsMember({"f16", "f32"}));
   sub.add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template (ChatML)");
   sub.add_flag("!--no-stop", o->stop_at_eos, "Keep generating past the end-of-text token");
   sub.add_flag("--profile", o->profile, "After decoding, print the time per node kind (per decoded token) on stderr");

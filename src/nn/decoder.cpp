@@ -37,11 +37,15 @@ std::vector<std::vector<Node*>> int4_sets_by_input(Graph& graph) {
 
 }  // namespace
 
-Decoder::Decoder(Graph& graph) : graph_(graph), caches_(std::make_unique<Caches>()) {
+Decoder::Decoder(Graph& graph, DecoderOptions options)
+    : graph_(graph), caches_(std::make_unique<Caches>()), options_(options) {
   if (graph.inputs().size() != 1 || graph.values()[size_t(graph.inputs()[0])].info.dtype != DType::i64 ||
       graph.outputs().size() != 1)
     throw UsageError("decoding needs a language model: one i64 token input, one logits output");
+  if (options.kv_cache != DType::f16 && options.kv_cache != DType::f32)
+    throw UsageError("the key/value cache holds f16 or f32, not " + std::string(dtype_name(options.kv_cache)));
   caches_->by_node.resize(graph.nodes().size());
+  reset();
   caches_->shared_input = int4_sets_by_input(graph);
   caches_->ahead.resize(graph.nodes().size());
   for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
@@ -50,8 +54,17 @@ Decoder::Decoder(Graph& graph) : graph_(graph), caches_(std::make_unique<Caches>
 Decoder::~Decoder() = default;
 
 void Decoder::reset() {
-  for (auto& c : caches_->by_node) c = {};
+  ops::KvCache empty;
+  empty.half = options_.kv_cache == DType::f16;
+  for (auto& c : caches_->by_node) c = empty;
   length_ = 0;
+}
+
+int64_t Decoder::kv_cache_bytes() const {
+  int64_t bytes = 0;
+  for (const ops::KvCache& c : caches_->by_node)
+    bytes += 2 * c.kv_heads * c.capacity * c.dim * int64_t(c.half ? sizeof(uint16_t) : sizeof(float));
+  return bytes;
 }
 
 std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {

@@ -165,22 +165,43 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
   });
 }
 
+namespace {
+
+// data (kv_heads blocks of `capacity` positions) regrown to blocks of `grown`, the first `length`
+// positions of each kept.
+template <class T>
+void regrow(std::vector<T>& data, int64_t kv_heads, int64_t capacity, int64_t grown, int64_t length, int64_t dim) {
+  std::vector<T> bigger(static_cast<size_t>(kv_heads * grown * dim));
+  for (int64_t h = 0; h < kv_heads; ++h)
+    std::copy_n(data.data() + h * capacity * dim, length * dim, bigger.data() + h * grown * dim);
+  data.swap(bigger);
+}
+
+}  // namespace
+
 void KvCache::append(const float* k, const float* v, int64_t t) {
   if (length + t > capacity) {
     const int64_t grown = std::max({length + t, capacity + capacity / 2, int64_t(64)});
-    for (std::vector<float>* data : {&keys, &values}) {
-      std::vector<float> bigger(static_cast<size_t>(kv_heads * grown * dim));
-      for (int64_t h = 0; h < kv_heads; ++h)
-        std::copy_n(data->data() + h * capacity * dim, length * dim, bigger.data() + h * grown * dim);
-      data->swap(bigger);
+    if (half) {
+      regrow(keys16, kv_heads, capacity, grown, length, dim);
+      regrow(values16, kv_heads, capacity, grown, length, dim);
+    } else {
+      regrow(keys, kv_heads, capacity, grown, length, dim);
+      regrow(values, kv_heads, capacity, grown, length, dim);
     }
     capacity = grown;
   }
   const int64_t kw = kv_heads * dim;
   for (int64_t i = 0; i < t; ++i)
     for (int64_t h = 0; h < kv_heads; ++h) {
-      std::copy_n(k + i * kw + h * dim, dim, keys.data() + (h * capacity + length + i) * dim);
-      std::copy_n(v + i * kw + h * dim, dim, values.data() + (h * capacity + length + i) * dim);
+      const int64_t from = i * kw + h * dim, to = (h * capacity + length + i) * dim;
+      if (half) {
+        kernels().convert_f32_to_f16(k + from, keys16.data() + to, dim);
+        kernels().convert_f32_to_f16(v + from, values16.data() + to, dim);
+      } else {
+        std::copy_n(k + from, dim, keys.data() + to);
+        std::copy_n(v + from, dim, values.data() + to);
+      }
     }
   length += t;
 }
@@ -202,8 +223,21 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   cache.append(f32(k), v.data<float>(), s.t);
   if (s.t > 1) {
     Tensor y = new_f32(q.shape());
-    attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
-           f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
+    if (!cache.half) {
+      attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
+             f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
+      return y;
+    }
+    // A prompt's attention is compute-bound: the f16 cache is widened once, then the f32 path.
+    std::vector<float> keys(static_cast<size_t>(s.kv_heads * cache.length * s.dim)), values(keys.size());
+    for (int64_t h = 0; h < s.kv_heads; ++h) {
+      kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), keys.data() + h * cache.length * s.dim,
+                                   cache.length * s.dim);
+      kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * cache.length * s.dim,
+                                   cache.length * s.dim);
+    }
+    attend(1, f32(q), s.t, keys.data(), values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y), nullptr,
+           true, KvLayout{s.dim, cache.length * s.dim, 0});
     return y;
   }
   // One new token sees every cached position: per kv head, its query heads through the
@@ -220,10 +254,17 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   const auto attend_range = [&](int64_t lo, int64_t hi, float* out, float* lse) {
     thread_local std::vector<float> scratch;  // the running thread's (the reference kernel's probabilities)
     scratch.resize(static_cast<size_t>(group * (hi - lo)));
-    for (int64_t h = 0; h < s.kv_heads; ++h)
-      kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys(h) + lo * s.dim,
-                           cache.head_values(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale, out + h * group * s.dim,
-                           s.dim, scratch.data(), lse ? lse + h * group : nullptr);
+    for (int64_t h = 0; h < s.kv_heads; ++h) {
+      float* lse_h = lse ? lse + h * group : nullptr;
+      if (cache.half)
+        kernels().attend_f16kv(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys<uint16_t>(h) + lo * s.dim,
+                               cache.head_values<uint16_t>(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale,
+                               out + h * group * s.dim, s.dim, scratch.data(), lse_h);
+      else
+        kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys<float>(h) + lo * s.dim,
+                             cache.head_values<float>(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale,
+                             out + h * group * s.dim, s.dim, scratch.data(), lse_h);
+    }
   };
   constexpr int64_t kMinPositionsPerRange = 16;
   const int64_t ranges = s.heads * length * s.dim > (int64_t(1) << 15)

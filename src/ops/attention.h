@@ -1,6 +1,8 @@
 // Attention with a key/value cache, for decoding one token (or one prompt) at a time: the
 // Attention op's arithmetic with queries at positions cache.length onwards.
 #pragma once
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "shrink/nn/graph.h"
@@ -10,14 +12,31 @@ namespace shrink::nn::ops {
 // Keys (already rotated) and values of the positions seen so far, head by head: (kv_heads,
 // capacity, head_dim), so that single-token attention streams each head's cache contiguously
 // (the interleaved (length, kv_heads * head_dim) rows it replaced were read 30% slower).
+// Entries in f16 (`half`, the default, as llama.cpp's cache: half the bytes a long context reads
+// per token) or f32; one of the two pairs of vectors is used.
 struct KvCache {
+  bool half = true;  // fixed before the first append
   std::vector<float> keys, values;
+  std::vector<uint16_t> keys16, values16;
   int64_t length = 0, capacity = 0, kv_heads = 0, dim = 0;
 
   // Appends t positions of k and v rows (t, kv_heads * dim), growing the capacity by half.
   void append(const float* k, const float* v, int64_t t);
-  const float* head_keys(int64_t h) const { return keys.data() + h * capacity * dim; }
-  const float* head_values(int64_t h) const { return values.data() + h * capacity * dim; }
+  template <class T>
+  const T* head_keys(int64_t h) const {
+    return entries<T>(keys, keys16) + h * capacity * dim;
+  }
+  template <class T>
+  const T* head_values(int64_t h) const {
+    return entries<T>(values, values16) + h * capacity * dim;
+  }
+
+ private:
+  template <class T>
+  static const T* entries(const std::vector<float>& f32, const std::vector<uint16_t>& f16) {
+    if constexpr (std::is_same_v<T, float>) return f32.data();
+    else return f16.data();
+  }
 };
 
 // q (1, T, H*d), k and v (1, T, KV*d) of an Attention node -> (1, T, H*d); appends to the cache.

@@ -56,6 +56,13 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   auto g = run_shrink({"generate", gguf, "--prompt", "The capital of France is", "--max-tokens", "5", "--json"});
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_GT(json_number(g.out, "generated_tokens"), 0);
+  // The key/value cache is f16 by default; --kv-cache f32 holds twice the bytes; other types are refused.
+  auto g32 = run_shrink({"generate", gguf, "--prompt", "The capital of France is", "--max-tokens", "5", "--json",
+                         "--kv-cache", "f32"});
+  ASSERT_EQ(g32.exit_code, 0) << g32.err;
+  EXPECT_GT(json_number(g.out, "kv_cache_bytes"), 0);
+  EXPECT_EQ(json_number(g32.out, "kv_cache_bytes"), 2 * json_number(g.out, "kv_cache_bytes"));
+  EXPECT_EQ(run_shrink({"generate", gguf, "--prompt", "x", "--kv-cache", "bf16"}).exit_code, 2);
 
   EXPECT_EQ(run_shrink({"eval", quantized, "--perplexity", dir + "/missing.txt"}).exit_code, 1);
   EXPECT_EQ(run_shrink({"export", quantized, "--out", dir + "/x.bin"}).exit_code, 2);

@@ -168,7 +168,7 @@ TEST(LlmQuantize, DecodingInt4LayersTogetherMatchesTheForwardPass) {
   const std::vector<std::vector<int32_t>> window = {{5, 77, 130, 9}};
   Tensor full = logits(lm.graph, window);
   const int64_t v = full.shape()[2];
-  nn::Decoder decoder(lm.graph);
+  nn::Decoder decoder(lm.graph, {.kv_cache = DType::f32});  // the forward pass's exact keys and values
   for (int64_t i = 0; i < 4; ++i) {
     std::vector<float> step = decoder.feed(std::span<const int32_t>(&window[0][size_t(i)], 1));
     for (int64_t j = 0; j < v; ++j)

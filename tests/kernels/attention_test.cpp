@@ -1,5 +1,5 @@
-// Single-query attention (attend_f32): every variant against softmax(q k^T / sqrt(d)) v computed
-// in double, over head widths around the SIMD width and the 64-wide register block, cache lengths
+// Single-query attention (attend_f32, and attend_f16kv with f16 keys and values): every variant
+// against softmax(q k^T / sqrt(d)) v computed in double (from the f16 values for attend_f16kv), over head widths around the SIMD width and the 64-wide register block, cache lengths
 // around the 8-key step and the 64-position chunk of the online softmax, and 1-7 (and 17: more
 // than one block of queries) grouped queries sharing one key/value head with strided rows; also
 // the log-sum-exp it reports for merging position ranges.
@@ -9,10 +9,27 @@
 #include <vector>
 
 #include "kernel_test_support.h"
+#include "shrink/core/half.h"
 #include "shrink/core/rng.h"
 
 namespace shrink {
 namespace {
+
+// Runs `check` for every variant of attend_f32 with k and v as given, and of attend_f16kv with them
+// rounded to f16 (the expected values come from the rounded ones: check receives them as floats).
+template <class Check>
+int for_each_attention_variant(std::vector<float>& k, std::vector<float>& v, const Check& check) {
+  int ran = testing::for_each_variant(attend_f32_variants(), [&](const auto& variant) {
+    check([&](auto... args) { variant.fn(args...); }, k.data(), v.data());
+  });
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  for (size_t i = 0; i < k.size(); ++i) k16[i] = f32_to_f16(k[i]), k[i] = f16_to_f32(k16[i]);
+  for (size_t i = 0; i < v.size(); ++i) v16[i] = f32_to_f16(v[i]), v[i] = f16_to_f32(v16[i]);
+  ran += testing::for_each_variant(attend_f16kv_variants(), [&](const auto& variant) {
+    check([&](auto... args) { variant.fn(args...); }, k16.data(), v16.data());
+  });
+  return ran;
+}
 
 TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
   Rng rng(31);
@@ -27,29 +44,32 @@ TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
         for (auto& x : k) x = rng.normal();
         for (auto& x : v) x = rng.normal();
         const float scale = float(1.0 / std::sqrt(double(dim)));
-        std::vector<double> expected(static_cast<size_t>(queries * dim)), expected_lse(static_cast<size_t>(queries));
-        for (int64_t r = 0; r < queries; ++r) {
-          std::vector<double> p(static_cast<size_t>(length));
-          double top = -INFINITY, sum = 0;
-          for (int64_t j = 0; j < length; ++j) {
-            double dot = 0;
-            for (int64_t d = 0; d < dim; ++d) dot += double(q[size_t(r * q_stride + d)]) * k[size_t(j * kv_stride + d)];
-            p[size_t(j)] = dot * scale;
-            top = std::max(top, p[size_t(j)]);
+        const auto expect = [&](std::vector<double>& expected, std::vector<double>& expected_lse) {
+          for (int64_t r = 0; r < queries; ++r) {
+            std::vector<double> p(static_cast<size_t>(length));
+            double top = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < length; ++j) {
+              double dot = 0;
+              for (int64_t d = 0; d < dim; ++d) dot += double(q[size_t(r * q_stride + d)]) * k[size_t(j * kv_stride + d)];
+              p[size_t(j)] = dot * scale;
+              top = std::max(top, p[size_t(j)]);
+            }
+            for (auto& x : p) sum += x = std::exp(x - top);
+            expected_lse[size_t(r)] = top + std::log(sum);
+            for (int64_t j = 0; j < length; ++j)
+              for (int64_t d = 0; d < dim; ++d)
+                expected[size_t(r * dim + d)] += p[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
           }
-          for (auto& x : p) sum += x = std::exp(x - top);
-          expected_lse[size_t(r)] = top + std::log(sum);
-          for (int64_t j = 0; j < length; ++j)
-            for (int64_t d = 0; d < dim; ++d)
-              expected[size_t(r * dim + d)] += p[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
-        }
-        int ran = testing::for_each_variant(attend_f32_variants(), [&](const auto& variant) {
+        };
+        int ran = for_each_attention_variant(k, v, [&](const auto& fn, const auto* kd, const auto* vd) {
+          std::vector<double> expected(static_cast<size_t>(queries * dim)), expected_lse(static_cast<size_t>(queries));
+          expect(expected, expected_lse);  // from k and v as the kernel sees them
           std::vector<float> y(static_cast<size_t>(queries * y_stride), -7.f), scratch(static_cast<size_t>(queries * length));
           std::vector<float> lse(static_cast<size_t>(queries + 1), -7.f), y_alone(y);
-          variant.fn(queries, q.data(), q_stride, k.data(), v.data(), kv_stride, length, dim, scale, y.data(), y_stride,
-                     scratch.data(), lse.data());
-          variant.fn(queries, q.data(), q_stride, k.data(), v.data(), kv_stride, length, dim, scale, y_alone.data(),
-                     y_stride, scratch.data(), nullptr);  // without the log-sum-exp: the same y
+          fn(queries, q.data(), q_stride, kd, vd, kv_stride, length, dim, scale, y.data(), y_stride, scratch.data(),
+             lse.data());
+          fn(queries, q.data(), q_stride, kd, vd, kv_stride, length, dim, scale, y_alone.data(), y_stride,
+             scratch.data(), nullptr);  // without the log-sum-exp: the same y
           EXPECT_EQ(y, y_alone);
           EXPECT_EQ(lse[size_t(queries)], -7.f) << "wrote past the log-sum-exps";
           for (int64_t r = 0; r < queries; ++r) {
@@ -60,7 +80,7 @@ TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
             EXPECT_EQ(y[size_t(r * y_stride + dim)], -7.f) << "wrote past the row";
           }
         });
-        EXPECT_GE(ran, 1);
+        EXPECT_GE(ran, 2);
       }
 }
 

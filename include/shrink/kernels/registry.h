@@ -46,6 +46,11 @@ using LstmCellFn = void (*)(float* gates, const float* recurrent, const float* c
 using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v,
                              int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                              float* scratch, float* lse);
+// attend_f32 with the keys and values in f16 (the decoder's half-precision KV cache: half the
+// bytes a long context reads per token), widened to f32 as they are loaded.
+using AttendF16KvFn = void (*)(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
+                               int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
+                               float* scratch, float* lse);
 
 // m rows (1-4: decoding) of activations as Q8_0 blocks (k / 32 per row, ggml's s8 values with an
 // f16 scale per 32) times i8 weights [n][k] with a scale per row: y[i][c] = w_scale[c] * sum_b
@@ -83,6 +88,7 @@ using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, 
   X(exp_f32, UnaryF32Fn)                         \
   X(lstm_cell_f32, LstmCellFn)                   \
   X(attend_f32, AttendF32Fn)                     \
+  X(attend_f16kv, AttendF16KvFn)                 \
   X(gemm_q8_0_i8, GemmQ8_0I8Fn)                  \
   X(add_u8, AddU8Fn)
 

@@ -11,18 +11,27 @@
 #include <string>
 #include <vector>
 
+#include "shrink/core/dtype.h"
 #include "shrink/core/rng.h"
 #include "shrink/nn/graph.h"
 
 namespace shrink::nn {
 
+struct DecoderOptions {
+  // The key/value cache's entries: DType::f16 (half the memory, and half the bytes a long context
+  // reads per token; llama.cpp's default) or DType::f32 (exactly the forward pass's keys and values).
+  DType kv_cache = DType::f16;
+};
+
 class Decoder {
  public:
-  explicit Decoder(Graph& graph);
+  explicit Decoder(Graph& graph, DecoderOptions options = {});
   ~Decoder();
   // Runs the tokens at the next positions; returns the logits of the last of them.
   std::vector<float> feed(std::span<const int32_t> tokens);
   int64_t length() const { return length_; }
+  // Bytes the key/value cache holds now (its capacity: it grows by half when full).
+  int64_t kv_cache_bytes() const;
   void reset();
   // Time spent per node kind (Linear, Attention, RMSNorm, ...) while profiling is on; off by default.
   struct KindTime {
@@ -36,6 +45,7 @@ class Decoder {
   struct Caches;
   Graph& graph_;
   std::unique_ptr<Caches> caches_;
+  DecoderOptions options_;
   int64_t length_ = 0;
   bool profiling_ = false;
   std::map<std::string, KindTime> profile_;

@@ -1,23 +1,28 @@
-// Scalar reference of single-query attention (attend_f32, registry.h): scores, softmax with the
-// maximum subtracted, the probability-weighted sum of the values, and the log of the softmax's
-// denominator when asked for.
+// Scalar reference of single-query attention (attend_f32 and attend_f16kv, registry.h): scores,
+// softmax with the maximum subtracted, the probability-weighted sum of the values, and the log of
+// the softmax's denominator when asked for. f16 keys and values are widened exactly (half.h).
 #include <algorithm>
 #include <cmath>
 
 #include "kernels/kernel_variants.h"
+#include "shrink/core/half.h"
 
 namespace shrink::kernel_variants {
+namespace {
 
-void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
-                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch,
-                     float* lse) {
+inline float widen(float x) { return x; }
+inline float widen(uint16_t x) { return f16_to_f32(x); }
+
+template <class T>
+void attend(int64_t queries, const float* q, int64_t q_stride, const T* k, const T* v, int64_t kv_stride, int64_t length,
+            int64_t dim, float scale, float* y, int64_t y_stride, float* scratch, float* lse) {
   for (int64_t r = 0; r < queries; ++r) {
     float* p = scratch + r * length;
     const float* qr = q + r * q_stride;
     float top = -INFINITY;
     for (int64_t j = 0; j < length; ++j) {
       float dot = 0.f;
-      for (int64_t d = 0; d < dim; ++d) dot += qr[d] * k[j * kv_stride + d];
+      for (int64_t d = 0; d < dim; ++d) dot += qr[d] * widen(k[j * kv_stride + d]);
       p[j] = dot * scale;
       top = std::max(top, p[j]);
     }
@@ -27,8 +32,22 @@ void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const fl
     float* yr = y + r * y_stride;
     std::fill(yr, yr + dim, 0.f);
     for (int64_t j = 0; j < length; ++j)
-      for (int64_t d = 0; d < dim; ++d) yr[d] += p[j] / sum * v[j * kv_stride + d];
+      for (int64_t d = 0; d < dim; ++d) yr[d] += p[j] / sum * widen(v[j * kv_stride + d]);
   }
+}
+
+}  // namespace
+
+void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
+                     int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch,
+                     float* lse) {
+  attend(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch, lse);
+}
+
+void attend_f16kv__ref(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
+                       int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
+                       float* scratch, float* lse) {
+  attend(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch, lse);
 }
 
 }  // namespace shrink::kernel_variants
