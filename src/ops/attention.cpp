@@ -167,13 +167,13 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
 
 namespace {
 
-// data (kv_heads blocks of `capacity` positions) regrown to blocks of `grown`, the first `length`
-// positions of each kept.
+// data (kv_heads runs of `capacity` positions) regrown to runs of `grown`, each run kept whole
+// (row or key-block layout alike: positions stay where they were within their head's run).
 template <class T>
-void regrow(std::vector<T>& data, int64_t kv_heads, int64_t capacity, int64_t grown, int64_t length, int64_t dim) {
+void regrow(std::vector<T>& data, int64_t kv_heads, int64_t capacity, int64_t grown, int64_t dim) {
   std::vector<T> bigger(static_cast<size_t>(kv_heads * grown * dim));
   for (int64_t h = 0; h < kv_heads; ++h)
-    std::copy_n(data.data() + h * capacity * dim, length * dim, bigger.data() + h * grown * dim);
+    std::copy_n(data.data() + h * capacity * dim, capacity * dim, bigger.data() + h * grown * dim);
   data.swap(bigger);
 }
 
@@ -181,22 +181,26 @@ void regrow(std::vector<T>& data, int64_t kv_heads, int64_t capacity, int64_t gr
 
 void KvCache::append(const float* k, const float* v, int64_t t) {
   if (length + t > capacity) {
-    const int64_t grown = std::max({length + t, capacity + capacity / 2, int64_t(64)});
+    int64_t grown = std::max({length + t, capacity + capacity / 2, int64_t(64)});
+    grown = (grown + kKeyBlock - 1) / kKeyBlock * kKeyBlock;  // whole key blocks
     if (half) {
-      regrow(keys16, kv_heads, capacity, grown, length, dim);
-      regrow(values16, kv_heads, capacity, grown, length, dim);
+      regrow(keys16, kv_heads, capacity, grown, dim);
+      regrow(values16, kv_heads, capacity, grown, dim);
     } else {
-      regrow(keys, kv_heads, capacity, grown, length, dim);
-      regrow(values, kv_heads, capacity, grown, length, dim);
+      regrow(keys, kv_heads, capacity, grown, dim);
+      regrow(values, kv_heads, capacity, grown, dim);
     }
     capacity = grown;
   }
   const int64_t kw = kv_heads * dim;
+  std::vector<uint16_t> key(static_cast<size_t>(half ? dim : 0));  // one key in f16, then scattered into its block
   for (int64_t i = 0; i < t; ++i)
     for (int64_t h = 0; h < kv_heads; ++h) {
-      const int64_t from = i * kw + h * dim, to = (h * capacity + length + i) * dim;
+      const int64_t from = i * kw + h * dim, position = length + i, to = (h * capacity + position) * dim;
       if (half) {
-        kernels().convert_f32_to_f16(k + from, keys16.data() + to, dim);
+        kernels().convert_f32_to_f16(k + from, key.data(), dim);
+        uint16_t* block = keys16.data() + (h * capacity + position / kKeyBlock * kKeyBlock) * dim;
+        for (int64_t d = 0; d < dim; ++d) block[d * kKeyBlock + position % kKeyBlock] = key[size_t(d)];
         kernels().convert_f32_to_f16(v + from, values16.data() + to, dim);
       } else {
         std::copy_n(k + from, dim, keys.data() + to);
@@ -228,13 +232,19 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
              f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
       return y;
     }
-    // A prompt's attention is compute-bound: the f16 cache is widened once, then the f32 path.
-    std::vector<float> keys(static_cast<size_t>(s.kv_heads * cache.length * s.dim)), values(keys.size());
+    // A prompt's attention is compute-bound: the f16 cache is widened (the keys out of their
+    // blocks) once, then the f32 path.
+    const int64_t length = cache.length, dim = s.dim;
+    std::vector<float> keys(static_cast<size_t>(s.kv_heads * length * dim)), values(keys.size());
+    std::vector<float> block(static_cast<size_t>(kKeyBlock * dim));
     for (int64_t h = 0; h < s.kv_heads; ++h) {
-      kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), keys.data() + h * cache.length * s.dim,
-                                   cache.length * s.dim);
-      kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * cache.length * s.dim,
-                                   cache.length * s.dim);
+      for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
+        kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h) + j0 * dim, block.data(), kKeyBlock * dim);
+        for (int64_t j = j0; j < std::min(length, j0 + kKeyBlock); ++j)
+          for (int64_t d = 0; d < dim; ++d)
+            keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
+      }
+      kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * length * dim, length * dim);
     }
     attend(1, f32(q), s.t, keys.data(), values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y), nullptr,
            true, KvLayout{s.dim, cache.length * s.dim, 0});
@@ -275,6 +285,9 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
     return y;
   }
   const int64_t row = s.heads * s.dim;
+  // Range r's first position, a whole number of key blocks in (the f16 cache's keys are read by
+  // block); ranges >= kMinPositionsPerRange apart before rounding stay >= kKeyBlock apart after.
+  const auto boundary = [&](int64_t r) { return r == ranges ? length : length * r / ranges / kKeyBlock * kKeyBlock; };
   thread_local std::vector<float> partial_buffer, lse_buffer;  // the caller's, shared with the workers
   std::vector<float>& partial = partial_buffer;
   std::vector<float>& lse = lse_buffer;
@@ -282,7 +295,7 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   lse.resize(static_cast<size_t>(ranges * s.heads));
   parallel_for(0, ranges, 1, [&](int64_t first, int64_t last) {
     for (int64_t r = first; r < last; ++r)
-      attend_range(length * r / ranges, length * (r + 1) / ranges, partial.data() + r * row, lse.data() + r * s.heads);
+      attend_range(boundary(r), boundary(r + 1), partial.data() + r * row, lse.data() + r * s.heads);
   });
   std::vector<float> weight(static_cast<size_t>(ranges));
   for (int64_t h = 0; h < s.heads; ++h) {

@@ -13,7 +13,9 @@ namespace shrink::nn::ops {
 // capacity, head_dim), so that single-token attention streams each head's cache contiguously
 // (the interleaved (length, kv_heads * head_dim) rows it replaced were read 30% slower).
 // Entries in f16 (`half`, the default, as llama.cpp's cache: half the bytes a long context reads
-// per token) or f32; one of the two pairs of vectors is used.
+// per token) or f32; one of the two pairs of vectors is used. f16 keys are stored in attend_f16kv's
+// blocks of kKeyBlock positions (registry.h): head h's block b at keys16 + (h * capacity + b *
+// kKeyBlock) * dim; the capacity is a whole number of blocks.
 struct KvCache {
   bool half = true;  // fixed before the first append
   std::vector<float> keys, values;

@@ -15,16 +15,25 @@
 namespace shrink {
 namespace {
 
-// Runs `check` for every variant of attend_f32 with k and v as given, and of attend_f16kv with them
-// rounded to f16 (the expected values come from the rounded ones: check receives them as floats).
+// Runs `check` for every variant of attend_f32 with k and v as given (rows kv_stride apart), and of
+// attend_f16kv with them rounded to f16, the keys in its blocks (the expected values come from the
+// rounded ones: k and v are rounded in place before those runs).
 template <class Check>
-int for_each_attention_variant(std::vector<float>& k, std::vector<float>& v, const Check& check) {
+int for_each_attention_variant(std::vector<float>& k, std::vector<float>& v, int64_t kv_stride, int64_t length,
+                               int64_t dim, const Check& check) {
   int ran = testing::for_each_variant(attend_f32_variants(), [&](const auto& variant) {
     check([&](auto... args) { variant.fn(args...); }, k.data(), v.data());
   });
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  for (size_t i = 0; i < k.size(); ++i) k16[i] = f32_to_f16(k[i]), k[i] = f16_to_f32(k16[i]);
+  for (float& x : k) x = f16_to_f32(f32_to_f16(x));
+  std::vector<uint16_t> v16(v.size());
   for (size_t i = 0; i < v.size(); ++i) v16[i] = f32_to_f16(v[i]), v[i] = f16_to_f32(v16[i]);
+  // The keys in blocks of kKeyBlock positions, dimension-major; the block past the last key is
+  // filled with large values that would show if it were not ignored.
+  const int64_t blocks = (length + kKeyBlock - 1) / kKeyBlock;
+  std::vector<uint16_t> k16(static_cast<size_t>(blocks * kKeyBlock * dim), f32_to_f16(3000.f));
+  for (int64_t j = 0; j < length; ++j)
+    for (int64_t d = 0; d < dim; ++d)
+      k16[size_t((j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock)] = f32_to_f16(k[size_t(j * kv_stride + d)]);
   ran += testing::for_each_variant(attend_f16kv_variants(), [&](const auto& variant) {
     check([&](auto... args) { variant.fn(args...); }, k16.data(), v16.data());
   });
@@ -61,7 +70,7 @@ TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
                 expected[size_t(r * dim + d)] += p[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
           }
         };
-        int ran = for_each_attention_variant(k, v, [&](const auto& fn, const auto* kd, const auto* vd) {
+        int ran = for_each_attention_variant(k, v, kv_stride, length, dim, [&](const auto& fn, const auto* kd, const auto* vd) {
           std::vector<double> expected(static_cast<size_t>(queries * dim)), expected_lse(static_cast<size_t>(queries));
           expect(expected, expected_lse);  // from k and v as the kernel sees them
           std::vector<float> y(static_cast<size_t>(queries * y_stride), -7.f), scratch(static_cast<size_t>(queries * length));

@@ -46,10 +46,14 @@ using LstmCellFn = void (*)(float* gates, const float* recurrent, const float* c
 using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v,
                              int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                              float* scratch, float* lse);
-// attend_f32 with the keys and values in f16 (the decoder's half-precision KV cache: half the
-// bytes a long context reads per token), widened to f32 as they are loaded.
+// attend_f32 over the decoder's half-precision KV cache (half the bytes a long context reads per
+// token): f16 values in rows v_stride apart, and f16 keys in blocks of kKeyBlock positions, block
+// b at k + b * kKeyBlock * dim holding key[b * kKeyBlock + i][d] at d * kKeyBlock + i (dimension-
+// major, so that a block's scores are kKeyBlock-wide multiply-adds with no horizontal sums); the
+// last block may be partial (its entries past `length` are ignored).
+constexpr int64_t kKeyBlock = 16;
 using AttendF16KvFn = void (*)(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
-                               int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
+                               int64_t v_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                                float* scratch, float* lse);
 
 // m rows (1-4: decoding) of activations as Q8_0 blocks (k / 32 per row, ggml's s8 values with an

@@ -6,8 +6,7 @@
 // first rescaled when the maximum grew; each output is divided by its sum at the end. All queries
 // run over a chunk before the next chunk, so its keys and values (16 KB each at dim 64) come from
 // memory for a kv head's first query and from L1 for the others (SmolLM2 has three per kv head).
-// `scratch` is not used. Dimensions not a multiple of 8 use the reference. attend_f16kv is the same
-// code with f16 keys and values widened by F16C as they are loaded (8 per instruction).
+// `scratch` is not used. Dimensions not a multiple of 8 use the reference.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,18 +21,13 @@ namespace {
 
 using namespace avx2;
 
-// Eight keys' or values' entries as f32.
-inline __m256 load8(const float* x) { return _mm256_loadu_ps(x); }
-inline __m256 load8(const uint16_t* x) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))); }
-
 // The dot products of q with keys j .. j+7 (rows `stride` apart), in that order; dim a multiple of 8.
-template <class T>
-inline __m256 eight_scores(const float* q, const T* k, int64_t stride, int64_t dim) {
+inline __m256 eight_scores(const float* q, const float* k, int64_t stride, int64_t dim) {
   __m256 acc[8];
   for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t d = 0; d < dim; d += 8) {
     const __m256 qd = _mm256_loadu_ps(q + d);
-    for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(qd, load8(k + i * stride + d), acc[i]);
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + i * stride + d), acc[i]);
   }
   // hadd pairs neighbours within each 128-bit half: after two rounds lane i of the low half holds
   // row i's (i < 4) or row i+4's sum of columns 0-3 of each 8, the high half the same of columns 4-7.
@@ -42,33 +36,31 @@ inline __m256 eight_scores(const float* q, const T* k, int64_t stride, int64_t d
   return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
 }
 
-template <class T>
-inline float one_score(const float* q, const T* k, int64_t dim) {
+inline float one_score(const float* q, const float* k, int64_t dim) {
   __m256 acc = _mm256_setzero_ps();
-  for (int64_t d = 0; d < dim; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load8(k + d), acc);
+  for (int64_t d = 0; d < dim; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
   return horizontal_sum(acc);
 }
 
 // y[0 .. 8W) = alpha y[0 .. 8W) + sum_j p[j] v[j][0 .. 8W), W vectors of accumulators; y is not
 // read when alpha is 0 (the first chunk, or earlier terms whose weight underflowed to 0).
-template <int W, class T>
-void weighted_values(const float* p, const T* v, int64_t stride, int64_t length, float alpha, float* y) {
+template <int W>
+void weighted_values(const float* p, const float* v, int64_t stride, int64_t length, float alpha, float* y) {
   __m256 acc[W];
   const __m256 a = _mm256_set1_ps(alpha);
   for (int i = 0; i < W; ++i) acc[i] = alpha != 0.f ? _mm256_mul_ps(a, _mm256_loadu_ps(y + 8 * i)) : _mm256_setzero_ps();
   for (int64_t j = 0; j < length; ++j) {
     const __m256 pj = _mm256_broadcast_ss(p + j);
-    const T* vj = v + j * stride;
-    for (int i = 0; i < W; ++i) acc[i] = _mm256_fmadd_ps(pj, load8(vj + 8 * i), acc[i]);
+    const float* vj = v + j * stride;
+    for (int i = 0; i < W; ++i) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * i), acc[i]);
   }
   for (int i = 0; i < W; ++i) _mm256_storeu_ps(y + 8 * i, acc[i]);
 }
 
-template <class T>
-void weighted_values_any(const float* p, const T* v, int64_t stride, int64_t length, int64_t dim, float alpha,
+void weighted_values_any(const float* p, const float* v, int64_t stride, int64_t length, int64_t dim, float alpha,
                          float* y) {
   for (int64_t d0 = 0; d0 < dim; d0 += 64) {
-    const T* vd = v + d0;
+    const float* vd = v + d0;
     float* yd = y + d0;
     switch (std::min<int64_t>(64, dim - d0) / 8) {
       case 1: weighted_values<1>(p, vd, stride, length, alpha, yd); break;
@@ -83,9 +75,12 @@ void weighted_values_any(const float* p, const T* v, int64_t stride, int64_t len
   }
 }
 
-template <class T>
-void attend(int64_t queries, const float* q, int64_t q_stride, const T* k, const T* v, int64_t kv_stride, int64_t length,
-            int64_t dim, float scale, float* y, int64_t y_stride, float* lse) {
+}  // namespace
+
+void attend_f32__avx2(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
+                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch, float* lse) {
+  if (dim % 8 || length == 0)
+    return attend_f32__ref(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch, lse);
   constexpr int64_t kChunk = 64, kQueries = 16;
   const __m256 scale8 = _mm256_set1_ps(scale);
   for (int64_t r0 = 0; r0 < queries; r0 += kQueries) {
@@ -129,23 +124,6 @@ void attend(int64_t queries, const float* q, int64_t q_stride, const T* k, const
       for (int64_t d = 0; d < dim; d += 8) _mm256_storeu_ps(yr + d, _mm256_mul_ps(_mm256_loadu_ps(yr + d), inv));
     }
   }
-}
-
-}  // namespace
-
-void attend_f32__avx2(int64_t queries, const float* q, int64_t q_stride, const float* k, const float* v, int64_t kv_stride,
-                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* scratch, float* lse) {
-  if (dim % 8 || length == 0)
-    return attend_f32__ref(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch, lse);
-  attend(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, lse);
-}
-
-void attend_f16kv__avx2(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
-                        int64_t kv_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
-                        float* scratch, float* lse) {
-  if (dim % 8 || length == 0)
-    return attend_f16kv__ref(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, scratch, lse);
-  attend(queries, q, q_stride, k, v, kv_stride, length, dim, scale, y, y_stride, lse);
 }
 
 }  // namespace shrink::kernel_variants
