@@ -193,7 +193,8 @@ void KvCache::append(const float* k, const float* v, int64_t t) {
     capacity = grown;
   }
   const int64_t kw = kv_heads * dim;
-  std::vector<uint16_t> key(static_cast<size_t>(half ? dim : 0));  // one key in f16, then scattered into its block
+  thread_local std::vector<uint16_t> key;  // one key in f16, then scattered into its block
+  key.resize(static_cast<size_t>(half ? dim : 0));
   for (int64_t i = 0; i < t; ++i)
     for (int64_t h = 0; h < kv_heads; ++h) {
       const int64_t from = i * kw + h * dim, position = length + i, to = (h * capacity + position) * dim;
