@@ -132,6 +132,7 @@ constexpr KernelVariant<AttendF32Fn> kAttendF32[] = {
 constexpr KernelVariant<AttendF16KvFn> kAttendF16Kv[] = {
     {"attend_f16kv__ref", Isa::ref, nullptr, attend_f16kv__ref},
     {"attend_f16kv__avx2", Isa::avx2, nullptr, attend_f16kv__avx2},
+    {"attend_f16kv__avx512", Isa::avx512, nullptr, attend_f16kv__avx512},
 };
 
 constexpr KernelVariant<GemmQ8_0I8Fn> kGemmQ8_0I8[] = {

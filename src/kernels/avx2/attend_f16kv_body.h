@@ -1,0 +1,134 @@
+// The body of single-query attention over the half-precision KV cache (attend_f16kv, registry.h),
+// for any vector width: `L` supplies the lanes (Lanes8 in the AVX2 file, Lanes16 in the AVX-512
+// one). The keys come in blocks of 16 positions stored dimension-major, so a block's scores for
+// all the queries of a kv head (SmolLM2: three) are plain multiply-adds: per dimension d, the
+// block's 16 keys widened from f16 times each query's q[d] broadcast, no horizontal sums, every
+// key read once for the group. Then the online softmax of flash attention per block (exp(score -
+// running max), the outputs rescaled when the maximum grew; 8-wide, shared) and the
+// probability-weighted values: per W vectors of output dimensions, each value row widened once and
+// added into every query's accumulators. The keys and values 64 positions ahead are prefetched (a
+// long context's cache outgrows the L3 beside the weights, and stalled at each 4 KB page where the
+// hardware streamer stops). Outputs are divided by their sums at the end. Include only from files
+// compiled with AVX2 flags or more, inside namespace-level code of kernel_variants.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/avx2/exp8.h"
+#include "kernels/avx2/horizontal.h"
+#include "shrink/kernels/registry.h"
+
+namespace shrink::kernel_variants::f16kv {
+
+static_assert(kKeyBlock == 16, "blocks of 16 positions");
+constexpr int64_t kAhead = 4 * kKeyBlock;  // software prefetch distance, in positions
+
+// scores[r][i] = scale * q_r . key i of the block at kb (16 positions, dimension-major), i < 16.
+template <class L, int R>
+void block_scores(const float* q, int64_t q_stride, const uint16_t* kb, int64_t dim, float scale,
+                  float (&scores)[R][kKeyBlock]) {
+  constexpr int kVecs = int(kKeyBlock) / L::kLanes;
+  typename L::V acc[R][kVecs][2];  // query, lanes of the block, even / odd dimensions (two chains)
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < kVecs; ++h) acc[r][h][0] = acc[r][h][1] = L::zero();
+  const auto step = [&](int64_t d, int e) {
+    typename L::V k[kVecs];
+    for (int h = 0; h < kVecs; ++h) k[h] = L::widen(kb + d * kKeyBlock + h * L::kLanes);
+    for (int r = 0; r < R; ++r) {
+      const typename L::V qd = L::broadcast(q + r * q_stride + d);
+      for (int h = 0; h < kVecs; ++h) acc[r][h][e] = L::fmadd(qd, k[h], acc[r][h][e]);
+    }
+  };
+  int64_t d = 0;
+  for (; d + 2 <= dim; d += 2) step(d, 0), step(d + 1, 1);
+  if (d < dim) step(d, 0);  // an odd width
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < kVecs; ++h) L::store(scores[r] + h * L::kLanes, L::scaled_sum(scale, acc[r][h][0], acc[r][h][1]));
+}
+
+// y_r[0 .. W lanes) = alpha_r y_r + sum_{j < n} p[r][j] v[j][0 .. W lanes) for every query r; y_r is
+// not read where alpha_r is 0 (the first block).
+template <class L, int R, int W>
+void block_values(const float (&p)[R][kKeyBlock], const float (&alpha)[R], const uint16_t* v, int64_t v_stride,
+                  int64_t n, float* y, int64_t y_stride) {
+  typename L::V acc[R][W];
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < W; ++i)
+      acc[r][i] = alpha[r] != 0.f ? L::mul(L::set1(alpha[r]), L::load(y + r * y_stride + L::kLanes * i)) : L::zero();
+  for (int64_t j = 0; j < n; ++j) {
+    typename L::V vj[W];
+    for (int i = 0; i < W; ++i) vj[i] = L::widen(v + j * v_stride + L::kLanes * i);
+    for (int r = 0; r < R; ++r) {
+      const typename L::V pj = L::broadcast(&p[r][j]);
+      for (int i = 0; i < W; ++i) acc[r][i] = L::fmadd(pj, vj[i], acc[r][i]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < W; ++i) L::store(y + r * y_stride + L::kLanes * i, acc[r][i]);
+}
+
+// The R queries at q (q_stride apart) over `length` positions; dim a multiple of L::kLanes.
+template <class L, int R>
+void attend_group(const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
+                  int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* lse) {
+  using namespace avx2;
+  float m[R], l[R];
+  for (int r = 0; r < R; ++r) m[r] = -INFINITY, l[r] = 0.f;
+  alignas(64) float p[R][kKeyBlock];
+  for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
+    const int64_t n = std::min(kKeyBlock, length - j0);
+    if (j0 + kAhead < length) {  // the keys and values kAhead positions on, one line at a time
+      const char* kf = reinterpret_cast<const char*>(k + (j0 + kAhead) * dim);
+      for (int64_t b = 0; b < kKeyBlock * dim * 2; b += 64) _mm_prefetch(kf + b, _MM_HINT_T0);
+      const char* vf = reinterpret_cast<const char*>(v + (j0 + kAhead) * v_stride);
+      for (int64_t b = 0; b < kKeyBlock * v_stride * 2; b += 64) _mm_prefetch(vf + b, _MM_HINT_T0);
+    }
+    block_scores<L, R>(q, q_stride, k + j0 * dim, dim, scale, p);
+    float alpha[R];
+    for (int r = 0; r < R; ++r) {
+      for (int64_t j = n; j < kKeyBlock; ++j) p[r][j] = -INFINITY;  // past the last position
+      const float top = horizontal_max(_mm256_max_ps(_mm256_load_ps(p[r]), _mm256_load_ps(p[r] + 8)));
+      const float new_m = std::max(m[r], top);
+      alpha[r] = j0 == 0 ? 0.f : std::exp(m[r] - new_m);
+      const __m256 m8 = _mm256_set1_ps(new_m);
+      const __m256 e0 = keep_nan<exp_saturating8>(_mm256_sub_ps(_mm256_load_ps(p[r]), m8));
+      const __m256 e1 = keep_nan<exp_saturating8>(_mm256_sub_ps(_mm256_load_ps(p[r] + 8), m8));
+      _mm256_store_ps(p[r], e0);
+      _mm256_store_ps(p[r] + 8, e1);
+      l[r] = l[r] * alpha[r] + horizontal_sum(_mm256_add_ps(e0, e1));
+      m[r] = new_m;
+    }
+    const uint16_t* vb = v + j0 * v_stride;
+    int64_t d = 0;
+    for (; d + L::kValueWidth * L::kLanes <= dim; d += L::kValueWidth * L::kLanes)
+      block_values<L, R, L::kValueWidth>(p, alpha, vb + d, v_stride, n, y + d, y_stride);
+    for (; d < dim; d += L::kLanes) block_values<L, R, 1>(p, alpha, vb + d, v_stride, n, y + d, y_stride);
+  }
+  for (int r = 0; r < R; ++r) {
+    if (lse) lse[r] = m[r] + std::log(l[r]);
+    const float inv = 1.f / l[r];
+    float* yr = y + r * y_stride;
+    for (int64_t d = 0; d < dim; ++d) yr[d] *= inv;
+  }
+}
+
+// attend_f16kv for dim % L::kLanes == 0 and length > 0: the queries in groups of up to four.
+template <class L>
+void attend(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
+            int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* lse) {
+  for (int64_t r0 = 0; r0 < queries; r0 += 4) {
+    const float* qr = q + r0 * q_stride;
+    float* yr = y + r0 * y_stride;
+    float* lr = lse ? lse + r0 : nullptr;
+    switch (std::min<int64_t>(4, queries - r0)) {
+      case 1: attend_group<L, 1>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
+      case 2: attend_group<L, 2>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
+      case 3: attend_group<L, 3>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
+      default: attend_group<L, 4>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
+    }
+  }
+}
+
+}  // namespace shrink::kernel_variants::f16kv
