@@ -9,7 +9,7 @@
 // added into every query's accumulators. The keys and values 64 positions ahead are prefetched (a
 // long context's cache outgrows the L3 beside the weights, and stalled at each 4 KB page where the
 // hardware streamer stops). Outputs are divided by their sums at the end. Include only from files
-// compiled with AVX2 flags or more, inside namespace-level code of kernel_variants.
+// compiled with the AVX2 flags or more (the softmax part uses AVX2 at any width).
 #pragma once
 #include <immintrin.h>
 
