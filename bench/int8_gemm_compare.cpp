@@ -2,7 +2,9 @@
 // f32 epilogue with per-channel scales), OpenBLAS sgemm (loaded by shrink with its best core
 // type), and oneDNN 2.6.3's u8 x s8 -> f32 matmul with per-channel scales and its f32 matmul.
 // Weights are packed or reordered outside the timing (standard inference practice); activations
-// are already quantized for the int8 rows ("+quant" also times shrink's per-row quantization).
+// are already quantized for the int8 rows; "+quant" times shrink's whole dynamic path as
+// DynamicQuantLinear runs it (PackedInt8Matrix::matmul_dynamic: the rows quantized in parallel,
+// then the GEMM).
 // The rows are measured in turn within each of 11 rounds (the host's minute-to-minute swings hit
 // them alike); each row's median over the rounds is printed, and the ratios at the bottom are the
 // medians of the rounds' own ratios. Usage: bench_int8_compare [threads]
@@ -24,6 +26,7 @@
 #include "shrink/core/rng.h"
 #include "shrink/kernels/openblas.h"
 #include "shrink/kernels/registry.h"
+#include "shrink/quant/int8_linear.h"
 
 namespace {
 
@@ -55,6 +58,15 @@ double median_ratio(const Row& a, const Row& b) {
   return shrink::median(std::move(ratios));
 }
 
+// The int8 weights (n x k) with one scale for every channel, as DynamicQuantLinear holds them.
+shrink::PackedInt8Matrix packed_int8_matrix(const std::vector<int8_t>& wq, int64_t n, int64_t k, float scale) {
+  shrink::Tensor q = shrink::Tensor::uninitialized(shrink::Shape{n, k}, shrink::DType::i8);
+  shrink::Tensor scales = shrink::Tensor::uninitialized(shrink::Shape{n}, shrink::DType::f32);
+  std::copy(wq.begin(), wq.end(), q.mutable_data<int8_t>());
+  std::fill_n(scales.mutable_data<float>(), n, scale);
+  return shrink::PackedInt8Matrix(q, scales);
+}
+
 void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream& stream) {
   using namespace dnnl;
   using dt = memory::data_type;
@@ -84,10 +96,8 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
 
   std::vector<Row> rows;
   rows.push_back({"shrink gemm_u8s8", [&] { table.gemm_u8s8(m, n, k, a.data(), lda, packed.data(), e); }});
-  rows.push_back({"shrink gemm_u8s8 +quant", [&] {
-                    table.quantize_rows_u8(x.data(), m, k, k, a.data(), lda, a_scale.data(), a_zero.data());
-                    table.gemm_u8s8(m, n, k, a.data(), lda, packed.data(), e);
-                  }});
+  const shrink::PackedInt8Matrix matrix = packed_int8_matrix(wq, n, k, 0.01f);
+  rows.push_back({"shrink gemm_u8s8 +quant", [&] { matrix.matmul_dynamic(x.data(), m, k, nullptr, out.data(), n); }});
   rows.push_back({"OpenBLAS sgemm", [&] {
                     table.gemm_f32(false, true, m, n, k, 1.f, x.data(), k, w.data(), k, 0.f, out.data(), n);
                   }});

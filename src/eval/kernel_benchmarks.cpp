@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "shrink/core/half.h"
@@ -14,6 +15,7 @@
 #include "shrink/core/rng.h"
 #include "shrink/kernels/cpu.h"
 #include "shrink/kernels/registry.h"
+#include "shrink/quant/int8_linear.h"
 
 namespace shrink {
 namespace {
@@ -44,49 +46,33 @@ double f32_gemm_seconds(int64_t m, int64_t n, int64_t k) {
   return median_seconds(1, [&](int) { kernels().gemm_f32(false, true, m, n, k, 1.f, a.data(), k, b.data(), k, 0.f, c.data(), n); });
 }
 
-// int8 weights and their epilogue data; `copies` > 1 rotates through copies (cold weights).
+// int8 weights as DynamicQuantLinear holds them; `copies` > 1 rotates through copies (cold
+// weights). Timed through PackedInt8Matrix::matmul_dynamic, the library's dynamic path: the rows
+// quantized in parallel, then the u8 x s8 GEMM with its epilogue.
 struct Int8Setup {
-  std::vector<std::vector<int8_t>> packed;
-  std::vector<int32_t> sums;
-  std::vector<float> b_scale, x, out, a_scale;
-  std::vector<uint8_t> a;
-  std::vector<int32_t> a_zero;
-  int64_t m, n, k, lda;
+  std::vector<PackedInt8Matrix> weights;  // separate memory, same weights
+  std::vector<float> x, out;
+  int64_t m, n, k;
   size_t weight_bytes() const { return int8_packed_bytes(n, k) + 8 * size_t(n); }
 };
 
 Int8Setup make_int8(int64_t m, int64_t n, int64_t k, size_t copies) {
   Int8Setup s;
-  s.m = m, s.n = n, s.k = k, s.lda = int8_padded_k(k);
+  s.m = m, s.n = n, s.k = k;
   Rng rng(2);
-  std::vector<int8_t> w(static_cast<size_t>(n * k));
-  for (auto& v : w) v = int8_t(int(rng.below(255)) - 127);
-  s.sums.resize(size_t(n));
-  s.packed.emplace_back(int8_packed_bytes(n, k));
-  pack_int8_weights(w.data(), n, k, s.packed.back().data(), s.sums.data());
-  for (size_t c = 1; c < copies; ++c) s.packed.push_back(s.packed.front());  // separate memory, same weights
-  s.b_scale.assign(size_t(n), 0.01f);
+  Tensor q = Tensor::uninitialized(Shape{n, k}, DType::i8), scale = Tensor::uninitialized(Shape{n}, DType::f32);
+  for (int8_t& v : std::span(q.mutable_data<int8_t>(), size_t(n * k))) v = int8_t(int(rng.below(255)) - 127);
+  std::fill_n(scale.mutable_data<float>(), n, 0.01f);
+  s.weights.assign(copies, PackedInt8Matrix(q, scale));
   s.x.resize(size_t(m * k));
   for (auto& v : s.x) v = rng.normal();
   s.out.resize(size_t(m * n));
-  s.a_scale.resize(size_t(m));
-  s.a_zero.resize(size_t(m));
-  s.a.resize(size_t(m * s.lda));
   return s;
 }
 
 double int8_seconds(Int8Setup& s, int calls) {
-  const auto& table = kernels();
-  Int8Epilogue e;
-  e.a_scale = s.a_scale.data();
-  e.a_zero = s.a_zero.data();
-  e.b_scale = s.b_scale.data();
-  e.b_col_sums = s.sums.data();
-  e.out_f32 = s.out.data();
-  e.ldo = s.n;
   return median_seconds(calls, [&](int c) {
-    table.quantize_rows_u8(s.x.data(), s.m, s.k, s.k, s.a.data(), s.lda, s.a_scale.data(), s.a_zero.data());
-    table.gemm_u8s8(s.m, s.n, s.k, s.a.data(), s.lda, s.packed[size_t(c) % s.packed.size()].data(), e);
+    s.weights[size_t(c) % s.weights.size()].matmul_dynamic(s.x.data(), s.m, s.k, nullptr, s.out.data(), s.n);
   });
 }
 
