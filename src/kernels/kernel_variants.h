@@ -54,6 +54,8 @@ void quantize_rows_u8__ref(const float* x, int64_t m, int64_t k, int64_t ldx, ui
                            int32_t* zero);
 void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
                             int32_t* zero);
+void quantize_rows_u8__avx512(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
+                              int32_t* zero);
 void gemm_u8s8__ref(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
                     const Int8Epilogue& epilogue);
 void gemm_u8s8__avx2(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,

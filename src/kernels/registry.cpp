@@ -73,6 +73,7 @@ constexpr KernelVariant<QuantizeBlocksFn> kQuantizeQ4_1[] = {
 constexpr KernelVariant<QuantizeRowsU8Fn> kQuantizeRowsU8[] = {
     {"quantize_rows_u8__ref", Isa::ref, nullptr, quantize_rows_u8__ref},
     {"quantize_rows_u8__avx2", Isa::avx2, nullptr, quantize_rows_u8__avx2},
+    {"quantize_rows_u8__avx512", Isa::avx512, nullptr, quantize_rows_u8__avx512},
 };
 constexpr KernelVariant<GemmU8S8Fn> kGemmU8S8[] = {
     {"gemm_u8s8__ref", Isa::ref, nullptr, gemm_u8s8__ref},
