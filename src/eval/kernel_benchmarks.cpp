@@ -297,6 +297,23 @@ KernelReport run_kernel_benchmarks(bool quick, const std::function<void(const st
     report.rows.push_back({std::string(q.name) + " (1 thread)", fmt::format("{} values", values), t, double(values) / t / 1e9,
                            "G values/s", t_ref / t, "scalar reference"});
   }
+  {
+    // Dynamic int8's activations: 256 rows of 1024 (1 MB, in L2 as a layer's input would be).
+    say("quantize activation rows to u8");
+    const int64_t m = 256, k = 1024, ldq = int8_padded_k(k);
+    Rng rng(6);
+    std::vector<float> x(static_cast<size_t>(m * k)), scale(static_cast<size_t>(m));
+    for (auto& v : x) v = rng.normal();
+    std::vector<uint8_t> q(static_cast<size_t>(m * ldq));
+    std::vector<int32_t> zero(static_cast<size_t>(m));
+    const auto run = [&](QuantizeRowsU8Fn fn) {
+      return [&, fn](int) { fn(x.data(), m, k, k, q.data(), ldq, scale.data(), zero.data()); };
+    };
+    const double t = median_seconds(20, run(kernels().quantize_rows_u8));
+    const double t_ref = median_seconds(3, run(quantize_rows_u8_variants().front().fn));
+    report.rows.push_back({"quantize activation rows to u8 (1 thread)", fmt::format("{} values", m * k), t,
+                           double(m * k) / t / 1e9, "G values/s", t_ref / t, "scalar reference"});
+  }
   return report;
 }
 
