@@ -149,7 +149,21 @@ void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, u
     const __m256 inv = _mm256_set1_ps(inverse), z = _mm256_set1_ps(float(zero[i]));
     const __m256 top = _mm256_set1_ps(127.f), bottom = _mm256_setzero_ps();
     uint8_t* out = q + i * ldq;
-    for (j = 0; j + 8 <= k; j += 8) {
+    // 32 at a time with the zero and the clamp in integers (exact: the codes lie within the row's
+    // range, about +-128), the signed saturating packs clamping at 127; then 8 at a time in floats.
+    const __m256i zero_i = _mm256_set1_epi32(zero[i]);
+    const auto codes_8 = [&](int64_t at) {
+      return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + at), inv), kRound)),
+                              zero_i);
+    };
+    for (j = 0; j + 32 <= k; j += 32) {
+      const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(codes_8(j), codes_8(j + 8)),
+                                               _mm256_packs_epi32(codes_8(j + 16), codes_8(j + 24)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                          _mm256_max_epi8(_mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)),
+                                          _mm256_setzero_si256()));
+    }
+    for (; j + 8 <= k; j += 8) {
       __m256 v = _mm256_add_ps(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), inv), kRound), z);
       store_8_bytes(out + j, _mm256_min_ps(_mm256_max_ps(v, bottom), top));
     }
