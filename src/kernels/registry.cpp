@@ -90,6 +90,7 @@ constexpr KernelVariant<GemmQ4S8Fn> kGemmQ4S8[] = {
     {"gemm_q4s8__ref", Isa::ref, nullptr, gemm_q4s8__ref},
     {"gemm_q4s8__avx2", Isa::avx2, nullptr, gemm_q4s8__avx2},
     {"gemm_q4s8__vnni", Isa::vnni, nullptr, gemm_q4s8__vnni},
+    {"gemm_q4s8__amx", Isa::amx, nullptr, gemm_q4s8__amx},
 };
 
 constexpr KernelVariant<GemmQ4F32Fn> kGemmQ4F32[] = {

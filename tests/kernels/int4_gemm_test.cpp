@@ -69,7 +69,7 @@ TEST(Int4, RowQuantizersMatchTheReference) {
 TEST(Int4, GemmMatchesTheReferenceAndApproximatesF32) {
   Rng rng(22);
   for (int64_t group : {32, 64, 128})
-    for (int64_t m : {1, 2, 3, 4, 5, 9, 16, 23})  // 8 and more take the prefill path
+    for (int64_t m : {1, 2, 3, 4, 5, 9, 16, 23, 40})  // 8 and more take the prefill path, 16 and more AMX's
       for (int64_t n : {1, 7, 17, 33, 70})  // 70: a whole block of 4 panels (the VNNI prefill's) and a part
         for (int64_t k : {group, 4 * group, int64_t(576)}) {  // 576: an odd count of 64-value loads
           if (k % group) continue;

@@ -14,6 +14,7 @@
 #include <new>
 #include <type_traits>
 
+#include "kernels/amx/amx_tiles.h"
 #include "kernels/kernel_variants.h"
 #include "kernels/vnni/int8_tile_vnni.h"
 #include "shrink/core/parallel.h"
@@ -23,31 +24,12 @@ namespace {
 
 using vnni::kPanelGroupBytes;
 
-constexpr int64_t kTileRows = 16;                                  // rows of every tile
-constexpr int64_t kStepBytes = 64;                                 // k bytes per A tile row
+using amx::kStepBytes;
+using amx::kTileRows;
 constexpr int64_t kGroupsPerStep = kStepBytes / kInt8Group;        // 16: one B tile
 constexpr int64_t kBTileBytes = kGroupsPerStep * kPanelGroupBytes;  // 1 KB
 constexpr int64_t kATileBytes = kTileRows * kStepBytes;             // 1 KB
 constexpr int64_t kBlock = 2 * kTileRows;                          // 32 rows, 32 channels
-
-// Palette 1's configuration (Intel SDM vol. 1, "Tile configuration"): 64 bytes.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64);
-
-void configure_tiles() {
-  TileConfig config;
-  for (int t = 0; t < 8; ++t) {
-    config.rows[t] = uint8_t(kTileRows);
-    config.bytes_per_row[t] = uint16_t(kStepBytes);
-  }
-  _tile_loadconfig(&config);
-}
 
 // c[r][ch] (32 x 32 s32, 128-byte rows) = the A tiles at a (16 RT rows, packed: 1 KB per tile and
 // step, the second tile's steps `a_tile_stride` bytes further) x channels [0, 16 CT) of the panels
@@ -195,7 +177,7 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
   // split by panels stays where the weights are larger (read once in all, not once per thread).
   // Either way a thread walks its pairs in the chunks above, past its rows.
   const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last) {
-    configure_tiles();
+    amx::configure_tiles();
     for (int64_t c0 = first; c0 < last; c0 += chunk)
       rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
     _tile_release();
