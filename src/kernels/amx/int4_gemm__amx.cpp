@@ -24,10 +24,10 @@
 namespace shrink::kernel_variants {
 namespace {
 
+using amx::kBlock;
 using amx::kStepBytes;
+using amx::kTileBytes;
 using amx::kTileRows;
-constexpr int64_t kTileBytes = kTileRows * kStepBytes;  // 1 KB: one operand tile
-constexpr int64_t kBlock = 2 * kTileRows;               // 32 rows, 32 channels
 
 // The activations as 16-row tiles, tile t's step s at (t * steps + s) * 1 KB; rows past m zero.
 std::vector<int8_t> pack_rows(const int8_t* q, int64_t m, int64_t k) {
@@ -57,27 +57,10 @@ void block(int64_t i, const int8_t* a, int64_t a_tile_stride, const uint8_t* pan
   alignas(64) int32_t c[kBlock * kBlock];
   std::fill(acc, acc + kBlock * kBlock, 0.f);
   for (int64_t g = 0; g < groups; ++g) {
-    _tile_zero(0);
-    if constexpr (CT == 2) _tile_zero(1);
-    if constexpr (RT == 2) _tile_zero(2);
-    if constexpr (RT == 2 && CT == 2) _tile_zero(3);
-    for (int64_t s = g * steps_per_group; s < (g + 1) * steps_per_group; ++s) {
-      const int8_t* a0 = a + s * kTileBytes;
-      const uint8_t* b0 = panels + s * kTileBytes;
-      _tile_loadd(4, a0, kStepBytes);
-      _tile_loadd(6, b0, kStepBytes);
-      if constexpr (RT == 2) _tile_loadd(5, a0 + a_tile_stride, kStepBytes);
-      if constexpr (CT == 2) _tile_loadd(7, b0 + panel_stride, kStepBytes);
-      _tile_dpbsud(0, 4, 6);
-      if constexpr (CT == 2) _tile_dpbsud(1, 4, 7);
-      if constexpr (RT == 2) _tile_dpbsud(2, 5, 6);
-      if constexpr (RT == 2 && CT == 2) _tile_dpbsud(3, 5, 7);
-    }
-    constexpr int64_t stride = kBlock * 4;
-    _tile_stored(0, c, stride);
-    if constexpr (CT == 2) _tile_stored(1, c + kTileRows, stride);
-    if constexpr (RT == 2) _tile_stored(2, c + kTileRows * kBlock, stride);
-    if constexpr (RT == 2 && CT == 2) _tile_stored(3, c + kTileRows * kBlock + kTileRows, stride);
+    amx::zero_accumulators<RT, CT>();
+    amx::accumulate_steps<RT, CT, amx::Operands::s8u8>(a, a_tile_stride, panels, panel_stride, g * steps_per_group,
+                                                       (g + 1) * steps_per_group);
+    amx::store_accumulators<RT, CT>(c);
     for (int ct = 0; ct < CT; ++ct) {
       const __m512 scale = _mm512_loadu_ps(scales + ct * floats_per_panel + g * 16);
       const __m512 min = _mm512_loadu_ps(mins + ct * floats_per_panel + g * 16);

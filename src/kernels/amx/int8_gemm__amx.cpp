@@ -26,47 +26,20 @@ using vnni::kPanelGroupBytes;
 
 using amx::kStepBytes;
 using amx::kTileRows;
-constexpr int64_t kGroupsPerStep = kStepBytes / kInt8Group;        // 16: one B tile
-constexpr int64_t kBTileBytes = kGroupsPerStep * kPanelGroupBytes;  // 1 KB
-constexpr int64_t kATileBytes = kTileRows * kStepBytes;             // 1 KB
-constexpr int64_t kBlock = 2 * kTileRows;                          // 32 rows, 32 channels
+using amx::kBlock;
+constexpr int64_t kGroupsPerStep = kStepBytes / kInt8Group;  // 16: one B tile
+constexpr int64_t kATileBytes = amx::kTileBytes;
+static_assert(kGroupsPerStep * kPanelGroupBytes == amx::kTileBytes, "16 groups of a panel are one B tile");
 
 // c[r][ch] (32 x 32 s32, 128-byte rows) = the A tiles at a (16 RT rows, packed: 1 KB per tile and
 // step, the second tile's steps `a_tile_stride` bytes further) x channels [0, 16 CT) of the panels
-// at b (the second panel_stride bytes further), over `steps` steps of 64 bytes of k. The next
-// step's tiles are prefetched into L1 (measured on Sapphire Rapids, 2 threads on 2 cores: +8-13%
-// at 1024^3 and M = 64 x 4096^2, within noise at 256 x 4096^2).
+// at b (the second panel_stride bytes further), over `steps` steps of 64 bytes of k.
 template <int RT, int CT>
 void accumulate_steps(const uint8_t* a, int64_t a_tile_stride, const int8_t* b, int64_t panel_stride, int64_t steps,
                       int32_t* c) {
-  _tile_zero(0);
-  if constexpr (CT == 2) _tile_zero(1);
-  if constexpr (RT == 2) _tile_zero(2);
-  if constexpr (RT == 2 && CT == 2) _tile_zero(3);
-  for (int64_t s = 0; s < steps; ++s) {
-    const uint8_t* a0 = a + s * kATileBytes;
-    const int8_t* b0 = b + s * kBTileBytes;
-    if (s + 1 < steps)
-      for (int64_t line = 0; line < kATileBytes; line += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(a0 + kATileBytes + line), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b0 + kBTileBytes + line), _MM_HINT_T0);
-        if constexpr (RT == 2) _mm_prefetch(reinterpret_cast<const char*>(a0 + a_tile_stride + kATileBytes + line), _MM_HINT_T0);
-        if constexpr (CT == 2) _mm_prefetch(reinterpret_cast<const char*>(b0 + panel_stride + kBTileBytes + line), _MM_HINT_T0);
-      }
-    _tile_loadd(4, a0, kStepBytes);
-    _tile_loadd(6, b0, kPanelGroupBytes);
-    if constexpr (RT == 2) _tile_loadd(5, a0 + a_tile_stride, kStepBytes);
-    if constexpr (CT == 2) _tile_loadd(7, b0 + panel_stride, kPanelGroupBytes);
-    _tile_dpbusd(0, 4, 6);
-    if constexpr (CT == 2) _tile_dpbusd(1, 4, 7);
-    if constexpr (RT == 2) _tile_dpbusd(2, 5, 6);
-    if constexpr (RT == 2 && CT == 2) _tile_dpbusd(3, 5, 7);
-  }
-  constexpr int64_t stride = kBlock * 4;
-  _tile_stored(0, c, stride);
-  if constexpr (CT == 2) _tile_stored(1, c + kTileRows, stride);
-  if constexpr (RT == 2) _tile_stored(2, c + kTileRows * kBlock, stride);
-  if constexpr (RT == 2 && CT == 2) _tile_stored(3, c + kTileRows * kBlock + kTileRows, stride);
+  amx::zero_accumulators<RT, CT>();
+  amx::accumulate_steps<RT, CT, amx::Operands::u8s8>(a, a_tile_stride, b, panel_stride, 0, steps);
+  amx::store_accumulators<RT, CT>(c);
 }
 
 // The activations' full 16-row tiles over the full 64-byte steps, each tile and step 1 KB
