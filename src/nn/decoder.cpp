@@ -89,6 +89,7 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   const int head = graph_.values()[size_t(output)].producer;
   const bool head_on_last_row = t > 1 && head >= 0 && is_linear_kind(nodes[size_t(head)].kind) &&
                                 nodes[size_t(head)].inputs.size() == 1;
+  bool head_ran_on_last_row = false;
   options.replace_forward = [&](Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
     if (profiling_) node_start = std::chrono::steady_clock::now();
     const size_t index = size_t(&node - nodes.data());
@@ -103,6 +104,7 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       Rng rng(0);
       ForwardContext context{node, std::span<const Tensor>(&last_row, 1), out, saved, false, false, rng};
       op_rules(node.kind).forward(context);  // one row: a quantized layer takes its decoding path
+      head_ran_on_last_row = true;
       return true;
     }
     if (node.kind == "Int4Linear") {  // alone or as the first of its set; prompts too in s8 activations
@@ -129,7 +131,7 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
                             .at(0)
                             .contiguous();
   length_ += t;
-  const int64_t rows = head_on_last_row ? 1 : t;
+  const int64_t rows = head_ran_on_last_row ? 1 : t;
   if (logits.rank() != 3 || logits.shape()[1] != rows) throw UsageError("the model's output is not (1, T, vocabulary) logits");
   int64_t v = logits.shape()[2];
   const float* last = logits.data<float>() + (rows - 1) * v;

@@ -10,9 +10,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <new>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/amx/amx_tiles.h"
