@@ -40,11 +40,13 @@ constexpr int64_t kBlock = 2 * kTileRows;               // a block: 32 rows, 32 
 // x u8 channels (the int4 prefill's activations and expanded weights).
 enum class Operands { u8s8, s8u8 };
 
-template <Operands O, int C, int A, int B>
-inline void tile_product() {
-  if constexpr (O == Operands::u8s8) _tile_dpbusd(C, A, B);
-  else _tile_dpbsud(C, A, B);
-}
+// GCC's tile intrinsics are macros that paste their tile numbers into the assembly text, so the
+// numbers must be literals where they are used (a template parameter would paste its name).
+#define SHRINK_TILE_PRODUCT(O, C, A, B)                  \
+  do {                                                   \
+    if constexpr ((O) == Operands::u8s8) _tile_dpbusd(C, A, B); \
+    else _tile_dpbsud(C, A, B);                          \
+  } while (0)
 
 // Accumulators 0-3 (16 RT rows x 16 CT channels) += steps [s0, s1) of the row tiles at `a` (step
 // s at a + s KB, the second 16 rows a_tile_stride bytes on) times the channel tiles at `b` (the
@@ -68,12 +70,13 @@ inline void accumulate_steps(const void* a, int64_t a_tile_stride, const void* b
     _tile_loadd(6, b0, kStepBytes);
     if constexpr (RT == 2) _tile_loadd(5, a0 + a_tile_stride, kStepBytes);
     if constexpr (CT == 2) _tile_loadd(7, b0 + b_tile_stride, kStepBytes);
-    tile_product<O, 0, 4, 6>();
-    if constexpr (CT == 2) tile_product<O, 1, 4, 7>();
-    if constexpr (RT == 2) tile_product<O, 2, 5, 6>();
-    if constexpr (RT == 2 && CT == 2) tile_product<O, 3, 5, 7>();
+    SHRINK_TILE_PRODUCT(O, 0, 4, 6);
+    if constexpr (CT == 2) SHRINK_TILE_PRODUCT(O, 1, 4, 7);
+    if constexpr (RT == 2) SHRINK_TILE_PRODUCT(O, 2, 5, 6);
+    if constexpr (RT == 2 && CT == 2) SHRINK_TILE_PRODUCT(O, 3, 5, 7);
   }
 }
+#undef SHRINK_TILE_PRODUCT
 
 template <int RT, int CT>
 inline void zero_accumulators() {
