@@ -146,11 +146,10 @@ void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, u
     }
     u8_row_qparams(row_lo, row_hi, scale[i], zero[i]);
     const float inverse = 1.f / scale[i];
-    const __m256 inv = _mm256_set1_ps(inverse), z = _mm256_set1_ps(float(zero[i]));
-    const __m256 top = _mm256_set1_ps(127.f), bottom = _mm256_setzero_ps();
+    const __m256 inv = _mm256_set1_ps(inverse);
     uint8_t* out = q + i * ldq;
-    // 32 at a time with the zero and the clamp in integers (exact: the codes lie within the row's
-    // range, about +-128), the signed saturating packs clamping at 127; then 8 at a time in floats.
+    // The zero and the clamp in integers (exact: the codes lie within the row's range, about
+    // +-128), the signed saturating packs clamping at 127 and one max at 0: 32 codes a step, then 8.
     const __m256i zero_i = _mm256_set1_epi32(zero[i]);
     const auto codes_8 = [&](int64_t at) {
       return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + at), inv), kRound)),
@@ -164,8 +163,9 @@ void quantize_rows_u8__avx2(const float* x, int64_t m, int64_t k, int64_t ldx, u
                                           _mm256_setzero_si256()));
     }
     for (; j + 8 <= k; j += 8) {
-      __m256 v = _mm256_add_ps(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), inv), kRound), z);
-      store_8_bytes(out + j, _mm256_min_ps(_mm256_max_ps(v, bottom), top));
+      const __m256i codes = codes_8(j);
+      const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + j), _mm_max_epi8(_mm_packs_epi16(words, words), _mm_setzero_si128()));
     }
     for (; j < k; ++j) out[j] = uint8_t(std::clamp(std::nearbyint(row[j] * inverse) + float(zero[i]), 0.f, 127.f));
     for (; j < ldq; ++j) out[j] = 0;
