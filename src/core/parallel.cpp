@@ -7,8 +7,12 @@
 #include <xmmintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
 #include <exception>
 #include <mutex>
+#include <unordered_map>
 
 namespace shrink {
 namespace {
@@ -52,6 +56,97 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+void ThreadSpeeds::shares(int threads, double* shares) const {
+  threads = std::clamp(threads, 1, kMaxThreads);
+  double total = 0;
+  for (int t = 0; t < threads; ++t) {
+    shares[t] = weight_[t].load(std::memory_order_relaxed);
+    if (shares[t] <= 0) {  // not measured for this team size yet
+      std::fill(shares, shares + threads, 1.0 / threads);
+      return;
+    }
+    total += shares[t];
+  }
+  for (int t = 0; t < threads; ++t) shares[t] /= total;
+}
+
+void ThreadSpeeds::record(const int64_t* items, const double* seconds, int threads) {
+  if (threads < 2 || threads > kMaxThreads) return;
+  // Of each call's measurement in the running estimate: single calls of SmolLM2's decode products
+  // (10-50 us) scatter by 20-40% on the development VM, so it takes some ten calls to move.
+  constexpr double kNewWeight = 0.15;
+  std::array<double, kMaxThreads> speed, old;
+  double total = 0;
+  for (int t = 0; t < threads; ++t) {
+    if (items[t] <= 0 || !(seconds[t] > 0)) return;  // nothing to learn from this call
+    speed[t] = double(items[t]) / seconds[t];
+    total += speed[t];
+  }
+  shares(threads, old.data());
+  // No thread below a quarter of an equal share: a thread descheduled once keeps enough work
+  // to be measured again.
+  const double floor = 0.25 / threads;
+  double sum = 0;
+  for (int t = 0; t < threads; ++t) sum += speed[t] = std::max(floor, (1 - kNewWeight) * old[t] + kNewWeight * speed[t] / total);
+  for (int t = 0; t < threads; ++t) weight_[t].store(float(speed[t] / sum), std::memory_order_relaxed);
+}
+
+ThreadSpeeds& thread_speeds(uint64_t key) {
+  static std::mutex mutex;
+  static std::unordered_map<uint64_t, ThreadSpeeds> speeds;  // elements never move
+  std::lock_guard<std::mutex> lock(mutex);
+  return speeds[key];
+}
+
+void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpeeds& speeds,
+                           const std::function<void(int64_t, int64_t)>& body) {
+  if (end <= begin) return;
+  flush_denormals_in_this_thread();
+  const int64_t items_in_all = end - begin;
+  grain = std::max<int64_t>(grain, 1);
+  const int threads =
+      int(std::min<int64_t>({num_threads(), (items_in_all + grain - 1) / grain, ThreadSpeeds::kMaxThreads}));
+  if (threads <= 1 || omp_in_parallel()) {
+    body(begin, end);
+    return;
+  }
+  // Share t is [bounds[t], bounds[t + 1]): the cumulative shares rounded to whole items.
+  std::array<double, ThreadSpeeds::kMaxThreads> share;
+  speeds.shares(threads, share.data());
+  std::array<int64_t, ThreadSpeeds::kMaxThreads + 1> bounds;
+  bounds[threads] = end;
+  double cumulative = 0;
+  for (int t = 0; t < threads; ++t) {
+    bounds[t] = std::min(end, begin + int64_t(std::llround(cumulative * double(items_in_all))));
+    cumulative += share[t];
+  }
+  std::array<int64_t, ThreadSpeeds::kMaxThreads> items{};
+  std::array<double, ThreadSpeeds::kMaxThreads> seconds{};
+  bool whole_team = true;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+  {
+    flush_denormals_in_this_thread();
+    const int team = omp_get_num_threads();  // the runtime may give fewer threads than asked
+    if (team < threads && omp_get_thread_num() == 0) whole_team = false;  // then the times overlap
+    for (int t = omp_get_thread_num(); t < threads; t += team) {
+      if (bounds[t] >= bounds[t + 1]) continue;
+      try {
+        body(bounds[t], bounds[t + 1]);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+      items[t] = bounds[t + 1] - bounds[t];
+      seconds[t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  if (whole_team) speeds.record(items.data(), seconds.data(), threads);
 }
 
 bool in_parallel_for() { return omp_in_parallel(); }

@@ -324,7 +324,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
   struct Scratch {
     std::vector<const Int4Prepared*> layers;
     std::vector<Int4Weights> w;
-    std::vector<int64_t> first_row;
+    std::vector<int64_t> first_step;
     std::vector<int8_t> q;
     std::vector<float> scale;
     std::vector<int32_t> sums;
@@ -358,21 +358,25 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     scale.resize(static_cast<size_t>(rows));
     sums.resize(static_cast<size_t>(rows * (k / group)));
     kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
-    // The rows of all the layers, end to end, split into one contiguous share per thread (in
-    // steps of 4 rows, the kernels' unit); the kernel runs serially inside the share.
-    std::vector<int64_t>& first_row = scratch.first_row;
-    first_row.assign(1, 0);
-    for (const Int4Weights& one : w) first_row.push_back(first_row.back() + one.n);
-    const int64_t total = first_row.back(), steps = (total + 3) / 4;
-    parallel_for(0, steps, std::max<int64_t>(1, steps / num_threads()), [&](int64_t s0, int64_t s1) {
-      const int64_t r0 = s0 * 4, r1 = std::min(total, s1 * 4);
+    // The layers' 4-row steps (the kernels' unit; a layer's last step may hold fewer rows), end
+    // to end, split into one contiguous share per thread; the kernel runs serially inside the
+    // share. Every share starts a layer at a whole step, so each row runs through the same
+    // kernel however the shares fall (they move with the threads' measured speeds).
+    std::vector<int64_t>& first_step = scratch.first_step;
+    first_step.assign(1, 0);
+    for (const Int4Weights& one : w) first_step.push_back(first_step.back() + (one.n + 3) / 4);
+    // Sets of one shape (every layer's q/k/v) split alike, and unevenly: the share that spans the
+    // end of q, k and v is slower than the one inside q.
+    uint64_t shape = uint64_t(k);
+    for (const Int4Weights& one : w) shape = shape * 0x9e3779b97f4a7c15ull + uint64_t(one.n);
+    parallel_for_balanced(0, first_step.back(), 1, thread_speeds(shape), [&](int64_t s0, int64_t s1) {
       for (size_t i = 0; i < w.size(); ++i) {
-        const int64_t lo = std::max(r0, first_row[i]) - first_row[i], hi = std::min(r1, first_row[i + 1]) - first_row[i];
+        const int64_t lo = 4 * (std::max(s0, first_step[i]) - first_step[i]);
+        const int64_t hi = std::min(w[i].n, 4 * (std::min(s1, first_step[i + 1]) - first_step[i]));
         if (lo >= hi) continue;
         const float* b = bias(i);
-        Int4Weights part = slice(w[i], lo, hi);
-        if (lo % 4) part.panels = nullptr;  // panels start every 4 rows of a layer
-        kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), part, b ? b + lo : nullptr, f32(y[i]) + lo, w[i].n);
+        kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), slice(w[i], lo, hi), b ? b + lo : nullptr,
+                            f32(y[i]) + lo, w[i].n);
       }
     });
   }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <thread>
@@ -81,6 +82,97 @@ TEST(ParallelFor, WorkersFlushDenormals) {
   });
   set_num_threads(0);
   EXPECT_EQ(flushed.load(), 2);
+}
+
+TEST(ThreadSpeeds, SharesFollowTheMeasuredSpeedsWithAFloor) {
+  ThreadSpeeds speeds;
+  double share[3];
+  speeds.shares(2, share);  // nothing measured: equal
+  EXPECT_DOUBLE_EQ(share[0], 0.5);
+  EXPECT_DOUBLE_EQ(share[1], 0.5);
+  const int64_t items[2] = {100, 100};
+  const double seconds[2] = {1.0, 2.0};  // thread 1 at half the speed
+  for (int call = 0; call < 100; ++call) speeds.record(items, seconds, 2);
+  speeds.shares(2, share);
+  EXPECT_NEAR(share[0], 2.0 / 3, 1e-3);
+  EXPECT_NEAR(share[0] + share[1], 1.0, 1e-9);
+  // A call that measured nothing (an empty share, no time) changes nothing.
+  const int64_t none[2] = {0, 100};
+  const double zero[2] = {0.0, 1.0};
+  speeds.record(none, seconds, 2);
+  speeds.record(items, zero, 2);
+  double again[2];
+  speeds.shares(2, again);
+  EXPECT_DOUBLE_EQ(again[0], share[0]);
+  // A thread that stalls keeps at least a quarter of an equal share.
+  const double stalled[2] = {1.0, 1000.0};
+  for (int call = 0; call < 200; ++call) speeds.record(items, stalled, 2);
+  speeds.shares(2, share);
+  EXPECT_GT(share[1], 0.11);
+  EXPECT_LT(share[1], 0.13);
+  // Another team size starts from the shares of its first threads, renormalised.
+  speeds.shares(3, share);
+  EXPECT_NEAR(share[0] + share[1] + share[2], 1.0, 1e-9);
+}
+
+TEST(ParallelForBalanced, VisitsEveryIndexOnceNestedSeriallyAndErrorsReachTheCaller) {
+  ThreadSpeeds speeds;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (int64_t n : {0, 1, 2, 7, 1000, 4097}) {
+      for (int64_t grain : {1, 16, 5000}) {
+        std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+        parallel_for_balanced(0, n, grain, speeds, [&](int64_t lo, int64_t hi) {
+          EXPECT_LE(lo, hi);
+          for (int64_t i = lo; i < hi; ++i) seen[size_t(i)]++;
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[size_t(i)].load(), 1) << n << " " << grain;
+      }
+    }
+  }
+  set_num_threads(2);
+  std::atomic<int> inner_items = 0;
+  parallel_for_balanced(0, 2, 1, speeds, [&](int64_t, int64_t) {
+    parallel_for_balanced(0, 10, 1, speeds, [&](int64_t lo, int64_t hi) { inner_items += int(hi - lo); });
+  });
+  EXPECT_EQ(inner_items.load(), 20);
+  for (int64_t failing : {0, 1})
+    EXPECT_THROW(parallel_for_balanced(0, 2, 1, speeds,
+                                       [&](int64_t lo, int64_t) {
+                                         if (lo == failing) throw UsageError("share failed");
+                                       }),
+                 UsageError);
+  set_num_threads(0);
+}
+
+TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
+  set_num_threads(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  // Speeds recorded beforehand (the worker four times slower): the next call's shares follow them.
+  ThreadSpeeds preset;
+  const int64_t items[2] = {100, 100};
+  const double seconds[2] = {1.0, 4.0};
+  for (int call = 0; call < 200; ++call) preset.record(items, seconds, 2);
+  std::atomic<int64_t> callers = 0;
+  parallel_for_balanced(0, 200, 1, preset, [&](int64_t lo, int64_t hi) {
+    if (std::this_thread::get_id() == caller) callers = hi - lo;
+  });
+  EXPECT_NEAR(double(callers.load()), 160.0, 1.0);
+  // Measured: the worker sleeps four times as long per item as the caller (sleeping, so that
+  // the machine's load matters less); the shares move towards 4:1.
+  ThreadSpeeds measured;
+  std::atomic<int64_t> total = 0;
+  for (int call = 0; call < 20; ++call)
+    parallel_for_balanced(0, 200, 1, measured, [&](int64_t lo, int64_t hi) {
+      const bool by_caller = std::this_thread::get_id() == caller;
+      std::this_thread::sleep_for(std::chrono::microseconds((hi - lo) * (by_caller ? 50 : 200)));
+      total += hi - lo;
+    });
+  set_num_threads(0);
+  EXPECT_EQ(total.load(), 20 * 200);
+  double share[2];
+  measured.shares(2, share);
+  EXPECT_GT(share[0], 0.6);  // 0.8 when the sleeps are exact
 }
 
 TEST(Rng, IsDeterministicAndWellSpread) {

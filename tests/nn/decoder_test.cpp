@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/linear.h"
 #include "shrink/core/error.h"
+#include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
 #include "shrink/io/llm_import.h"
@@ -25,6 +27,52 @@ Graph tiny_llama() {
     for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = norm ? 1.f : 0.3f * rng.normal();
     return t;
   });
+}
+
+// An Int4Linear node of random nibbles, f16 scales and mins.
+Node random_int4_linear(const std::string& name, int64_t n, int64_t k, int64_t group, Rng& rng) {
+  Tensor nibbles = Tensor::uninitialized(Shape{n, k / 2}, DType::u8);
+  Tensor scales = Tensor::uninitialized(Shape{n, k / group}, DType::f16);
+  Tensor mins = Tensor::uninitialized(Shape{n, k / group}, DType::f16);
+  for (int64_t i = 0; i < nibbles.numel(); ++i) nibbles.mutable_data<uint8_t>()[i] = uint8_t(rng.next_u32());
+  for (int64_t i = 0; i < scales.numel(); ++i) {
+    static_cast<uint16_t*>(scales.mutable_raw_data())[i] = f32_to_f16(0.01f + 0.01f * rng.uniform());
+    static_cast<uint16_t*>(mins.mutable_raw_data())[i] = f32_to_f16(-0.08f * rng.uniform());
+  }
+  Node node{name, "Int4Linear", {{"out_features", n}, {"in_features", k}, {"group_size", group}}, {}, {}, {}};
+  node.params = {{"nibbles", nibbles, {}, false}, {"scales", scales, {}, false}, {"mins", mins, {}, false}};
+  return node;
+}
+
+// A set of layers that share their input splits its 4-row steps between the threads, the shares
+// moving with the threads' measured speeds: every row comes out bit for bit as when its layer
+// runs alone on one thread, however the shares fall, also for layers whose row count is not a
+// multiple of 4 (each share starts a layer at a whole step).
+TEST(Int4Sets, RowsComeOutTheSameHoweverTheThreadsShareThem) {
+  Rng rng(5);
+  std::vector<Node> layers;
+  const std::pair<const char*, int64_t> shapes[] = {{"q", 6}, {"k", 5}, {"v", 10}, {"o", 4}};
+  for (const auto& [name, n] : shapes) layers.push_back(random_int4_linear(name, n, 128, 32, rng));
+  Tensor x = Tensor::uninitialized(Shape{1, 128}, DType::f32);
+  for (int64_t i = 0; i < 128; ++i) x.mutable_data<float>()[i] = rng.normal();
+  set_num_threads(1);
+  std::vector<Tensor> alone;
+  for (Node& layer : layers) {
+    Node* one = &layer;
+    alone.push_back(ops::int4_linears_shared_input(std::span<Node* const>(&one, 1), x, true).at(0));
+  }
+  std::vector<Node*> set;
+  for (Node& layer : layers) set.push_back(&layer);
+  for (int threads : {2, 3}) {
+    set_num_threads(threads);
+    for (int call = 0; call < 30; ++call) {
+      const std::vector<Tensor> together = ops::int4_linears_shared_input(set, x, true);
+      for (size_t l = 0; l < layers.size(); ++l)
+        for (int64_t r = 0; r < alone[l].numel(); ++r)
+          ASSERT_EQ(together[l].data<float>()[r], alone[l].data<float>()[r]) << threads << " " << l << " " << r;
+    }
+  }
+  set_num_threads(0);
 }
 
 TEST(Decoder, CachedDecodingEqualsTheFullForwardPass) {

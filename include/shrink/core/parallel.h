@@ -1,6 +1,8 @@
 // Threads: parallel_for over OpenMP, the thread count, and flushing denormals (which make fp32
 // arithmetic ~300x slower on this hardware) in every thread that does work.
 #pragma once
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -13,6 +15,39 @@ void set_num_threads(int threads);  // <= 0 restores the default (hardware cores
 // exception from any chunk is rethrown here (the first one; the other chunks run to their end).
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& body);
+
+// How fast each thread of the team has been, relative to the others, on one kind of work: the
+// weights parallel_for_balanced sizes the threads' shares by. Keep one per kind of work (a static
+// at a call site, or thread_speeds(key)): besides the cores' speeds as they are now, it learns
+// what is uneven in how the work splits (a share that spans three matrices is slower than one
+// inside a single matrix). Relaxed atomics: calls racing on one object only make a share a
+// little off, never leave items out.
+class ThreadSpeeds {
+ public:
+  static constexpr int kMaxThreads = 64;
+  // The shares of the work of a team of `threads` threads into shares[0 .. threads) (they sum
+  // to 1; equal until measured).
+  void shares(int threads, double* shares) const;
+  // Thread t of a team of `threads` finished items[t] items after seconds[t] (from the region's
+  // start, so a late start counts against it).
+  void record(const int64_t* items, const double* seconds, int threads);
+
+ private:
+  std::array<std::atomic<float>, kMaxThreads> weight_{};  // 0: not measured
+};
+
+// The ThreadSpeeds of one kind of work, named by `key` (a product's shape, say): calls with the
+// same key learn together. Thread-safe; the reference stays valid.
+ThreadSpeeds& thread_speeds(uint64_t key);
+
+// parallel_for with one contiguous share per thread (as many threads as have `grain` items
+// each), each share sized by the threads' speeds measured on this `speeds`' earlier calls, so that the threads
+// finish together when one core is slower than the other (on the 2-core development VM one
+// vCPU ran at 1.5 GHz beside the other's 2.4 for seconds at a time, and a static half each
+// left the faster thread waiting). Nested in another region it runs serially and measures
+// nothing.
+void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpeeds& speeds,
+                           const std::function<void(int64_t, int64_t)>& body);
 
 // True inside a parallel_for body (where a nested parallel_for runs serially).
 bool in_parallel_for();

@@ -155,11 +155,15 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
       rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
     _tile_release();
   };
+  // The shares follow the threads' measured speeds (parallel_for_balanced): the two cores of
+  // the development VM ran at different speeds for seconds at a time, and an even split left the
+  // faster thread waiting at the end.
+  static ThreadSpeeds by_rows, by_pairs;
   if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads())
-    parallel_for(0, (m + kBlock - 1) / kBlock, 1,
-                 [&](int64_t b0, int64_t b1) { walk(b0 * kBlock, std::min(m, b1 * kBlock), 0, pairs); });
+    parallel_for_balanced(0, (m + kBlock - 1) / kBlock, 1, by_rows,
+                          [&](int64_t b0, int64_t b1) { walk(b0 * kBlock, std::min(m, b1 * kBlock), 0, pairs); });
   else
-    parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) { walk(0, m, first, last); });
+    parallel_for_balanced(0, pairs, 1, by_pairs, [&](int64_t first, int64_t last) { walk(0, m, first, last); });
 }
 
 }  // namespace shrink::kernel_variants

@@ -415,7 +415,8 @@ void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const 
                       : cpg == 4  ? gemv_panel_share<GroupPanels<4>>
                                   : nullptr;
   const int64_t full_panels = w.n / kCols;
-  parallel_for(0, (w.n + kCols - 1) / kCols, 8, [&](int64_t first, int64_t last) {
+  static ThreadSpeeds speeds;
+  parallel_for_balanced(0, (w.n + kCols - 1) / kCols, 8, speeds, [&](int64_t first, int64_t last) {
     thread_local std::vector<float> row_scales;  // this thread's
     row_scales.resize(panels ? static_cast<size_t>(2 * kCols * (w.k / w.group)) : 0);
     const int8_t* a = reordered.data();

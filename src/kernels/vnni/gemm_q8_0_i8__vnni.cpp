@@ -69,7 +69,8 @@ void gemm_q8_0_i8__vnni(int64_t m, const void* a_blocks, const int8_t* w, const 
   if (!panels) return gemm_q8_0_i8__avx2(m, a_blocks, w, panels, w_scale, n, k, bias, y, ldy);
   const auto* a = static_cast<const BlockQ8_0*>(a_blocks);
   const int64_t full_panels = n / 4;
-  parallel_for(0, full_panels, 16, [&](int64_t first, int64_t last) {
+  static ThreadSpeeds speeds;
+  parallel_for_balanced(0, full_panels, 16, speeds, [&](int64_t first, int64_t last) {
     const int64_t half = (last - first) / 2;  // the share's first half beside its second
     for (int64_t j = 0; j < half; ++j)
       for (int64_t i = 0; i < m; ++i)
