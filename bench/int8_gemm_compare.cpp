@@ -113,11 +113,22 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
     if (scales) attr.set_output_scales(2, std::vector<float>(size_t(n), 0.01f));
     matmul::primitive_desc pd(matmul::desc(src_md, weights_any, dst_md), attr, engine);
     matmul primitive(pd);
+    // The same operands as shrink's rows (constant ones had been oneDNN's before 2026-12-02).
     memory plain({{k, n}, weight_type, tag::ab}, engine), weights(pd.weights_desc(), engine);
-    std::memset(plain.get_data_handle(), 1, plain.get_desc().get_size());
-    reorder(plain, weights).execute(stream, plain, weights);
     memory src(src_md, engine), dst(dst_md, engine);
-    std::memset(src.get_data_handle(), 1, src.get_desc().get_size());
+    if (weight_type == dt::s8) {
+      auto* to = static_cast<int8_t*>(plain.get_data_handle());
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t kk = 0; kk < k; ++kk) to[kk * n + j] = wq[size_t(j * k + kk)];
+      auto* a_to = static_cast<uint8_t*>(src.get_data_handle());
+      for (int64_t i = 0; i < m; ++i) std::memcpy(a_to + i * k, a.data() + i * lda, size_t(k));
+    } else {
+      auto* to = static_cast<float*>(plain.get_data_handle());
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t kk = 0; kk < k; ++kk) to[kk * n + j] = w[size_t(j * k + kk)];
+      std::memcpy(src.get_data_handle(), x.data(), x.size() * sizeof(float));
+    }
+    reorder(plain, weights).execute(stream, plain, weights);
     stream.wait();
     kept.push_back(std::make_unique<OneDnn>(OneDnn{primitive, weights, src, dst}));
     OneDnn* o = kept.back().get();
