@@ -89,7 +89,10 @@ void ThreadSpeeds::record(const int64_t* items, const double* seconds, int threa
   // to be measured again.
   const double floor = 0.25 / threads;
   double sum = 0;
-  for (int t = 0; t < threads; ++t) sum += speed[t] = std::max(floor, (1 - kNewWeight) * old[t] + kNewWeight * speed[t] / total);
+  for (int t = 0; t < threads; ++t) {
+    speed[t] = std::max(floor, (1 - kNewWeight) * old[t] + kNewWeight * speed[t] / total);
+    sum += speed[t];
+  }
   for (int t = 0; t < threads; ++t) weight_[t].store(float(speed[t] / sum), std::memory_order_relaxed);
 }
 

@@ -41,11 +41,11 @@ class ThreadSpeeds {
 ThreadSpeeds& thread_speeds(uint64_t key);
 
 // parallel_for with one contiguous share per thread (as many threads as have `grain` items
-// each), each share sized by the threads' speeds measured on this `speeds`' earlier calls, so that the threads
-// finish together when one core is slower than the other (on the 2-core development VM one
-// vCPU ran at 1.5 GHz beside the other's 2.4 for seconds at a time, and a static half each
-// left the faster thread waiting). Nested in another region it runs serially and measures
-// nothing.
+// each), each share sized by the threads' speeds measured on this `speeds`' earlier calls, so
+// that the threads finish together when one core is slower than the other (on the 2-core
+// development VM one vCPU ran at 1.5 GHz beside the other's 2.4 for seconds at a time, and a
+// static half each left the faster thread waiting). Results must not depend on where the
+// shares fall. Nested in another region it runs serially and measures nothing.
 void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpeeds& speeds,
                            const std::function<void(int64_t, int64_t)>& body);
 
