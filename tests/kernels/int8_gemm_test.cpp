@@ -48,14 +48,27 @@ QuantizedWeights quantize_weights(const Problem& p) {  // symmetric per channel,
 
 TEST(Int8, RowQuantizersMatchTheReference) {
   Rng rng(8);
+  // Rows whose minimum lands one code below 0 before the clamp: x·(1/scale) rounds to one less
+  // than -zero = -round(min/scale) (found by a search over random ranges).
+  const std::pair<float, float> clamped_ranges[] = {{-0x1.39d082p+3f, 0x1.76dfa6p+0f}, {-0x1.b12f2p+0f, 0x1.95a3f8p-1f}};
   for (int64_t k : testing::kAwkwardSizes) {
-    const Problem p = make_problem(5, 1, k, rng);
+    Problem p = make_problem(5, 1, k, rng);
+    if (k >= 2)
+      for (int r = 0; r < 2; ++r) {
+        const auto [lo, hi] = clamped_ranges[r];
+        float* row = p.x.data() + r * k;
+        for (int64_t j = 0; j < k; ++j) row[j] = std::clamp(row[j], lo, hi);
+        row[0] = lo, row[k - 1] = hi;
+      }
     const int64_t ldq = int8_padded_k(k) + 4;
     std::vector<uint8_t> expected(size_t(5 * ldq), 0xee);
     std::vector<float> expected_scale(5);
     std::vector<int32_t> expected_zero(5);
     quantize_rows_u8_variants().front().fn(p.x.data(), 5, k, k, expected.data(), ldq, expected_scale.data(), expected_zero.data());
     for (uint8_t v : expected) ASSERT_LE(v, 127);
+    if (k >= 2) {
+      EXPECT_EQ(expected[0], 0) << "k=" << k;  // clamped up from -1
+    }
     testing::for_each_variant(quantize_rows_u8_variants(), [&](const auto& variant) {
       std::vector<uint8_t> q(size_t(5 * ldq), 0xee);
       std::vector<float> scale(5);
