@@ -30,32 +30,55 @@ int num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
 void set_num_threads(int threads) { g_threads = std::max(threads, 0); }
 
+namespace {
+
+// How many threads split `items` items of at least `grain` each: 1 inside a region, where a
+// nested call runs serially.
+int64_t threads_for(int64_t items, int64_t grain) {
+  if (omp_in_parallel()) return 1;
+  grain = std::max<int64_t>(grain, 1);
+  return std::min<int64_t>(num_threads(), (items + grain - 1) / grain);
+}
+
+// Runs the threads' chunks and keeps the first exception any of them throws, to rethrow in the
+// caller after the region (one escaping an OpenMP region would terminate the process).
+class FirstError {
+ public:
+  void run(const std::function<void(int64_t, int64_t)>& body, int64_t lo, int64_t hi) {
+    try {
+      body(lo, hi);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& body) {
   if (end <= begin) return;
   flush_denormals_in_this_thread();
-  const int64_t items = end - begin;
-  grain = std::max<int64_t>(grain, 1);
-  const int64_t chunks = std::min<int64_t>(num_threads(), (items + grain - 1) / grain);
-  if (chunks <= 1 || omp_in_parallel()) {  // no nesting: a parallel_for inside one runs serially
+  const int64_t items = end - begin, chunks = threads_for(items, grain);
+  if (chunks <= 1) {
     body(begin, end);
     return;
   }
-  std::exception_ptr error;
-  std::mutex error_mutex;
+  FirstError error;
 #pragma omp parallel for num_threads(int(chunks)) schedule(static)
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     flush_denormals_in_this_thread();
-    const int64_t lo = begin + items * chunk / chunks;
-    const int64_t hi = begin + items * (chunk + 1) / chunks;
-    try {
-      body(lo, hi);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
+    error.run(body, begin + items * chunk / chunks, begin + items * (chunk + 1) / chunks);
   }
-  if (error) std::rethrow_exception(error);
+  error.rethrow();
 }
 
 void ThreadSpeeds::shares(int threads, double* shares) const {
@@ -108,10 +131,8 @@ void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpee
   if (end <= begin) return;
   flush_denormals_in_this_thread();
   const int64_t items_in_all = end - begin;
-  grain = std::max<int64_t>(grain, 1);
-  const int threads =
-      int(std::min<int64_t>({num_threads(), (items_in_all + grain - 1) / grain, ThreadSpeeds::kMaxThreads}));
-  if (threads <= 1 || omp_in_parallel()) {
+  const int threads = int(std::min<int64_t>(threads_for(items_in_all, grain), ThreadSpeeds::kMaxThreads));
+  if (threads <= 1) {
     body(begin, end);
     return;
   }
@@ -128,8 +149,7 @@ void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpee
   std::array<int64_t, ThreadSpeeds::kMaxThreads> items{};
   std::array<double, ThreadSpeeds::kMaxThreads> seconds{};
   bool whole_team = true;
-  std::exception_ptr error;
-  std::mutex error_mutex;
+  FirstError error;
   const auto start = std::chrono::steady_clock::now();
 #pragma omp parallel num_threads(threads)
   {
@@ -138,17 +158,12 @@ void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpee
     if (team < threads && omp_get_thread_num() == 0) whole_team = false;  // then the times overlap
     for (int t = omp_get_thread_num(); t < threads; t += team) {
       if (bounds[t] >= bounds[t + 1]) continue;
-      try {
-        body(bounds[t], bounds[t + 1]);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-      }
+      error.run(body, bounds[t], bounds[t + 1]);
       items[t] = bounds[t + 1] - bounds[t];
       seconds[t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }
-  if (error) std::rethrow_exception(error);
+  error.rethrow();
   if (whole_team) speeds.record(items.data(), seconds.data(), threads);
 }
 
