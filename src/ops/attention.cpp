@@ -108,23 +108,29 @@ void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double
 
 namespace {
 
-// softmax(row * scale) over its first `count` entries, in place; the rest of the row (length) 0.
-void softmax_row(float* row, int64_t count, int64_t length, float scale) {
-  float top = -INFINITY;
-  for (int64_t j = 0; j < count; ++j) top = std::max(top, row[j]);
-  const float shift = top * scale;
-  for (int64_t j = 0; j < count; ++j) row[j] = row[j] * scale - shift;
-  kernels().exp_f32(row, row, count);
-  float partial[8] = {};
+// exp(row - max) over the row's first `count` entries (scores already scaled), in place, and
+// zeros on to `end`; returns the entries' sum. The callers normalize (the whole row, or only the
+// output row the probabilities weigh, which is dim wide instead of count).
+float exp_row(float* row, int64_t count, int64_t end) {
+  constexpr int64_t kLanes = 16;  // lane-wise maxima the compiler vectorizes (std::max's chain it does not)
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, -INFINITY);
   int64_t j = 0;
-  for (; j + 8 <= count; j += 8)
-    for (int lane = 0; lane < 8; ++lane) partial[lane] += row[j + lane];
+  for (; j + kLanes <= count; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = lane[l] < row[j + l] ? row[j + l] : lane[l];
+  float top = -INFINITY;
+  for (; j < count; ++j) top = top < row[j] ? row[j] : top;
+  for (float m : lane) top = top < m ? m : top;
+  for (j = 0; j < count; ++j) row[j] -= top;
+  kernels().exp_f32(row, row, count);
+  float partial[kLanes] = {};
+  for (j = 0; j + kLanes <= count; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) partial[l] += row[j + l];
   float sum = 0.f;
   for (; j < count; ++j) sum += row[j];
   for (float part : partial) sum += part;
-  const float inverse = 1.f / sum;
-  for (j = 0; j < count; ++j) row[j] *= inverse;
-  for (j = count; j < length; ++j) row[j] = 0.f;
+  std::fill(row + count, row + end, 0.f);
+  return sum;
 }
 
 }  // namespace
@@ -146,6 +152,7 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
   constexpr int64_t kQueryBlock = 64;
   parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(probs ? 0 : static_cast<size_t>(std::min(t, kQueryBlock) * length));
+    std::vector<float> inverse(static_cast<size_t>(kQueryBlock));  // 1 / each row's sum of exponentials
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / heads, h = task % heads;
       const float* qh = q + b * t * qw + h * dim;
@@ -156,10 +163,21 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
         const int64_t rows = std::min(kQueryBlock, t - i0);
         const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
         float* p = probs ? probs + (task * t + i0) * length : scratch.data();
-        gemm(false, true, rows, keys, dim, qh + i0 * qw, qw, kh, layout.row, 0.f, p, length);
-        for (int64_t i = 0; i < rows; ++i)
-          softmax_row(p + i * length, causal ? std::min(length, offset + i0 + i + 1) : length, length, scale);
-        gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, yh + i0 * qw, qw);
+        kernels().gemm_f32(false, true, rows, keys, dim, scale, qh + i0 * qw, qw, kh, layout.row, 0.f, p, length);
+        // Under the causal mask row i sees keys < offset + i0 + i + 1; the product below reads
+        // `keys` columns, and a recorded row is zero to its end.
+        for (int64_t i = 0; i < rows; ++i) {
+          float* row = p + i * length;
+          const int64_t count = causal ? std::min(length, offset + i0 + i + 1) : length;
+          inverse[size_t(i)] = 1.f / exp_row(row, count, probs ? length : keys);
+          if (probs)
+            for (int64_t j = 0; j < count; ++j) row[j] *= inverse[size_t(i)];
+        }
+        float* out = yh + i0 * qw;
+        gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, out, qw);
+        if (!probs)
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t d = 0; d < dim; ++d) out[i * qw + d] *= inverse[size_t(i)];
       }
     }
   });
