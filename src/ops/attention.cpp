@@ -139,8 +139,8 @@ float exp_row(float* row, int64_t count, int64_t end) {
 // offset+t-1 over keys and values (length positions per sequence, laid out as `layout` says: rows
 // of width KV*d, or a cache's head-major blocks); query i sees keys
 // j <= offset + i (every key when not causal). probs, when given, receives (n, H, t, length)
-// probabilities. One task per (sequence, head); under the causal mask each block of 64 queries
-// multiplies only the keys it can see, which halves the work of a full window.
+// probabilities. Queries go in blocks of 64; under the causal mask each block multiplies only the
+// keys it can see, which halves the work of a full window.
 struct KvLayout {
   int64_t row, head, sequence;  // floats between consecutive positions, kv heads and sequences
 };
@@ -150,35 +150,36 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
   const int64_t qw = heads * dim, group = heads / kv_heads;
   const float scale = float(1.0 / std::sqrt(double(dim)));
   constexpr int64_t kQueryBlock = 64;
-  parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
+  // One task per (sequence, head, block of queries), in that order, so that the threads' halves
+  // of the list hold the same mix of short (early) and long (late) causal blocks: by whole heads,
+  // SmolLM2's 9 split 5:4.
+  const int64_t blocks = (t + kQueryBlock - 1) / kQueryBlock;
+  parallel_for(0, n * heads * blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(probs ? 0 : static_cast<size_t>(std::min(t, kQueryBlock) * length));
     std::vector<float> inverse(static_cast<size_t>(kQueryBlock));  // 1 / each row's sum of exponentials
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / heads, h = task % heads;
+      const int64_t b = task / (heads * blocks), h = task / blocks % heads, i0 = task % blocks * kQueryBlock;
       const float* qh = q + b * t * qw + h * dim;
       const float* kh = k + b * layout.sequence + (h / group) * layout.head;
       const float* vh = v + b * layout.sequence + (h / group) * layout.head;
-      float* yh = y + b * t * qw + h * dim;
-      for (int64_t i0 = 0; i0 < t; i0 += kQueryBlock) {
-        const int64_t rows = std::min(kQueryBlock, t - i0);
-        const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
-        float* p = probs ? probs + (task * t + i0) * length : scratch.data();
-        kernels().gemm_f32(false, true, rows, keys, dim, scale, qh + i0 * qw, qw, kh, layout.row, 0.f, p, length);
-        // Under the causal mask row i sees keys < offset + i0 + i + 1; the product below reads
-        // `keys` columns, and a recorded row is zero to its end.
-        for (int64_t i = 0; i < rows; ++i) {
-          float* row = p + i * length;
-          const int64_t count = causal ? std::min(length, offset + i0 + i + 1) : length;
-          inverse[size_t(i)] = 1.f / exp_row(row, count, probs ? length : keys);
-          if (probs)
-            for (int64_t j = 0; j < count; ++j) row[j] *= inverse[size_t(i)];
-        }
-        float* out = yh + i0 * qw;
-        gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, out, qw);
-        if (!probs)
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t d = 0; d < dim; ++d) out[i * qw + d] *= inverse[size_t(i)];
+      const int64_t rows = std::min(kQueryBlock, t - i0);
+      const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
+      float* p = probs ? probs + ((b * heads + h) * t + i0) * length : scratch.data();
+      kernels().gemm_f32(false, true, rows, keys, dim, scale, qh + i0 * qw, qw, kh, layout.row, 0.f, p, length);
+      // Under the causal mask row i sees keys < offset + i0 + i + 1; the product below reads
+      // `keys` columns, and a recorded row is zero to its end.
+      for (int64_t i = 0; i < rows; ++i) {
+        float* row = p + i * length;
+        const int64_t count = causal ? std::min(length, offset + i0 + i + 1) : length;
+        inverse[size_t(i)] = 1.f / exp_row(row, count, probs ? length : keys);
+        if (probs)
+          for (int64_t j = 0; j < count; ++j) row[j] *= inverse[size_t(i)];
       }
+      float* out = y + b * t * qw + h * dim + i0 * qw;
+      gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, out, qw);
+      if (!probs)
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t d = 0; d < dim; ++d) out[i * qw + d] *= inverse[size_t(i)];
     }
   });
 }
