@@ -120,6 +120,15 @@ void attend_f16kv__avx2(int64_t queries, const float* q, int64_t q_stride, const
 void attend_f16kv__avx512(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
                           int64_t v_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                           float* scratch, float* lse);
+void attend_prompt_f32__ref(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v,
+                            int64_t v_stride, int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y,
+                            int64_t y_stride);
+void attend_prompt_f32__avx2(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v,
+                             int64_t v_stride, int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y,
+                             int64_t y_stride);
+void attend_prompt_f32__avx512(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v,
+                               int64_t v_stride, int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y,
+                               int64_t y_stride);
 
 // 2:4 sparse f32 (sparse_2of4.h)
 void gemm_f32_2of4__ref(int64_t m, const float* x, int64_t ldx, const Sparse2of4Weights& w, const float* bias,

@@ -137,6 +137,12 @@ constexpr KernelVariant<AttendF16KvFn> kAttendF16Kv[] = {
     {"attend_f16kv__avx512", Isa::avx512, nullptr, attend_f16kv__avx512},
 };
 
+constexpr KernelVariant<AttendPromptF32Fn> kAttendPromptF32[] = {
+    {"attend_prompt_f32__ref", Isa::ref, nullptr, attend_prompt_f32__ref},
+    {"attend_prompt_f32__avx2", Isa::avx2, nullptr, attend_prompt_f32__avx2},
+    {"attend_prompt_f32__avx512", Isa::avx512, nullptr, attend_prompt_f32__avx512},
+};
+
 constexpr KernelVariant<GemmQ8_0I8Fn> kGemmQ8_0I8[] = {
     {"gemm_q8_0_i8__ref", Isa::ref, nullptr, gemm_q8_0_i8__ref},
     {"gemm_q8_0_i8__avx2", Isa::avx2, nullptr, gemm_q8_0_i8__avx2},
@@ -187,6 +193,7 @@ std::span<const KernelVariant<UnaryF32Fn>> exp_f32_variants() { return kExpF32; 
 std::span<const KernelVariant<LstmCellFn>> lstm_cell_f32_variants() { return kLstmCellF32; }
 std::span<const KernelVariant<AttendF32Fn>> attend_f32_variants() { return kAttendF32; }
 std::span<const KernelVariant<AttendF16KvFn>> attend_f16kv_variants() { return kAttendF16Kv; }
+std::span<const KernelVariant<AttendPromptF32Fn>> attend_prompt_f32_variants() { return kAttendPromptF32; }
 std::span<const KernelVariant<GemmQ8_0I8Fn>> gemm_q8_0_i8_variants() { return kGemmQ8_0I8; }
 std::span<const KernelVariant<AddU8Fn>> add_u8_variants() { return kAddU8; }
 

@@ -106,11 +106,56 @@ void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double
   }
 }
 
+// n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
+// offset+t-1 over keys and values (length positions per sequence, laid out as `layout` says: rows
+// of width KV*d, or a cache's head-major runs); query i sees keys j <= offset + i (every key when
+// not causal). Queries go in blocks of 64, one task per (sequence, head, block) in that order, so
+// that the threads' halves of the list hold the same mix of short (early) and long (late) causal
+// blocks (by whole heads, SmolLM2's 9 split 5:4).
+struct KvLayout {
+  int64_t row, head, sequence;  // floats between consecutive positions, kv heads and sequences
+};
+
 namespace {
 
+constexpr int64_t kQueryBlock = 64;
+
+// body(b, h, i0, rows) for every block of queries, across the threads.
+template <class Body>
+void for_query_blocks(int64_t n, int64_t heads, int64_t t, const Body& body) {
+  const int64_t blocks = (t + kQueryBlock - 1) / kQueryBlock;
+  parallel_for(0, n * heads * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t i0 = task % blocks * kQueryBlock;
+      body(task / (heads * blocks), task / blocks % heads, i0, std::min(kQueryBlock, t - i0));
+    }
+  });
+}
+
+// Positions a sequence's kv head has in attend_prompt_f32's key blocks.
+int64_t padded_keys(int64_t length) { return (length + 31) / 32 * 32; }
+
+// attend without probabilities: the keys of kv head g of sequence b at key_blocks + (b * kv_heads
+// + g) * padded_keys(length) * dim, in attend_prompt_f32's blocks; values as `layout` says. Each
+// block of queries is one call of the fused kernel (scores, online softmax and values without a
+// round trip through memory): 699 tokens of SmolLM2, 2.2-2.9x the two GEMMs and softmax passes
+// below (scratch benchmark, 2 threads).
+void attend_key_blocks(int64_t n, const float* q, int64_t t, const float* key_blocks, const float* v, int64_t length,
+                       int64_t offset, int64_t heads, int64_t kv_heads, int64_t dim, float* y, bool causal,
+                       KvLayout layout) {
+  const int64_t qw = heads * dim, group = heads / kv_heads, padded = padded_keys(length);
+  const float scale = float(1.0 / std::sqrt(double(dim)));
+  for_query_blocks(n, heads, t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
+    const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
+    kernels().attend_prompt_f32(rows, q + (b * t + i0) * qw + h * dim, qw,
+                                key_blocks + (b * kv_heads + h / group) * padded * dim,
+                                v + b * layout.sequence + (h / group) * layout.head, layout.row, keys, dim, scale,
+                                causal ? offset + i0 : keys - 1, y + (b * t + i0) * qw + h * dim, qw);
+  });
+}
+
 // exp(row - max) over the row's first `count` entries (scores already scaled), in place, and
-// zeros on to `end`; returns the entries' sum. The callers normalize (the whole row, or only the
-// output row the probabilities weigh, which is dim wide instead of count).
+// zeros on to `end`; returns the entries' sum.
 float exp_row(float* row, int64_t count, int64_t end) {
   constexpr int64_t kLanes = 16;  // lane-wise maxima the compiler vectorizes (std::max's chain it does not)
   float lane[kLanes];
@@ -135,52 +180,38 @@ float exp_row(float* row, int64_t count, int64_t end) {
 
 }  // namespace
 
-// n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
-// offset+t-1 over keys and values (length positions per sequence, laid out as `layout` says: rows
-// of width KV*d, or a cache's head-major blocks); query i sees keys
-// j <= offset + i (every key when not causal). probs, when given, receives (n, H, t, length)
-// probabilities. Queries go in blocks of 64; under the causal mask each block multiplies only the
-// keys it can see, which halves the work of a full window.
-struct KvLayout {
-  int64_t row, head, sequence;  // floats between consecutive positions, kv heads and sequences
-};
-
 void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset,
             int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal, KvLayout layout) {
+  if (!probs) {  // the keys into blocks, then the fused kernel
+    const int64_t padded = padded_keys(length);
+    std::vector<float> key_blocks(static_cast<size_t>(n * kv_heads * padded * dim));
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t g = 0; g < kv_heads; ++g) {
+        const float* from = k + b * layout.sequence + g * layout.head;
+        float* to = key_blocks.data() + (b * kv_heads + g) * padded * dim;
+        for (int64_t j = 0; j < length; ++j)
+          for (int64_t d = 0; d < dim; ++d) to[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock] = from[j * layout.row + d];
+      }
+    attend_key_blocks(n, q, t, key_blocks.data(), v, length, offset, heads, kv_heads, dim, y, causal, layout);
+    return;
+  }
+  // Recording (training): every probability kept, through two GEMMs per block and a softmax pass.
   const int64_t qw = heads * dim, group = heads / kv_heads;
   const float scale = float(1.0 / std::sqrt(double(dim)));
-  constexpr int64_t kQueryBlock = 64;
-  // One task per (sequence, head, block of queries), in that order, so that the threads' halves
-  // of the list hold the same mix of short (early) and long (late) causal blocks: by whole heads,
-  // SmolLM2's 9 split 5:4.
-  const int64_t blocks = (t + kQueryBlock - 1) / kQueryBlock;
-  parallel_for(0, n * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(probs ? 0 : static_cast<size_t>(std::min(t, kQueryBlock) * length));
-    std::vector<float> inverse(static_cast<size_t>(kQueryBlock));  // 1 / each row's sum of exponentials
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / (heads * blocks), h = task / blocks % heads, i0 = task % blocks * kQueryBlock;
-      const float* qh = q + b * t * qw + h * dim;
-      const float* kh = k + b * layout.sequence + (h / group) * layout.head;
-      const float* vh = v + b * layout.sequence + (h / group) * layout.head;
-      const int64_t rows = std::min(kQueryBlock, t - i0);
-      const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
-      float* p = probs ? probs + ((b * heads + h) * t + i0) * length : scratch.data();
-      kernels().gemm_f32(false, true, rows, keys, dim, scale, qh + i0 * qw, qw, kh, layout.row, 0.f, p, length);
-      // Under the causal mask row i sees keys < offset + i0 + i + 1; the product below reads
-      // `keys` columns, and a recorded row is zero to its end.
-      for (int64_t i = 0; i < rows; ++i) {
-        float* row = p + i * length;
-        const int64_t count = causal ? std::min(length, offset + i0 + i + 1) : length;
-        inverse[size_t(i)] = 1.f / exp_row(row, count, probs ? length : keys);
-        if (probs)
-          for (int64_t j = 0; j < count; ++j) row[j] *= inverse[size_t(i)];
-      }
-      float* out = y + b * t * qw + h * dim + i0 * qw;
-      gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, out, qw);
-      if (!probs)
-        for (int64_t i = 0; i < rows; ++i)
-          for (int64_t d = 0; d < dim; ++d) out[i * qw + d] *= inverse[size_t(i)];
+  for_query_blocks(n, heads, t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
+    const float* kh = k + b * layout.sequence + (h / group) * layout.head;
+    const float* vh = v + b * layout.sequence + (h / group) * layout.head;
+    const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
+    float* p = probs + ((b * heads + h) * t + i0) * length;
+    kernels().gemm_f32(false, true, rows, keys, dim, scale, q + (b * t + i0) * qw + h * dim, qw, kh, layout.row, 0.f, p,
+                       length);
+    for (int64_t i = 0; i < rows; ++i) {  // row i sees keys < offset + i0 + i + 1 under the causal mask
+      float* row = p + i * length;
+      const int64_t count = causal ? std::min(length, offset + i0 + i + 1) : length;
+      const float inverse = 1.f / exp_row(row, count, length);
+      for (int64_t j = 0; j < count; ++j) row[j] *= inverse;
     }
+    gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, y + (b * t + i0) * qw + h * dim, qw);
   });
 }
 
@@ -252,22 +283,18 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
              f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
       return y;
     }
-    // A prompt's attention is compute-bound: the f16 cache is widened (the keys out of their
-    // blocks) once, then the f32 path.
-    const int64_t length = cache.length, dim = s.dim;
-    std::vector<float> keys(static_cast<size_t>(s.kv_heads * length * dim)), values(keys.size());
-    std::vector<float> block(static_cast<size_t>(kKeyBlock * dim));
+    // A prompt's attention is compute-bound: the f16 cache is widened once, the keys straight
+    // into the fused kernel's blocks (the cache's own layout in f32).
+    const int64_t length = cache.length, dim = s.dim, padded = padded_keys(length);
+    std::vector<float> key_blocks(static_cast<size_t>(s.kv_heads * padded * dim));
+    std::vector<float> values(static_cast<size_t>(s.kv_heads * length * dim));
     for (int64_t h = 0; h < s.kv_heads; ++h) {
-      for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
-        kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h) + j0 * dim, block.data(), kKeyBlock * dim);
-        for (int64_t j = j0; j < std::min(length, j0 + kKeyBlock); ++j)
-          for (int64_t d = 0; d < dim; ++d)
-            keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
-      }
+      kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), key_blocks.data() + h * padded * dim,
+                                   (length + kKeyBlock - 1) / kKeyBlock * kKeyBlock * dim);
       kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * length * dim, length * dim);
     }
-    attend(1, f32(q), s.t, keys.data(), values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim, f32(y), nullptr,
-           true, KvLayout{s.dim, cache.length * s.dim, 0});
+    attend_key_blocks(1, f32(q), s.t, key_blocks.data(), values.data(), length, offset, s.heads, s.kv_heads, dim,
+                      f32(y), true, KvLayout{dim, length * dim, 0});
     return y;
   }
   // One new token sees every cached position: per kv head, its query heads through the

@@ -2,7 +2,8 @@
 // against softmax(q k^T / sqrt(d)) v computed in double (from the f16 values for attend_f16kv), over head widths around the SIMD width and the 64-wide register block, cache lengths
 // around the 8-key step and the 64-position chunk of the online softmax, and 1-7 (and 17: more
 // than one block of queries) grouped queries sharing one key/value head with strided rows; also
-// the log-sum-exp it reports for merging position ranges.
+// the log-sum-exp it reports for merging position ranges. And a prompt's rows (attend_prompt_f32)
+// under the causal mask or none, against the same formula over the keys each row sees.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -91,6 +92,67 @@ TEST(Attention, SingleQueryAttentionMatchesTheDoublePrecisionFormula) {
         });
         EXPECT_GE(ran, 2);
       }
+}
+
+// The keys (rows kv_stride apart) in attend_prompt_f32's blocks: kKeyBlock positions, dimension-
+// major, padded to a multiple of 32 positions with NaN (which must be ignored).
+std::vector<float> key_blocks(const std::vector<float>& k, int64_t kv_stride, int64_t keys, int64_t dim) {
+  const int64_t padded = (keys + 31) / 32 * 32;
+  std::vector<float> blocks(static_cast<size_t>(padded * dim), NAN);
+  for (int64_t j = 0; j < keys; ++j)
+    for (int64_t d = 0; d < dim; ++d)
+      blocks[size_t((j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock)] = k[size_t(j * kv_stride + d)];
+  return blocks;
+}
+
+TEST(Attention, PromptRowsMatchTheDoublePrecisionFormulaOverTheKeysEachSees) {
+  Rng rng(37);
+  struct Case {
+    int64_t rows, diagonal, keys;  // diagonal >= keys - 1: no mask
+  };
+  // Causal from the start and after cached positions, across the 8/16-key vectors, the 32-key
+  // steps and the 4/8-row passes; then unmasked (an encoder's).
+  const Case cases[] = {{1, 0, 1},    {3, 0, 3},     {9, 5, 14},   {17, 31, 48}, {64, 0, 64},
+                        {67, 40, 107}, {5, 32, 33}, {12, 99, 100}, {1, 0, 1},   {8, 16, 17}};
+  for (int64_t dim : {8, 16, 24, 64, 72, 128, 264})
+    for (const Case& c : cases) {
+      SCOPED_TRACE(::testing::Message() << "dim " << dim << " rows " << c.rows << " diagonal " << c.diagonal
+                                        << " keys " << c.keys);
+      const int64_t kv_stride = 3 * dim + 5, q_stride = 2 * dim + 3, y_stride = dim + 1;  // rows of wider tensors
+      std::vector<float> q(static_cast<size_t>(c.rows * q_stride)), k(static_cast<size_t>(c.keys * kv_stride)),
+          v(static_cast<size_t>(c.keys * kv_stride));
+      for (auto& x : q) x = 2.f * rng.normal();
+      for (auto& x : k) x = rng.normal();
+      for (auto& x : v) x = rng.normal();
+      const float scale = float(1.0 / std::sqrt(double(dim)));
+      std::vector<double> expected(static_cast<size_t>(c.rows * dim));
+      for (int64_t i = 0; i < c.rows; ++i) {
+        const int64_t visible = std::min(c.keys, c.diagonal + i + 1);
+        std::vector<double> p(static_cast<size_t>(visible));
+        double top = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < visible; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < dim; ++d) dot += double(q[size_t(i * q_stride + d)]) * k[size_t(j * kv_stride + d)];
+          top = std::max(top, p[size_t(j)] = dot * scale);
+        }
+        for (auto& x : p) sum += x = std::exp(x - top);
+        for (int64_t j = 0; j < visible; ++j)
+          for (int64_t d = 0; d < dim; ++d) expected[size_t(i * dim + d)] += p[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
+      }
+      const std::vector<float> blocks = key_blocks(k, kv_stride, c.keys, dim);
+      const int ran = testing::for_each_variant(attend_prompt_f32_variants(), [&](const auto& variant) {
+        std::vector<float> y(static_cast<size_t>(c.rows * y_stride), -7.f);
+        variant.fn(c.rows, q.data(), q_stride, blocks.data(), v.data(), kv_stride, c.keys, dim, scale, c.diagonal,
+                   y.data(), y_stride);
+        for (int64_t i = 0; i < c.rows; ++i) {
+          for (int64_t d = 0; d < dim; ++d)
+            ASSERT_NEAR(y[size_t(i * y_stride + d)], expected[size_t(i * dim + d)], 2e-5 * double(dim + c.keys))
+                << variant.name << " row " << i << " dimension " << d;
+          EXPECT_EQ(y[size_t(i * y_stride + dim)], -7.f) << "wrote past the row";
+        }
+      });
+      EXPECT_GE(ran, 1);
+    }
 }
 
 }  // namespace

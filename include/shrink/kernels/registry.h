@@ -56,6 +56,16 @@ using AttendF16KvFn = void (*)(int64_t queries, const float* q, int64_t q_stride
                                int64_t v_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                                float* scratch, float* lse);
 
+// Attention of `rows` query rows of one head (a prompt's, or an encoder's) over `keys` positions:
+// y[i] = sum_j p[i][j] v[j], p[i] = softmax over j < visible(i) of scale * q[i].k[j], where
+// visible(i) = min(keys, diagonal + i + 1) (causal: `diagonal` is the first query's position;
+// diagonal >= keys - 1 lets every row see every key); diagonal >= 0 and keys >= 1. Keys in f32
+// blocks of kKeyBlock positions laid out as attend_f16kv's, padded to a multiple of 32 positions
+// (the padding's entries are read and ignored, whatever they hold); values in rows v_stride apart.
+using AttendPromptF32Fn = void (*)(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks,
+                                   const float* v, int64_t v_stride, int64_t keys, int64_t dim, float scale,
+                                   int64_t diagonal, float* y, int64_t y_stride);
+
 // m rows (1-4: decoding) of activations as Q8_0 blocks (k / 32 per row, ggml's s8 values with an
 // f16 scale per 32) times i8 weights [n][k] with a scale per row: y[i][c] = w_scale[c] * sum_b
 // d[i][b] * sum_{j in b} q[i][j] w[c][j] + bias[c] (bias may be null); k % 32 == 0. w_panels, when
@@ -93,6 +103,7 @@ using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, 
   X(lstm_cell_f32, LstmCellFn)                   \
   X(attend_f32, AttendF32Fn)                     \
   X(attend_f16kv, AttendF16KvFn)                 \
+  X(attend_prompt_f32, AttendPromptF32Fn)        \
   X(gemm_q8_0_i8, GemmQ8_0I8Fn)                  \
   X(add_u8, AddU8Fn)
 

@@ -48,18 +48,22 @@ void block_scores(const float* q, int64_t q_stride, const uint16_t* kb, int64_t 
     for (int h = 0; h < kVecs; ++h) L::store(scores[r] + h * L::kLanes, L::scaled_sum(scale, acc[r][h][0], acc[r][h][1]));
 }
 
-// y_r[0 .. W lanes) = alpha_r y_r + sum_{j < n} p[r][j] v[j][0 .. W lanes) for every query r; y_r is
-// not read where alpha_r is 0 (the first block).
-template <class L, int R, int W>
-void block_values(const float (&p)[R][kKeyBlock], const float (&alpha)[R], const uint16_t* v, int64_t v_stride,
-                  int64_t n, float* y, int64_t y_stride) {
+template <class L> typename L::V value_lanes(const uint16_t* v) { return L::widen(v); }
+template <class L> typename L::V value_lanes(const float* v) { return L::load(v); }
+
+// y_r[0 .. W lanes) = alpha_r y_r + sum_{j < n} p[r][j] v[j][0 .. W lanes) for every query r (n <= N;
+// values in f16 or f32); y_r is not read where alpha_r is 0 (the first block). Shared with
+// attend_prompt_body.h.
+template <class L, int R, int W, int N, class T>
+void block_values(const float (&p)[R][N], const float (&alpha)[R], const T* v, int64_t v_stride, int64_t n, float* y,
+                  int64_t y_stride) {
   typename L::V acc[R][W];
   for (int r = 0; r < R; ++r)
     for (int i = 0; i < W; ++i)
       acc[r][i] = alpha[r] != 0.f ? L::mul(L::set1(alpha[r]), L::load(y + r * y_stride + L::kLanes * i)) : L::zero();
   for (int64_t j = 0; j < n; ++j) {
     typename L::V vj[W];
-    for (int i = 0; i < W; ++i) vj[i] = L::widen(v + j * v_stride + L::kLanes * i);
+    for (int i = 0; i < W; ++i) vj[i] = value_lanes<L>(v + j * v_stride + L::kLanes * i);
     for (int r = 0; r < R; ++r) {
       const typename L::V pj = L::broadcast(&p[r][j]);
       for (int i = 0; i < W; ++i) acc[r][i] = L::fmadd(pj, vj[i], acc[r][i]);

@@ -4,26 +4,9 @@
 // the AVX2 variant.
 #include "kernels/avx2/attend_f16kv_body.h"
 #include "kernels/kernel_variants.h"
+#include "kernels/avx512/lanes16.h"
 
 namespace shrink::kernel_variants {
-namespace {
-
-struct Lanes16 {
-  using V = __m512;
-  static constexpr int kLanes = 16;
-  static constexpr int kValueWidth = 4;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V set1(float x) { return _mm512_set1_ps(x); }
-  static V broadcast(const float* x) { return _mm512_set1_ps(*x); }
-  static V widen(const uint16_t* x) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))); }
-  static V load(const float* x) { return _mm512_loadu_ps(x); }
-  static void store(float* x, V v) { _mm512_storeu_ps(x, v); }
-  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static V scaled_sum(float s, V a, V b) { return _mm512_mul_ps(_mm512_set1_ps(s), _mm512_add_ps(a, b)); }
-};
-
-}  // namespace
 
 void attend_f16kv__avx512(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
                           int64_t v_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,

@@ -1,9 +1,11 @@
-// Scalar reference of single-query attention (attend_f32 and attend_f16kv, registry.h): scores,
+// Scalar reference of single-query attention (attend_f32 and attend_f16kv, registry.h) and of a
+// prompt's rows (attend_prompt_f32, each row through the single-query code over the keys it sees): scores,
 // softmax with the maximum subtracted, the probability-weighted sum of the values, and the log of
 // the softmax's denominator when asked for. f16 keys (in attend_f16kv's blocks) and values are
 // widened exactly (half.h).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/kernel_variants.h"
 #include "shrink/core/half.h"
@@ -53,6 +55,18 @@ void attend_f16kv__ref(int64_t queries, const float* q, int64_t q_stride, const 
                        float* scratch, float* lse) {
   const auto key = [&](int64_t j, int64_t d) { return k[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock]; };
   attend(queries, q, q_stride, key, v, v_stride, length, dim, scale, y, y_stride, scratch, lse);
+}
+
+void attend_prompt_f32__ref(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v,
+                            int64_t v_stride, int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y,
+                            int64_t y_stride) {
+  const auto key = [&](int64_t j, int64_t d) {
+    return key_blocks[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock];
+  };
+  std::vector<float> scratch(static_cast<size_t>(keys));
+  for (int64_t i = 0; i < rows; ++i)
+    attend(1, q + i * q_stride, q_stride, key, v, v_stride, std::min(keys, diagonal + i + 1), dim, scale,
+           y + i * y_stride, y_stride, scratch.data(), nullptr);
 }
 
 }  // namespace shrink::kernel_variants
