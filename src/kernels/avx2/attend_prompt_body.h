@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "kernels/avx2/attend_f16kv_body.h"
 #include "shrink/kernels/registry.h"
@@ -22,27 +23,42 @@ namespace shrink::kernel_variants::prompt {
 
 constexpr int64_t kMaxDim = 256;  // head widths up to this run here (the callers fall back above)
 
-// Rows [0, R) of the prompt (q, y at their first row; the first row sees keys < diagonal + 1).
+// The keys and values a call reads.
+struct Keys {
+  const float* blocks;
+  const float* v;
+  int64_t v_stride, count, dim;
+};
+
+// R rows of the prompt on their way through the keys: their queries (times the scale, dimension-
+// major [d][r], so that the broadcasts take one pointer: eight row pointers did not stay in
+// registers), running maxima and sums, and unnormalized outputs (R x dim at `out`).
 template <class L, int R>
-void attend_rows(const float* q, int64_t q_stride, const float* key_blocks, const float* v, int64_t v_stride,
-                 int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y, int64_t y_stride, float* out) {
-  using V = typename L::V;
+struct RowGroup {
   static_assert(R <= L::kLanes, "one vector holds the rows' rescaling factors");
-  constexpr int64_t kStep = 2 * L::kLanes;
-  float m[R], l[R];
-  for (int r = 0; r < R; ++r) m[r] = -INFINITY, l[r] = 0.f;
-  alignas(64) float p[R][kStep];
-  // The rows' queries times the scale, dimension-major ([d][r]): one pointer for the broadcasts
-  // (eight row pointers did not stay in registers) and no multiply per score.
+  static constexpr int64_t kStep = 2 * L::kLanes;  // keys a step
   alignas(64) float qt[kMaxDim * R];
-  for (int r = 0; r < R; ++r)
-    for (int64_t d = 0; d < dim; ++d) qt[d * R + r] = scale * q[r * q_stride + d];
-  const int64_t last = std::min(keys, diagonal + R);  // the keys the last row sees
-  for (int64_t j0 = 0; j0 < last; j0 += kStep) {
+  float m[R], l[R];
+  int64_t diagonal, last;  // the first row sees keys < diagonal + 1, the last < last
+  float* out;
+
+  RowGroup(const float* q, int64_t q_stride, const Keys& k, float scale, int64_t first_diagonal, float* buffer)
+      : diagonal(first_diagonal), last(std::min(k.count, first_diagonal + R)), out(buffer) {
+    for (int r = 0; r < R; ++r) {
+      m[r] = -INFINITY, l[r] = 0.f;
+      for (int64_t d = 0; d < k.dim; ++d) qt[d * R + r] = scale * q[r * q_stride + d];
+    }
+  }
+
+  // Keys [j0, j0 + kStep) (j0 a multiple of kStep), if the rows see any of them.
+  void step(int64_t j0, const Keys& k) {
+    using V = typename L::V;
+    if (j0 >= last) return;
+    const int64_t dim = k.dim;
     // The step's two vectors of keys at dimension 0 (dimension d: + d * kKeyBlock).
-    const float* k0 = key_blocks + (j0 / kKeyBlock) * kKeyBlock * dim + j0 % kKeyBlock;
+    const float* k0 = k.blocks + (j0 / kKeyBlock) * kKeyBlock * dim + j0 % kKeyBlock;
     const int64_t j1 = j0 + L::kLanes;
-    const float* k1 = key_blocks + (j1 / kKeyBlock) * kKeyBlock * dim + j1 % kKeyBlock;
+    const float* k1 = k.blocks + (j1 / kKeyBlock) * kKeyBlock * dim + j1 % kKeyBlock;
     V s[R][2];
     for (int r = 0; r < R; ++r) s[r][0] = s[r][1] = L::zero();
     for (int64_t d = 0; d < dim; ++d) {
@@ -57,7 +73,7 @@ void attend_rows(const float* q, int64_t q_stride, const float* key_blocks, cons
     // aside), then the factors of their old sums and outputs in one vector exponential.
     float top[R];
     for (int r = 0; r < R; ++r) {
-      const int64_t visible = std::min(keys, diagonal + r + 1) - j0;  // of this step's keys
+      const int64_t visible = std::min(k.count, diagonal + r + 1) - j0;  // of this step's keys
       if (visible < kStep) s[r][0] = L::below(s[r][0], visible), s[r][1] = L::below(s[r][1], visible - L::kLanes);
       top[r] = std::max(m[r], L::reduce_max(L::max(s[r][0], s[r][1])));
     }
@@ -70,6 +86,7 @@ void attend_rows(const float* q, int64_t q_stride, const float* key_blocks, cons
       L::store(lanes, L::exp(L::load(lanes)));
       std::copy(lanes, lanes + R, alpha);
     }
+    alignas(64) float p[R][kStep];
     for (int r = 0; r < R; ++r) {
       const V a = L::exp(L::sub(s[r][0], L::set1(top[r]))), b = L::exp(L::sub(s[r][1], L::set1(top[r])));
       L::store(p[r], a);
@@ -78,26 +95,44 @@ void attend_rows(const float* q, int64_t q_stride, const float* key_blocks, cons
       m[r] = top[r];
     }
     const int64_t n = std::min(kStep, last - j0);
-    const float* vb = v + j0 * v_stride;
+    const float* vb = k.v + j0 * k.v_stride;
     int64_t d = 0;  // two vectors of dimensions a pass: 2R accumulators, the registers' half
     for (; d + 2 * L::kLanes <= dim; d += 2 * L::kLanes)
-      f16kv::block_values<L, R, 2>(p, alpha, vb + d, v_stride, n, out + d, dim);
-    for (; d < dim; d += L::kLanes) f16kv::block_values<L, R, 1>(p, alpha, vb + d, v_stride, n, out + d, dim);
+      f16kv::block_values<L, R, 2>(p, alpha, vb + d, k.v_stride, n, out + d, dim);
+    for (; d < dim; d += L::kLanes) f16kv::block_values<L, R, 1>(p, alpha, vb + d, k.v_stride, n, out + d, dim);
   }
-  for (int r = 0; r < R; ++r) {
-    const float inverse = 1.f / l[r];
-    for (int64_t d = 0; d < dim; ++d) y[r * y_stride + d] = out[r * dim + d] * inverse;
+
+  void finish(float* y, int64_t y_stride, int64_t dim) const {
+    for (int r = 0; r < R; ++r) {
+      const float inverse = 1.f / l[r];
+      for (int64_t d = 0; d < dim; ++d) y[r * y_stride + d] = out[r * dim + d] * inverse;
+    }
   }
+};
+
+// GROUPS groups of R rows from row 0 (q, y at it; it sees keys < diagonal + 1), walking the keys
+// side by side: the second group finds a step's keys and values in L1 where the first loaded them
+// from L2 (a 700-position head's keys and values are 350 KB).
+template <class L, int R, int GROUPS>
+void attend_rows(const float* q, int64_t q_stride, const Keys& k, float scale, int64_t diagonal, float* y,
+                 int64_t y_stride, float* out) {
+  using Group = RowGroup<L, R>;
+  alignas(64) unsigned char storage[GROUPS][sizeof(Group)];
+  Group* groups[GROUPS];
+  for (int g = 0; g < GROUPS; ++g)
+    groups[g] = new (storage[g]) Group(q + g * R * q_stride, q_stride, k, scale, diagonal + g * R, out + g * R * k.dim);
+  for (int64_t j0 = 0; j0 < groups[GROUPS - 1]->last; j0 += Group::kStep)
+    for (Group* group : groups) group->step(j0, k);
+  for (int g = 0; g < GROUPS; ++g) groups[g]->finish(y + g * R * y_stride, y_stride, k.dim);
 }
 
 // The last rows % kPromptRows rows: R of them, or fewer.
 template <class L, int R>
-void attend_tail(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v,
-                 int64_t v_stride, int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y, int64_t y_stride,
-                 float* out) {
+void attend_tail(int64_t rows, const float* q, int64_t q_stride, const Keys& k, float scale, int64_t diagonal, float* y,
+                 int64_t y_stride, float* out) {
   if constexpr (R > 0) {
-    if (rows == R) return attend_rows<L, R>(q, q_stride, key_blocks, v, v_stride, keys, dim, scale, diagonal, y, y_stride, out);
-    attend_tail<L, R - 1>(rows, q, q_stride, key_blocks, v, v_stride, keys, dim, scale, diagonal, y, y_stride, out);
+    if (rows == R) return attend_rows<L, R, 1>(q, q_stride, k, scale, diagonal, y, y_stride, out);
+    attend_tail<L, R - 1>(rows, q, q_stride, k, scale, diagonal, y, y_stride, out);
   }
 }
 
@@ -106,13 +141,17 @@ template <class L>
 void attend(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v, int64_t v_stride,
             int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y, int64_t y_stride) {
   constexpr int R = L::kPromptRows;
-  alignas(64) float out[R * kMaxDim];
+  const Keys k{key_blocks, v, v_stride, keys, dim};
+  alignas(64) float out[4 * R * kMaxDim];
   int64_t r0 = 0;
+  for (; r0 + 4 * R <= rows; r0 += 4 * R)
+    attend_rows<L, R, 4>(q + r0 * q_stride, q_stride, k, scale, diagonal + r0, y + r0 * y_stride, y_stride, out);
+  for (; r0 + 2 * R <= rows; r0 += 2 * R)
+    attend_rows<L, R, 2>(q + r0 * q_stride, q_stride, k, scale, diagonal + r0, y + r0 * y_stride, y_stride, out);
   for (; r0 + R <= rows; r0 += R)
-    attend_rows<L, R>(q + r0 * q_stride, q_stride, key_blocks, v, v_stride, keys, dim, scale, diagonal + r0,
-                      y + r0 * y_stride, y_stride, out);
-  attend_tail<L, R - 1>(rows - r0, q + r0 * q_stride, q_stride, key_blocks, v, v_stride, keys, dim, scale,
-                        diagonal + r0, y + r0 * y_stride, y_stride, out);
+    attend_rows<L, R, 1>(q + r0 * q_stride, q_stride, k, scale, diagonal + r0, y + r0 * y_stride, y_stride, out);
+  attend_tail<L, R - 1>(rows - r0, q + r0 * q_stride, q_stride, k, scale, diagonal + r0, y + r0 * y_stride, y_stride,
+                        out);
 }
 
 }  // namespace shrink::kernel_variants::prompt
