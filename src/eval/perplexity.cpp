@@ -2,23 +2,40 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <vector>
 
 #include "shrink/core/error.h"
+#include "shrink/core/max_value.h"
 #include "shrink/core/parallel.h"
+#include "shrink/kernels/registry.h"
 #include "shrink/nn/execute.h"
 
 namespace shrink::eval {
 
+// The negative log-likelihoods of the targets, summed: per row log sum_j exp(logit_j - max) + max
+// - logit_target. The exponentials through the registry's kernel (a few ulp, in float; 49,152 of
+// them a row for SmolLM2, where libm's double exp had been 7% of an evaluation), summed in double
+// over eight running partial sums.
 double sum_nll(const float* logits, const int32_t* targets, int64_t rows, int64_t vocabulary) {
   std::vector<double> per_row(static_cast<size_t>(rows));
   parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    constexpr int64_t kLanes = 8;
+    std::vector<float> shifted(static_cast<size_t>(vocabulary));
     for (int64_t r = begin; r < end; ++r) {
       const float* row = logits + r * vocabulary;
-      float top = row[0];
-      for (int64_t j = 1; j < vocabulary; ++j) top = std::max(top, row[j]);
+      const float top = max_value(row, vocabulary);
+      for (int64_t j = 0; j < vocabulary; ++j) shifted[size_t(j)] = row[j] - top;
+      kernels().exp_f32(shifted.data(), shifted.data(), vocabulary);
+      double partial[kLanes] = {};
+      int64_t j = 0;
+      for (; j + kLanes <= vocabulary; j += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) partial[l] += shifted[size_t(j + l)];
       double sum = 0;
-      for (int64_t j = 0; j < vocabulary; ++j) sum += std::exp(double(row[j] - top));
+      for (; j < vocabulary; ++j) sum += shifted[size_t(j)];
+      for (double part : partial) sum += part;
       per_row[size_t(r)] = std::log(sum) + double(top) - double(row[targets[r]]);
     }
   });

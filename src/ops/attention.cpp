@@ -11,6 +11,7 @@
 
 #include "ops/attention.h"
 #include "ops/op_support.h"
+#include "shrink/core/max_value.h"
 #include "shrink/core/parallel.h"
 
 namespace shrink::nn::ops {
@@ -158,19 +159,13 @@ void attend_key_blocks(int64_t n, const float* q, int64_t t, const float* key_bl
 // exp(row - max) over the row's first `count` entries (scores already scaled), in place, and
 // zeros on to `end`; returns the entries' sum.
 float exp_row(float* row, int64_t count, int64_t end) {
-  constexpr int64_t kLanes = 16;  // lane-wise maxima the compiler vectorizes (std::max's chain it does not)
-  float lane[kLanes];
-  std::fill(lane, lane + kLanes, -INFINITY);
+  const float top = max_value(row, count);
+  for (int64_t j = 0; j < count; ++j) row[j] -= top;
+  kernels().exp_f32(row, row, count);
+  constexpr int64_t kLanes = 16;
+  float partial[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= count; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) lane[l] = lane[l] < row[j + l] ? row[j + l] : lane[l];
-  float top = -INFINITY;
-  for (; j < count; ++j) top = top < row[j] ? row[j] : top;
-  for (float m : lane) top = top < m ? m : top;
-  for (j = 0; j < count; ++j) row[j] -= top;
-  kernels().exp_f32(row, row, count);
-  float partial[kLanes] = {};
-  for (j = 0; j + kLanes <= count; j += kLanes)
     for (int64_t l = 0; l < kLanes; ++l) partial[l] += row[j + l];
   float sum = 0.f;
   for (; j < count; ++j) sum += row[j];
