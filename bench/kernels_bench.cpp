@@ -1,5 +1,5 @@
 // Every variant of every kernel slot that runs on this machine, side by side in one run:
-// fp32 GEMM (GFLOP/s), conversions and dequantization (values/s). The __ref variant of each slot
+// fp32 GEMM and a prompt's attention (GFLOP/s), conversions and dequantization (values/s). The __ref variant of each slot
 // is the baseline; the gemm_f32__ref runs only at small sizes (it is the oracle, not a contender).
 //   build/release/bench/bench_kernels --benchmark_min_time=0.2 --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true   (one command line)
@@ -36,6 +36,25 @@ void register_gemm() {
   }
 }
 
+// One head of a 512-token prompt under the causal mask, SmolLM2's width (64), in one call: what
+// ops::attend hands the kernel in blocks of 64 queries. 4 * dim multiply-adds per visible score.
+void register_prompt_attention() {
+  constexpr int64_t kTokens = 512, kDim = 64;
+  for (const auto& variant : attend_prompt_f32_variants()) {
+    if (!variant.runs_here(active_isa())) continue;
+    benchmark::RegisterBenchmark((std::string(variant.name) + "/512").c_str(), [fn = variant.fn](benchmark::State& state) {
+      flush_denormals_in_this_thread();
+      Rng rng(5);
+      std::vector<float> q(size_t(kTokens * kDim)), key_blocks(q.size()), v(q.size()), y(q.size());
+      for (auto* x : {&q, &key_blocks, &v})
+        for (auto& e : *x) e = rng.normal();
+      for (auto _ : state) fn(kTokens, q.data(), kDim, key_blocks.data(), v.data(), kDim, kTokens, kDim, 0.125f, 0, y.data(), kDim);
+      const double flops = 4.0 * double(kDim) * double(kTokens * (kTokens + 1) / 2);
+      state.counters["GFLOP/s"] = benchmark::Counter(flops * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+    })->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+}
+
 template <class Fn, class Make>
 void register_streaming(std::span<const KernelVariant<Fn>> variants, int64_t values, Make make_input) {
   for (const auto& variant : variants) {
@@ -69,6 +88,7 @@ std::vector<uint8_t> random_blocks(int64_t values, int block_size, int block_byt
 
 void register_all() {
   register_gemm();
+  register_prompt_attention();
   constexpr int64_t kValues = 1 << 20;
   auto halves = [](int64_t n) { Rng rng(3); std::vector<uint16_t> v(static_cast<size_t>(n)); for (auto& x : v) x = f32_to_f16(rng.normal()); return v; };
   auto floats = [](int64_t n) { Rng rng(4); std::vector<float> v(static_cast<size_t>(n)); for (auto& x : v) x = rng.normal(); return v; };

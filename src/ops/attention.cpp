@@ -133,6 +133,12 @@ void for_query_blocks(int64_t n, int64_t heads, int64_t t, const Body& body) {
   });
 }
 
+// Whether prompts take the fused kernel: where its AVX-512 variant runs (head widths a multiple
+// of 16, up to 256). With AVX2 alone the GEMM path below was faster (699 tokens of SmolLM2's
+// shape: 9.2-10.2 ms a layer against 12.2-12.9 for the AVX2 variant, OpenBLAS's Haswell kernels,
+// SHRINK_ISA=avx2 on the Sapphire Rapids host).
+bool fused_prompt_attention(int64_t dim) { return kernels().isa >= Isa::avx512 && dim % 16 == 0 && dim <= 256; }
+
 // Positions a sequence's kv head has in attend_prompt_f32's key blocks.
 int64_t padded_keys(int64_t length) { return (length + 31) / 32 * 32; }
 
@@ -178,7 +184,7 @@ float exp_row(float* row, int64_t count, int64_t end) {
 
 void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset,
             int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal, KvLayout layout) {
-  if (!probs) {  // the keys into blocks, then the fused kernel
+  if (!probs && fused_prompt_attention(dim)) {  // the keys into blocks, then the fused kernel
     const int64_t padded = padded_keys(length);
     std::vector<float> key_blocks(static_cast<size_t>(n * kv_heads * padded * dim));
     for (int64_t b = 0; b < n; ++b)
@@ -191,23 +197,33 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
     attend_key_blocks(n, q, t, key_blocks.data(), v, length, offset, heads, kv_heads, dim, y, causal, layout);
     return;
   }
-  // Recording (training): every probability kept, through two GEMMs per block and a softmax pass.
+  // Two GEMMs per block of queries around a softmax pass: when recording (training: every
+  // probability kept), and where the fused kernel would be slower. Without probabilities the
+  // output rows are divided by the sums instead of every probability.
   const int64_t qw = heads * dim, group = heads / kv_heads;
   const float scale = float(1.0 / std::sqrt(double(dim)));
   for_query_blocks(n, heads, t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
+    thread_local std::vector<float> scratch;  // the block's scores and probabilities, without probs
     const float* kh = k + b * layout.sequence + (h / group) * layout.head;
     const float* vh = v + b * layout.sequence + (h / group) * layout.head;
     const int64_t keys = causal ? std::min(length, offset + i0 + rows) : length;
-    float* p = probs + ((b * heads + h) * t + i0) * length;
+    if (!probs) scratch.resize(static_cast<size_t>(rows * length));
+    float* p = probs ? probs + ((b * heads + h) * t + i0) * length : scratch.data();
     kernels().gemm_f32(false, true, rows, keys, dim, scale, q + (b * t + i0) * qw + h * dim, qw, kh, layout.row, 0.f, p,
                        length);
+    float inverse[kQueryBlock];
     for (int64_t i = 0; i < rows; ++i) {  // row i sees keys < offset + i0 + i + 1 under the causal mask
       float* row = p + i * length;
       const int64_t count = causal ? std::min(length, offset + i0 + i + 1) : length;
-      const float inverse = 1.f / exp_row(row, count, length);
-      for (int64_t j = 0; j < count; ++j) row[j] *= inverse;
+      inverse[i] = 1.f / exp_row(row, count, probs ? length : keys);  // the product reads `keys` columns
+      if (probs)
+        for (int64_t j = 0; j < count; ++j) row[j] *= inverse[i];
     }
-    gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, y + (b * t + i0) * qw + h * dim, qw);
+    float* out = y + (b * t + i0) * qw + h * dim;
+    gemm(false, false, rows, dim, keys, p, length, vh, layout.row, 0.f, out, qw);
+    if (!probs)
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t d = 0; d < dim; ++d) out[i * qw + d] *= inverse[i];
   });
 }
 
@@ -280,17 +296,31 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
       return y;
     }
     // A prompt's attention is compute-bound: the f16 cache is widened once, the keys straight
-    // into the fused kernel's blocks (the cache's own layout in f32).
+    // into the fused kernel's blocks (the cache's own layout in f32), or out of their blocks
+    // into rows for the GEMM path.
     const int64_t length = cache.length, dim = s.dim, padded = padded_keys(length);
-    std::vector<float> key_blocks(static_cast<size_t>(s.kv_heads * padded * dim));
+    const bool fused = fused_prompt_attention(dim);
+    std::vector<float> keys(static_cast<size_t>(s.kv_heads * (fused ? padded : length) * dim));
     std::vector<float> values(static_cast<size_t>(s.kv_heads * length * dim));
+    std::vector<float> block(static_cast<size_t>(fused ? 0 : kKeyBlock * dim));
     for (int64_t h = 0; h < s.kv_heads; ++h) {
-      kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), key_blocks.data() + h * padded * dim,
-                                   (length + kKeyBlock - 1) / kKeyBlock * kKeyBlock * dim);
+      if (fused) {
+        kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), keys.data() + h * padded * dim,
+                                     (length + kKeyBlock - 1) / kKeyBlock * kKeyBlock * dim);
+      } else {
+        for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
+          kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h) + j0 * dim, block.data(), kKeyBlock * dim);
+          for (int64_t j = j0; j < std::min(length, j0 + kKeyBlock); ++j)
+            for (int64_t d = 0; d < dim; ++d) keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
+        }
+      }
       kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * length * dim, length * dim);
     }
-    attend_key_blocks(1, f32(q), s.t, key_blocks.data(), values.data(), length, offset, s.heads, s.kv_heads, dim,
-                      f32(y), true, KvLayout{dim, length * dim, 0});
+    const KvLayout rows{dim, length * dim, 0};
+    if (fused)
+      attend_key_blocks(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), true, rows);
+    else
+      attend(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), nullptr, true, rows);
     return y;
   }
   // One new token sees every cached position: per kv head, its query heads through the
