@@ -62,6 +62,8 @@ using AttendF16KvFn = void (*)(int64_t queries, const float* q, int64_t q_stride
 // diagonal >= keys - 1 lets every row see every key); diagonal >= 0 and keys >= 1. Keys in f32
 // blocks of kKeyBlock positions laid out as attend_f16kv's, padded to a multiple of 32 positions
 // (the padding's entries are read and ignored, whatever they hold); values in rows v_stride apart.
+// The vector variants take head widths up to 256 that are a multiple of their lanes (others go
+// to the next variant down); ops::attend uses the slot where the AVX-512 variant runs.
 using AttendPromptF32Fn = void (*)(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks,
                                    const float* v, int64_t v_stride, int64_t keys, int64_t dim, float scale,
                                    int64_t diagonal, float* y, int64_t y_stride);
