@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/avx2/exp8.h"
+
 
 namespace shrink::kernel_variants {
 
@@ -29,21 +31,13 @@ struct Lanes16 {
   static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
   static float reduce_sum(V v) { return _mm512_reduce_add_ps(v); }
   static V exp(V v) {
-    // Cephes' expf as exp8.h (x = n ln2 + r, r's degree-6 polynomial), with vscalefps for the
-    // 2^n: no exponent bits to assemble and no overflow clamp. Below -87.3 (where expf is at most
+    // Cephes' expf as exp8 (exp8.h's exp_of_reduced), with vscalefps for the 2^n: no exponent
+    // bits to assemble and no overflow clamp. Below -87.3 (where expf is at most
     // 1.2e-38) and at -inf the result is 0; NaN stays NaN (the maximum keeps its second operand).
     const __m512 x = _mm512_max_ps(_mm512_set1_ps(-87.3f), v);
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+    const __m512 p = avx2::exp_of_reduced<Lanes16>(x, n);
     const __m512 y = _mm512_scalef_ps(p, n);
     const __mmask16 keep = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ);  // NaN kept too
     return _mm512_maskz_mov_ps(keep, y);  // (+inf is not a softmax argument here)
