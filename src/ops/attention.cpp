@@ -107,12 +107,7 @@ void apply_rope(float* x, int64_t n, int64_t t, int64_t heads, int64_t d, double
   }
 }
 
-// n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
-// offset+t-1 over keys and values (length positions per sequence, laid out as `layout` says: rows
-// of width KV*d, or a cache's head-major runs); query i sees keys j <= offset + i (every key when
-// not causal). Queries go in blocks of 64, one task per (sequence, head, block) in that order, so
-// that the threads' halves of the list hold the same mix of short (early) and long (late) causal
-// blocks (by whole heads, SmolLM2's 9 split 5:4).
+// Where the keys and values of `attend` are: rows of width KV*d, or a cache's head-major runs.
 struct KvLayout {
   int64_t row, head, sequence;  // floats between consecutive positions, kv heads and sequences
 };
@@ -121,7 +116,9 @@ namespace {
 
 constexpr int64_t kQueryBlock = 64;
 
-// body(b, h, i0, rows) for every block of queries, across the threads.
+// body(b, h, i0, rows) for every block of queries, one task per (sequence, head, block) in that
+// order, so that the threads' halves of the list hold the same mix of short (early) and long
+// (late) causal blocks (by whole heads, SmolLM2's 9 split 5:4).
 template <class Body>
 void for_query_blocks(int64_t n, int64_t heads, int64_t t, const Body& body) {
   const int64_t blocks = (t + kQueryBlock - 1) / kQueryBlock;
@@ -182,6 +179,11 @@ float exp_row(float* row, int64_t count, int64_t end) {
 
 }  // namespace
 
+// n sequences, every head: queries (t rows of width H*d per sequence) at positions offset ..
+// offset+t-1 over keys and values (length positions per sequence, laid out as `layout` says);
+// query i sees keys j <= offset + i (every key when not causal). probs, when given, receives (n,
+// H, t, length) probabilities. Queries go in blocks of 64; under the causal mask a block sees only
+// the keys before its last query.
 void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v, int64_t length, int64_t offset,
             int64_t heads, int64_t kv_heads, int64_t dim, float* y, float* probs, bool causal, KvLayout layout) {
   if (!probs && fused_prompt_attention(dim)) {  // the keys into blocks, then the fused kernel
@@ -192,7 +194,8 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
         const float* from = k + b * layout.sequence + g * layout.head;
         float* to = key_blocks.data() + (b * kv_heads + g) * padded * dim;
         for (int64_t j = 0; j < length; ++j)
-          for (int64_t d = 0; d < dim; ++d) to[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock] = from[j * layout.row + d];
+          for (int64_t d = 0; d < dim; ++d)
+            to[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock] = from[j * layout.row + d];
       }
     attend_key_blocks(n, q, t, key_blocks.data(), v, length, offset, heads, kv_heads, dim, y, causal, layout);
     return;
@@ -311,16 +314,19 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
         for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
           kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h) + j0 * dim, block.data(), kKeyBlock * dim);
           for (int64_t j = j0; j < std::min(length, j0 + kKeyBlock); ++j)
-            for (int64_t d = 0; d < dim; ++d) keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
+            for (int64_t d = 0; d < dim; ++d)
+              keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
         }
       }
       kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * length * dim, length * dim);
     }
     const KvLayout rows{dim, length * dim, 0};
     if (fused)
-      attend_key_blocks(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), true, rows);
+      attend_key_blocks(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y),
+                        true, rows);
     else
-      attend(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), nullptr, true, rows);
+      attend(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), nullptr,
+             true, rows);
     return y;
   }
   // One new token sees every cached position: per kv head, its query heads through the

@@ -1,8 +1,8 @@
 // Scalar reference of single-query attention (attend_f32 and attend_f16kv, registry.h) and of a
-// prompt's rows (attend_prompt_f32, each row through the single-query code over the keys it sees): scores,
-// softmax with the maximum subtracted, the probability-weighted sum of the values, and the log of
-// the softmax's denominator when asked for. f16 keys (in attend_f16kv's blocks) and values are
-// widened exactly (half.h).
+// prompt's rows (attend_prompt_f32: each row through the single-query code over the keys it
+// sees): scores, softmax with the maximum subtracted, the probability-weighted sum of the values,
+// and the log of the softmax's denominator when asked for. f16 keys (in attend_f16kv's blocks)
+// and values are widened exactly (half.h).
 #include <algorithm>
 #include <cmath>
 #include <vector>
