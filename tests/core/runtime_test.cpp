@@ -1,4 +1,4 @@
-// parallel_for, denormal flushing, the seeded RNG and the atomic file writer.
+// parallel_for, denormal flushing, the seeded RNG, the atomic file writer and max_value.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +10,7 @@
 
 #include "shrink/core/atomic_file.h"
 #include "shrink/core/error.h"
+#include "shrink/core/max_value.h"
 #include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
 #include "test_support.h"
@@ -173,6 +174,24 @@ TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
   double share[2];
   measured.shares(2, share);
   EXPECT_GT(share[0], 0.6);  // 0.8 when the sleeps are exact
+}
+
+TEST(MaxValue, FindsTheLargestInEveryLaneAndTheTailAndSkipsNaN) {
+  EXPECT_EQ(max_value(nullptr, 0), -INFINITY);
+  for (int64_t n : {1, 15, 16, 17, 40, 64}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t at = 0; at < n; ++at) {  // the largest in each lane of the blocks, and in the tail
+      for (int64_t i = 0; i < n; ++i) x[size_t(i)] = -float(i) - 100.f;
+      x[size_t(at)] = 5.f;
+      ASSERT_EQ(max_value(x.data(), n), 5.f) << n << " " << at;
+      x[size_t((at + 1) % n)] = NAN;  // a NaN beside it changes nothing (unless it replaced it)
+      if (n > 1) {
+        ASSERT_EQ(max_value(x.data(), n), 5.f) << n << " " << at;
+      }
+    }
+  }
+  const float all_nan[3] = {NAN, NAN, NAN};
+  EXPECT_EQ(max_value(all_nan, 3), -INFINITY);
 }
 
 TEST(Rng, IsDeterministicAndWellSpread) {

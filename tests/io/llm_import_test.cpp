@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shrink/core/error.h"
+#include "shrink/core/rng.h"
 #include "shrink/eval/perplexity.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/io/safetensors.h"
@@ -214,6 +215,36 @@ TEST(Perplexity, IsExpOfTheMeanNllOverNonOverlappingWindows) {
   EXPECT_THROW(eval::evaluate_perplexity(g, stream, 64), UsageError);  // shorter than a window
   stream[20] = 9;
   EXPECT_THROW(eval::evaluate_perplexity(g, stream, 16), UsageError);  // id outside the vocabulary
+}
+
+TEST(Perplexity, MatchesTheLogSoftmaxComputedInDouble) {
+  // Logits that differ from row to row (the embedding's rows, spread over +-30 so that the
+  // maximum's subtraction matters): the float exponentials of the log-sum-exp against libm's
+  // double ones. 37 entries: two 16-lane blocks of the row maximum and a tail.
+  constexpr int64_t kVocabulary = 37;
+  Rng rng(11);
+  Tensor weight = Tensor::empty(Shape{kVocabulary, kVocabulary}, DType::f32);
+  float* w = weight.mutable_data<float>();
+  for (int64_t i = 0; i < kVocabulary * kVocabulary; ++i) w[i] = rng.uniform(-30.f, 30.f);
+  nn::Graph g;
+  int x = g.add_input("tokens", Shape{-1, -1}, DType::i64);
+  nn::Node embed{"embed", "Embedding", {{"num_embeddings", kVocabulary}, {"embedding_dim", kVocabulary}}, {x}, {}, {}};
+  embed.params.push_back({"weight", weight, {}, true});
+  g.mark_output(g.add(std::move(embed)));
+  std::vector<int32_t> stream(40);
+  for (auto& id : stream) id = int32_t(rng.below(kVocabulary));
+  double nll = 0;
+  for (int64_t window = 0; window < 2; ++window)
+    for (int64_t i = 0; i < 19; ++i) {  // position i of the window predicts position i + 1
+      const float* row = w + stream[size_t(window * 20 + i)] * kVocabulary;
+      double top = row[0], sum = 0;
+      for (int64_t j = 0; j < kVocabulary; ++j) top = std::max(top, double(row[j]));
+      for (int64_t j = 0; j < kVocabulary; ++j) sum += std::exp(double(row[j]) - top);
+      nll += std::log(sum) + top - row[stream[size_t(window * 20 + i + 1)]];
+    }
+  const eval::PerplexityReport r = eval::evaluate_perplexity(g, stream, 20);
+  ASSERT_EQ(r.predicted, 38);
+  EXPECT_NEAR(r.nll, nll / 38, 1e-6 * (nll / 38));
 }
 
 }  // namespace
