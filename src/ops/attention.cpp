@@ -195,7 +195,7 @@ void attend(int64_t n, const float* q, int64_t t, const float* k, const float* v
         float* to = key_blocks.data() + (b * kv_heads + g) * padded * dim;
         for (int64_t j = 0; j < length; ++j)
           for (int64_t d = 0; d < dim; ++d)
-            to[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock] = from[j * layout.row + d];
+            to[key_block_index(j, d, dim)] = from[j * layout.row + d];
       }
     attend_key_blocks(n, q, t, key_blocks.data(), v, length, offset, heads, kv_heads, dim, y, causal, layout);
     return;
@@ -265,8 +265,8 @@ void KvCache::append(const float* k, const float* v, int64_t t) {
       const int64_t from = i * kw + h * dim, position = length + i, to = (h * capacity + position) * dim;
       if (half) {
         kernels().convert_f32_to_f16(k + from, key.data(), dim);
-        uint16_t* block = keys16.data() + (h * capacity + position / kKeyBlock * kKeyBlock) * dim;
-        for (int64_t d = 0; d < dim; ++d) block[d * kKeyBlock + position % kKeyBlock] = key[size_t(d)];
+        uint16_t* head = keys16.data() + h * capacity * dim;
+        for (int64_t d = 0; d < dim; ++d) head[key_block_index(position, d, dim)] = key[size_t(d)];
         kernels().convert_f32_to_f16(v + from, values16.data() + to, dim);
       } else {
         std::copy_n(k + from, dim, keys.data() + to);

@@ -52,6 +52,10 @@ using AttendF32Fn = void (*)(int64_t queries, const float* q, int64_t q_stride, 
 // major, so that a block's scores are kKeyBlock-wide multiply-adds with no horizontal sums); the
 // last block may be partial (its entries past `length` are ignored).
 constexpr int64_t kKeyBlock = 16;
+// Where entry d of position j sits in such blocks, dim entries a position.
+constexpr int64_t key_block_index(int64_t j, int64_t d, int64_t dim) {
+  return (j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock;
+}
 using AttendF16KvFn = void (*)(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
                                int64_t v_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                                float* scratch, float* lse);

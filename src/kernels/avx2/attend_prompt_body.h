@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <new>
 
 #include "kernels/avx2/attend_f16kv_body.h"
 #include "shrink/kernels/registry.h"
@@ -39,11 +38,11 @@ struct RowGroup {
   static constexpr int64_t kStep = 2 * L::kLanes;  // keys a step
   alignas(64) float qt[kMaxDim * R];
   float m[R], l[R];
-  int64_t diagonal, last;  // the first row sees keys < diagonal + 1, the last < last
-  float* out;
+  int64_t diagonal = 0, last = 0;  // the first row sees keys < diagonal + 1, the last < last
+  float* out = nullptr;
 
-  RowGroup(const float* q, int64_t q_stride, const Keys& k, float scale, int64_t first_diagonal, float* buffer)
-      : diagonal(first_diagonal), last(std::min(k.count, first_diagonal + R)), out(buffer) {
+  void start(const float* q, int64_t q_stride, const Keys& k, float scale, int64_t first_diagonal, float* buffer) {
+    diagonal = first_diagonal, last = std::min(k.count, first_diagonal + R), out = buffer;
     for (int r = 0; r < R; ++r) {
       m[r] = -INFINITY, l[r] = 0.f;
       for (int64_t d = 0; d < k.dim; ++d) qt[d * R + r] = scale * q[r * q_stride + d];
@@ -56,9 +55,8 @@ struct RowGroup {
     if (j0 >= last) return;
     const int64_t dim = k.dim;
     // The step's two vectors of keys at dimension 0 (dimension d: + d * kKeyBlock).
-    const float* k0 = k.blocks + (j0 / kKeyBlock) * kKeyBlock * dim + j0 % kKeyBlock;
-    const int64_t j1 = j0 + L::kLanes;
-    const float* k1 = k.blocks + (j1 / kKeyBlock) * kKeyBlock * dim + j1 % kKeyBlock;
+    const float* k0 = k.blocks + key_block_index(j0, 0, dim);
+    const float* k1 = k.blocks + key_block_index(j0 + L::kLanes, 0, dim);
     V s[R][2];
     for (int r = 0; r < R; ++r) s[r][0] = s[r][1] = L::zero();
     for (int64_t d = 0; d < dim; ++d) {
@@ -117,13 +115,12 @@ template <class L, int R, int GROUPS>
 void attend_rows(const float* q, int64_t q_stride, const Keys& k, float scale, int64_t diagonal, float* y,
                  int64_t y_stride, float* out) {
   using Group = RowGroup<L, R>;
-  alignas(64) unsigned char storage[GROUPS][sizeof(Group)];
-  Group* groups[GROUPS];
+  Group groups[GROUPS];
   for (int g = 0; g < GROUPS; ++g)
-    groups[g] = new (storage[g]) Group(q + g * R * q_stride, q_stride, k, scale, diagonal + g * R, out + g * R * k.dim);
-  for (int64_t j0 = 0; j0 < groups[GROUPS - 1]->last; j0 += Group::kStep)
-    for (Group* group : groups) group->step(j0, k);
-  for (int g = 0; g < GROUPS; ++g) groups[g]->finish(y + g * R * y_stride, y_stride, k.dim);
+    groups[g].start(q + g * R * q_stride, q_stride, k, scale, diagonal + g * R, out + g * R * k.dim);
+  for (int64_t j0 = 0; j0 < groups[GROUPS - 1].last; j0 += Group::kStep)
+    for (Group& group : groups) group.step(j0, k);
+  for (int g = 0; g < GROUPS; ++g) groups[g].finish(y + g * R * y_stride, y_stride, k.dim);
 }
 
 // The last rows % kPromptRows rows: R of them, or fewer.

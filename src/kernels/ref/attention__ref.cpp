@@ -53,16 +53,14 @@ void attend_f32__ref(int64_t queries, const float* q, int64_t q_stride, const fl
 void attend_f16kv__ref(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v,
                        int64_t v_stride, int64_t length, int64_t dim, float scale, float* y, int64_t y_stride,
                        float* scratch, float* lse) {
-  const auto key = [&](int64_t j, int64_t d) { return k[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock]; };
+  const auto key = [&](int64_t j, int64_t d) { return k[key_block_index(j, d, dim)]; };
   attend(queries, q, q_stride, key, v, v_stride, length, dim, scale, y, y_stride, scratch, lse);
 }
 
 void attend_prompt_f32__ref(int64_t rows, const float* q, int64_t q_stride, const float* key_blocks, const float* v,
                             int64_t v_stride, int64_t keys, int64_t dim, float scale, int64_t diagonal, float* y,
                             int64_t y_stride) {
-  const auto key = [&](int64_t j, int64_t d) {
-    return key_blocks[(j / kKeyBlock) * kKeyBlock * dim + d * kKeyBlock + j % kKeyBlock];
-  };
+  const auto key = [&](int64_t j, int64_t d) { return key_blocks[key_block_index(j, d, dim)]; };
   std::vector<float> scratch(static_cast<size_t>(keys));
   for (int64_t i = 0; i < rows; ++i)
     attend(1, q + i * q_stride, q_stride, key, v, v_stride, std::min(keys, diagonal + i + 1), dim, scale,
