@@ -27,6 +27,7 @@ class ReadBandwidthProbe {
   ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
   ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
   double measure() const;
+  size_t bytes() const { return bytes_; }  // the buffer's size: `bytes` in whole 16 MB chunks, at least 32 MB
 
  private:
   double* buffer_ = nullptr;
