@@ -16,6 +16,7 @@
 
 #include "kernels/amx/amx_tiles.h"
 #include "kernels/kernel_variants.h"
+#include "kernels/line_buffer.h"
 #include "kernels/vnni/int8_tile_vnni.h"
 #include "shrink/core/parallel.h"
 
@@ -51,20 +52,8 @@ struct PackedActivations {
 };
 
 PackedActivations pack_activations(const uint8_t* a, int64_t lda, int64_t tiles, int64_t steps) {
-  struct Buffer {
-    uint8_t* data = nullptr;
-    size_t bytes = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffer;
-  const size_t bytes = size_t(tiles * steps * kATileBytes);
-  if (buffer.bytes < bytes) {
-    std::free(buffer.data);
-    buffer.data = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
-    if (!buffer.data) throw std::bad_alloc();
-    buffer.bytes = bytes;
-  }
-  uint8_t* out = buffer.data;
+  thread_local LineBuffer<uint8_t> buffer;
+  uint8_t* out = buffer.get(size_t(tiles * steps * kATileBytes));
   parallel_for(0, tiles, 1, [&](int64_t first, int64_t last) {
     for (int64_t t = first; t < last; ++t)
       for (int64_t s = 0; s < steps; ++s)

@@ -13,6 +13,7 @@
 #include "kernels/avx2/int4_gemv.h"
 #include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
+#include "kernels/line_buffer.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int4_gemm.h"
@@ -333,12 +334,12 @@ void gemv_columns(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, 
 template <int CPG, int STREAMS>
 void gemv_panels(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, const float* float_sums,
                  const Int4Weights& w, const float* bias, float* out, float* row_scales) {
-  const int64_t k = w.k, groups = k / w.group;
+  const int64_t k = w.k, groups = k / w.group, stride = panel_scale_floats(w);
   const __m256i low_mask = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
   const uint8_t* panel[STREAMS];
   __m256 acc[STREAMS][4];
   for (int s = 0; s < STREAMS; ++s) {
-    panel_scales_f32(w, c0[s], row_scales + s * 4 * groups);
+    panel_scales_f32(w, c0[s], row_scales + s * stride);
     panel[s] = w.panels + c0[s] * k / 2;
     for (int col = 0; col < 4; ++col) acc[s][col] = _mm256_setzero_ps();
   }
@@ -364,7 +365,7 @@ void gemv_panels(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, c
     for (int s = 0; s < STREAMS; ++s)
       for (int col = 0; col < 4; ++col)
         acc[s][col] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[s][col], ones)),
-                                      _mm256_broadcast_ss(row_scales + (s * 4 + col) * groups + g), acc[s][col]);
+                                      _mm256_broadcast_ss(row_scales + s * stride + col * groups + g), acc[s][col]);
   }
   for (int s = 0; s < STREAMS; ++s) finish_four_rows(c0[s], acc[s], a_scale, float_sums, w, bias, out);
 }
@@ -393,16 +394,14 @@ namespace avx2 {
 void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias,
                float* out, GemvPanelShare panel_share) {
   constexpr int kCols = 4;
-  // Buffers kept per thread (a decoded token makes a few hundred of these calls); the workers
-  // below read the caller's through these references.
-  thread_local std::vector<int8_t> reordered_buffer;
-  thread_local std::vector<float> float_sums_buffer;
-  std::vector<int8_t>& reordered = reordered_buffer;
-  std::vector<float>& float_sums = float_sums_buffer;
-  reordered.resize(static_cast<size_t>(w.k));
-  reorder_for_gemv(q, w.k, reordered.data());
-  float_sums.resize(static_cast<size_t>(w.k / w.group));
-  for (size_t g = 0; g < float_sums.size(); ++g) float_sums[g] = float(group_sums[g]);
+  // Buffers kept per thread in cache lines of their own (a decoded token makes a few hundred of
+  // these calls); the workers below read the caller's through these pointers.
+  thread_local LineBuffer<int8_t> reordered_buffer;
+  thread_local LineBuffer<float> float_sums_buffer;
+  int8_t* const reordered = reordered_buffer.get(size_t(w.k));
+  reorder_for_gemv(q, w.k, reordered);
+  float* const float_sums = float_sums_buffer.get(size_t(w.k / w.group));
+  for (int64_t g = 0; g < w.k / w.group; ++g) float_sums[g] = float(group_sums[g]);
   const bool group32 = w.group == 32;
   const auto four = group32 ? gemv_columns<kCols, true> : gemv_columns<kCols, false>;
   const auto one = group32 ? gemv_columns<1, true> : gemv_columns<1, false>;
@@ -417,14 +416,14 @@ void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const 
   const int64_t full_panels = w.n / kCols;
   static ThreadSpeeds speeds;
   parallel_for_balanced(0, (w.n + kCols - 1) / kCols, 8, speeds, [&](int64_t first, int64_t last) {
-    thread_local std::vector<float> row_scales;  // this thread's
-    row_scales.resize(panels ? static_cast<size_t>(2 * kCols * (w.k / w.group)) : 0);
-    const int8_t* a = reordered.data();
-    const float* sums = float_sums.data();
+    thread_local LineBuffer<float> row_scales_buffer;  // this thread's, in cache lines of its own (line_buffer.h)
+    float* row_scales = panels ? row_scales_buffer.get(size_t(2 * panel_scale_floats(w))) : nullptr;
+    const int8_t* a = reordered;
+    const float* sums = float_sums;
     int64_t p = first;
     if (panels && first < full_panels) {
       p = std::min(last, full_panels);
-      panels(first, p, a, a_scale, sums, w, bias, out, row_scales.data());
+      panels(first, p, a, a_scale, sums, w, bias, out, row_scales);
     }
     for (; p < last; ++p) {
       const int64_t c0 = p * kCols;

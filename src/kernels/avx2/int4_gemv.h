@@ -16,9 +16,14 @@ namespace shrink::kernel_variants::avx2 {
 // Needs k % 64 == 0 and a group of 32 or a multiple of 64.
 inline bool gemv_fits(const Int4Weights& w) { return w.k % 64 == 0 && (w.group == 32 || w.group % 64 == 0); }
 
+// The floats one panel's f32 scales take in row_scales: its 4 * groups, rounded up to whole
+// cache lines, so that the two panels' scales never share a line (see line_buffer.h).
+inline int64_t panel_scale_floats(const Int4Weights& w) { return (4 * (w.k / w.group) + 15) / 16 * 16; }
+
 // Panels [first, last) (4 rows each) of one thread's share of a GEMV: a = the reordered
 // activations (see gemv_q4s8), float_sums = each group's activation sum as f32, row_scales =
-// room for 2 panels' f32 scales (2 * 4 * groups floats).
+// room for 2 panels' f32 scales (2 * panel_scale_floats(w) floats starting on a cache line,
+// panel s's at s * panel_scale_floats(w)).
 using GemvPanelShare = void (*)(int64_t first, int64_t last, const int8_t* a, float a_scale, const float* float_sums,
                                 const Int4Weights& w, const float* bias, float* out, float* row_scales);
 

@@ -112,19 +112,19 @@ void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_sca
                       const Int4Weights& w, const float* bias, float* out, float* row_scales) {
   constexpr bool kGroup32 = CPG == 0;
   constexpr int kChunks = kGroup32 ? 1 : CPG;  // 64-value chunks per step
-  const int64_t k = w.k, groups = k / w.group, steps = k / (64 * kChunks);
+  const int64_t k = w.k, groups = k / w.group, steps = k / (64 * kChunks), stride = avx2::panel_scale_floats(w);
   const __m512i low_mask = _mm512_set1_epi8(0x0f);
   const __m512i quads = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const uint8_t* panel[STREAMS];
   __m512 acc[STREAMS][2];  // rows 0 and 1, rows 2 and 3
   for (int s = 0; s < STREAMS; ++s) {
-    panel_scales_f32_avx512(w, c0[s], row_scales + s * 4 * groups);
+    panel_scales_f32_avx512(w, c0[s], row_scales + s * stride);
     panel[s] = w.panels + c0[s] * k / 2;
     acc[s][0] = acc[s][1] = _mm512_setzero_ps();
   }
   // The scales of rows 2h and 2h + 1 ([row][group] in row_scales) for step `step`, lane by lane.
   const auto step_scale = [&](int s, int h, int64_t step) {
-    const float* scales = row_scales + (s * 4 + 2 * h) * groups;
+    const float* scales = row_scales + s * stride + 2 * h * groups;
     if constexpr (kGroup32) {  // groups 2 step and 2 step + 1 of both rows, four lanes each
       const __m128 four = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(scales + 2 * step))),
                                        reinterpret_cast<const __m64*>(scales + groups + 2 * step));
