@@ -145,6 +145,9 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // With rows enough and weights that fit in L2 the AMX variant's threads split the rows: 150 rows
   // are 4 blocks of 32, one of 16 and 6 left over, split between the threads at a block boundary.
   expect_gemm_variants_equal(150, 40, 100, rng);
+  // The VNNI variant walks k in blocks of 512 bytes once there are two 5-row tiles: k = 1024 is
+  // two whole blocks (the 8200 above ends on a partial one); 23 rows end on a 3-row tile.
+  expect_gemm_variants_equal(23, 70, 1024, rng);
 }
 
 // Long rows: the AVX2 GEMM walks m in blocks sized to L2 (~90 rows of 4100 bytes on a 512 KB L2),

@@ -27,11 +27,12 @@ constexpr int64_t kPanelGroupBytes = kInt8Panel * kInt8Group;  // 64
 // Written as folds over index packs so that every accumulator index is a constant when GCC decides
 // what lives in registers: with loops over r and p it kept a copy of each accumulator in memory and
 // stored all of them on every group.
-template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED, int... P, int... T>
+// FRESH: start from zero instead of loading sums.
+template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED, bool FRESH, int... P, int... T>
 inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0,
                                 int64_t g1, int32_t* sums, std::integer_sequence<int, P...>,
                                 std::integer_sequence<int, T...>) {
-  __m512i acc[ROWS * PANELS] = {_mm512_load_si512(sums + T * 16)...};
+  __m512i acc[ROWS * PANELS] = {(FRESH ? _mm512_setzero_si512() : _mm512_load_si512(sums + T * 16))...};
   for (int64_t g = g0; g < g1; ++g) {
     const __m512i w[PANELS] = {_mm512_loadu_si512(b + P * panel_stride + g * kPanelGroupBytes)...};
     __m512i x[ROWS];
@@ -48,10 +49,10 @@ inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, 
   (_mm512_store_si512(sums + T * 16, acc[T]), ...);
 }
 
-template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED = true>
+template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED = true, bool FRESH = false>
 inline void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0, int64_t g1,
                        int32_t* sums) {
-  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED>(a, lda, b, panel_stride, g0, g1, sums,
+  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED, FRESH>(a, lda, b, panel_stride, g0, g1, sums,
                                                           std::make_integer_sequence<int, PANELS>(),
                                                           std::make_integer_sequence<int, ROWS * PANELS>());
 }
@@ -93,9 +94,10 @@ inline void finish_16(int64_t i, int64_t c, __m512i acc, const Int8Epilogue& e, 
 template <int ROWS, int PANELS>
 inline void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
                  const int8_t* packed, const Int8Epilogue& e) {
-  alignas(64) int32_t sums[ROWS * PANELS * 16] = {};
+  alignas(64) int32_t sums[ROWS * PANELS * 16];
   const int64_t panel_stride = groups * kPanelGroupBytes;
-  accumulate<ROWS, PANELS>(a + i * lda, lda, packed + panel * panel_stride, panel_stride, 0, groups, sums);
+  accumulate<ROWS, PANELS, true, /*FRESH=*/true>(a + i * lda, lda, packed + panel * panel_stride, panel_stride, 0, groups,
+                                                 sums);
   for (int p = 0; p < PANELS; ++p) {
     const int64_t c = (panel + p) * kInt8Panel;
     if (c >= n) break;
