@@ -71,7 +71,9 @@ TEST(Int4, GemmMatchesTheReferenceAndApproximatesF32) {
   for (int64_t group : {32, 64, 128})
     for (int64_t m : {1, 2, 3, 4, 5, 9, 16, 23, 40})  // 8 and more take the prefill path, 16 and more AMX's
       for (int64_t n : {1, 7, 17, 33, 70})  // 70: a whole block of 4 panels (the VNNI prefill's) and a part
-        for (int64_t k : {group, 4 * group, int64_t(576)}) {  // 576: an odd count of 64-value loads
+        // 576: an odd count of 64-value loads; 1536: three of the VNNI prefill's blocks of groups
+        // (32 KB of expanded weights each) at every group size, 576 two at groups of 32 and 64.
+        for (int64_t k : {group, 4 * group, int64_t(576), int64_t(1536)}) {
           if (k % group) continue;
           SCOPED_TRACE(::testing::Message() << "group " << group << " m " << m << " n " << n << " k " << k);
           const Int4Problem p = make(m, n, k, group, rng);
