@@ -7,7 +7,7 @@
 #   the last-level cache (the int4 models' 87.5 MB and 172 MB in a 260-300 MB L3) they come from
 #   there, faster than DRAM can deliver: against the DRAM probe such a model can read above 100%.
 #   The limit for re-reading that many bytes is what the same-sized probe reads.
-# Both probes run before each generation and once after the last; each run's limit is the higher
+# The footprint probe is the best of three. Both probes run before each generation and once after the last; each run's limit is the higher
 # of the two probes around it (this shared host's bandwidth moves by +-30% from minute to minute, so
 # a run is only compared with the machine as it was during that run). Each model generates
 # TOKENS tokens greedily after a 26-token prompt, RUNS times; the table shows medians (of
@@ -26,6 +26,10 @@ prompt="It is a truth universally acknowledged, that a single man in possession 
 "$shrink" quantize "$smol" --method rtn --bits 4 --group-size 128 --int8-head --out "$out/rtn4-int8-head.shrink" > /dev/null
 
 bandwidth() { "$shrink" bench bandwidth --json "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_bandwidth_bytes_per_second"])'; }
+# The footprint's probe swings most (33-57 GB/s within a minute for 96 MB here, the cache shared
+# with the neighbours): the best of three, as the limit is what the machine can deliver then.
+best_of_three() { local a b c; a=$(bandwidth "$@"); b=$(bandwidth "$@"); c=$(bandwidth "$@")
+                  python3 -c "print(max($a, $b, $c))"; }
 rows=()
 for entry in "f32 (the GGUF dequantized)|$smol" "int4 g128, f32 tied head|$out/rtn4.shrink" \
              "int4 g128, int8 head|$out/rtn4-int8-head.shrink"; do
@@ -35,10 +39,10 @@ for entry in "f32 (the GGUF dequantized)|$smol" "int4 g128, f32 tied head|$out/r
                  python3 -c 'import json,sys; print(-(-json.load(sys.stdin)["weight_bytes_per_token"] // (16 << 20)) * 16)')
   probes=(); near=()
   for ((r = 0; r < runs; ++r)); do
-    probes+=("$(bandwidth)"); near+=("$(bandwidth --buffer-mb "$footprint_mb")")
+    probes+=("$(bandwidth)"); near+=("$(best_of_three --buffer-mb "$footprint_mb")")
     "$shrink" generate "$model" --prompt "$prompt" --max-tokens "$tokens" --no-stop --json > "$out/run-$r.json"
   done
-  probes+=("$(bandwidth)"); near+=("$(bandwidth --buffer-mb "$footprint_mb")")
+  probes+=("$(bandwidth)"); near+=("$(best_of_three --buffer-mb "$footprint_mb")")
   rows+=("$name|$footprint_mb|$(python3 - "$out" "$runs" "${probes[*]}" "${near[*]}" <<'EOF2'
 import json, statistics, sys
 out, runs = sys.argv[1], int(sys.argv[2])
@@ -57,8 +61,9 @@ EOF2
 done
 python3 - "${rows[@]}" <<'EOF2'
 import sys
-print("read bandwidth: `shrink bench bandwidth` with 2 threads, DRAM = a 1 GiB buffer, footprint = a buffer the size")
-print("of the weights a token reads (rounded up to 16 MB; the cache holds it where it fits), both before every run and")
+print("read bandwidth: `shrink bench bandwidth` with 2 threads, DRAM = a 1 GiB buffer, footprint = the best of three")
+print("probes of a buffer the size of the weights a token reads (rounded up to 16 MB; the cache holds it where it fits),")
+print("both before every run and")
 print("after the last; each run's limit is the higher of the two probes around it; fractions are the median of the")
 print("runs' own (min-max)\n")
 print("| model | prefill tokens/s | decode tokens/s | weight bytes/token | effective GB/s | DRAM GB/s | of DRAM | footprint GB/s | of the footprint's rate |")

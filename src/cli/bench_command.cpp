@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
 #include "shrink/eval/kernel_benchmarks.h"
 
@@ -42,6 +43,12 @@ void setup_bench(CLI::App& sub) {
   sub.add_flag("--quiet", options->quiet, "No progress on stderr");
   sub.callback([options] {
     if (options->what == "bandwidth") {
+      // The probe writes every byte of its buffer: refuse more than half of this machine's memory.
+      const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+      if (memory > 0 && double(options->buffer_mb) * double(1 << 20) > memory / 2)
+        throw UsageError(fmt::format("{} MB is more than half of this machine's {:.0f} MB of memory",
+                                     options->buffer_mb, memory / double(1 << 20)),
+                         "--buffer-mb");
       const ReadBandwidthProbe probe(size_t(options->buffer_mb) << 20);
       const double bandwidth = probe.measure();
       if (options->json)

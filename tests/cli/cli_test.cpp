@@ -169,6 +169,18 @@ TEST(Cli, BenchBandwidthMeasuresTheReadBandwidth) {
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("read bandwidth "), std::string::npos) << text.out;
   EXPECT_NE(text.out.find(" GB/s"), std::string::npos) << text.out;
+  // Another buffer size, rounded to whole 16 MB (at least 32 MB), and reported as used.
+  const auto sized = run_shrink({"--threads", "1", "bench", "bandwidth", "--buffer-mb", "40", "--json"});
+  ASSERT_EQ(sized.exit_code, 0) << sized.err;
+  const auto sized_json = nlohmann::json::parse(sized.out);
+  EXPECT_EQ(sized_json["buffer_bytes"].get<int64_t>(), int64_t(32) << 20);
+  EXPECT_GT(sized_json["read_bandwidth_bytes_per_second"].get<double>(), 1e8);
+  // 60000 MB: more than half of any machine this runs on (refused before anything is allocated).
+  for (const char* bad : {"0", "-5", "many", "60000"}) {
+    const auto refused = run_shrink({"bench", "bandwidth", "--buffer-mb", bad});
+    EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.err;
+    EXPECT_EQ(line_count(refused.err), 1u) << refused.err;
+  }
 }
 
 }  // namespace
