@@ -40,6 +40,9 @@ void each_tile(int64_t rows, const Body& body) {
 
 // Rows [i, i + rows) x panels [panel, panel + PANELS), k in blocks; sums = room for rows x PANELS
 // x 16 s32 (64-byte aligned), [row][panel][channel].
+// The int4 prefill walks its blocks the same way in its own few lines: one helper for both
+// (a generic lambda per tile) made GCC copy and spill the 20 accumulators inside the group loop,
+// 1.6x slower at 1024^3.
 template <int PANELS>
 void rows_in_k_blocks(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
                       const int8_t* packed, const Int8Epilogue& e, int32_t* sums) {
