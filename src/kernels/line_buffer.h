@@ -2,12 +2,12 @@
 // `count` values that starts on a 64-byte cache line and ends on one, so that nothing another
 // thread writes shares its lines. Grown as needed, never shrunk; freed with its thread.
 //
-// Why the lines matter: the int4 decode GEMV's per-thread panel scales had lived in a
-// thread_local std::vector (a few hundred bytes, 16-byte aligned, from the thread's heap).
-// Rewritten for every panel and re-read every step, they shared their first and last cache line
-// with whatever the heap put beside them; in a scratch program where that was an output the other
-// thread wrote, the products of a SmolLM2 token took 1.2x as long as with the same scales in lines
-// of their own (2 threads, weights resident in L3, alternating in one process).
+// Why: a thread_local std::vector of a few hundred bytes (16-byte aligned, from the heap) shares
+// its first and last cache line with whatever the heap puts beside it, which another thread may
+// be writing. For the int4 decode GEMV's panel scales that alone measured no different; what
+// gained (SmolLM2's per-token products 0.95x the time) was each panel's scales starting on a line
+// of their own (avx2::panel_scale_floats). Lines of its own are still the safe default for
+// scratch that a kernel rewrites while other threads run.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
