@@ -4,10 +4,10 @@
 //
 // Why: a thread_local std::vector of a few hundred bytes (16-byte aligned, from the heap) shares
 // its first and last cache line with whatever the heap puts beside it, which another thread may
-// be writing. For the int4 decode GEMV's panel scales that alone measured no different; what
-// gained (SmolLM2's per-token products 0.95x the time) was each panel's scales starting on a line
-// of their own (avx2::panel_scale_floats). Lines of its own are still the safe default for
-// scratch that a kernel rewrites while other threads run.
+// be writing. The int4 decode GEMV's panel scales moved here together with each panel's scales
+// starting on a line of its own (avx2::panel_scale_floats): SmolLM2's per-token products then took
+// 0.95x the time; the two changes were not measured apart. Lines of its own are the safe default
+// for scratch that a kernel rewrites while other threads run.
 #pragma once
 #include <cstddef>
 #include <cstdlib>

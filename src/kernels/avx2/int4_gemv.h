@@ -19,8 +19,9 @@ inline bool gemv_fits(const Int4Weights& w) { return w.k % 64 == 0 && (w.group =
 // The floats one panel's f32 scales take in row_scales: its 4 * groups, rounded up to whole
 // cache lines, so that the two panels' scales never share a line. At k = 576 (36 scales) the
 // second panel's had begun on the line holding the end of the first's, which the conversion's
-// masked tail store writes; with a line each, SmolLM2's per-token products took 0.95x the time
-// (weights resident in L3, 2 threads, alternating against the previous kernel in one process).
+// masked tail store writes. With a line each (and the buffer in lines of its own, line_buffer.h;
+// not measured apart) SmolLM2's per-token products took 0.95x the time (weights resident in L3,
+// 2 threads, alternating against the previous kernel in one process).
 inline int64_t panel_scale_floats(const Int4Weights& w) { return (4 * (w.k / w.group) + 15) / 16 * 16; }
 
 // Panels [first, last) (4 rows each) of one thread's share of a GEMV: a = the reordered
