@@ -7,9 +7,10 @@
 #   the last-level cache (the int4 models' 87.5 MB and 172 MB in a 260-300 MB L3) they come from
 #   there, faster than DRAM can deliver: against the DRAM probe such a model can read above 100%.
 #   The limit for re-reading that many bytes is what the same-sized probe reads.
-# The footprint probe is the best of three. Both probes run before each generation and once after the last; each run's limit is the higher
-# of the two probes around it (this shared host's bandwidth moves by +-30% from minute to minute, so
-# a run is only compared with the machine as it was during that run). Each model generates
+# The footprint probe is the best of three. Both probes run before each generation and once after
+# the last; each run's limit is the higher of the two probes around it (this shared host's
+# bandwidth moves by +-30% from minute to minute, so a run is only compared with the machine as it
+# was during that run). Each model generates
 # TOKENS tokens greedily after a 26-token prompt, RUNS times; the table shows medians (of
 # tokens/s, of the limits, and of the per-run fractions). "bytes/token" is what `generate --json`
 # reports as weight_bytes_per_token: every parameter a decoded token reads (the embedding lookup
@@ -61,11 +62,10 @@ EOF2
 done
 python3 - "${rows[@]}" <<'EOF2'
 import sys
-print("read bandwidth: `shrink bench bandwidth` with 2 threads, DRAM = a 1 GiB buffer, footprint = the best of three")
-print("probes of a buffer the size of the weights a token reads (rounded up to 16 MB; the cache holds it where it fits),")
-print("both before every run and")
-print("after the last; each run's limit is the higher of the two probes around it; fractions are the median of the")
-print("runs' own (min-max)\n")
+print("read bandwidth: `shrink bench bandwidth` with 2 threads. DRAM = a 1 GiB buffer; footprint = the best of three")
+print("probes of a buffer the size of the weights a token reads (rounded up to 16 MB; the cache holds it where it")
+print("fits). Both before every run and after the last; each run's limit is the higher of the two probes around it;")
+print("fractions are the median of the runs' own (min-max)\n")
 print("| model | prefill tokens/s | decode tokens/s | weight bytes/token | effective GB/s | DRAM GB/s | of DRAM | footprint GB/s | of the footprint's rate |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for row in sys.argv[1:]:

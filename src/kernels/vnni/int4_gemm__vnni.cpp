@@ -25,7 +25,6 @@ namespace shrink::kernel_variants {
 namespace {
 
 constexpr int64_t kPanelsPerBlock = 4;
-constexpr int kMaxRows = 5;
 
 // Rows [i, i + ROWS) x the PANELS expanded panels starting at output channel c0, quantization
 // groups [g0, g1): acc (ROWS x PANELS x 16 f32, [row][panel][channel], 64-byte aligned) +=
@@ -56,16 +55,6 @@ void prefill_tile(int64_t i, int64_t g0, int64_t g1, const ExpandedPanel& panels
   }
 }
 
-// Calls body(std::integral_constant<int, R>, i) for the row tiles of m rows: kMaxRows at a time,
-// then pairs, then one.
-template <class Body>
-void each_row_tile(int64_t m, const Body& body) {
-  int64_t i = 0;
-  for (; i + kMaxRows <= m; i += kMaxRows) body(std::integral_constant<int, kMaxRows>(), i);
-  for (; i + 2 <= m; i += 2) body(std::integral_constant<int, 2>(), i);
-  for (; i < m; ++i) body(std::integral_constant<int, 1>(), i);
-}
-
 // All m rows x the PANELS expanded panels at output channel c0. The quantization groups go in
 // blocks whose slice of the expanded panels (PANELS x 16 channels x the block's bytes of k) is
 // at most 32 KB, so the slice stays in L1 while every row tile passes over it; each tile's f32
@@ -78,7 +67,7 @@ void prefill_rows(int64_t m, int64_t c0, const ExpandedPanel& panels, const int8
   const int64_t block_groups = std::max<int64_t>(1, (int64_t(32) << 10) / (PANELS * 16 * w.group));
   for (int64_t g0 = 0; g0 < groups; g0 += block_groups) {
     const int64_t g1 = std::min(groups, g0 + block_groups);
-    each_row_tile(m, [&](auto rows, int64_t i) {
+    vnni::each_row_tile(m, [&](auto rows, int64_t i) {
       constexpr int R = decltype(rows)::value;
       float* tile_acc = acc + i * PANELS * 16;
       if (g0 == 0)

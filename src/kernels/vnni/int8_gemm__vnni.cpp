@@ -20,29 +20,15 @@ namespace shrink::kernel_variants {
 namespace {
 
 constexpr int64_t kPanelsPerTile = 4;
-constexpr int64_t kTileRows = 5;
+constexpr int64_t kTileRows = vnni::kTileRows;
 constexpr int64_t kBlockGroups = 128;  // groups of 4 bytes per k block
-
-// Calls body(std::integral_constant<int, R>, r) for the tiles of `rows` rows: 5 at a time, then
-// the 1-4 left.
-template <class Body>
-void each_tile(int64_t rows, const Body& body) {
-  int64_t r = 0;
-  for (; r + kTileRows <= rows; r += kTileRows) body(std::integral_constant<int, kTileRows>(), r);
-  switch (rows - r) {
-    case 4: body(std::integral_constant<int, 4>(), r); break;
-    case 3: body(std::integral_constant<int, 3>(), r); break;
-    case 2: body(std::integral_constant<int, 2>(), r); break;
-    case 1: body(std::integral_constant<int, 1>(), r); break;
-    default: break;
-  }
-}
 
 // Rows [i, i + rows) x panels [panel, panel + PANELS), k in blocks; sums = room for rows x PANELS
 // x 16 s32 (64-byte aligned), [row][panel][channel].
-// The int4 prefill walks its blocks the same way in its own few lines: one helper for both
-// (a generic lambda per tile) made GCC copy and spill the 20 accumulators inside the group loop,
-// 1.6x slower at 1024^3.
+// The int4 prefill walks its blocks the same way; the two share the tile walk
+// (vnni::each_row_tile) but each keeps its own first-block dispatch: one helper for both that
+// passed the FRESH flag as a type made GCC copy and spill the 20 accumulators inside the group
+// loop, 1.6x slower at 1024^3.
 template <int PANELS>
 void rows_in_k_blocks(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
                       const int8_t* packed, const Int8Epilogue& e, int32_t* sums) {
@@ -50,7 +36,7 @@ void rows_in_k_blocks(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t
   const int8_t* b = packed + panel * panel_stride;
   for (int64_t g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int64_t g1 = std::min(groups, g0 + kBlockGroups);
-    each_tile(rows, [&](auto tile_rows, int64_t r) {
+    vnni::each_row_tile(rows, [&](auto tile_rows, int64_t r) {
       constexpr int R = decltype(tile_rows)::value;
       int32_t* tile_sums = sums + r * PANELS * 16;
       if (g0 == 0)
@@ -59,13 +45,7 @@ void rows_in_k_blocks(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t
         vnni::accumulate<R, PANELS>(a + (i + r) * lda, lda, b, panel_stride, g0, g1, tile_sums);
     });
   }
-  for (int p = 0; p < PANELS; ++p) {
-    const int64_t c = (panel + p) * kInt8Panel;
-    if (c >= n) break;
-    const vnni::Channels16 channels = vnni::load_channels(e, c, n);
-    for (int64_t r = 0; r < rows; ++r)
-      vnni::finish_16(i + r, c, _mm512_load_si512(sums + (r * PANELS + p) * 16), e, channels);
-  }
+  vnni::finish_rows<PANELS>(i, rows, panel, n, sums, e);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "shrink/kernels/int8_gemm.h"
@@ -90,6 +91,18 @@ inline void finish_16(int64_t i, int64_t c, __m512i acc, const Int8Epilogue& e, 
   _mm512_mask_cvtusepi32_storeu_epi8(e.out_u8 + i * e.ldo + c, ch.mask, _mm512_cvtps_epi32(v));
 }
 
+// The epilogue of rows [i, i + rows) x panels [panel, panel + PANELS) from their s32 sums
+// ([row][panel][16 channels]).
+template <int PANELS>
+inline void finish_rows(int64_t i, int64_t rows, int64_t panel, int64_t n, const int32_t* sums, const Int8Epilogue& e) {
+  for (int p = 0; p < PANELS; ++p) {
+    const int64_t c = (panel + p) * kInt8Panel;
+    if (c >= n) break;
+    const Channels16 ch = load_channels(e, c, n);
+    for (int64_t r = 0; r < rows; ++r) finish_16(i + r, c, _mm512_load_si512(sums + (r * PANELS + p) * 16), e, ch);
+  }
+}
+
 // Rows [i, i + ROWS) x panels [panel, panel + PANELS), all groups, epilogue included.
 template <int ROWS, int PANELS>
 inline void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
@@ -98,11 +111,23 @@ inline void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint
   const int64_t panel_stride = groups * kPanelGroupBytes;
   accumulate<ROWS, PANELS, true, /*FRESH=*/true>(a + i * lda, lda, packed + panel * panel_stride, panel_stride, 0, groups,
                                                  sums);
-  for (int p = 0; p < PANELS; ++p) {
-    const int64_t c = (panel + p) * kInt8Panel;
-    if (c >= n) break;
-    const Channels16 ch = load_channels(e, c, n);
-    for (int r = 0; r < ROWS; ++r) finish_16(i + r, c, _mm512_load_si512(sums + (r * PANELS + p) * 16), e, ch);
+  finish_rows<PANELS>(i, ROWS, panel, n, sums, e);
+}
+
+// The row tiles of `rows` rows: calls body(std::integral_constant<int, R>(), r) for kTileRows rows
+// at a time from r = 0, then for the 1-4 left.
+constexpr int kTileRows = 5;
+
+template <class Body>
+inline void each_row_tile(int64_t rows, const Body& body) {
+  int64_t r = 0;
+  for (; r + kTileRows <= rows; r += kTileRows) body(std::integral_constant<int, kTileRows>(), r);
+  switch (rows - r) {
+    case 4: body(std::integral_constant<int, 4>(), r); break;
+    case 3: body(std::integral_constant<int, 3>(), r); break;
+    case 2: body(std::integral_constant<int, 2>(), r); break;
+    case 1: body(std::integral_constant<int, 1>(), r); break;
+    default: break;
   }
 }
 
@@ -110,14 +135,9 @@ inline void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint
 template <int PANELS>
 inline void tile_rows(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
                       const int8_t* packed, const Int8Epilogue& e) {
-  for (; rows >= 5; rows -= 5, i += 5) tile<5, PANELS>(i, panel, n, groups, a, lda, packed, e);
-  switch (rows) {
-    case 4: tile<4, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
-    case 3: tile<3, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
-    case 2: tile<2, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
-    case 1: tile<1, PANELS>(i, panel, n, groups, a, lda, packed, e); break;
-    default: break;
-  }
+  each_row_tile(rows, [&](auto tile_rows, int64_t r) {
+    tile<decltype(tile_rows)::value, PANELS>(i + r, panel, n, groups, a, lda, packed, e);
+  });
 }
 
 // Rows [i, i + rows) x panels [panel, panel + panels), panels <= 4. A 5 x 4 tile holds 20
