@@ -25,6 +25,7 @@ namespace shrink::kernel_variants {
 namespace {
 
 constexpr int64_t kPanelsPerBlock = 4;
+constexpr int kPrefillTileRows = 5;  // see vnni::kTileRows
 
 // Rows [i, i + ROWS) x the PANELS expanded panels starting at output channel c0, quantization
 // groups [g0, g1): acc (ROWS x PANELS x 16 f32, [row][panel][channel], 64-byte aligned) +=
@@ -67,7 +68,7 @@ void prefill_rows(int64_t m, int64_t c0, const ExpandedPanel& panels, const int8
   const int64_t block_groups = std::max<int64_t>(1, (int64_t(32) << 10) / (PANELS * 16 * w.group));
   for (int64_t g0 = 0; g0 < groups; g0 += block_groups) {
     const int64_t g1 = std::min(groups, g0 + block_groups);
-    vnni::each_row_tile(m, [&](auto rows, int64_t i) {
+    vnni::each_row_tile<kPrefillTileRows>(m, [&](auto rows, int64_t i) {
       constexpr int R = decltype(rows)::value;
       float* tile_acc = acc + i * PANELS * 16;
       if (g0 == 0)
