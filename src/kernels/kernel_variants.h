@@ -70,6 +70,8 @@ void quantize_rows_s8__ref(const float* x, int64_t m, int64_t k, int64_t group, 
                            int32_t* group_sums);
 void quantize_rows_s8__avx2(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
                             int32_t* group_sums);
+void quantize_rows_s8__avx512(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,
+                              int32_t* group_sums);
 void gemm_q4s8__ref(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                     const float* bias, float* out, int64_t ldo);
 void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,

@@ -85,6 +85,7 @@ constexpr KernelVariant<GemmU8S8Fn> kGemmU8S8[] = {
 constexpr KernelVariant<QuantizeRowsS8Fn> kQuantizeRowsS8[] = {
     {"quantize_rows_s8__ref", Isa::ref, nullptr, quantize_rows_s8__ref},
     {"quantize_rows_s8__avx2", Isa::avx2, nullptr, quantize_rows_s8__avx2},
+    {"quantize_rows_s8__avx512", Isa::avx512, nullptr, quantize_rows_s8__avx512},
 };
 constexpr KernelVariant<GemmQ4S8Fn> kGemmQ4S8[] = {
     {"gemm_q4s8__ref", Isa::ref, nullptr, gemm_q4s8__ref},
