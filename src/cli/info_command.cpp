@@ -21,9 +21,9 @@ void setup_info(CLI::App& sub) {
     const CpuFeatures& f = cpu_features();
     auto yes = [](bool b) { return b ? "yes" : "no"; };
     fmt::print("cpu                {}\n", f.brand.empty() ? "(unknown)" : f.brand);
-    fmt::print("features           avx2 {} fma {} f16c {} | avx512f {} bw {} vl {} dq {} | vnni {} bf16 {} | amx-tile {} int8 {} bf16 {} (permitted {})\n",
+    fmt::print("features           avx2 {} fma {} f16c {} | avx512f {} bw {} vl {} dq {} | vnni {} bf16 {} gfni {} | amx-tile {} int8 {} bf16 {} (permitted {})\n",
                yes(f.avx2), yes(f.fma), yes(f.f16c), yes(f.avx512f), yes(f.avx512bw), yes(f.avx512vl),
-               yes(f.avx512dq), yes(f.avx512_vnni), yes(f.avx512_bf16), yes(f.amx_tile), yes(f.amx_int8),
+               yes(f.avx512dq), yes(f.avx512_vnni), yes(f.avx512_bf16), yes(f.gfni), yes(f.amx_tile), yes(f.amx_int8),
                yes(f.amx_bf16), yes(f.amx_permitted));
     fmt::print("isa                {} (detected {}; SHRINK_ISA lowers it)\n", isa_name(active_isa()), isa_name(detected_isa()));
     fmt::print("threads            {}\n", num_threads());

@@ -78,6 +78,8 @@ void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int
                      const float* bias, float* out, int64_t ldo);
 void gemm_q4s8__vnni(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo);
+void gemm_q4s8__gfni(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
+                     const float* bias, float* out, int64_t ldo);
 void gemm_q4s8__amx(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                     const float* bias, float* out, int64_t ldo);
 

@@ -10,6 +10,7 @@ namespace {
 using namespace kernel_variants;
 
 bool has_openblas() { return openblas().loaded; }
+bool has_gfni() { return cpu_features().gfni; }
 
 constexpr KernelVariant<GemmF32Fn> kGemmF32[] = {
     {"gemm_f32__ref", Isa::ref, nullptr, gemm_f32__ref},
@@ -91,6 +92,7 @@ constexpr KernelVariant<GemmQ4S8Fn> kGemmQ4S8[] = {
     {"gemm_q4s8__ref", Isa::ref, nullptr, gemm_q4s8__ref},
     {"gemm_q4s8__avx2", Isa::avx2, nullptr, gemm_q4s8__avx2},
     {"gemm_q4s8__vnni", Isa::vnni, nullptr, gemm_q4s8__vnni},
+    {"gemm_q4s8__gfni", Isa::vnni, has_gfni, gemm_q4s8__gfni},  // the VNNI kernel, its decode GEMV with GFNI
     {"gemm_q4s8__amx", Isa::amx, nullptr, gemm_q4s8__amx},
 };
 

@@ -16,7 +16,7 @@ struct CpuFeatures {
   std::string brand;
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
-  bool avx512_vnni = false, avx512_bf16 = false;
+  bool avx512_vnni = false, avx512_bf16 = false, gfni = false;
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
   bool os_avx = false, os_avx512 = false, os_amx = false;  // the OS saves these registers
   bool amx_permitted = false;                              // arch_prctl(ARCH_REQ_XCOMP_PERM) ok

@@ -18,6 +18,7 @@
 #include "kernels/avx2/int4_expand.h"
 #include "kernels/kernel_variants.h"
 #include "shrink/core/parallel.h"
+#include "shrink/kernels/cpu.h"
 #include "shrink/kernels/int4_gemm.h"
 
 namespace shrink::kernel_variants {
@@ -77,7 +78,8 @@ void block(int64_t i, const int8_t* a, int64_t a_tile_stride, const uint8_t* pan
 
 void gemm_q4s8__amx(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                     const float* bias, float* out, int64_t ldo) {
-  if (m < kTileRows || w.group % kStepBytes) return gemm_q4s8__vnni(m, q, a_scale, group_sums, w, bias, out, ldo);
+  if (m < kTileRows || w.group % kStepBytes)  // (every CPU with AMX so far has GFNI too)
+    return (cpu_features().gfni ? gemm_q4s8__gfni : gemm_q4s8__vnni)(m, q, a_scale, group_sums, w, bias, out, ldo);
   const int64_t groups = w.k / w.group, steps = w.k / kStepBytes, steps_per_group = w.group / kStepBytes;
   const int64_t tiles = (m + kTileRows - 1) / kTileRows, panels = (w.n + 15) / 16, pairs = (panels + 1) / 2;
   const std::vector<int8_t> packed = pack_rows(q, m, w.k);
