@@ -5,7 +5,7 @@
 // conversion itself (|x * inverse| <= 127, so it is exact and the narrowing never saturates).
 // A decoded token quantizes one row per product (k = 576 or 1536 for SmolLM2), on the critical
 // path before the threads start: the AVX2 loop (8 values a step, a rounding and a conversion,
-// two packs and a permute per 32) took ~0.28 us for 576 values.
+// two packs and a permute per 32) took 0.18 us for 576 values where this takes 0.14.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // gemm_q4s8 on a CPU with AVX512-VNNI and GFNI: the VNNI kernel, its decode GEMV taking each
 // byte's high nibble down with one vgf2p8affineqb (int4_gemv_vnni.h). With the weights in L2 the
-// GEMV took 0.92-0.95x the time of the shift-and-mask kernel at SmolLM2's shapes (1536 x 576 g32,
+// GEMV took 0.91-0.96x the time of the shift-and-mask kernel at SmolLM2's shapes (1536 x 576 g32,
 // g64; 576 x 1536 g128), with identical results. This file alone gets -mgfni, so nothing else in
 // the library can come to need GFNI.
 #include "kernels/kernel_variants.h"

@@ -26,7 +26,7 @@ constexpr long long kHighNibbleDown = 0x1020408000000000LL;
 
 // The f32 scales of rows c0 .. c0 + 3, [row][group], 16 at a time (the AVX2 version converts 8
 // at a time and the rest one by one: at k = 576, 36 scales per panel, that was ~10% of the panel).
-void panel_scales_f32_avx512(const Int4Weights& w, int64_t c0, float* to) {
+inline void panel_scales_f32_avx512(const Int4Weights& w, int64_t c0, float* to) {
   const int64_t count = 4 * (w.k / w.group);
   const uint16_t* scales = w.scales + c0 * (w.k / w.group);  // the four rows' scales, one after another
   for (int64_t i = 0; i < count; i += 16) {
