@@ -15,8 +15,8 @@
 
 #include <algorithm>
 
-#include "kernels/avx2/horizontal.h"
 #include "kernels/kernel_variants.h"
+#include "kernels/vnni/panel_row_sums.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/ggml_formats.h"
 
@@ -54,10 +54,7 @@ void panel_rows(int64_t i, const int64_t (&c0)[STREAMS], const BlockQ8_0* a, con
     }
   }
   for (int s = 0; s < STREAMS; ++s) {
-    // Row r's partial sums are lanes 0-7 or 8-15 of its accumulator.
-    const __m256 rows[4] = {_mm512_extractf32x8_ps(acc_of(s, 0), 0), _mm512_extractf32x8_ps(acc_of(s, 0), 1),
-                            _mm512_extractf32x8_ps(acc_of(s, 1), 0), _mm512_extractf32x8_ps(acc_of(s, 1), 1)};
-    const __m128 sums = avx2::sum_four(rows);
+    const __m128 sums = vnni::panel_row_totals(acc_of(s, 0), acc_of(s, 1));
     const int64_t c = c0[s];
     __m128 out = _mm_mul_ps(_mm_loadu_ps(w_scale + c), sums);
     if (bias) out = _mm_add_ps(out, _mm_loadu_ps(bias + c));

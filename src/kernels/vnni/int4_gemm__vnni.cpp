@@ -11,10 +11,9 @@
 #include <vector>
 
 #include "kernels/avx2/int4_expand.h"
-#include "kernels/avx2/int4_gemv.h"
-#include "kernels/vnni/int4_gemv_vnni.h"
 #include "kernels/kernel_variants.h"
 #include "kernels/line_buffer.h"
+#include "kernels/vnni/int4_gemv_vnni.h"
 #include "kernels/vnni/int8_tile_vnni.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int4_gemm.h"

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/avx2/int4_gemv.h"
+#include "kernels/vnni/panel_row_sums.h"
 #include "shrink/kernels/int4_gemm.h"
 
 namespace shrink::kernel_variants::vnni_gemv {
@@ -119,11 +120,8 @@ void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_sca
         acc_of(s, h) = _mm512_fmadd_ps(_mm512_cvtph_ps(two), sums, acc_of(s, h));
       }
   }
-  for (int s = 0; s < STREAMS; ++s) {
-    const __m256 rows[4] = {_mm512_extractf32x8_ps(acc_of(s, 0), 0), _mm512_extractf32x8_ps(acc_of(s, 0), 1),
-                            _mm512_extractf32x8_ps(acc_of(s, 1), 0), _mm512_extractf32x8_ps(acc_of(s, 1), 1)};
-    avx2::store_four_rows(c0[s], avx2::sum_four(rows), a_scale, bias, out);
-  }
+  for (int s = 0; s < STREAMS; ++s)
+    avx2::store_four_rows(c0[s], vnni::panel_row_totals(acc_of(s, 0), acc_of(s, 1)), a_scale, bias, out);
 }
 
 template <int CPG, bool GFNI>
@@ -159,7 +157,6 @@ bool gemv(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group
   avx2::gemv_q4s8(q, a_scale[0], group_sums, w, bias, out, share);
   return true;
 }
-
 
 }  // namespace
 }  // namespace shrink::kernel_variants::vnni_gemv
