@@ -78,7 +78,7 @@ double int8_seconds(Int8Setup& s, int calls) {
 
 struct Int4Setup {
   std::vector<std::vector<uint8_t>> nibbles, panels;  // panels: the decode layout of the same nibbles
-  std::vector<std::vector<uint16_t>> scales, mins;
+  std::vector<std::vector<uint16_t>> scales, mins, panel_scales;  // panel_scales: groups of 32
   std::vector<float> x, out, a_scale;
   std::vector<int8_t> q;
   std::vector<int32_t> sums;
@@ -98,6 +98,10 @@ Int4Setup make_int4(int64_t m, int64_t n, int64_t k, int64_t group, size_t copie
     if (m == 1 && k % 64 == 0) {  // decoding reads the panel copy (what Int4Linear builds)
       s.panels.emplace_back(s.nibbles.back().size());
       pack_int4_panels(s.nibbles.back().data(), n, k, s.panels.back().data());
+      if (group == 32) {
+        s.panel_scales.emplace_back(s.scales.back().size());
+        pack_int4_panel_scales(s.scales.back().data(), n, k, group, s.panel_scales.back().data());
+      }
     }
   }
   s.x.resize(size_t(m * k));
@@ -114,7 +118,8 @@ double int4_seconds(Int4Setup& s, int calls) {
   return median_seconds(calls, [&](int c) {
     const size_t i = size_t(c) % s.nibbles.size();
     const Int4Weights w{s.nibbles[i].data(), s.scales[i].data(), s.mins[i].data(), s.n, s.k, s.group,
-                        s.panels.empty() ? nullptr : s.panels[i].data()};
+                        s.panels.empty() ? nullptr : s.panels[i].data(),
+                        s.panel_scales.empty() ? nullptr : s.panel_scales[i].data()};
     table.quantize_rows_s8(s.x.data(), s.m, s.k, s.group, s.q.data(), s.a_scale.data(), s.sums.data());
     table.gemm_q4s8(s.m, s.q.data(), s.a_scale.data(), s.sums.data(), w, nullptr, s.out.data(), s.n);
   });

@@ -211,9 +211,10 @@ void dynamic_quant_forward(ForwardContext& c) {
 // SmolLM2 token (1.7-2.2 us after; the allocations were the larger part).
 struct Int4Prepared {
   Tensor nibbles, scales, mins, bias;
-  Int4Weights weights;  // without panels (int4_panels)
+  Int4Weights weights;  // without the decode layouts (int4_decode_weights)
   Tensor salient_columns, salient_weight;  // i32 (columns) and f32 (out, columns), when mixed
   mutable std::vector<uint8_t> panels;
+  mutable std::vector<uint16_t> panel_scales;  // groups of 32 only
   mutable bool panels_made = false;
 };
 
@@ -237,17 +238,26 @@ const Int4Prepared& int4_prepared(Node& node) {
   });
 }
 
-const uint8_t* int4_panels(Node& node) {
+// The weights with their decode layouts (panels, and the scales in the panels' order at groups of
+// 32), made on the first call.
+Int4Weights int4_decode_weights(Node& node) {
   const Int4Prepared& p = int4_prepared(node);
+  const Int4Weights& w = p.weights;
   if (!p.panels_made) {
-    const Int4Weights& w = p.weights;
     if (w.k % 64 == 0) {
       p.panels.resize(static_cast<size_t>(w.n * w.k / 2));
       pack_int4_panels(w.nibbles, w.n, w.k, p.panels.data());
+      if (w.group == 32) {
+        p.panel_scales.resize(static_cast<size_t>(w.n * w.k / w.group));
+        pack_int4_panel_scales(w.scales, w.n, w.k, w.group, p.panel_scales.data());
+      }
     }
     p.panels_made = true;
   }
-  return p.panels.empty() ? nullptr : p.panels.data();
+  Int4Weights with = w;
+  with.panels = p.panels.empty() ? nullptr : p.panels.data();
+  with.panel_scales = p.panel_scales.empty() ? nullptr : p.panel_scales.data();
+  return with;
 }
 
 // y += x[:, columns] W_s^T for a mixed-precision Int4Linear.
@@ -268,7 +278,7 @@ void add_salient(Node& node, const float* x, int64_t rows, int64_t k, float* y, 
 Int4Weights slice(const Int4Weights& w, int64_t r0, int64_t r1) {
   const int64_t groups = w.k / w.group;
   return {w.nibbles + r0 * (w.k / 2), w.scales + r0 * groups, w.mins + r0 * groups, r1 - r0, w.k, w.group,
-          w.panels ? w.panels + r0 * (w.k / 2) : nullptr};
+          w.panels ? w.panels + r0 * (w.k / 2) : nullptr, w.panel_scales ? w.panel_scales + r0 * groups : nullptr};
 }
 
 // Prompts: dequantize the weights once (reading 4.5 bits per weight) and run the f32 GEMM, which
@@ -297,7 +307,7 @@ void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float
 }  // namespace
 
 void prepare_for_decoding(Node& node) {
-  if (node.kind == "Int4Linear") int4_panels(node);
+  if (node.kind == "Int4Linear") int4_decode_weights(node);
   if (node.kind == "DynamicQuantLinear") {
     if (weight_only_decodes(node)) int8_row_panels(node);
     else packed_int8(node);
@@ -347,10 +357,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
   } else {
     std::vector<Int4Weights>& w = scratch.w;
     w.clear();
-    for (size_t i = 0; i < layers.size(); ++i) {
-      w.push_back(layers[i]->weights);
-      w.back().panels = int4_panels(*nodes[i]);
-    }
+    for (size_t i = 0; i < layers.size(); ++i) w.push_back(int4_decode_weights(*nodes[i]));
     std::vector<int8_t>& q = scratch.q;
     std::vector<float>& scale = scratch.scale;
     std::vector<int32_t>& sums = scratch.sums;

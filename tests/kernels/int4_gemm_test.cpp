@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "kernel_test_support.h"
 #include "shrink/core/half.h"
@@ -116,32 +117,62 @@ TEST(Int4, PanelsHoldFourRowsRunByRun) {
   EXPECT_EQ(0, std::memcmp(panels.data() + 8 * row_bytes, p.nibbles.data() + 8 * row_bytes, size_t(row_bytes)));
 }
 
+// The scales of groups of 32 in the panels' order: each pair of a panel's rows takes, step by
+// step, groups 2t and 2t + 1 of its first row and then of its second; rows after the panels as
+// they were.
+TEST(Int4, PanelScalesHoldEachPairOfRowsStepByStep) {
+  const int64_t n = 10, k = 192, groups = k / 32;  // two panels and two rows left over
+  std::vector<uint16_t> scales(size_t(n * groups)), ordered(scales.size());
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = uint16_t(i);
+  pack_int4_panel_scales(scales.data(), n, k, 32, ordered.data());
+  for (int64_t panel = 0; panel < n / 4; ++panel)
+    for (int64_t pair = 0; pair < 2; ++pair)
+      for (int64_t t = 0; t < groups / 2; ++t)
+        for (int64_t j = 0; j < 4; ++j) {
+          const int64_t row = 4 * panel + 2 * pair + j / 2, group = 2 * t + j % 2;
+          EXPECT_EQ(ordered[size_t((4 * panel + 2 * pair) * groups + 4 * t + j)], scales[size_t(row * groups + group)])
+              << "panel " << panel << " pair " << pair << " step " << t << " value " << j;
+        }
+  for (int64_t i = 8 * groups; i < n * groups; ++i) EXPECT_EQ(ordered[size_t(i)], scales[size_t(i)]);
+  EXPECT_THROW(pack_int4_panel_scales(scales.data(), n, k, 64, ordered.data()), std::invalid_argument);
+}
+
 // Decoding with the panel copy of the nibbles gives the reference's products (which read the
 // rows), for every group the decode kernels special-case and for rows left over after the panels.
+// At groups of 32, k = 384, 576 and 768 give 12, 18 and 24 groups a row: the VNNI kernel's scale
+// lists are built 16 groups at a time, and these end a list on every kind of partial block.
 TEST(Int4, DecodingFromPanelsMatchesTheReference) {
   Rng rng(26);
   for (int64_t group : {32, 64, 128, 192, 256})
     for (int64_t n : {4, 7, 17, 36})
-      for (int64_t k : {int64_t(576), int64_t(768), 4 * group}) {
+      for (int64_t k : {int64_t(384), int64_t(576), int64_t(768), 4 * group}) {
         if (k % group || k % 64) continue;
         SCOPED_TRACE(::testing::Message() << "group " << group << " n " << n << " k " << k);
         const Int4Problem p = make(1, n, k, group, rng);
         std::vector<uint8_t> panels(p.nibbles.size());
         pack_int4_panels(p.nibbles.data(), n, k, panels.data());
-        Int4Weights with_panels = p.weights();
-        with_panels.panels = panels.data();
+        std::vector<uint16_t> panel_scales(p.scales.size());
+        if (group == 32) pack_int4_panel_scales(p.scales.data(), n, k, group, panel_scales.data());
         std::vector<int8_t> q(static_cast<size_t>(k));
         float a_scale;
         std::vector<int32_t> sums(size_t(k / group));
         kernels().quantize_rows_s8(p.x.data(), 1, k, group, q.data(), &a_scale, sums.data());
         std::vector<float> expected(static_cast<size_t>(n));
         gemm_q4s8_variants().front().fn(1, q.data(), &a_scale, sums.data(), p.weights(), p.bias.data(), expected.data(), n);
-        testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
-          std::vector<float> out(static_cast<size_t>(n));
-          variant.fn(1, q.data(), &a_scale, sums.data(), with_panels, p.bias.data(), out.data(), n);
-          for (size_t e = 0; e < out.size(); ++e)
-            ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f)) << "element " << e;
-        });
+        // Groups of 32: with the scales in the panels' order (the VNNI kernel's case) and without.
+        for (bool ordered_scales : {true, false}) {
+          if (ordered_scales && group != 32) continue;
+          Int4Weights with_panels = p.weights();
+          with_panels.panels = panels.data();
+          if (ordered_scales) with_panels.panel_scales = panel_scales.data();
+          testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
+            std::vector<float> out(static_cast<size_t>(n));
+            variant.fn(1, q.data(), &a_scale, sums.data(), with_panels, p.bias.data(), out.data(), n);
+            for (size_t e = 0; e < out.size(); ++e)
+              ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f))
+                  << "element " << e << (ordered_scales ? ", scales in the panels' order" : "");
+          });
+        }
       }
 }
 

@@ -23,6 +23,10 @@ struct Int4Weights {
   // kernels when given; nullptr: rows only. Rows 4p..4p+3 occupy the same byte range in both
   // layouts, so a slice of whole panels is the same pointer offset in each.
   const uint8_t* panels = nullptr;
+  // Optional, with panels and groups of 32: the scales in the panels' order
+  // (pack_int4_panel_scales), which the VNNI decode kernel needs; rows 4p..4p+3 again occupy the
+  // same range as in `scales`.
+  const uint16_t* panel_scales = nullptr;
 };
 
 // Owning storage of int4 weights.
@@ -54,6 +58,12 @@ void pack_int4_nibbles(const uint8_t* q, int64_t n, int64_t k, uint8_t* nibbles)
 // row layout is four streams k/2 bytes apart, which kept ~25% fewer bytes in flight here).
 // Needs k % 64 == 0; writes n * k / 2 bytes.
 void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* panels);
+// The scales of groups of 32 in the order the VNNI decode kernel multiplies them: for every 4-row
+// panel and each of its two pairs of rows (2h, 2h + 1), for t = 0 .. groups / 2 - 1 the four
+// scales [row 2h: groups 2t, 2t + 1; row 2h + 1: groups 2t, 2t + 1], so that one step of the
+// kernel (64 weights of each row) takes one 8-byte run of each pair; the last n % 4 rows stay as
+// they are. Needs group == 32 and k % 64 == 0; writes n * k / 32 values.
+void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_t group, uint16_t* panel_scales);
 // The same arrangement for any rows of row_bytes bytes (a multiple of 32): the int8 head's rows
 // (gemm_q8_0_i8) use it with one 32-byte run per Q8_0 block.
 void pack_row_panels(const uint8_t* rows, int64_t n, int64_t row_bytes, uint8_t* panels);

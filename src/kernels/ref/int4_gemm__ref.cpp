@@ -36,6 +36,21 @@ void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* pan
   pack_row_panels(nibbles, n, k / 2, panels);
 }
 
+void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_t group, uint16_t* panel_scales) {
+  if (group != 32 || k % 64) throw std::invalid_argument("pack_int4_panel_scales needs groups of 32 and k % 64 == 0");
+  const int64_t groups = k / group;
+  for (int64_t p = 0; p < n / 4; ++p)
+    for (int64_t h = 0; h < 2; ++h) {
+      const uint16_t* first = scales + (4 * p + 2 * h) * groups;  // rows 2h and 2h + 1 of the panel
+      uint16_t* to = panel_scales + (4 * p + 2 * h) * groups;
+      for (int64_t t = 0; t < groups / 2; ++t) {
+        to[4 * t] = first[2 * t], to[4 * t + 1] = first[2 * t + 1];
+        to[4 * t + 2] = first[groups + 2 * t], to[4 * t + 3] = first[groups + 2 * t + 1];
+      }
+    }
+  std::copy(scales + n / 4 * 4 * groups, scales + n * groups, panel_scales + n / 4 * 4 * groups);
+}
+
 namespace {
 template <class Block> Int4Storage int4_from_blocks(const void* blocks, int64_t n, int64_t k) {
   Int4Storage out;

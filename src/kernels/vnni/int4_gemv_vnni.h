@@ -25,11 +25,19 @@ namespace {
 // i (i < 4) = source bit i + 4, the matrix's byte 7 - i selecting it; bits 4-7 = 0.
 constexpr long long kHighNibbleDown = 0x1020408000000000LL;
 
-// The f32 scales of rows c0 .. c0 + 3, [row][group], 16 at a time (the AVX2 version converts 8
-// at a time and the rest one by one: at k = 576, 36 scales per panel, that was ~10% of the panel).
+// The f32 scales of rows c0 .. c0 + 3, 16 at a time (the AVX2 version converts 8 at a time and
+// the rest one by one: at k = 576, 36 scales per panel, that was ~10% of the panel): [row][group]
+// from w.scales, or with groups of 32 in the order of w.panel_scales.
+// With groups of 32 a step multiplies each pair of rows by four scales (both rows' groups 2t and
+// 2t + 1): in the panels' order they are one 16-byte load and one permute away. Gathered from the
+// [row][group] order (movq, movhps, vpermps) they had cost a vector operation more per pair and
+// step; in the panels' order, with the weights in L2, the kernel took 0.92-0.93x the time at
+// 1536 x 576 g32 and 0.87x at 576 x 1536 (the same order built per panel inside the kernel had
+// cost more than it saved at k = 576).
 inline void panel_scales_f32_avx512(const Int4Weights& w, int64_t c0, float* to) {
   const int64_t count = 4 * (w.k / w.group);
-  const uint16_t* scales = w.scales + c0 * (w.k / w.group);  // the four rows' scales, one after another
+  // the four rows' scales, one after another
+  const uint16_t* scales = (w.group == 32 ? w.panel_scales : w.scales) + c0 * (w.k / w.group);
   for (int64_t i = 0; i < count; i += 16) {
     const __mmask16 mask = count - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - i)) - 1);
     _mm512_mask_storeu_ps(to + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, scales + i)));
@@ -62,13 +70,12 @@ void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_sca
     panel_scales_f32_avx512(w, c0[s], row_scales + s * stride);
     panel[s] = w.panels + c0[s] * k / 2;
   }
-  // The scales of rows 2h and 2h + 1 ([row][group] in row_scales) for step `step`, lane by lane.
+  // The scales of rows 2h and 2h + 1 for step `step`, lane by lane (row_scales: [row][group], or
+  // with groups of 32 in the panels' order, pack_int4_panel_scales).
   const auto step_scale = [&](int s, int h, int64_t step) {
     const float* scales = row_scales + s * stride + 2 * h * groups;
     if constexpr (kGroup32) {  // groups 2 step and 2 step + 1 of both rows, four lanes each
-      const __m128 four = _mm_loadh_pi(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(scales + 2 * step))),
-                                       reinterpret_cast<const __m64*>(scales + groups + 2 * step));
-      return _mm512_permutexvar_ps(quads, _mm512_zextps128_ps512(four));
+      return _mm512_permutexvar_ps(quads, _mm512_broadcast_f32x4(_mm_loadu_ps(scales + 4 * step)));
     } else {
       return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(scales[step]), _mm512_set1_ps(scales[groups + step]));
     }
@@ -133,11 +140,12 @@ struct VnniPanels {
   }
 };
 
-// The panel kernel for w's group (nullptr: no panel copy, or a group it does not handle).
+// The panel kernel for w's group (nullptr: no panel copy, groups of 32 without the scales in the
+// panels' order, or a group it does not handle).
 template <bool GFNI>
 avx2::GemvPanelShare panel_share(const Int4Weights& w) {
   if (!w.panels) return nullptr;
-  if (w.group == 32) return avx2::gemv_panel_share<VnniPanels<0, GFNI>>;
+  if (w.group == 32) return !w.panel_scales ? nullptr : avx2::gemv_panel_share<VnniPanels<0, GFNI>>;
   if (w.group % 64) return nullptr;
   switch (w.group / 64) {
     case 1: return avx2::gemv_panel_share<VnniPanels<1, GFNI>>;
