@@ -31,9 +31,9 @@ constexpr long long kHighNibbleDown = 0x1020408000000000LL;
 // With groups of 32 a step multiplies each pair of rows by four scales (both rows' groups 2t and
 // 2t + 1): in the panels' order they are one 16-byte load and one permute away. Gathered from the
 // [row][group] order (movq, movhps, vpermps) they had cost a vector operation more per pair and
-// step; in the panels' order, with the weights in L2, the kernel took 0.92-0.93x the time at
-// 1536 x 576 g32 and 0.87x at 576 x 1536 (the same order built per panel inside the kernel had
-// cost more than it saved at k = 576).
+// step; in the panels' order the kernel took 0.905-0.966x the time at 1536 x 576 g32 and 0.96x
+// at 576 x 1536 with the weights in L2, the same cold (the same order built per panel inside the
+// kernel had cost more than it saved at k = 576: 1.06-1.08x).
 inline void panel_scales_f32_avx512(const Int4Weights& w, int64_t c0, float* to) {
   const int64_t count = 4 * (w.k / w.group);
   // the four rows' scales, one after another
