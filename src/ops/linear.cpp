@@ -206,10 +206,10 @@ void dynamic_quant_forward(ForwardContext& c) {
 // kernels take them, with the param tensors they point into kept alive, its bias, the salient
 // columns and their weights in f32 (mixed precision), and, on its first decoding call, its nibbles
 // in the decode kernels' panel layout and at groups of 32 its scales in the panels' order (not for
-// prompts, which never read them). Looking the
-// attributes and params up by name on every call, and the small allocations the shared-input
-// product made (below), had cost 3.0-3.9 us of serial work per set of layers, 120 sets per
-// SmolLM2 token (1.7-2.2 us after; the allocations were the larger part).
+// prompts, which never read them). Looking the attributes and params up by name on every call,
+// and the small allocations the shared-input product made (below), had cost 3.0-3.9 us of serial
+// work per set of layers, 120 sets per SmolLM2 token (1.7-2.2 us after; the allocations were the
+// larger part).
 struct Int4Prepared {
   Tensor nibbles, scales, mins, bias;
   Int4Weights weights;  // without the decode layouts (int4_decode_weights)

@@ -139,8 +139,8 @@ TEST(Int4, PanelScalesHoldEachPairOfRowsStepByStep) {
 
 // Decoding with the panel copy of the nibbles gives the reference's products (which read the
 // rows), for every group the decode kernels special-case and for rows left over after the panels.
-// At groups of 32, k = 384, 576 and 768 give 12, 18 and 24 groups a row: the VNNI kernel's scale
-// lists are built 16 groups at a time, and these end a list on every kind of partial block.
+// At groups of 32, k = 384, 576 and 768 give 12, 18 and 24 groups a row: the VNNI kernel converts a
+// panel's 4 x groups scales 16 at a time, whole at 48 and 96 and with a tail of 8 at 72.
 TEST(Int4, DecodingFromPanelsMatchesTheReference) {
   Rng rng(26);
   for (int64_t group : {32, 64, 128, 192, 256})
