@@ -142,8 +142,9 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // The AMX variant walks each thread's panel pairs in chunks of about 1 MB of weights: at k = 8200
   // a chunk is 3 pairs, so 8 pairs (the last one panel) make chunks of 3 and 1 on each of 2 threads.
   expect_gemm_variants_equal(49, 229, 8200, rng);
-  // With rows enough and weights that fit in L2 the AMX variant's threads split the rows: 150 rows
-  // are 4 blocks of 32, one of 16 and 6 left over, split between the threads at a block boundary.
+  // With rows enough and weights that fit in L2 the AMX and VNNI variants' threads split the rows:
+  // for AMX 150 rows are 4 blocks of 32, one of 16 and 6 left over, split at a block boundary; for
+  // VNNI 25 tiles of 6 rows, split by the threads' measured speeds at a tile boundary.
   expect_gemm_variants_equal(150, 40, 100, rng);
   // The VNNI variant walks k in blocks of 512 bytes once there are two 5-row tiles: k = 1024 is
   // two whole blocks (the 8200 above ends on a partial one); 23 rows end on a 3-row tile.
@@ -151,7 +152,8 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
 }
 
 // Long rows: the AVX2 GEMM walks m in blocks sized to L2 (~90 rows of 4100 bytes on a 512 KB L2),
-// so this crosses block edges and ends on a partial tile.
+// so this crosses block edges and ends on a partial tile. The VNNI GEMM's threads split these 22
+// tiles (the last of 5 rows) and walk k in blocks, the last one partial.
 TEST(Int8, GemmVariantsMatchTheReferenceAcrossRowBlocks) {
   Rng rng(11);
   for (int64_t n : {17, 40}) expect_gemm_variants_equal(131, n, 4100, rng);

@@ -1,8 +1,9 @@
 // The u8 x s8 GEMM with AVX512-VNNI: 6 rows x 4 panels (64 channels) per tile, one vpdpbusd per
-// row, panel and group of 4 bytes (int8_tile_vnni.h). Threads take ranges of 4-panel blocks; rows
-// go in blocks that stay in L2, and k in blocks of 512 bytes: a 4-panel block's slice of the
-// weights (4 x 128 groups x 64 bytes = 32 KB) then stays in L1 while every 6-row tile of the row
-// block passes over it, the tiles' s32 sums waiting in a per-thread buffer between k blocks.
+// row, panel and group of 4 bytes (int8_tile_vnni.h). Threads take ranges of 4-panel blocks, or
+// of row tiles when the weights fit in L2 (below); rows go in blocks that stay in L2, and k in
+// blocks of 512 bytes: a 4-panel block's slice of the weights (4 x 128 groups x 64 bytes =
+// 32 KB) then stays in L1 while every 6-row tile of the row block passes over it, the tiles' s32
+// sums waiting in a per-thread buffer between k blocks.
 // Walking all of k per tile had read the panel block from L2 again for every tile (64 KB at
 // K = 1024, 256 KB at K = 4096); on the 2-core VNNI host (no AMX) the k blocks ran 1.16-1.24x
 // faster at 1024^3 and 1.18-1.27x at 64 and 256 x 4096^2 (alternating in one process, 2 threads;
@@ -65,11 +66,13 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
   const bool k_blocks = m >= 2 * kTileRows && groups > kBlockGroups;
   const int64_t row_bytes = std::max<int64_t>(lda, 1) + (k_blocks ? kPanelsPerTile * kInt8Panel * 4 : 0);
   const int64_t block_rows = std::max<int64_t>(kTileRows, (l2_cache_bytes() * 3 / 4 / row_bytes) / kTileRows * kTileRows);
-  parallel_for(0, blocks, std::max<int64_t>(1, 16 / std::max<int64_t>(m, 1)), [&](int64_t first, int64_t last) {
+  // Rows [r_begin, r_end) past the 4-panel blocks [first, last), a row block at a time.
+  const auto walk = [&](int64_t r_begin, int64_t r_end, int64_t first, int64_t last) {
     thread_local LineBuffer<int32_t> sums_buffer;
-    int32_t* sums = k_blocks ? sums_buffer.get(size_t(std::min(m, block_rows) * kPanelsPerTile * kInt8Panel)) : nullptr;
-    for (int64_t r0 = 0; r0 < m; r0 += block_rows) {
-      const int64_t rows = std::min(m, r0 + block_rows) - r0;
+    int32_t* sums =
+        k_blocks ? sums_buffer.get(size_t(std::min(r_end - r_begin, block_rows) * kPanelsPerTile * kInt8Panel)) : nullptr;
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += block_rows) {
+      const int64_t rows = std::min(r_end, r0 + block_rows) - r0;
       for (int64_t block = first; block < last; ++block) {
         const int64_t panel = block * kPanelsPerTile, count = std::min(kPanelsPerTile, panels - panel);
         if (!k_blocks) {
@@ -84,7 +87,26 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
         }
       }
     }
-  });
+  };
+  // The threads' shares follow their measured speeds, learned per shape (parallel_for_balanced):
+  // on the 2-core VNNI host one core often ran 5-10% slower than the other for a while, and the
+  // even split of 16 blocks at 1024^3 left the faster thread waiting (one thread done at 1634 us,
+  // the other at 1776). The threads split the rows, in whole tiles, when the weights fit in half
+  // of one core's L2 and each thread gets 8 tiles or more: each thread then reads all the weights
+  // (from its own L2 after its first row block) and only its own rows, and the shares move in
+  // steps of one tile instead of 1/16 of the work. Alternating with the even split of blocks in
+  // one process (2 threads, 1024^3): 1.02-1.06x in quiet stretches, up to 1.2-1.3x when one core
+  // was slowed; 1.04-1.16x at 64 and 256 x 4096^2 (blocks split by speed).
+  const int64_t row_tiles = (m + kTileRows - 1) / kTileRows;
+  const uint64_t shape = (uint64_t(m) * 0x9e3779b97f4a7c15ull ^ uint64_t(n)) * 0x9e3779b97f4a7c15ull ^ uint64_t(k);
+  ThreadSpeeds& speeds = thread_speeds(shape);
+  if (int64_t(int8_packed_bytes(n, k)) <= l2_cache_bytes() / 2 && row_tiles >= 8 * num_threads())
+    parallel_for_balanced(0, row_tiles, 1, speeds, [&](int64_t t0, int64_t t1) {
+      walk(t0 * kTileRows, std::min(m, t1 * kTileRows), 0, blocks);
+    });
+  else
+    parallel_for_balanced(0, blocks, std::max<int64_t>(1, 16 / std::max<int64_t>(m, 1)), speeds,
+                          [&](int64_t first, int64_t last) { walk(0, m, first, last); });
 }
 
 }  // namespace shrink::kernel_variants
