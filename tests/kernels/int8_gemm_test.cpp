@@ -146,8 +146,8 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // for AMX 150 rows are 4 blocks of 32, one of 16 and 6 left over, split at a block boundary; for
   // VNNI 25 tiles of 6 rows, split by the threads' measured speeds at a tile boundary.
   expect_gemm_variants_equal(150, 40, 100, rng);
-  // The VNNI variant walks k in blocks of 512 bytes once there are two 5-row tiles: k = 1024 is
-  // two whole blocks (the 8200 above ends on a partial one); 23 rows end on a 3-row tile.
+  // The VNNI variant walks k in blocks of 512 bytes once there are two 6-row tiles: k = 1024 is
+  // two whole blocks (the 8200 above ends on a partial one); 23 rows end on a 5-row tile.
   expect_gemm_variants_equal(23, 70, 1024, rng);
 }
 

@@ -92,13 +92,13 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
   // on the 2-core VNNI host one core often ran 5-10% slower than the other for a while, and the
   // even split of 16 blocks at 1024^3 left the faster thread waiting (one thread done at 1634 us,
   // the other at 1776). The threads split the rows, in whole tiles, when the weights fit in half
-  // of one core's L2 and each thread gets 8 tiles or more: each thread then reads all the weights
+  // of one core's L2 and there are 8 tiles a thread or more: each thread then reads all the weights
   // (from its own L2 after its first row block) and only its own rows, and the shares move in
   // steps of one tile instead of 1/16 of the work. Alternating with the even split of blocks in
   // one process (2 threads, 1024^3): 1.02-1.06x in quiet stretches, up to 1.2-1.3x when one core
   // was slowed; 1.04-1.16x at 64 and 256 x 4096^2 (blocks split by speed).
   const int64_t row_tiles = (m + kTileRows - 1) / kTileRows;
-  uint64_t shape = 0x5652'4e49'4938'4757ull;  // this kernel's own speeds, apart from other work of the same sizes
+  uint64_t shape = 0x5652'4e49'4938'4757ull;  // speeds of this kernel's own, apart from other work of these sizes
   for (const int64_t size : {m, n, k}) shape = shape * 0x9e3779b97f4a7c15ull + uint64_t(size);
   ThreadSpeeds& speeds = thread_speeds(shape);
   if (int64_t(int8_packed_bytes(n, k)) <= l2_cache_bytes() / 2 && row_tiles >= 8 * num_threads())
