@@ -376,7 +376,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     // Sets of one shape (every layer's q/k/v) split alike, and unevenly: the share that spans the
     // end of q, k and v is slower than the one inside q.
     uint64_t shape = uint64_t(k);
-    for (const Int4Weights& one : w) shape = shape * 0x9e3779b97f4a7c15ull + uint64_t(one.n);
+    for (const Int4Weights& one : w) shape = speeds_key(shape, one.n);
     parallel_for_balanced(0, first_step.back(), 1, thread_speeds(shape), [&](int64_t s0, int64_t s1) {
       for (size_t i = 0; i < w.size(); ++i) {
         const int64_t lo = 4 * (std::max(s0, first_step[i]) - first_step[i]);

@@ -181,6 +181,25 @@ TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
   EXPECT_GT(share[0], 0.6);  // 0.8 when the sleeps are exact
 }
 
+TEST(ThreadSpeeds, KeyedSpeedsAreSharedByOneKeyAndApartOtherwise) {
+  // Keys built by folding a kind and sizes: the order of the sizes and the kind both count.
+  constexpr uint64_t kind = 0x1234, other_kind = 0x1235;
+  const uint64_t a = speeds_key(speeds_key(kind, 64), 4096), b = speeds_key(speeds_key(kind, 4096), 64);
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, speeds_key(speeds_key(other_kind, 64), 4096));
+  EXPECT_EQ(&thread_speeds(a), &thread_speeds(speeds_key(speeds_key(kind, 64), 4096)));
+  EXPECT_NE(&thread_speeds(a), &thread_speeds(b));
+  // What one key's calls record is what that key's next call reads, and no other key's.
+  const int64_t items[2] = {100, 100};
+  const double seconds[2] = {1.0, 3.0};
+  for (int call = 0; call < 200; ++call) thread_speeds(a).record(items, seconds, 2);
+  double share_a[2], share_b[2];
+  thread_speeds(a).shares(2, share_a);
+  thread_speeds(b).shares(2, share_b);
+  EXPECT_NEAR(share_a[0], 0.75, 0.02);
+  EXPECT_DOUBLE_EQ(share_b[0], 0.5);
+}
+
 TEST(MaxValue, FindsTheLargestInEveryLaneAndTheTailAndSkipsNaN) {
   EXPECT_EQ(max_value(nullptr, 0), -INFINITY);
   for (int64_t n : {1, 15, 16, 17, 40, 64}) {

@@ -40,6 +40,10 @@ class ThreadSpeeds {
 // same key learn together. Thread-safe; the reference stays valid.
 ThreadSpeeds& thread_speeds(uint64_t key);
 
+// A key for thread_speeds with one more size folded in: start from a constant naming the kind of
+// work (so that two kernels of the same sizes learn apart) and fold each size of the call.
+constexpr uint64_t speeds_key(uint64_t key, int64_t size) { return key * 0x9e3779b97f4a7c15ull + uint64_t(size); }
+
 // parallel_for with one contiguous share per thread (as many threads as have `grain` items
 // each), each share sized by the threads' speeds measured on this `speeds`' earlier calls, so
 // that the threads finish together when one core is slower than the other (on the 2-core

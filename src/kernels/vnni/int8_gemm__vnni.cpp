@@ -99,7 +99,7 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
   // was slowed; 1.04-1.16x at 64 and 256 x 4096^2 (blocks split by speed).
   const int64_t row_tiles = (m + kTileRows - 1) / kTileRows;
   uint64_t shape = 0x5652'4e49'4938'4757ull;  // speeds of this kernel's own, apart from other work of these sizes
-  for (const int64_t size : {m, n, k}) shape = shape * 0x9e3779b97f4a7c15ull + uint64_t(size);
+  for (const int64_t size : {m, n, k}) shape = speeds_key(shape, size);
   ThreadSpeeds& speeds = thread_speeds(shape);
   if (int64_t(int8_packed_bytes(n, k)) <= l2_cache_bytes() / 2 && row_tiles >= 8 * num_threads())
     parallel_for_balanced(0, row_tiles, 1, speeds, [&](int64_t t0, int64_t t1) {
