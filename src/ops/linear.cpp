@@ -375,7 +375,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     for (const Int4Weights& one : w) first_step.push_back(first_step.back() + (one.n + 3) / 4);
     // Sets of one shape (every layer's q/k/v) split alike, and unevenly: the share that spans the
     // end of q, k and v is slower than the one inside q.
-    uint64_t shape = uint64_t(k);
+    uint64_t shape = speeds_key(0x494e'5434'5345'5453ull, k);  // "INT4SETS": apart from other work of these sizes
     for (const Int4Weights& one : w) shape = speeds_key(shape, one.n);
     parallel_for_balanced(0, first_step.back(), 1, thread_speeds(shape), [&](int64_t s0, int64_t s1) {
       for (size_t i = 0; i < w.size(); ++i) {
