@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "io/file_kind.h"
 #include "shrink/core/error.h"
 #include "shrink/io/gguf.h"
 #include "shrink/io/safetensors.h"
@@ -207,22 +208,16 @@ ModelSummary summarize_model(const std::string& path) {
                        "pass a .gguf or .safetensors file, or a Hugging Face model folder");
     }
   }
-  char magic[9] = {};
-  if (!file_path.empty()) {
-    std::ifstream stream(file_path, std::ios::binary);
-    if (!stream) throw IoError(std::string("cannot open: ") + std::strerror(errno), file_path,
-                               "check the path and its permissions");
-    stream.read(magic, 9);
-  }
-  if (file_path.empty()) {
-    // sharded checkpoint, already summarized
-  } else if (std::memcmp(magic, "GGUF", 4) == 0) {
-    summarize_gguf(file_path, summary);
-  } else if (magic[8] == '{') {
-    summarize_safetensors(file_path, summary);
-  } else {
-    throw FormatError("not a GGUF or safetensors file", file_path,
-                      "shrink inspect reads .gguf, .safetensors and Hugging Face model folders");
+  if (!file_path.empty()) {  // empty: a sharded checkpoint, already summarized
+    if (!std::ifstream(file_path, std::ios::binary))
+      throw IoError(std::string("cannot open: ") + std::strerror(errno), file_path, "check the path and its permissions");
+    switch (io::sniff_model_file(file_path)) {
+      case io::ModelFileKind::gguf: summarize_gguf(file_path, summary); break;
+      case io::ModelFileKind::safetensors: summarize_safetensors(file_path, summary); break;
+      case io::ModelFileKind::unknown:
+        throw FormatError("not a GGUF or safetensors file", file_path,
+                          "shrink inspect reads .gguf, .safetensors and Hugging Face model folders");
+    }
   }
   for (const auto& tensor : summary.tensors) {
     summary.total_tensor_bytes += tensor.bytes;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <regex>
 
+#include "io/file_kind.h"
 #include "io/hf_folder.h"
 #include "io/json_checked.h"
 #include "shrink/core/error.h"
@@ -264,9 +265,19 @@ LanguageModel load_llama_hf(const std::string& folder) {
   return LanguageModel{build_llama(c, weight), tokenizer_from_hf_json(folder + "/tokenizer.json"), c, folder, "hf"};
 }
 
+namespace {
+
+// Named *.gguf, or a GGUF by its first bytes whatever its name (llama.cpp's older files were *.bin).
+bool is_gguf_path(const std::string& path) {
+  return (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) ||
+         sniff_model_file(path) == ModelFileKind::gguf;
+}
+
+}  // namespace
+
 bool is_language_model_path(const std::string& path) {
   if (is_directory(path)) return exists(path + "/config.json");
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return true;
+  if (is_gguf_path(path)) return true;
   if (!is_native_model(path)) return false;
   return load_model(path).provenance.contains("language_model");
 }
@@ -274,7 +285,12 @@ bool is_language_model_path(const std::string& path) {
 LanguageModel load_language_model(const std::string& path) {
   if (is_directory(path)) return load_llama_hf(path);
   if (!exists(path)) throw IoError("no such file", path);
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return load_llama_gguf(path);
+  if (is_gguf_path(path)) return load_llama_gguf(path);
+  if (sniff_model_file(path) != ModelFileKind::safetensors) {
+    if (!std::ifstream(path, std::ios::binary)) throw IoError(std::string("cannot open: ") + std::strerror(errno), path);
+    throw FormatError("neither a GGUF file nor a shrink model (safetensors)", path,
+                      "language models come as GGUF files, shrink models or Hugging Face model folders");
+  }
   LoadedModel loaded = load_model(path);
   if (!loaded.provenance.contains("language_model"))
     throw UsageError("this shrink model is not a language model (it stores no tokenizer)", path);

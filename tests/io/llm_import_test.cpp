@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -75,6 +77,43 @@ TEST(LlmImport, SmolLM2MatchesTheNumpyReference) {
   for (size_t i = 0; i < top_ids.size(); ++i) EXPECT_NEAR(last[top_ids[i]], top_logits[i], 2e-3) << "token " << top_ids[i];
   for (const auto& sample : ref["first_position_logits_sample"])
     EXPECT_NEAR(logits.data<float>()[sample[0].get<int64_t>()], sample[1].get<double>(), 2e-3);
+}
+
+// A GGUF is known by its magic whatever its name (llama.cpp's older files were *.bin); a file that
+// is neither GGUF nor safetensors gets an error that says so, not a safetensors parse error.
+TEST(LlmImport, FilesAreKnownByTheirFirstBytesNotTheirNames) {
+  const std::string dir = ::testing::TempDir();
+  const auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << bytes;
+    return dir + "/" + name;
+  };
+  const std::string junk = write("junk_model.bin", std::string("\x8f\x01\x00\x00\x00\x00\x00\x00not json at all", 23));
+  EXPECT_FALSE(is_language_model_path(junk));
+  try {
+    load_language_model(junk);
+    ADD_FAILURE() << "a junk file loaded";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("neither a GGUF file nor a shrink model"), std::string::npos) << e.what();
+  }
+  // GGUF's magic with a version no reader knows: routed to the GGUF reader, which says what is wrong.
+  const std::string bad_gguf = write("model_q4.bin", std::string("GGUF\x09\x00\x00\x00", 8) + std::string(32, '\0'));
+  EXPECT_TRUE(is_language_model_path(bad_gguf));
+  try {
+    load_language_model(bad_gguf);
+    ADD_FAILURE() << "a GGUF of version 9 loaded";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("GGUF version 9"), std::string::npos) << e.what();
+  }
+
+  const std::string path = testing::asset_path(kSmol);
+  if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched: " << path;
+  const std::string renamed = dir + "/smollm2_renamed.bin";
+  std::remove(renamed.c_str());
+  ASSERT_EQ(symlink(path.c_str(), renamed.c_str()), 0);
+  EXPECT_TRUE(is_language_model_path(renamed));
+  const LanguageModel lm = load_language_model(renamed);
+  EXPECT_EQ(lm.source_format, "gguf");
+  EXPECT_EQ(lm.config.layers, 30);
 }
 
 TEST(LlmImport, SavedLanguageModelsLoadWithTheirTokenizer) {

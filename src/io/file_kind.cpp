@@ -1,0 +1,17 @@
+#include "io/file_kind.h"
+
+#include <cstring>
+#include <fstream>
+
+namespace shrink::io {
+
+ModelFileKind sniff_model_file(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  char head[9] = {};
+  if (!stream.read(head, sizeof head)) return ModelFileKind::unknown;
+  if (std::memcmp(head, "GGUF", 4) == 0) return ModelFileKind::gguf;
+  if (head[8] == '{') return ModelFileKind::safetensors;
+  return ModelFileKind::unknown;
+}
+
+}  // namespace shrink::io
