@@ -1,6 +1,10 @@
 // shrink's entry point: global options, the subcommand table, and the mapping of errors to exit
 // codes (0 success, 1 the work failed, 2 the command line or a setting is wrong, 3 internal error).
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <new>
 #include <system_error>
@@ -35,6 +39,25 @@ void refuse_output_over_input(const CLI::App& app) {
   }
 }
 
+// Where --out will go, checked before any work starts: training, GPTQ or a fine-tuning schedule
+// that ran for an hour and then found its folder missing had lost the hour.
+void check_output_folder(const CLI::App& app) {
+  namespace fs = std::filesystem;
+  for (const CLI::App* sub : app.get_subcommands()) {
+    const CLI::Option* out = sub->get_option_no_throw("--out");
+    if (!out || out->count() == 0) continue;
+    const fs::path path = out->as<std::string>();
+    std::error_code error;
+    if (fs::is_directory(path, error))
+      throw shrink::UsageError(fmt::format("'{}' is a folder; --out names the file to write", path.string()), "--out");
+    const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    if (!fs::is_directory(folder, error))
+      throw shrink::UsageError(fmt::format("the folder '{}' does not exist", folder.string()), "--out");
+    if (::access(folder.c_str(), W_OK | X_OK) != 0)
+      throw shrink::UsageError(fmt::format("cannot write into '{}': {}", folder.string(), std::strerror(errno)), "--out");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,6 +76,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     shrink::set_num_threads(threads);
     refuse_output_over_input(app);
+    check_output_folder(app);
   });
   try {
     app.parse(argc, argv);

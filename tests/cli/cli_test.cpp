@@ -97,6 +97,27 @@ TEST(Cli, OutputOverTheInputIsRefused) {
   EXPECT_EQ(testing::read_bytes(same), fixture);
 }
 
+// --out in a folder that does not exist, or naming a folder, is refused with exit 2 before any
+// work (train had run its epochs and only then failed to save).
+TEST(Cli, OutputInAMissingFolderIsRefusedBeforeAnyWork) {
+  testing::ScratchDir dir;
+  const std::string model = testing::fixture_path("gguf/all_types.gguf");
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"train", "--arch", "mlp", "--epochs", "1", "--out", dir.path() + "/missing/model.shrink"},
+           {"quantize", model, "--method", "rtn", "--out", dir.path() + "/missing/q.shrink"},
+           {"export", model, "--out", dir.path() + "/missing/m.gguf"},
+           {"prune", model, "--sparsity", "0.5", "--out", dir.path()}}) {
+    const auto result = run_shrink(args);
+    EXPECT_EQ(result.exit_code, 2) << args[0] << ": " << result.err;
+    EXPECT_NE(result.err.find("--out"), std::string::npos) << args[0] << ": " << result.err;
+    EXPECT_EQ(line_count(result.err), 1u) << result.err;  // nothing ran: no progress, no epoch lines
+  }
+  const auto missing = run_shrink({"train", "--arch", "mlp", "--epochs", "1", "--out", dir.path() + "/missing/model.shrink"});
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+  const auto folder = run_shrink({"prune", model, "--sparsity", "0.5", "--out", dir.path()});
+  EXPECT_NE(folder.err.find("is a folder"), std::string::npos) << folder.err;
+}
+
 TEST(Cli, InspectPrintsATableAndJson) {
   const std::string fixture = testing::fixture_path("gguf/all_types.gguf");
   auto result = run_shrink({"inspect", fixture});
