@@ -3,6 +3,7 @@
 #include "shrink/core/tensor.h"
 
 #include "core/block_cache.h"
+#include "core/memory_budget.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -38,9 +39,12 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, bool zero) {
   keep_large_blocks_in_heap();
   std::shared_ptr<Storage> storage = std::make_shared<SharedStorage>();
   if (bytes > 0) {
+    memory_budget::reserve(bytes);  // throws when the machine cannot hold them
     storage->data_ = block_cache::take(bytes);
-    if (!storage->data_)
+    if (!storage->data_) {
+      memory_budget::release(bytes);
       throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+    }
     if (zero) std::memset(storage->data_, 0, (bytes + 63) / 64 * 64);  // the bytes asked for, to the cache line
   }
   storage->size_ = bytes;
@@ -63,7 +67,9 @@ std::shared_ptr<Storage> Storage::borrow(std::shared_ptr<const ByteSource> sourc
 }
 
 Storage::~Storage() {
-  if (owned_) block_cache::give_back(data_, size_);
+  if (!owned_ || !data_) return;
+  block_cache::give_back(data_, size_);
+  memory_budget::release(size_);
 }
 
 std::byte* Storage::mutable_data() {

@@ -1,0 +1,118 @@
+#include "core/memory_budget.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <string>
+
+#include "shrink/core/error.h"
+
+namespace shrink::memory_budget {
+namespace {
+
+std::atomic<uint64_t> g_reserved{0};
+// The reserved bytes up to which no check is needed: what was reserved when the machine was
+// last asked, plus what it had available then.
+std::atomic<uint64_t> g_limit{0};
+// Tests: a machine with this many bytes for tensors beyond those held when it was set.
+std::atomic<uint64_t> g_pretend_bytes{0}, g_pretend_base{0};
+std::mutex g_asking;
+
+// A field of /proc/meminfo in bytes ("MemAvailable:   1234 kB"); nullopt-like 0 with found = false.
+uint64_t meminfo_bytes(const std::string& key, bool& found) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string name, unit;
+  uint64_t value = 0;
+  while (meminfo >> name >> value) {
+    std::getline(meminfo, unit);
+    if (name == key + ":") {
+      found = true;
+      return value * 1024;
+    }
+  }
+  return 0;
+}
+
+// A number in a cgroup v2 file ("max" or unreadable: false).
+bool cgroup_number(const char* path, uint64_t& value) {
+  std::ifstream file(path);
+  std::string text;
+  if (!(file >> text) || text == "max") return false;
+  try {
+    value = std::stoull(text);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string gigabytes(uint64_t bytes) { return fmt::format("{:.1f} GB", double(bytes) / 1e9); }
+
+}  // namespace
+
+uint64_t available_bytes() {
+  bool found = false;
+  uint64_t available = meminfo_bytes("MemAvailable", found);
+  if (found) {
+    bool swap_found = false;
+    available += meminfo_bytes("SwapFree", swap_found);
+  }
+  uint64_t max = 0, current = 0;
+  if (cgroup_number("/sys/fs/cgroup/memory.max", max) && cgroup_number("/sys/fs/cgroup/memory.current", current)) {
+    const uint64_t left = max > current ? max - current : 1;
+    available = found ? std::min(available, left) : left;
+    found = true;
+  }
+  return found ? std::max<uint64_t>(available, 1) : 0;
+}
+
+namespace {
+
+// What is left for tensors with `held` bytes held by them (all in memory by now, as the ops that
+// took them have written them): the machine's answer, or the pretended machine's.
+uint64_t available_with(uint64_t held) {
+  const uint64_t pretend = g_pretend_bytes.load();
+  if (!pretend) return available_bytes();
+  const int64_t left = int64_t(pretend) - (int64_t(held) - int64_t(g_pretend_base.load()));
+  return uint64_t(std::max<int64_t>(left, 1));
+}
+
+}  // namespace
+
+void reserve(size_t bytes) {
+  const uint64_t before = g_reserved.fetch_add(bytes, std::memory_order_relaxed);
+  const uint64_t after = before + bytes;
+  if (after <= g_limit.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lock(g_asking);
+  const uint64_t available = available_with(before);
+  if (available == 0) {  // nothing to go by: no limit
+    g_limit.store(std::numeric_limits<uint64_t>::max(), std::memory_order_relaxed);
+    return;
+  }
+  // Some room stays for the kernel, the rest of the process and its neighbours: the last block
+  // that fitted had the machine at 0.1 GB free.
+  const uint64_t margin = std::clamp<uint64_t>((before + available) / 32, uint64_t(64) << 20, uint64_t(1) << 30);
+  if (bytes + margin > available) {
+    g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
+    throw Error(fmt::format("out of memory: {} more for tensors would not fit ({} held by tensors already, {} "
+                            "left on this machine); a smaller batch, context or sample count needs less",
+                            gigabytes(bytes), gigabytes(before), gigabytes(available)));
+  }
+  g_limit.store(before + available - margin, std::memory_order_relaxed);
+}
+
+void release(size_t bytes) { g_reserved.fetch_sub(bytes, std::memory_order_relaxed); }
+
+uint64_t reserved_bytes() { return g_reserved.load(std::memory_order_relaxed); }
+
+void set_available_for_testing(uint64_t bytes) {
+  g_pretend_base.store(g_reserved.load());
+  g_pretend_bytes.store(bytes);
+  g_limit.store(0);  // ask again at the next block
+}
+
+}  // namespace shrink::memory_budget
