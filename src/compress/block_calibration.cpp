@@ -1,6 +1,8 @@
 // Sequential block-by-block calibration (see block_calibration.h).
 #include "compress/block_calibration.h"
 
+#include "core/memory_budget.h"
+
 #include <fmt/format.h>
 #include <malloc.h>
 #include <sys/resource.h>
@@ -88,6 +90,15 @@ BlockCalibration::BlockCalibration(nn::Graph& graph, const std::vector<std::vect
         nn::forward_segment(graph, 0, first_block.first, {{tokens_value, tokens}}, std::span<const int>(&want, 1)).at(0));
     tokens_ += count * seq_len;
     hidden_bytes_ += hidden_.back().numel() * 4;
+    if (s == 0) {  // every window's hidden states are held until the last block: refuse now, not later
+      const uint64_t all = uint64_t(hidden_bytes_) / uint64_t(count) * windows.size();
+      const uint64_t left = memory_budget::left_bytes();
+      if (left > 0 && all > left)
+        throw UsageError(fmt::format("calibration would hold at least {:.1f} GB of hidden states ({} windows of {} tokens) "
+                                     "and this machine has {:.1f} GB left",
+                                     double(all) / 1e9, windows.size(), seq_len, double(left) / 1e9),
+                         "--samples", "use fewer --samples or a shorter --seq-len");
+    }
   }
 }
 

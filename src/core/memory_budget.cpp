@@ -50,7 +50,9 @@ bool cgroup_number(const char* path, uint64_t& value) {
   }
 }
 
-std::string gigabytes(uint64_t bytes) { return fmt::format("{:.1f} GB", double(bytes) / 1e9); }
+std::string size_text(uint64_t bytes) {
+  return bytes < 1000000000 ? fmt::format("{:.0f} MB", double(bytes) / 1e6) : fmt::format("{:.1f} GB", double(bytes) / 1e9);
+}
 
 }  // namespace
 
@@ -100,10 +102,14 @@ void reserve(size_t bytes) {
     g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
     throw Error(fmt::format("out of memory: {} more for tensors would not fit ({} held by tensors already, {} "
                             "left on this machine); a smaller batch, context or sample count needs less",
-                            gigabytes(bytes), gigabytes(before), gigabytes(available)));
+                            size_text(bytes), size_text(before), size_text(available)));
   }
-  g_limit.store(before + available - margin, std::memory_order_relaxed);
+  // Asked again after half of what is left: memory the count does not see (vectors, the heap's
+  // free lists) grows too, and one answer stretched to the end had left the machine 0.4 GB.
+  g_limit.store(before + (available - margin) / 2, std::memory_order_relaxed);
 }
+
+uint64_t left_bytes() { return available_with(g_reserved.load(std::memory_order_relaxed)); }
 
 void release(size_t bytes) { g_reserved.fetch_sub(bytes, std::memory_order_relaxed); }
 

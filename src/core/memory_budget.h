@@ -21,6 +21,10 @@ uint64_t available_bytes();
 void reserve(size_t bytes);
 void release(size_t bytes);
 
+// What is left for more tensors now: available_bytes(), or the pretended machine's remainder
+// (0: unknown). For work that can tell its size up front and refuse before it starts.
+uint64_t left_bytes();
+
 // Bytes reserved now.
 uint64_t reserved_bytes();
 
