@@ -1,3 +1,4 @@
+// The tensors' memory budget (see memory_budget.h): a count, and the machine asked when it grows.
 #include "core/memory_budget.h"
 
 #include <fmt/format.h>
@@ -16,13 +17,14 @@ namespace {
 
 std::atomic<uint64_t> g_reserved{0};
 // The reserved bytes up to which no check is needed: what was reserved when the machine was
-// last asked, plus what it had available then.
+// last asked, plus half of what it had left then beyond the margin.
 std::atomic<uint64_t> g_limit{0};
 // Tests: a machine with this many bytes for tensors beyond those held when it was set.
 std::atomic<uint64_t> g_pretend_bytes{0}, g_pretend_base{0};
 std::mutex g_asking;
 
-// A field of /proc/meminfo in bytes ("MemAvailable:   1234 kB"); nullopt-like 0 with found = false.
+// A field of /proc/meminfo in bytes ("MemAvailable:   1234 kB"); 0, with `found` untouched, when
+// the file or the field is missing.
 uint64_t meminfo_bytes(const std::string& key, bool& found) {
   std::ifstream meminfo("/proc/meminfo");
   std::string name, unit;

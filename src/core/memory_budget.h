@@ -16,8 +16,8 @@ uint64_t available_bytes();
 
 // Called by Storage for each owned block: reserve before taking it (throws Error when `bytes`
 // more would leave the machine less than a margin: 1/32 of what tensors could have, 64 MB to
-// 1 GB), release when it is given back. The machine is asked again only when the
-// tensors pass the last answer, so the common allocation costs one atomic add.
+// 1 GB), release when it is given back. The machine is asked again only when the tensors have
+// taken half of what it last said was left, so the common allocation costs one atomic add.
 void reserve(size_t bytes);
 void release(size_t bytes);
 

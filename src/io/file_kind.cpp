@@ -1,3 +1,4 @@
+// Model files told apart by their first bytes (see file_kind.h).
 #include "io/file_kind.h"
 
 #include <cstring>

@@ -87,23 +87,21 @@ TEST(LlmImport, FilesAreKnownByTheirFirstBytesNotTheirNames) {
     std::ofstream(dir + "/" + name, std::ios::binary) << bytes;
     return dir + "/" + name;
   };
+  const auto expect_format_error = [](const std::string& path, const std::string& says) {
+    try {
+      load_language_model(path);
+      ADD_FAILURE() << path << " loaded";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
   const std::string junk = write("junk_model.bin", std::string("\x8f\x01\x00\x00\x00\x00\x00\x00not json at all", 23));
   EXPECT_FALSE(is_language_model_path(junk));
-  try {
-    load_language_model(junk);
-    ADD_FAILURE() << "a junk file loaded";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("neither a GGUF file nor a shrink model"), std::string::npos) << e.what();
-  }
+  expect_format_error(junk, "neither a GGUF file nor a shrink model");
   // GGUF's magic with a version no reader knows: routed to the GGUF reader, which says what is wrong.
   const std::string bad_gguf = write("model_q4.bin", std::string("GGUF\x09\x00\x00\x00", 8) + std::string(32, '\0'));
   EXPECT_TRUE(is_language_model_path(bad_gguf));
-  try {
-    load_language_model(bad_gguf);
-    ADD_FAILURE() << "a GGUF of version 9 loaded";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("GGUF version 9"), std::string::npos) << e.what();
-  }
+  expect_format_error(bad_gguf, "GGUF version 9");
 
   const std::string path = testing::asset_path(kSmol);
   if (!testing::asset_present(path)) GTEST_SKIP() << "asset not fetched: " << path;
