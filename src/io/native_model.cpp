@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 
+#include "io/file_kind.h"
 #include "io/json_checked.h"
 #include "shrink/io/safetensors.h"
 
@@ -276,11 +278,24 @@ void save_model(const std::string& path, const nn::Graph& graph, const json& pro
 }
 
 LoadedModel load_model(const std::string& path) {
+  // A GGUF, or any file not safetensors, had failed as "header length 14064895815 exceeds the
+  // 100 MB limit (the file is not valid safetensors)".
+  switch (sniff_model_file(path)) {
+    case ModelFileKind::gguf:
+      throw UsageError("a GGUF language model, and this command reads shrink models", path,
+                       "language models go to generate, eval --perplexity, quantize --method rtn|gptq|awq|dynamic, "
+                       "prune, factorize and export");
+    case ModelFileKind::unknown:
+      if (std::ifstream(path, std::ios::binary)) throw FormatError("not a shrink model (neither safetensors nor GGUF)", path);
+      break;  // unreadable: the reader below says why
+    case ModelFileKind::safetensors: break;
+  }
   SafetensorsFile file = SafetensorsFile::open(path);
   const std::string* tag = find_metadata(file, "shrink.format");
   if (!tag)
     throw FormatError("not a shrink model (no shrink.format in the metadata)", path,
-                      "import foreign models with the import command");
+                      "shrink reads its own models, GGUF language models and Hugging Face model folders "
+                      "(config.json beside model.safetensors)");
   if (*tag != kNativeFormatTag)
     throw UnsupportedError("model format '" + *tag + "' is not " + kNativeFormatTag, path);
   const std::string* graph_text = find_metadata(file, "shrink.graph");

@@ -216,6 +216,24 @@ TEST(NativeModel, RejectsForeignAndDamagedFiles) {
   save_safetensors(dir.file("future.safetensors"), tensors,
                    {{"shrink.format", "shrink-model/99"}, {"shrink.graph", graph_json.dump()}});
   EXPECT_THROW(io::load_model(dir.file("future.safetensors")), UnsupportedError);
+  // A GGUF is a usage error that names the commands reading language models, and a file that is
+  // neither format says so (both had read as a safetensors header length of ~10^10).
+  try {
+    io::load_model(fixture_path("gguf/all_types.gguf"));
+    ADD_FAILURE() << "a GGUF loaded as a shrink model";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("a GGUF language model"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("eval --perplexity"), std::string::npos) << e.what();
+  }
+  std::vector<std::byte> junk(11, std::byte{0});
+  junk[0] = std::byte{0x8f}, junk[1] = std::byte{0x01}, junk[8] = std::byte{'n'};  // no JSON after the length
+  write_bytes(dir.file("junk.shrink"), junk);
+  try {
+    io::load_model(dir.file("junk.shrink"));
+    ADD_FAILURE() << "a junk file loaded";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("neither safetensors nor GGUF"), std::string::npos) << e.what();
+  }
 }
 
 TEST(NativeModel, SparseWeightsShrinkTheFileAndRoundTrip) {
