@@ -32,6 +32,10 @@ void run_perplexity(const EvalOptions& o) {
   if (lm.config.is_encoder())
     throw UsageError("perplexity needs a decoder; this is a sentence encoder", "--perplexity",
                      "use --embeddings TEXT --reference F32_MODEL");
+  // As generate refuses to run past the context: positions beyond it were never trained (SmolLM2,
+  // 8,192: --ctx 16384 had run 94 s and reported 53.0, a number of RoPE extrapolation, not the model).
+  if (lm.config.context > 0 && o.context > lm.config.context)
+    throw UsageError(fmt::format("--ctx {} exceeds the model's context of {}", o.context, lm.config.context), "--ctx");
   std::vector<int32_t> stream = lm.tokenizer->encode(read_text_file(o.perplexity));
   ProgressLine progress("perplexity window", 0, true);
   eval::PerplexityReport r = eval::evaluate_perplexity(

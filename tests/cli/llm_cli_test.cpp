@@ -65,6 +65,9 @@ TEST(LlmCli, QuantizeExportEvalGenerate) {
   EXPECT_EQ(run_shrink({"generate", gguf, "--prompt", "x", "--kv-cache", "bf16"}).exit_code, 2);
 
   EXPECT_EQ(run_shrink({"eval", quantized, "--perplexity", dir + "/missing.txt"}).exit_code, 1);
+  const auto past_context = run_shrink({"eval", gguf, "--perplexity", text, "--ctx", "8193"});  // SmolLM2: 8,192
+  EXPECT_EQ(past_context.exit_code, 2);
+  EXPECT_NE(past_context.err.find("exceeds the model's context of 8192"), std::string::npos) << past_context.err;
   EXPECT_EQ(run_shrink({"export", quantized, "--out", dir + "/x.bin"}).exit_code, 2);
   EXPECT_EQ(run_shrink({"quantize", model, "--method", "gptq", "--out", dir + "/g.shrink"}).exit_code, 2);  // no --calib
   EXPECT_EQ(run_shrink({"quantize", model, "--method", "awq", "--out", dir + "/a.shrink"}).exit_code, 2);
