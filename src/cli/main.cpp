@@ -20,34 +20,25 @@ int report(const char* kind, const std::string& message, int code) {
   return code;
 }
 
-// shrink never writes over its input: a command's --out naming the file or folder it reads (MODEL,
-// --teacher) is refused before any work starts (the file would have been replaced atomically, but
-// replaced all the same).
-void refuse_output_over_input(const CLI::App& app) {
-  for (const CLI::App* sub : app.get_subcommands()) {
-    const CLI::Option* out = sub->get_option_no_throw("--out");
-    if (!out || out->count() == 0) continue;
-    for (const char* name : {"MODEL", "--teacher"}) {
-      const CLI::Option* input = sub->get_option_no_throw(name);
-      if (!input || input->count() == 0) continue;
-      std::error_code error;
-      if (std::filesystem::equivalent(out->as<std::string>(), input->as<std::string>(), error))
-        throw shrink::UsageError(fmt::format("'{}' is the input ({}); shrink never writes over its input, choose another path",
-                                             out->as<std::string>(), name),
-                                 "--out");
-    }
-  }
-}
-
-// Where --out will go, checked before any work starts: training, GPTQ or a fine-tuning schedule
-// that ran for an hour and then found its folder missing had lost the hour.
-void check_output_folder(const CLI::App& app) {
+// A command's --out, checked before any work starts:
+// - shrink never writes over its input: --out naming the file or folder it reads (MODEL,
+//   --teacher) is refused (the file would have been replaced atomically, but replaced all the same);
+// - the folder must exist and be writable, and --out must not name a folder: training, GPTQ or a
+//   fine-tuning schedule that ran for an hour and then found its folder missing had lost the hour.
+void check_output(const CLI::App& app) {
   namespace fs = std::filesystem;
   for (const CLI::App* sub : app.get_subcommands()) {
     const CLI::Option* out = sub->get_option_no_throw("--out");
     if (!out || out->count() == 0) continue;
     const fs::path path = out->as<std::string>();
     std::error_code error;
+    for (const char* name : {"MODEL", "--teacher"}) {
+      const CLI::Option* input = sub->get_option_no_throw(name);
+      if (input && input->count() > 0 && fs::equivalent(path, input->as<std::string>(), error))
+        throw shrink::UsageError(fmt::format("'{}' is the input ({}); shrink never writes over its input, choose another path",
+                                             path.string(), name),
+                                 "--out");
+    }
     if (fs::is_directory(path, error))
       throw shrink::UsageError(fmt::format("'{}' is a folder; --out names the file to write", path.string()), "--out");
     const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -75,8 +66,7 @@ int main(int argc, char** argv) {
   for (const auto& command : shrink::cli::kCommands) command.setup(*app.add_subcommand(command.name, command.summary));
   app.parse_complete_callback([&] {
     shrink::set_num_threads(threads);
-    refuse_output_over_input(app);
-    check_output_folder(app);
+    check_output(app);
   });
   try {
     app.parse(argc, argv);

@@ -23,20 +23,20 @@ std::atomic<uint64_t> g_limit{0};
 std::atomic<uint64_t> g_pretend_bytes{0}, g_pretend_base{0};
 std::mutex g_asking;
 
-// A field of /proc/meminfo in bytes ("MemAvailable:   1234 kB"); 0, with `found` untouched, when
-// the file or the field is missing.
-uint64_t meminfo_bytes(const std::string& key, bool& found) {
+// MemAvailable + SwapFree from /proc/meminfo in one pass ("MemAvailable:   1234 kB"); false when
+// the file or MemAvailable is missing.
+bool meminfo_available(uint64_t& bytes) {
   std::ifstream meminfo("/proc/meminfo");
-  std::string name, unit;
+  std::string name, rest;
   uint64_t value = 0;
+  bool found = false;
+  bytes = 0;
   while (meminfo >> name >> value) {
-    std::getline(meminfo, unit);
-    if (name == key + ":") {
-      found = true;
-      return value * 1024;
-    }
+    std::getline(meminfo, rest);
+    if (name == "MemAvailable:") bytes += value * 1024, found = true;
+    if (name == "SwapFree:") bytes += value * 1024;
   }
-  return 0;
+  return found;
 }
 
 // A number in a cgroup v2 file ("max" or unreadable: false).
@@ -59,12 +59,8 @@ std::string size_text(uint64_t bytes) {
 }  // namespace
 
 uint64_t available_bytes() {
-  bool found = false;
-  uint64_t available = meminfo_bytes("MemAvailable", found);
-  if (found) {
-    bool swap_found = false;
-    available += meminfo_bytes("SwapFree", swap_found);
-  }
+  uint64_t available = 0;
+  bool found = meminfo_available(available);
   uint64_t max = 0, current = 0;
   if (cgroup_number("/sys/fs/cgroup/memory.max", max) && cgroup_number("/sys/fs/cgroup/memory.current", current)) {
     const uint64_t left = max > current ? max - current : 1;

@@ -286,12 +286,7 @@ LanguageModel load_language_model(const std::string& path) {
   if (is_directory(path)) return load_llama_hf(path);
   if (!exists(path)) throw IoError("no such file", path);
   if (is_gguf_path(path)) return load_llama_gguf(path);
-  if (sniff_model_file(path) != ModelFileKind::safetensors) {
-    if (!std::ifstream(path, std::ios::binary)) throw IoError(std::string("cannot open: ") + std::strerror(errno), path);
-    throw FormatError("neither a GGUF file nor a shrink model (safetensors)", path,
-                      "language models come as GGUF files, shrink models or Hugging Face model folders");
-  }
-  LoadedModel loaded = load_model(path);
+  LoadedModel loaded = load_model(path);  // a file of neither format is refused there, with why
   if (!loaded.provenance.contains("language_model"))
     throw UsageError("this shrink model is not a language model (it stores no tokenizer)", path);
   const json& lm = loaded.provenance["language_model"];
