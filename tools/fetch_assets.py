@@ -71,6 +71,30 @@ ASSETS = {
             "austen/sensesensibility.txt",
         ],
     },
+    "silero-vad": {
+        "source": ("pypi", "silero-vad==5.1.2",
+                   "93b41953d7774b165407fda6b533c119c5803864e367d5034dc626c82cfdf661"),
+        "what": "Silero VAD v5, a Conv + LSTM voice-activity detector, as ONNX (16 and 8 kHz branches)",
+        "outputs": [
+            "silero-vad/silero_vad.onnx",
+        ],
+    },
+    "speech": {
+        "source": ("debian", "alsa-utils=1.2.8-1",
+                   "fb24eb1a318228b974efbef726190dd90c6106a208814a3ee8f5d69b91ee0ba4"),
+        "what": "ALSA's nine speaker-test recordings: a voice naming each channel, and noise (48 kHz WAV)",
+        "outputs": [
+            "speech/Front_Center.wav",
+            "speech/Front_Left.wav",
+            "speech/Front_Right.wav",
+            "speech/Noise.wav",
+            "speech/Rear_Center.wav",
+            "speech/Rear_Left.wav",
+            "speech/Rear_Right.wav",
+            "speech/Side_Left.wav",
+            "speech/Side_Right.wav",
+        ],
+    },
     "digits": {
         "source": ("debian", "python3-sklearn=1.2.1+dfsg-1",
                    "ca0c6be401d14871c7e93cfdd8d1f561595dc65e6e2ad2501d568aee7f7efc58"),
@@ -281,6 +305,14 @@ def unpack(name, package, workdir, cache):
             if key not in novels:
                 fail(f"janeaustenr has no novel '{key}' (found {sorted(novels)})")
             produced[out] = novels[key].encode("utf-8")
+    elif name == "silero-vad":
+        with zipfile.ZipFile(package) as z:
+            produced["silero-vad/silero_vad.onnx"] = z.read("silero_vad/data/silero_vad.onnx")
+    elif name == "speech":
+        root = deb_extract(package, workdir)
+        for out in outputs:
+            with open(os.path.join(root, "usr/share/sounds/alsa", os.path.basename(out)), "rb") as f:
+                produced[out] = f.read()
     elif name == "digits":
         root = deb_extract(package, workdir)
         with open(os.path.join(root, "usr/lib/python3/dist-packages/sklearn/datasets/data/"

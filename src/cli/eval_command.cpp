@@ -1,7 +1,9 @@
 // shrink eval MODEL --data NAME: a model's quality on the held-out split.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -12,8 +14,10 @@
 #include "shrink/eval/evaluate.h"
 #include "shrink/eval/embedding_similarity.h"
 #include "shrink/eval/perplexity.h"
+#include "shrink/eval/voice_activity.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/io/native_model.h"
+#include "shrink/io/wav.h"
 #include "shrink/nn/zoo.h"
 #include "shrink/train/task_data.h"
 
@@ -22,6 +26,7 @@ namespace {
 
 struct EvalOptions {
   std::string model, data, data_dir, perplexity, embeddings, reference;
+  std::vector<std::string> audio;
   int64_t batch_size = 64, context = 512, max_windows = 0, sentences = 200;
   bool json = false;
 };
@@ -80,7 +85,91 @@ void run_embedding_similarity(const EvalOptions& o) {
              r.min_cosine, r.seconds_model, r.seconds_reference);
 }
 
+std::string segments_text(const std::vector<eval::SpeechSegment>& segments) {
+  std::vector<std::string> parts;
+  for (const eval::SpeechSegment& s : segments) parts.push_back(fmt::format("{:.2f}-{:.2f}", s.start, s.end));
+  return parts.empty() ? "none" : fmt::format("{}", fmt::join(parts, ", "));
+}
+
+nn::Graph load_voice_activity_model(const std::string& path, const char* option) {
+  io::LoadedModel model = io::load_model(path);
+  if (!eval::is_voice_activity_model(model.graph))
+    throw UsageError("--audio runs voice-activity detectors (Silero VAD); this model does not take audio frames",
+                     option);
+  return std::move(model.graph);
+}
+
+// shrink eval VAD --audio WAV... [--reference VAD]: see eval/voice_activity.h.
+void run_voice_activity(const EvalOptions& o) {
+  nn::Graph model = load_voice_activity_model(o.model, "MODEL");
+  std::optional<nn::Graph> reference;
+  if (!o.reference.empty()) reference = load_voice_activity_model(o.reference, "--reference");
+  nlohmann::ordered_json rows = nlohmann::json::array();
+  double seconds_model = 0, seconds_reference = 0, audio_seconds = 0, worst = 0, difference_sum = 0;
+  int64_t chunks = 0, agreeing = 0;
+  for (const std::string& path : o.audio) {
+    const io::Audio audio = io::read_wav(path);
+    const std::vector<float> samples = io::resample(audio.samples, audio.sample_rate, eval::kVadSampleRate);
+    auto start = std::chrono::steady_clock::now();
+    const std::vector<float> p = eval::speech_probabilities(model, samples);
+    seconds_model += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    audio_seconds += audio.seconds();
+    const auto segments = eval::speech_segments(p);
+    int64_t speech = 0;
+    for (float v : p) speech += v >= 0.5f;
+    nlohmann::ordered_json row = {{"file", path}, {"seconds", audio.seconds()}, {"sample_rate", audio.sample_rate},
+                                  {"chunks", p.size()}, {"speech_chunks", speech}, {"segments", nlohmann::json::array()}};
+    for (const auto& s : segments) row["segments"].push_back({s.start, s.end});
+    if (reference) {
+      start = std::chrono::steady_clock::now();
+      const std::vector<float> q = eval::speech_probabilities(*reference, samples);
+      seconds_reference += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const eval::VadComparison c = eval::compare_probabilities(p, q);
+      row.update({{"max_abs_difference", c.max_abs_difference}, {"mean_abs_difference", c.mean_abs_difference},
+                  {"decision_agreement", c.decision_agreement},
+                  {"reference_segments", eval::speech_segments(q).size()}});
+      worst = std::max(worst, c.max_abs_difference);
+      difference_sum += c.mean_abs_difference * double(c.chunks);
+      agreeing += int64_t(std::llround(c.decision_agreement * double(c.chunks)));
+    }
+    chunks += int64_t(p.size());
+    row["segments_text"] = segments_text(segments);
+    rows.push_back(row);
+  }
+  if (o.json) {
+    nlohmann::ordered_json out = {{"model", o.model}, {"files", rows}, {"chunks", chunks},
+                                  {"audio_seconds", audio_seconds}, {"seconds_model", seconds_model}};
+    if (reference)
+      out.update({{"reference", o.reference}, {"max_abs_difference", worst},
+                  {"mean_abs_difference", difference_sum / double(std::max<int64_t>(chunks, 1))},
+                  {"decision_agreement", double(agreeing) / double(std::max<int64_t>(chunks, 1))},
+                  {"seconds_reference", seconds_reference}});
+    print_json(out);
+    return;
+  }
+  size_t width = 4;
+  for (const auto& row : rows) width = std::max(width, row["file"].get<std::string>().size());
+  fmt::print("{:<{}} {:>7} {:>6} {:>7}{}  speech segments (s)\n", "file", width, "seconds", "chunks", "speech",
+             reference ? fmt::format(" {:>10} {:>10} {:>7}", "max |dp|", "mean |dp|", "agree") : "");
+  for (const auto& row : rows)
+    fmt::print("{:<{}} {:>7.2f} {:>6} {:>6.1f}%{}  {}\n", row["file"].get<std::string>(), width,
+               row["seconds"].get<double>(), row["chunks"].get<int64_t>(),
+               100.0 * double(row["speech_chunks"].get<int64_t>()) / double(row["chunks"].get<int64_t>()),
+               reference ? fmt::format(" {:>10.5f} {:>10.5f} {:>6.1f}%", row["max_abs_difference"].get<double>(),
+                                       row["mean_abs_difference"].get<double>(),
+                                       100 * row["decision_agreement"].get<double>())
+                         : "",
+               row["segments_text"].get<std::string>());
+  fmt::print("{} chunks of 32 ms ({:.1f} s of audio) in {:.3f} s", chunks, audio_seconds, seconds_model);
+  if (reference)
+    fmt::print("; against {}: max |dp| {:.5f}, mean |dp| {:.5f}, {:.2f}% of chunks decided alike (reference {:.3f} s)",
+               o.reference, worst, difference_sum / double(std::max<int64_t>(chunks, 1)),
+               100.0 * double(agreeing) / double(std::max<int64_t>(chunks, 1)), seconds_reference);
+  fmt::print("\n");
+}
+
 void run_eval(const EvalOptions& o) {
+  if (!o.audio.empty()) return run_voice_activity(o);
   if (!o.perplexity.empty()) return run_perplexity(o);
   if (!o.embeddings.empty()) return run_embedding_similarity(o);
   io::LoadedModel model = io::load_model(o.model);
@@ -123,7 +212,10 @@ void setup_eval(CLI::App& sub) {
   sub.add_option("--perplexity", o->perplexity, "Language models: perplexity on this text file (GPTQ/AWQ protocol)");
   sub.add_option("--embeddings", o->embeddings,
                  "Sentence encoders: cosine similarity to --reference of the embeddings of sentences from this text");
-  sub.add_option("--reference", o->reference, "The fp32 model the --embeddings comparison is against");
+  sub.add_option("--audio", o->audio,
+                 "Voice-activity detectors (Silero VAD): speech probability per 32 ms chunk of these WAV files")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--reference", o->reference, "The fp32 model the --embeddings or --audio comparison is against");
   sub.add_option("--sentences", o->sentences, "Sentences --embeddings compares (evenly spaced through the text)")
       ->check(kPositive);
   sub.add_option("--ctx", o->context, "Tokens per perplexity window")->check(CLI::Range(int64_t(2), int64_t(1) << 20));

@@ -5,9 +5,10 @@
 
 namespace shrink::io {
 
-enum class ModelFileKind { gguf, safetensors, unknown };
+enum class ModelFileKind { gguf, safetensors, onnx, unknown };
 
-// GGUF: the magic "GGUF"; safetensors: an 8-byte header length, then the header's JSON object.
+// GGUF: the magic "GGUF"; safetensors: an 8-byte header length, then the header's JSON object;
+// ONNX (a protocol-buffers ModelProto, no magic): field 1, ir_version, as a one-byte varint.
 // unknown also when the file cannot be read (callers that need the reason open it themselves).
 ModelFileKind sniff_model_file(const std::string& path);
 

@@ -12,6 +12,8 @@
 #include <set>
 
 #include "io/file_kind.h"
+#include "io/onnx_reader.h"
+#include "shrink/core/mapped_file.h"
 #include "shrink/core/error.h"
 #include "shrink/io/gguf.h"
 #include "shrink/io/safetensors.h"
@@ -163,6 +165,37 @@ void summarize_safetensors(const std::string& path, ModelSummary& summary) {
   if (exists(config)) add_hf_config(config, summary);
 }
 
+// An ONNX file: its ops and float tensors (every branch's), and the graph shrink imports it as
+// when it is a network shrink knows.
+void summarize_onnx(const std::string& path, ModelSummary& summary) {
+  const auto source = map_file(path);
+  const io::OnnxModel model = io::read_onnx(*source);
+  summary.format = "onnx";
+  summary.format_version = std::to_string(model.ir_version);  // the IR version; the opset is under "ops"
+  summary.architecture.emplace_back("opset", std::to_string(model.opset));
+  summary.file_bytes = source->size();
+  if (!model.producer.empty()) summary.architecture.emplace_back("producer", model.producer);
+  int64_t nodes = 0;
+  for (const auto& [op, count] : model.op_counts) {
+    summary.metadata["ops"][op] = count;
+    nodes += count;
+  }
+  summary.metadata["inputs"] = model.inputs;
+  summary.metadata["outputs"] = model.outputs;
+  summary.architecture.emplace_back("ONNX nodes", fmt::format("{} of {} op types (subgraphs included)", nodes,
+                                                              model.op_counts.size()));
+  for (const auto& [name, tensor] : model.tensors) {
+    const DType stored = model.stored_as.at(name);
+    summary.tensors.push_back({name, stored == DType::f32 ? "F32" : "F16", tensor.shape().dims().to_vector(),
+                               tensor.numel(), uint64_t(tensor.numel()) * dtype_size(stored), false});
+  }
+  try {
+    add_native_graph(path, summary);
+  } catch (const UnsupportedError&) {
+    summary.architecture.emplace_back("shrink imports it", "no: not a network shrink knows (Silero VAD v5)");
+  }
+}
+
 // A checkpoint split over shards: model.safetensors.index.json maps every tensor to its shard.
 void summarize_sharded(const std::string& folder, ModelSummary& summary) {
   const std::string index_path = folder + "/model.safetensors.index.json";
@@ -214,9 +247,10 @@ ModelSummary summarize_model(const std::string& path) {
     switch (io::sniff_model_file(file_path)) {
       case io::ModelFileKind::gguf: summarize_gguf(file_path, summary); break;
       case io::ModelFileKind::safetensors: summarize_safetensors(file_path, summary); break;
+      case io::ModelFileKind::onnx: summarize_onnx(file_path, summary); break;
       case io::ModelFileKind::unknown:
-        throw FormatError("not a GGUF or safetensors file", file_path,
-                          "shrink inspect reads .gguf, .safetensors and Hugging Face model folders");
+        throw FormatError("not a GGUF, safetensors or ONNX file", file_path,
+                          "shrink inspect reads .gguf, .safetensors, .onnx and Hugging Face model folders");
     }
   }
   for (const auto& tensor : summary.tensors) {

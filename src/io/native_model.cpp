@@ -9,6 +9,7 @@
 
 #include "io/file_kind.h"
 #include "io/json_checked.h"
+#include "shrink/io/onnx_import.h"
 #include "shrink/io/safetensors.h"
 
 namespace shrink::io {
@@ -286,8 +287,10 @@ LoadedModel load_model(const std::string& path) {
                        "language models go to generate, eval --perplexity, quantize --method rtn|gptq|awq|dynamic, "
                        "prune, factorize and export");
     case ModelFileKind::unknown:
-      if (std::ifstream(path, std::ios::binary)) throw FormatError("not a shrink model (neither safetensors nor GGUF)", path);
+      if (std::ifstream(path, std::ios::binary))
+        throw FormatError("not a shrink model (neither safetensors, GGUF nor ONNX)", path);
       break;  // unreadable: the reader below says why
+    case ModelFileKind::onnx: return import_onnx(path);
     case ModelFileKind::safetensors: break;
   }
   SafetensorsFile file = SafetensorsFile::open(path);

@@ -1,5 +1,8 @@
-// Ops that move or combine values: Flatten (start_dim 1), Add and Mul (same shapes), Concat
+// Ops that move or combine values: Flatten (start_dim 1), Reshape (attribute "shape", one
+// dimension may be -1: whatever the element count leaves), Add and Mul (same shapes), Concat
 // (along an axis), Dropout (inverted, identity in eval).
+#include <algorithm>
+
 #include "ops/op_support.h"
 #include "shrink/core/parallel.h"
 
@@ -21,6 +24,45 @@ void flatten_forward(ForwardContext& c) {
 void flatten_backward(BackwardContext& c) {
   if (c.grad_outputs[0].defined())
     c.grad_inputs[0] = c.grad_outputs[0].contiguous().reshape(c.inputs[0].shape());
+}
+
+std::vector<int64_t> reshape_target(const Node& node) {
+  auto it = node.attrs.find("shape");
+  if (it == node.attrs.end() || !it->is_array() || it->empty()) fail(node, "needs a non-empty 'shape' list");
+  std::vector<int64_t> dims;
+  int free = 0;
+  for (const auto& d : *it) {
+    if (!d.is_number_integer() || d.get<int64_t>() < -1 || d.get<int64_t>() == 0)
+      fail(node, "'shape' holds positive sizes and at most one -1");
+    dims.push_back(d.get<int64_t>());
+    free += dims.back() == -1;
+  }
+  if (free > 1) fail(node, "'shape' holds at most one -1");
+  return dims;
+}
+// The target with its -1 resolved for `count` elements (count < 0: unknown, the -1 stays).
+Shape resolve_reshape(const Node& node, std::vector<int64_t> dims, int64_t count) {
+  if (count < 0) return Shape(std::span<const int64_t>(dims));
+  int64_t known = 1;
+  for (int64_t d : dims) known *= d == -1 ? 1 : d;
+  for (int64_t& d : dims)
+    if (d == -1) d = known > 0 && count % known == 0 ? count / known : 0;
+  int64_t total = 1;
+  for (int64_t d : dims) total *= d;
+  if (total != count || count == 0)
+    fail(node, fmt::format("{} elements do not reshape to {}", count, node.attrs["shape"].dump()));
+  return Shape(std::span<const int64_t>(dims));
+}
+std::vector<ValueInfo> reshape_infer(const Node& node, std::span<const ValueInfo> in) {
+  expect_inputs(node, in, 1);
+  int64_t count = 1;
+  for (int axis = 0; axis < in[0].shape.rank(); ++axis)
+    count = in[0].shape[axis] < 0 || count < 0 ? -1 : count * in[0].shape[axis];
+  return {{resolve_reshape(node, reshape_target(node), count), in[0].dtype}};
+}
+void reshape_forward(ForwardContext& c) {
+  const Tensor x = c.inputs[0].contiguous();
+  c.outputs[0] = x.reshape(resolve_reshape(c.node, reshape_target(c.node), x.numel()));
 }
 
 std::vector<ValueInfo> binary_infer(const Node& node, std::span<const ValueInfo> in) {
@@ -169,6 +211,7 @@ void dropout_backward(BackwardContext& c) {
 }  // namespace
 
 extern const OpRules flatten_rules{"Flatten", flatten_infer, flatten_forward, flatten_backward};
+extern const OpRules reshape_rules{"Reshape", reshape_infer, reshape_forward, flatten_backward};
 extern const OpRules add_rules{"Add", binary_infer, binary_forward<false>, add_backward};
 extern const OpRules mul_rules{"Mul", binary_infer, binary_forward<true>, mul_backward};
 extern const OpRules concat_rules{"Concat", concat_infer, concat_forward, concat_backward};

@@ -97,7 +97,7 @@ TEST(LlmImport, FilesAreKnownByTheirFirstBytesNotTheirNames) {
   };
   const std::string junk = write("junk_model.bin", std::string("\x8f\x01\x00\x00\x00\x00\x00\x00not json at all", 23));
   EXPECT_FALSE(is_language_model_path(junk));
-  expect_format_error(junk, "neither safetensors nor GGUF");
+  expect_format_error(junk, "neither safetensors, GGUF nor ONNX");
   // GGUF's magic with a version no reader knows: routed to the GGUF reader, which says what is wrong.
   const std::string bad_gguf = write("model_q4.bin", std::string("GGUF\x09\x00\x00\x00", 8) + std::string(32, '\0'));
   EXPECT_TRUE(is_language_model_path(bad_gguf));

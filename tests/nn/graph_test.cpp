@@ -232,7 +232,7 @@ TEST(NativeModel, RejectsForeignAndDamagedFiles) {
     io::load_model(dir.file("junk.shrink"));
     ADD_FAILURE() << "a junk file loaded";
   } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("neither safetensors nor GGUF"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("neither safetensors, GGUF nor ONNX"), std::string::npos) << e.what();
   }
 }
 
