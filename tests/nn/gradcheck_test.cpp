@@ -117,6 +117,35 @@ TEST(GradCheck, StructuralOps) {
   check_single(make_node("Concat", {{"axis", 1}}, {}), {input({2, 3, 2}), input({2, 1, 2}, 4)});
   check_single(make_node("Concat", {{"axis", -1}}, {}), {input({2, 3}), input({2, 4}, 4)});
   check_single(make_node("Dropout", {{"p", 0.3}}, {}), {input({4, 6})});
+  check_single(make_node("Reshape", {{"shape", {1, -1, 4}}}, {}), {input({3, 2, 1, 2})});
+  check_single(make_node("Reshape", {{"shape", {6, 2}}}, {}), {input({3, 4})});
+}
+
+// |z| is smooth away from z = 0: real and imaginary parts kept in [0.3, 1.5] in magnitude.
+TEST(GradCheck, ComplexMagnitude) {
+  Tensor x = input({2, 6, 1, 3}, 7, 0.3f, 1.5f);
+  for (int64_t i = 0; i < x.numel(); i += 3) x.mutable_data<float>()[i] *= -1;
+  check_single(make_node("ComplexMagnitude", json::object(), {}), {x});
+  check_single(make_node("ComplexMagnitude", json::object(), {}), {input({3, 4}, 8, 0.3f, 1.5f)});
+}
+
+TEST(Ops, ComplexMagnitudeAndReshapeCheckTheirShapes) {
+  const auto infer = [](const char* kind, json attrs, const Shape& shape) {
+    return single_node_graph(make_node(kind, std::move(attrs), {}), {{shape, DType::f32}});
+  };
+  nn::Graph g = infer("ComplexMagnitude", json::object(), Shape{-1, 8, 1, 4});
+  EXPECT_EQ(g.values().back().info.shape, (Shape{-1, 4, 1, 4}));
+  Tensor z = Tensor::empty({1, 2}, DType::f32);
+  z.mutable_data<float>()[0] = 3, z.mutable_data<float>()[1] = -4;
+  g = infer("ComplexMagnitude", json::object(), Shape{-1, 2});
+  EXPECT_EQ(nn::forward(g, std::span<const Tensor>(&z, 1)).at(0).data<float>()[0], 5.f);
+  EXPECT_THROW(infer("ComplexMagnitude", json::object(), Shape{2, 3}), UsageError);  // odd channels
+  EXPECT_EQ(infer("Reshape", {{"shape", {1, -1, 8}}}, Shape{-1, 8}).values().back().info.shape, (Shape{1, -1, 8}));
+  EXPECT_EQ(infer("Reshape", {{"shape", {-1, 3}}}, Shape{2, 6}).values().back().info.shape, (Shape{4, 3}));
+  EXPECT_THROW(infer("Reshape", {{"shape", {5, -1}}}, Shape{2, 6}), UsageError);   // 12 is not 5 x k
+  EXPECT_THROW(infer("Reshape", {{"shape", {-1, -1}}}, Shape{2, 6}), UsageError);  // two free sizes
+  EXPECT_THROW(infer("Reshape", {{"shape", {3, 3}}}, Shape{2, 6}), UsageError);
+  EXPECT_THROW(infer("Reshape", json::object(), Shape{2, 6}), UsageError);
 }
 
 TEST(GradCheck, EmbeddingWeights) {
