@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <numeric>
 
 #include "io/byte_cursor.h"
+#include "shrink/core/parallel.h"
 
 namespace shrink::io {
 namespace {
@@ -119,28 +121,39 @@ Audio read_wav(const std::string& path) { return read_wav(*map_file(path)); }
 std::vector<float> resample(std::span<const float> samples, int from_rate, int to_rate) {
   if (from_rate <= 0 || to_rate <= 0) throw UsageError("sample rates must be positive", "resample");
   if (from_rate == to_rate) return {samples.begin(), samples.end()};
-  const double step = double(from_rate) / to_rate;  // input samples per output sample
   const double scale = std::min(1.0, double(to_rate) / from_rate);
-  const double cutoff = 0.45 * scale;  // cycles per input sample
+  const double cutoff = 0.45 * scale;      // cycles per input sample
   const double half_width = 16.0 / scale;  // input samples either side
+  const auto tap = [&](double u) {         // the windowed sinc at distance u; 0 outside the window
+    if (std::abs(u) >= half_width) return 0.0;
+    const double x = 2 * cutoff * u;
+    const double sinc = x == 0 ? 1.0 : std::sin(std::numbers::pi * x) / (std::numbers::pi * x);
+    return 2 * cutoff * sinc * (0.5 + 0.5 * std::cos(std::numbers::pi * u / half_width));
+  };
+  // Output j sits at input time j * from / to = j * step_num / phases: a whole part and one of
+  // `phases` fractions, so the taps repeat with the phase; tabulated when there are not too many.
+  const int64_t g = std::gcd(int64_t(from_rate), int64_t(to_rate));
+  const int64_t phases = to_rate / g, step_num = from_rate / g;
+  const auto reach = int64_t(std::ceil(half_width)) + 1;  // taps k = -reach .. reach around the whole part
+  const int64_t width = 2 * reach + 1;
+  const bool tabulate = phases <= 4096;
+  std::vector<double> table(tabulate ? size_t(phases * width) : 0);
+  for (int64_t p = 0; p < (tabulate ? phases : 0); ++p)
+    for (int64_t k = -reach; k <= reach; ++k) table[size_t(p * width + k + reach)] = tap(double(p) / double(phases) - double(k));
   const auto n = int64_t(samples.size());
   std::vector<float> out(size_t(n * int64_t(to_rate) / from_rate));
-  for (size_t j = 0; j < out.size(); ++j) {
-    const double t = double(j) * step;
-    const auto first = std::max<int64_t>(0, int64_t(std::ceil(t - half_width)));
-    const auto last = std::min<int64_t>(n - 1, int64_t(std::floor(t + half_width)));
-    double sum = 0, weights = 0;
-    for (int64_t i = first; i <= last; ++i) {
-      const double u = t - double(i);
-      if (std::abs(u) >= half_width) continue;
-      const double x = 2 * cutoff * u;
-      const double sinc = x == 0 ? 1.0 : std::sin(std::numbers::pi * x) / (std::numbers::pi * x);
-      const double h = 2 * cutoff * sinc * (0.5 + 0.5 * std::cos(std::numbers::pi * u / half_width));
-      sum += h * samples[size_t(i)];
-      weights += h;
+  parallel_for(0, int64_t(out.size()), 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t whole = j * step_num / phases, phase = j * step_num % phases;
+      double sum = 0, weights = 0;
+      for (int64_t k = std::max(-reach, -whole); k <= std::min(reach, n - 1 - whole); ++k) {
+        const double h = tabulate ? table[size_t(phase * width + k + reach)] : tap(double(phase) / double(phases) - double(k));
+        sum += h * samples[size_t(whole + k)];
+        weights += h;
+      }
+      out[size_t(j)] = weights != 0 ? float(sum / weights) : 0.f;
     }
-    out[j] = weights != 0 ? float(sum / weights) : 0.f;
-  }
+  });
   return out;
 }
 

@@ -136,8 +136,9 @@ TEST(Resample, KeepsThePassBandRemovesTheStopBandAndKeepsConstants) {
   // 10 kHz is above 16 kHz's Nyquist rate: it must not fold back into the band.
   const std::vector<float> high = io::resample(sine(10000, 48000, 48000), 48000, 16000);
   EXPECT_LT(rms(std::span(high).subspan(100, 15800)), 0.01);
-  // 44.1 kHz (a fractional step) and upsampling 8 kHz, constants kept to the last sample
-  for (auto [from, to] : {std::pair{44100, 16000}, std::pair{8000, 16000}}) {
+  // 44.1 kHz (160 phases, tabulated), 44,101 Hz (16,000 phases, computed per sample) and upsampling
+  // 8 kHz: constants kept to the last sample
+  for (auto [from, to] : {std::pair{44100, 16000}, std::pair{44101, 16000}, std::pair{8000, 16000}}) {
     const std::vector<float> c = io::resample(std::vector<float>(size_t(from), 0.3f), from, to);
     ASSERT_EQ(c.size(), size_t(to));
     for (float v : c) ASSERT_NEAR(v, 0.3f, 1e-6);
