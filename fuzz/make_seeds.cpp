@@ -3,9 +3,11 @@
 // file, f32 and RTN int4; the same exported as GGUF (f32, Q4_1, Q4_0 + Q8_0); the GGUF and
 // safetensors test fixtures; the f32 model as a Hugging Face folder with Llama and BERT configs;
 // Hugging Face tokenizer.json files (byte-level BPE, WordPiece); a WordPiece tokenizer; an IDX
-// file; SmolLM2's tokenizer when its GGUF is in the asset cache; dictionaries for the JSON targets.
+// file; SmolLM2's tokenizer when its GGUF is in the asset cache; dictionaries for the JSON targets;
+// a small ONNX file (and Silero VAD's from the cache); two WAV files.
 //   fuzz_make_seeds OUT FIXTURES_DIR
 #include <algorithm>
+#include <tuple>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +22,7 @@
 #include "shrink/io/llm_import.h"
 #include "shrink/io/safetensors.h"
 #include "shrink/io/text_tokenizer.h"
+#include "../tests/io/onnx_builder.h"
 
 namespace fs = std::filesystem;
 using namespace shrink;
@@ -120,7 +123,7 @@ int main(int argc, char** argv) {
   const fs::path out = argv[1], fixtures = argv[2];
   for (const char* target :
        {"gguf", "safetensors", "native_model", "graph", "inspect", "hf_config", "hf_folder", "hf_tokenizer",
-        "tokenizer_json", "encode", "idx", "tokenizers"})
+        "tokenizer_json", "encode", "idx", "tokenizers", "onnx", "wav"})
     fs::create_directories(out / target);
 
   std::shared_ptr<const TextTokenizer> bpe = byte_bpe();
@@ -206,6 +209,27 @@ int main(int argc, char** argv) {
   std::string idx = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3};
   for (int i = 0; i < 18; ++i) idx += char(i * 13);
   write_text(out / "idx" / "u8.idx", idx);
+  // ONNX: the reader tests' sample (every field path), and Silero VAD when it is in the asset cache.
+  {
+    const auto onnx = testing::sample_onnx_model();
+    std::ofstream(out / "onnx" / "sample.onnx", std::ios::binary)
+        .write(reinterpret_cast<const char*>(onnx.data()), std::streamsize(onnx.size()));
+    const fs::path silero = fs::path(asset_cache_dir()) / "silero-vad" / "silero_vad.onnx";
+    if (fs::exists(silero)) fs::copy_file(silero, out / "onnx" / "silero_vad.onnx", fs::copy_options::overwrite_existing);
+  }
+  // WAV: 16-bit stereo at 44.1 kHz with a LIST chunk, and 32-bit float mono at 48 kHz.
+  for (const auto& [name, format, channels, bits, rate] :
+       {std::tuple{"s16_stereo.wav", 1, 2, 16, 44100}, std::tuple{"f32_mono.wav", 3, 1, 32, 48000}}) {
+    std::string body;
+    for (int i = 0; i < 64 * channels * bits / 8; ++i) body += char(i * 37);
+    auto u16 = [](int v) { return std::string{char(v & 0xff), char(v >> 8 & 0xff)}; };
+    auto u32 = [&](uint32_t v) { return u16(int(v & 0xffff)) + u16(int(v >> 16)); };
+    std::string fmt = u16(format) + u16(channels) + u32(uint32_t(rate)) + u32(uint32_t(rate * channels * bits / 8)) +
+                      u16(channels * bits / 8) + u16(bits);
+    std::string chunks = "fmt " + u32(16) + fmt + "LIST" + u32(3) + std::string("abc\0", 4) + "data" +
+                         u32(uint32_t(body.size())) + body;
+    write_text(out / "wav" / name, "RIFF" + u32(uint32_t(chunks.size() + 4)) + "WAVE" + chunks);
+  }
   // The inspect target: the shrink files and the safetensors seed.
   for (const fs::path& seed : {out / "native_model" / "tiny_f32.shrink", out / "native_model" / "tiny_rtn4.shrink",
                                out / "safetensors" / "two.safetensors"})

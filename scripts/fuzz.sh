@@ -6,13 +6,13 @@
 # succeed or throw shrink::Error. Reproduce one with: build/fuzz/fuzz/fuzz_TARGET FILE
 #   scripts/fuzz.sh [SECONDS=300] [TARGET ...]   (targets: gguf safetensors native_model graph
 #                                                 inspect hf_config hf_tokenizer tokenizer_json
-#                                                 encode idx; default all)
+#                                                 encode idx onnx wav; default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf safetensors native_model graph inspect hf_config hf_tokenizer tokenizer_json encode idx)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf safetensors native_model graph inspect hf_config hf_tokenizer tokenizer_json encode idx onnx wav)
 scripts/build.sh fuzz > /dev/null
 seeds=build/fuzz/seeds
 ASAN_OPTIONS=detect_leaks=0 build/fuzz/fuzz/fuzz_make_seeds "$seeds" tests/fixtures > /dev/null

@@ -36,7 +36,7 @@ void read_tensor(ProtobufCursor in, std::string name, OnnxModel& model) {
       if (bytes.size() % 4) in.fail("float_data is not a whole number of floats");
       const size_t start = floats.size();
       floats.resize(start + bytes.size() / 4);
-      std::memcpy(floats.data() + start, bytes.data(), bytes.size());
+      if (!bytes.empty()) std::memcpy(floats.data() + start, bytes.data(), bytes.size());  // (null when empty)
     } else if (field == 4 && wire == WireType::fixed32) {
       floats.push_back(in.fixed<float>("float_data"));
     } else if (field == 5 && wire == WireType::bytes) {  // packed int32_data
@@ -77,7 +77,7 @@ void read_tensor(ProtobufCursor in, std::string name, OnnxModel& model) {
       in.fail(fmt::format("tensor '{}' of shape {} needs {} bytes of data, has {}", name, shape.to_string(),
                           uint64_t(count) * width, raw.size()));
     if (type == kFloat) {
-      std::memcpy(out, raw.data(), raw.size());
+      if (!raw.empty()) std::memcpy(out, raw.data(), raw.size());
     } else {
       for (int64_t i = 0; i < count; ++i) {
         uint16_t bits;

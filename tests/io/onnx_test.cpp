@@ -63,6 +63,17 @@ void expect_format_error(const std::vector<std::byte>& bytes, const std::string&
   }
 }
 
+// Found by libFuzzer (UBSan: memcpy from a null pointer): an empty packed float_data field.
+TEST(Onnx, EmptyTensorsReadAsEmpty) {
+  Proto empty;
+  empty.varint(1, 0).varint(2, 1).string(8, "e").bytes(4, nullptr, 0);
+  const io::OnnxModel m = read(testing::onnx_model(Proto().message(5, empty)));
+  EXPECT_EQ(m.tensors.at("e").numel(), 0);
+  Proto raw_empty;
+  raw_empty.varint(1, 0).varint(2, 1).string(8, "r").bytes(9, nullptr, 0);
+  EXPECT_EQ(read(testing::onnx_model(Proto().message(5, raw_empty))).tensors.at("r").numel(), 0);
+}
+
 TEST(Onnx, DamagedFilesAreRefusedWithTheReason) {
   Proto graph;
   graph.message(5, testing::float_tensor("w", {2, 3}, {1, 2, 3, 4, 5}));  // 5 values for 6
