@@ -91,19 +91,19 @@ std::string segments_text(const std::vector<eval::SpeechSegment>& segments) {
   return parts.empty() ? "none" : fmt::format("{}", fmt::join(parts, ", "));
 }
 
-nn::Graph load_voice_activity_model(const std::string& path, const char* option) {
+nn::Graph load_voice_activity_model(const std::string& path) {
   io::LoadedModel model = io::load_model(path);
   if (!eval::is_voice_activity_model(model.graph))
     throw UsageError("--audio runs voice-activity detectors (Silero VAD); this model does not take audio frames",
-                     option);
+                     path);
   return std::move(model.graph);
 }
 
 // shrink eval VAD --audio WAV... [--reference VAD]: see eval/voice_activity.h.
 void run_voice_activity(const EvalOptions& o) {
-  nn::Graph model = load_voice_activity_model(o.model, "MODEL");
+  nn::Graph model = load_voice_activity_model(o.model);
   std::optional<nn::Graph> reference;
-  if (!o.reference.empty()) reference = load_voice_activity_model(o.reference, "--reference");
+  if (!o.reference.empty()) reference = load_voice_activity_model(o.reference);
   nlohmann::ordered_json rows = nlohmann::json::array();
   double seconds_model = 0, seconds_reference = 0, audio_seconds = 0, worst = 0, difference_sum = 0;
   int64_t chunks = 0, agreeing = 0;

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "shrink/eval/voice_activity.h"
+#include "shrink/io/native_model.h"
+#include "shrink/nn/builder.h"
 #include "test_support.h"
 
 namespace shrink {
@@ -80,6 +82,12 @@ TEST(VoiceActivity, DynamicInt8SileroDecidesAsTheOriginalOnRealSpeech) {
   const auto wrong = testing::run_shrink({"eval", dir.file("vad8.shrink"), "--audio", model});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_NE(wrong.err.find("not a WAV file"), std::string::npos) << wrong.err;
+  nn::GraphBuilder b(1);
+  b.output(b.linear("fc", b.input("x", Shape{-1, 4}), 4, 2));
+  io::save_model(dir.file("mlp.shrink"), b.graph());
+  const auto not_vad = testing::run_shrink({"eval", dir.file("mlp.shrink"), "--audio", speech});
+  EXPECT_EQ(not_vad.exit_code, 2);
+  EXPECT_NE(not_vad.err.find("does not take audio frames"), std::string::npos) << not_vad.err;
 }
 
 }  // namespace
