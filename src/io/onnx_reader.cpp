@@ -69,32 +69,29 @@ void read_tensor(ProtobufCursor in, std::string name, OnnxModel& model) {
     count *= d;
   }
   const Shape shape{std::span<const int64_t>(dims)};
+  // The values the file holds must match the shape before anything is allocated for them.
+  const size_t width = type == kFloat ? 4 : 2;
+  const bool from_raw = !raw.empty() || (floats.empty() && int32s.empty());
+  const uint64_t held = from_raw ? raw.size() / width : type == kFloat ? floats.size() : int32s.size();
+  if ((from_raw && raw.size() % width) || held != uint64_t(count))
+    in.fail(fmt::format("tensor '{}' of shape {} needs {} values, the file holds {}", name, shape.to_string(), count,
+                        from_raw ? fmt::format("{} bytes of raw data", raw.size()) : std::to_string(held)));
+  if (name.empty()) return;  // ConstantOfShape's fill value, say: nothing to look up by name
   Tensor t = Tensor::uninitialized(shape, DType::f32);
   float* out = t.mutable_data<float>();
-  const size_t width = type == kFloat ? 4 : 2;
-  if (!raw.empty() || (floats.empty() && int32s.empty() && count > 0)) {
-    if (raw.size() != uint64_t(count) * width)
-      in.fail(fmt::format("tensor '{}' of shape {} needs {} bytes of data, has {}", name, shape.to_string(),
-                          uint64_t(count) * width, raw.size()));
-    if (type == kFloat) {
-      if (!raw.empty()) std::memcpy(out, raw.data(), raw.size());
-    } else {
-      for (int64_t i = 0; i < count; ++i) {
-        uint16_t bits;
-        std::memcpy(&bits, raw.data() + 2 * i, 2);
-        out[i] = f16_to_f32(bits);
-      }
+  if (from_raw && type == kFloat) {
+    if (count) std::memcpy(out, raw.data(), raw.size());
+  } else if (from_raw) {
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, raw.data() + 2 * i, 2);
+      out[i] = f16_to_f32(bits);
     }
   } else if (type == kFloat) {
-    if (int64_t(floats.size()) != count)
-      in.fail(fmt::format("tensor '{}' of shape {} has {} float_data values", name, shape.to_string(), floats.size()));
     std::copy(floats.begin(), floats.end(), out);
   } else {
-    if (int64_t(int32s.size()) != count)
-      in.fail(fmt::format("tensor '{}' of shape {} has {} float16 values", name, shape.to_string(), int32s.size()));
     for (int64_t i = 0; i < count; ++i) out[i] = f16_to_f32(uint16_t(int32s[size_t(i)]));
   }
-  if (name.empty()) return;  // ConstantOfShape's fill value, say: nothing to look up by name
   model.stored_as[name] = type == kFloat ? DType::f32 : DType::f16;
   model.tensors[name] = std::move(t);
 }
