@@ -85,9 +85,13 @@ void run_embedding_similarity(const EvalOptions& o) {
              r.min_cosine, r.seconds_model, r.seconds_reference);
 }
 
+// The first few segments (all of them are in --json).
 std::string segments_text(const std::vector<eval::SpeechSegment>& segments) {
+  constexpr size_t kShown = 6;
   std::vector<std::string> parts;
-  for (const eval::SpeechSegment& s : segments) parts.push_back(fmt::format("{:.2f}-{:.2f}", s.start, s.end));
+  for (size_t i = 0; i < std::min(kShown, segments.size()); ++i)
+    parts.push_back(fmt::format("{:.2f}-{:.2f}", segments[i].start, segments[i].end));
+  if (segments.size() > kShown) parts.push_back(fmt::format("... ({} segments)", segments.size()));
   return parts.empty() ? "none" : fmt::format("{}", fmt::join(parts, ", "));
 }
 

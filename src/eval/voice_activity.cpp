@@ -31,10 +31,41 @@ Tensor vad_frames(std::span<const float> samples) {
 }
 
 std::vector<float> speech_probabilities(nn::Graph& graph, std::span<const float> samples) {
-  const Tensor frames = vad_frames(samples);
-  const std::vector<Tensor> out = nn::forward(graph, std::span<const Tensor>(&frames, 1));
-  const Tensor p = out.at(0).contiguous();
-  if (p.numel() != frames.shape()[0])
+  const int64_t chunks = std::max<int64_t>(1, (int64_t(samples.size()) + kVadChunk - 1) / kVadChunk);
+  // The encoder works on each chunk alone: it runs on blocks of chunks (its intermediate values,
+  // some 6 KB a chunk, stay in the cache and do not grow with the audio), and only the features it
+  // gives (512 bytes a chunk) go to the recurrent part as one sequence.
+  const int split = graph.node_index("decoder.sequence");
+  Tensor p;
+  if (split < 0 || chunks <= kVadEncoderBlock) {
+    const Tensor frames = vad_frames(samples);
+    p = nn::forward(graph, std::span<const Tensor>(&frames, 1)).at(0).contiguous();
+  } else {
+    const int features_value = graph.nodes()[size_t(split)].inputs.at(0);
+    Tensor features;
+    for (int64_t first = 0; first < chunks; first += kVadEncoderBlock) {
+      const int64_t count = std::min(kVadEncoderBlock, chunks - first);
+      // The block's frames need the 64 samples before it as context.
+      const int64_t from = first * kVadChunk;
+      const auto piece = samples.subspan(size_t(std::min<int64_t>(from, int64_t(samples.size()))));
+      Tensor frames = vad_frames(piece.first(std::min(piece.size(), size_t(count * kVadChunk))));
+      if (first > 0) {  // context from the previous block's last samples
+        float* f = frames.mutable_data<float>();
+        for (int64_t i = 0; i < kVadContext; ++i) f[i] = samples[size_t(from - kVadContext + i)];
+      }
+      const int wanted[1] = {features_value};
+      const Tensor block =
+          nn::forward_segment(graph, 0, size_t(split), {{graph.inputs()[0], frames}}, wanted).at(0).contiguous();
+      if (!features.defined()) features = Tensor::uninitialized(Shape{chunks, block.shape()[1]}, DType::f32);
+      std::copy(block.data<float>(), block.data<float>() + block.numel(),
+                features.mutable_data<float>() + first * block.shape()[1]);
+    }
+    const int wanted[1] = {graph.outputs().at(0)};
+    p = nn::forward_segment(graph, size_t(split), graph.nodes().size(), {{features_value, features}}, wanted)
+            .at(0)
+            .contiguous();
+  }
+  if (p.numel() != chunks)
     throw UsageError("the model's output does not have one probability per chunk", "voice activity");
   return {p.data<float>(), p.data<float>() + p.numel()};
 }

@@ -12,6 +12,7 @@
 #include "shrink/io/inspect.h"
 #include "shrink/io/onnx_import.h"
 #include "shrink/io/wav.h"
+#include "shrink/nn/execute.h"
 #include "test_support.h"
 
 namespace shrink {
@@ -152,6 +153,29 @@ TEST(Onnx, SileroVadMatchesOnnxRuntimeOnRealSpeech) {
     EXPECT_LT(worst, 1e-4);
   }
   EXPECT_GT(speech, 40);  // the recordings do hold speech (and Noise.wav none: in the CLI test)
+}
+
+// Audio longer than one encoder block (2,048 chunks, 65 s) runs the convolutions block by block;
+// the probabilities are those of one call on every frame.
+TEST(Onnx, LongAudioInEncoderBlocksGivesTheSameProbabilities) {
+  const std::string model_path = testing::asset_path("silero-vad/silero_vad.onnx");
+  const std::string wav = testing::asset_path("speech/Front_Center.wav");
+  if (!testing::asset_present(model_path) || !testing::asset_present(wav))
+    GTEST_SKIP() << "fetch the assets: python3 tools/fetch_assets.py";
+  io::LoadedModel model = io::import_onnx(model_path);
+  const io::Audio audio = io::read_wav(wav);
+  const std::vector<float> once = io::resample(audio.samples, audio.sample_rate, 16000);
+  std::vector<float> samples;
+  while (int64_t(samples.size()) < (eval::kVadEncoderBlock * 2 + 100) * eval::kVadChunk)
+    samples.insert(samples.end(), once.begin(), once.end());
+  const std::vector<float> blocked = eval::speech_probabilities(model.graph, samples);
+  const Tensor frames = eval::vad_frames(samples);
+  const Tensor whole = nn::forward(model.graph, std::span<const Tensor>(&frames, 1)).at(0).contiguous();
+  ASSERT_EQ(int64_t(blocked.size()), whole.numel());
+  ASSERT_GT(whole.numel(), 2 * eval::kVadEncoderBlock);
+  double worst = 0;
+  for (size_t i = 0; i < blocked.size(); ++i) worst = std::max(worst, double(std::abs(blocked[i] - whole.data<float>()[i])));
+  EXPECT_LT(worst, 1e-5);
 }
 
 }  // namespace

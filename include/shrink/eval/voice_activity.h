@@ -19,6 +19,7 @@
 namespace shrink::eval {
 
 inline constexpr int kVadSampleRate = 16000, kVadChunk = 512, kVadContext = 64, kVadFrame = 640;
+inline constexpr int64_t kVadEncoderBlock = 2048;  // chunks the convolutions see at once (65 s)
 
 // True when the graph takes Silero VAD's frames (its input is (?, 1, 1, 640) named "frames").
 bool is_voice_activity_model(const nn::Graph& graph);
@@ -26,7 +27,8 @@ bool is_voice_activity_model(const nn::Graph& graph);
 // (chunks, 1, 1, 640) frames of 16 kHz samples; at least one chunk.
 Tensor vad_frames(std::span<const float> samples);
 
-// Every chunk's speech probability.
+// Every chunk's speech probability (the convolutions on blocks of kVadEncoderBlock chunks, the
+// LSTM over all of them: the same numbers as one call on every frame).
 std::vector<float> speech_probabilities(nn::Graph& graph, std::span<const float> samples);
 
 struct SpeechSegment {
