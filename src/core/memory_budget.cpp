@@ -16,6 +16,7 @@ namespace shrink::memory_budget {
 namespace {
 
 std::atomic<uint64_t> g_reserved{0};
+std::atomic<uint64_t> g_peak{0};
 // The reserved bytes up to which no check is needed: what was reserved when the machine was
 // last asked, plus half of what it had left then beyond the margin.
 std::atomic<uint64_t> g_limit{0};
@@ -86,6 +87,9 @@ uint64_t available_with(uint64_t held) {
 void reserve(size_t bytes) {
   const uint64_t before = g_reserved.fetch_add(bytes, std::memory_order_relaxed);
   const uint64_t after = before + bytes;
+  for (uint64_t peak = g_peak.load(std::memory_order_relaxed);
+       after > peak && !g_peak.compare_exchange_weak(peak, after, std::memory_order_relaxed);) {
+  }
   if (after <= g_limit.load(std::memory_order_relaxed)) return;
   std::lock_guard<std::mutex> lock(g_asking);
   const uint64_t available = available_with(before);
@@ -112,6 +116,10 @@ uint64_t left_bytes() { return available_with(g_reserved.load(std::memory_order_
 void release(size_t bytes) { g_reserved.fetch_sub(bytes, std::memory_order_relaxed); }
 
 uint64_t reserved_bytes() { return g_reserved.load(std::memory_order_relaxed); }
+
+uint64_t peak_reserved_bytes() { return g_peak.load(std::memory_order_relaxed); }
+
+void reset_peak() { g_peak.store(g_reserved.load(std::memory_order_relaxed), std::memory_order_relaxed); }
 
 void set_available_for_testing(uint64_t bytes) {
   g_pretend_base.store(g_reserved.load());

@@ -25,8 +25,11 @@ void release(size_t bytes);
 // (0: unknown). For work that can tell its size up front and refuse before it starts.
 uint64_t left_bytes();
 
-// Bytes reserved now.
+// Bytes reserved now, and the most reserved at once since reset_peak() (which sets it to now):
+// what a piece of work needed at its peak, measured on a small size to foresee a large one.
 uint64_t reserved_bytes();
+uint64_t peak_reserved_bytes();
+void reset_peak();
 
 // Tests: pretend the machine has `bytes` left for tensors besides those held now, less what the
 // tensors taken after this hold (0: ask the machine again).

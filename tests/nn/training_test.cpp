@@ -5,6 +5,7 @@
 #include "shrink/train/losses.h"
 #include "shrink/train/optim.h"
 #include "shrink/train/trainer.h"
+#include "core/memory_budget.h"
 
 namespace shrink::testing {
 namespace {
@@ -166,7 +167,7 @@ nn::Graph blob_classifier(uint64_t seed) {
   return b.take();
 }
 
-train::TrainResult train_blobs(nn::Graph& g, int* steps_seen, int* epochs_seen) {
+train::TrainResult train_blobs(nn::Graph& g, int* steps_seen, int* epochs_seen, bool check_memory = true) {
   Blobs data(400);
   auto opt = train::make_adamw({});
   train::Schedule schedule;
@@ -178,6 +179,7 @@ train::TrainResult train_blobs(nn::Graph& g, int* steps_seen, int* epochs_seen) 
   config.seed = 5;
   config.quiet = true;
   config.max_grad_norm = 5.0;
+  config.check_memory = check_memory;
   train::TrainerHooks hooks;
   hooks.after_step = [&](const train::StepInfo&) { ++*steps_seen; };
   hooks.end_of_epoch = [&](train::EpochSummary&) { ++*epochs_seen; };
@@ -200,6 +202,56 @@ TEST(Trainer, LearnsRunsHooksAndIsDeterministic) {
   for (size_t i = 0; i < pa.size(); ++i)
     for (int64_t j = 0; j < pa[i].second->value.numel(); ++j)
       ASSERT_EQ(pa[i].second->value.data<float>()[j], pb[i].second->value.data<float>()[j]) << pa[i].first;
+}
+
+// A batch norm's running statistics and the dropout stream: the memory check's two probe steps
+// before training must leave no trace in what training computes.
+nn::Graph blob_classifier_with_batch_norm(uint64_t seed) {
+  nn::GraphBuilder b(seed);
+  int x = b.input("x", Shape{-1, 2});
+  x = b.batch_norm("bn", b.linear("fc1", x, 2, 16), 16, false);
+  x = b.op("drop", "Dropout", {b.op("relu", "ReLU", {x})}, {{"p", 0.1}});
+  b.output(b.linear("fc2", x, 16, 2));
+  return b.take();
+}
+
+TEST(Trainer, TheMemoryCheckLeavesTrainingUnchanged) {
+  nn::Graph checked = blob_classifier_with_batch_norm(4), unchecked = blob_classifier_with_batch_norm(4);
+  int steps = 0, epochs = 0;
+  train_blobs(checked, &steps, &epochs, true);
+  train_blobs(unchecked, &steps, &epochs, false);
+  auto a = checked.named_params(), b = unchecked.named_params();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)  // running_mean and running_var included
+    for (int64_t j = 0; j < a[i].second->value.numel(); ++j)
+      ASSERT_EQ(a[i].second->value.data<float>()[j], b[i].second->value.data<float>()[j]) << a[i].first;
+}
+
+// A pretended machine with little left: a batch whose step would not fit is refused before the
+// first step, naming a batch that fits; with room enough it passes.
+TEST(Trainer, ABatchThatCannotFitIsRefusedBeforeTheFirstStep) {
+  nn::GraphBuilder builder(2);
+  int x = builder.input("x", Shape{-1, 2});
+  x = builder.op("relu", "ReLU", {builder.linear("fc1", x, 2, 8192)});
+  builder.output(builder.linear("fc2", x, 8192, 2));
+  nn::Graph g = builder.take();
+  Blobs data(4000);
+  auto loss = [](const std::vector<Tensor>& out, const train::Batch& b) { return train::cross_entropy(out[0], b.targets); };
+  // 8192 x 4 bytes x a few copies (output, ReLU, their gradients) an example: some 130 kB, so
+  // 4,000 need ~0.5 GB.
+  memory_budget::set_available_for_testing(size_t(256) << 20);
+  try {
+    train::refuse_batches_that_do_not_fit(g, data, loss, 4000);
+    ADD_FAILURE() << "a batch of 4,000 passed with 256 MB left";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("a batch of 4000 needs about"), std::string::npos) << what;
+    EXPECT_NE(what.find("or fewer fits"), std::string::npos) << what;
+  }
+  EXPECT_NO_THROW(train::refuse_batches_that_do_not_fit(g, data, loss, 100));
+  memory_budget::set_available_for_testing(size_t(8) << 30);
+  EXPECT_NO_THROW(train::refuse_batches_that_do_not_fit(g, data, loss, 4000));
+  memory_budget::set_available_for_testing(0);  // the real machine again
 }
 
 }  // namespace

@@ -102,6 +102,10 @@ struct TrainConfig {
   double max_grad_norm = 0;  // 0: no clipping
   int64_t max_steps_per_epoch = 0;  // 0: the whole dataset
   bool quiet = false;
+  // Before the first step: measure a step of one and of two examples and refuse (UsageError) a
+  // batch whose step would not fit in the memory left, rather than run until the memory budget
+  // stops it part way (a GPT at --batch-size 100000 had run ~65 s first).
+  bool check_memory = true;
 };
 
 struct TrainResult {
@@ -112,6 +116,10 @@ struct TrainResult {
 TrainResult fit(nn::Graph& graph, Optimizer& optimizer, const Schedule& schedule,
                 const DataSource& data, const LossFunction& loss, const TrainConfig& config,
                 const TrainerHooks& hooks = {}, const std::function<Evaluation()>& evaluate = {});
+
+// The check fit() makes when TrainConfig::check_memory is set (exposed for the tests).
+void refuse_batches_that_do_not_fit(nn::Graph& graph, const DataSource& data, const LossFunction& loss,
+                                    int64_t batch_size);
 
 // SIGINT sets a flag that fit() checks after every step (installed by fit; idempotent).
 void install_interrupt_handler();
