@@ -177,6 +177,9 @@ void run_eval(const EvalOptions& o) {
   if (!o.perplexity.empty()) return run_perplexity(o);
   if (!o.embeddings.empty()) return run_embedding_similarity(o);
   io::LoadedModel model = io::load_model(o.model);
+  if (eval::is_voice_activity_model(model.graph))
+    throw UsageError("a voice-activity detector is measured on audio", "--audio",
+                     "pass --audio WAV..., and --reference F32_MODEL to compare");
   std::string data = o.data;
   if (data.empty() && model.provenance.contains("config"))
     data = model.provenance["config"].value("data", "");

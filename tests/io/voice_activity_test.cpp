@@ -85,6 +85,9 @@ TEST(VoiceActivity, DynamicInt8SileroDecidesAsTheOriginalOnRealSpeech) {
   nn::GraphBuilder b(1);
   b.output(b.linear("fc", b.input("x", Shape{-1, 4}), 4, 2));
   io::save_model(dir.file("mlp.shrink"), b.graph());
+  const auto no_audio = testing::run_shrink({"eval", model});
+  EXPECT_EQ(no_audio.exit_code, 2);
+  EXPECT_NE(no_audio.err.find("pass --audio"), std::string::npos) << no_audio.err;
   const auto not_vad = testing::run_shrink({"eval", dir.file("mlp.shrink"), "--audio", speech});
   EXPECT_EQ(not_vad.exit_code, 2);
   EXPECT_NE(not_vad.err.find("does not take audio frames"), std::string::npos) << not_vad.err;
