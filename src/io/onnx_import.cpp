@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "io/onnx_reader.h"
 #include "shrink/core/mapped_file.h"
 
@@ -33,12 +35,13 @@ class SileroWeights {
   std::string prefix_, path_;
 };
 
-// The prefix of the 16 kHz branch's weights: the STFT basis with 258 outputs of 256 taps.
-std::string find_silero_16k(const OnnxModel& model) {
+// The prefix of the 16 kHz branch's weights (empty when they are not inside a branch): where the
+// STFT basis with 258 outputs of 256 taps is.
+std::optional<std::string> find_silero_16k(const OnnxModel& model) {
   for (const auto& [name, tensor] : model.tensors)
     if (name.ends_with(kStftBasis) && tensor.shape() == Shape{258, 1, 256})
       return name.substr(0, name.size() - std::string_view(kStftBasis).size());
-  return {};
+  return std::nullopt;
 }
 
 nn::Node conv(const std::string& name, int x, const Tensor& weight, const Tensor* bias, int64_t stride,
@@ -93,8 +96,8 @@ nn::Graph build_silero_vad(const SileroWeights& w) {
 
 LoadedModel import_onnx(const std::string& path) {
   const OnnxModel model = read_onnx(*map_file(path));
-  const std::string prefix = find_silero_16k(model);
-  if (prefix.empty() && !model.tensors.count(kStftBasis)) {
+  const std::optional<std::string> prefix = find_silero_16k(model);
+  if (!prefix) {
     std::vector<std::string> ops;
     for (const auto& [op, count] : model.op_counts) ops.push_back(fmt::format("{} x{}", op, count));
     throw UnsupportedError("an ONNX network shrink does not know", path,
@@ -104,7 +107,7 @@ LoadedModel import_onnx(const std::string& path) {
                                        model.opset, fmt::join(ops, ", ")));
   }
   LoadedModel loaded;
-  loaded.graph = build_silero_vad(SileroWeights(model, prefix, path));
+  loaded.graph = build_silero_vad(SileroWeights(model, *prefix, path));
   loaded.provenance = {{"source", "onnx"},
                        {"architecture", "silero-vad-5"},
                        {"file", path},

@@ -121,6 +121,16 @@ TEST(Onnx, AnUnknownNetworkIsRefusedNamingItsOps) {
     EXPECT_NE(std::string(e.what()).find("Relu x1"), std::string::npos) << e.what();
   }
   EXPECT_EQ(summarize_model(dir.file("other.onnx")).format, "onnx");  // inspect still shows it
+  // Silero's STFT basis without the rest of its weights: a damaged Silero file, not another network.
+  Proto graph;
+  graph.message(5, testing::float_tensor("branch__stft.forward_basis_buffer", {258, 1, 256}, std::vector<float>(258 * 256)));
+  testing::write_bytes(dir.file("partial.onnx"), testing::onnx_model(graph));
+  try {
+    io::import_onnx(dir.file("partial.onnx"));
+    ADD_FAILURE() << "a partial Silero file imported";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'encoder.0.reparam_conv.bias' is missing"), std::string::npos) << e.what();
+  }
 }
 
 // The real Silero VAD against onnxruntime run chunk by chunk with its state carried.
