@@ -109,6 +109,7 @@ void run_voice_activity(const EvalOptions& o) {
   std::optional<nn::Graph> reference;
   if (!o.reference.empty()) reference = load_voice_activity_model(o.reference);
   nlohmann::ordered_json rows = nlohmann::json::array();
+  std::vector<std::string> segment_texts;  // the table's column, one per file
   double seconds_model = 0, seconds_reference = 0, audio_seconds = 0, worst = 0, difference_sum = 0;
   int64_t chunks = 0, agreeing = 0;
   for (const std::string& path : o.audio) {
@@ -134,10 +135,10 @@ void run_voice_activity(const EvalOptions& o) {
                   {"reference_segments", eval::speech_segments(q).size()}});
       worst = std::max(worst, c.max_abs_difference);
       difference_sum += c.mean_abs_difference * double(c.chunks);
-      agreeing += int64_t(std::llround(c.decision_agreement * double(c.chunks)));
+      agreeing += c.agreeing_chunks;
     }
     chunks += int64_t(p.size());
-    row["segments_text"] = segments_text(segments);
+    segment_texts.push_back(segments_text(segments));
     rows.push_back(row);
   }
   if (o.json) {
@@ -155,7 +156,8 @@ void run_voice_activity(const EvalOptions& o) {
   for (const auto& row : rows) width = std::max(width, row["file"].get<std::string>().size());
   fmt::print("{:<{}} {:>7} {:>6} {:>7}{}  speech segments (s)\n", "file", width, "seconds", "chunks", "speech",
              reference ? fmt::format(" {:>10} {:>10} {:>7}", "max |dp|", "mean |dp|", "agree") : "");
-  for (const auto& row : rows)
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
     fmt::print("{:<{}} {:>7.2f} {:>6} {:>6.1f}%{}  {}\n", row["file"].get<std::string>(), width,
                row["seconds"].get<double>(), row["chunks"].get<int64_t>(),
                100.0 * double(row["speech_chunks"].get<int64_t>()) / double(row["chunks"].get<int64_t>()),
@@ -163,7 +165,8 @@ void run_voice_activity(const EvalOptions& o) {
                                        row["mean_abs_difference"].get<double>(),
                                        100 * row["decision_agreement"].get<double>())
                          : "",
-               row["segments_text"].get<std::string>());
+               segment_texts[i]);
+  }
   fmt::print("{} chunks of 32 ms ({:.1f} s of audio) in {:.3f} s", chunks, audio_seconds, seconds_model);
   if (reference)
     fmt::print("; against {}: max |dp| {:.5f}, mean |dp| {:.5f}, {:.2f}% of chunks decided alike (reference {:.3f} s)",

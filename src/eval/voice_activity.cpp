@@ -101,16 +101,15 @@ VadComparison compare_probabilities(std::span<const float> model, std::span<cons
     throw UsageError("the two detectors gave different numbers of chunks", "voice activity");
   VadComparison r;
   r.chunks = int64_t(model.size());
-  int64_t agree = 0;
   for (size_t i = 0; i < model.size(); ++i) {
     const double d = std::abs(double(model[i]) - reference[i]);
     r.max_abs_difference = std::max(r.max_abs_difference, d);
     r.mean_abs_difference += d;
-    agree += (model[i] >= 0.5f) == (reference[i] >= 0.5f);
+    r.agreeing_chunks += (model[i] >= 0.5f) == (reference[i] >= 0.5f);
   }
   if (r.chunks) {
     r.mean_abs_difference /= double(r.chunks);
-    r.decision_agreement = double(agree) / double(r.chunks);
+    r.decision_agreement = double(r.agreeing_chunks) / double(r.chunks);
   }
   return r;
 }

@@ -55,6 +55,7 @@ TEST(VoiceActivity, ComparisonCountsDecisionsAndDifferences) {
   EXPECT_NEAR(c.max_abs_difference, 0.2, 1e-6);
   EXPECT_NEAR(c.mean_abs_difference, 0.075, 1e-6);
   EXPECT_DOUBLE_EQ(c.decision_agreement, 0.75);
+  EXPECT_EQ(c.agreeing_chunks, 3);
   EXPECT_THROW(eval::compare_probabilities(a, std::vector<float>(3)), UsageError);
 }
 

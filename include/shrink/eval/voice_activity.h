@@ -37,7 +37,7 @@ struct SpeechSegment {
 std::vector<SpeechSegment> speech_segments(std::span<const float> probabilities);
 
 struct VadComparison {
-  int64_t chunks = 0;
+  int64_t chunks = 0, agreeing_chunks = 0;  // chunks, and those on the same side of 0.5
   double max_abs_difference = 0, mean_abs_difference = 0;
   double decision_agreement = 0;  // fraction of chunks on the same side of 0.5
 };
