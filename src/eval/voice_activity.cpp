@@ -14,15 +14,17 @@ bool is_voice_activity_model(const nn::Graph& graph) {
   return input.name == "frames" && input.info.shape.rank() == 4 && input.info.shape[3] == kVadFrame;
 }
 
-Tensor vad_frames(std::span<const float> samples) {
+int64_t vad_chunks(size_t samples) { return std::max<int64_t>(1, (int64_t(samples) + kVadChunk - 1) / kVadChunk); }
+
+Tensor vad_frames(std::span<const float> samples, int64_t first, int64_t count) {
   const auto n = int64_t(samples.size());
-  const int64_t chunks = std::max<int64_t>(1, (n + kVadChunk - 1) / kVadChunk);
-  Tensor frames = Tensor::zeros(Shape{chunks, 1, 1, kVadFrame}, DType::f32);
+  if (count < 0) count = vad_chunks(samples.size()) - first;
+  Tensor frames = Tensor::zeros(Shape{count, 1, 1, kVadFrame}, DType::f32);
   float* out = frames.mutable_data<float>();
   const auto at = [&](int64_t i) { return i >= 0 && i < n ? samples[size_t(i)] : 0.f; };
-  for (int64_t c = 0; c < chunks; ++c) {
+  for (int64_t c = 0; c < count; ++c) {
     float* f = out + c * kVadFrame;
-    const int64_t start = c * kVadChunk - kVadContext;
+    const int64_t start = (first + c) * kVadChunk - kVadContext;
     for (int64_t i = 0; i < kVadContext + kVadChunk; ++i) f[i] = at(start + i);
     // reflect (numpy/ONNX "reflect": the edge sample not repeated)
     for (int64_t i = 0; i < kVadFrame - kVadContext - kVadChunk; ++i) f[kVadContext + kVadChunk + i] = f[kVadContext + kVadChunk - 2 - i];
@@ -31,7 +33,7 @@ Tensor vad_frames(std::span<const float> samples) {
 }
 
 std::vector<float> speech_probabilities(nn::Graph& graph, std::span<const float> samples) {
-  const int64_t chunks = std::max<int64_t>(1, (int64_t(samples.size()) + kVadChunk - 1) / kVadChunk);
+  const int64_t chunks = vad_chunks(samples.size());
   // The encoder works on each chunk alone: it runs on blocks of chunks (its intermediate values,
   // some 6 KB a chunk, stay in the cache and do not grow with the audio), and only the features it
   // gives (512 bytes a chunk) go to the recurrent part as one sequence.
@@ -45,14 +47,7 @@ std::vector<float> speech_probabilities(nn::Graph& graph, std::span<const float>
     Tensor features;
     for (int64_t first = 0; first < chunks; first += kVadEncoderBlock) {
       const int64_t count = std::min(kVadEncoderBlock, chunks - first);
-      // The block's frames need the 64 samples before it as context.
-      const int64_t from = first * kVadChunk;
-      const auto piece = samples.subspan(size_t(std::min<int64_t>(from, int64_t(samples.size()))));
-      Tensor frames = vad_frames(piece.first(std::min(piece.size(), size_t(count * kVadChunk))));
-      if (first > 0) {  // context from the previous block's last samples
-        float* f = frames.mutable_data<float>();
-        for (int64_t i = 0; i < kVadContext; ++i) f[i] = samples[size_t(from - kVadContext + i)];
-      }
+      const Tensor frames = vad_frames(samples, first, count);
       const int wanted[1] = {features_value};
       const Tensor block =
           nn::forward_segment(graph, 0, size_t(split), {{graph.inputs()[0], frames}}, wanted).at(0).contiguous();

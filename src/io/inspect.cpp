@@ -14,6 +14,7 @@
 #include "io/file_kind.h"
 #include "io/onnx_reader.h"
 #include "shrink/core/mapped_file.h"
+#include "shrink/io/onnx_import.h"
 #include "shrink/core/error.h"
 #include "shrink/io/gguf.h"
 #include "shrink/io/safetensors.h"
@@ -127,9 +128,8 @@ std::set<std::string> add_safetensors(const std::string& path, ModelSummary& sum
   return names;
 }
 
-// A shrink model file: its graph node by node and what its provenance says.
-void add_native_graph(const std::string& path, ModelSummary& summary) {
-  io::LoadedModel model = io::load_model(path);
+// A model's graph node by node and what its provenance says.
+void add_graph(const io::LoadedModel& model, ModelSummary& summary) {
   const nn::Graph& g = model.graph;
   for (const nn::Node& node : g.nodes()) {
     GraphNodeSummary n{node.name, node.kind, {}, g.values()[size_t(node.outputs.at(0))].info.shape.dims().to_vector(), 0};
@@ -160,7 +160,7 @@ void add_native_graph(const std::string& path, ModelSummary& summary) {
 
 void summarize_safetensors(const std::string& path, ModelSummary& summary) {
   add_safetensors(path, summary);
-  if (summary.metadata.contains("shrink.graph")) add_native_graph(path, summary);
+  if (summary.metadata.contains("shrink.graph")) add_graph(io::load_model(path), summary);
   const std::string config = parent_of(path) + "/config.json";
   if (exists(config)) add_hf_config(config, summary);
 }
@@ -190,7 +190,7 @@ void summarize_onnx(const std::string& path, ModelSummary& summary) {
                                tensor.numel(), uint64_t(tensor.numel()) * dtype_size(stored), false});
   }
   try {
-    add_native_graph(path, summary);
+    add_graph(io::import_onnx(model, path), summary);  // the file read once
   } catch (const UnsupportedError&) {
     summary.architecture.emplace_back("shrink imports it", "no: not a network shrink knows (Silero VAD v5)");
   }

@@ -94,8 +94,9 @@ nn::Graph build_silero_vad(const SileroWeights& w) {
 
 }  // namespace
 
-LoadedModel import_onnx(const std::string& path) {
-  const OnnxModel model = read_onnx(*map_file(path));
+LoadedModel import_onnx(const std::string& path) { return import_onnx(read_onnx(*map_file(path)), path); }
+
+LoadedModel import_onnx(const OnnxModel& model, const std::string& path) {
   const std::optional<std::string> prefix = find_silero_16k(model);
   if (!prefix) {
     std::vector<std::string> ops;

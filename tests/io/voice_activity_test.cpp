@@ -28,6 +28,9 @@ TEST(VoiceActivity, FramesCarryContextChunkAndReflection) {
   EXPECT_EQ(g[64 + 487], 1000.f);
   EXPECT_EQ(g[64 + 488], 0.f);  // zero padding after the audio
   EXPECT_EQ(eval::vad_frames({}).shape(), (Shape{1, 1, 1, 640}));
+  const Tensor second = eval::vad_frames(ramp, 1, 1);  // a range of chunks: the same frame, context included
+  ASSERT_EQ(second.shape(), (Shape{1, 1, 1, 640}));
+  for (int i = 0; i < 640; ++i) ASSERT_EQ(second.data<float>()[i], g[i]) << i;
 }
 
 TEST(VoiceActivity, SegmentsStartAtHalfAndEndAfterASilenceOf100ms) {

@@ -24,8 +24,11 @@ inline constexpr int64_t kVadEncoderBlock = 2048;  // chunks the convolutions se
 // True when the graph takes Silero VAD's frames (its input is (?, 1, 1, 640) named "frames").
 bool is_voice_activity_model(const nn::Graph& graph);
 
-// (chunks, 1, 1, 640) frames of 16 kHz samples; at least one chunk.
-Tensor vad_frames(std::span<const float> samples);
+// The number of chunks of `samples` 16 kHz samples (at least one), and the frames (count, 1, 1,
+// 640) of chunks first .. first + count (count < 0: to the end), each with its context from the
+// samples before it.
+int64_t vad_chunks(size_t samples);
+Tensor vad_frames(std::span<const float> samples, int64_t first = 0, int64_t count = -1);
 
 // Every chunk's speech probability (the convolutions on blocks of kVadEncoderBlock chunks, the
 // LSTM over all of them: the same numbers as one call on every frame).

@@ -19,5 +19,8 @@ namespace shrink::io {
 // Throws FormatError for a damaged file and UnsupportedError for an ONNX network shrink does not
 // know (naming its op types). provenance: {"source": "onnx", "architecture": "silero-vad-5", ...}.
 LoadedModel import_onnx(const std::string& path);
+// The same from a file already read (io/onnx_reader.h; `path` names it in errors).
+struct OnnxModel;
+LoadedModel import_onnx(const OnnxModel& model, const std::string& path);
 
 }  // namespace shrink::io
