@@ -1,11 +1,13 @@
 // shrink bench kernels: the kernel measurements of this machine, each against a baseline or a
 // limit measured in the same run. shrink bench bandwidth: the read bandwidth alone (about a
 // second), for scripts that take it beside each of their own runs (bench/llm_decode_table.sh).
+// shrink bench latency MODEL...: models' forward passes side by side (bench_latency.cpp).
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_latency.h"
 #include "cli/commands.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
@@ -18,6 +20,7 @@ struct BenchOptions {
   std::string what;
   bool quick = false, json = false, quiet = false;
   int64_t buffer_mb = 1024;
+  LatencyCliOptions latency;
 };
 
 std::string human_time(double seconds) {
@@ -30,9 +33,24 @@ std::string human_time(double seconds) {
 
 void setup_bench(CLI::App& sub) {
   auto options = std::make_shared<BenchOptions>();
-  sub.add_option("WHAT", options->what, "What to measure: kernels, or bandwidth (the read bandwidth alone)")
+  sub.add_option("WHAT", options->what,
+                 "What to measure: kernels; bandwidth (the read bandwidth alone); latency (the forward pass of "
+                 "the MODEL files side by side)")
       ->required()
-      ->check(CLI::IsMember({"kernels", "bandwidth"}));
+      ->check(CLI::IsMember({"kernels", "bandwidth", "latency"}));
+  sub.add_option("MODEL", options->latency.models,
+                 "latency: model files (shrink models, ONNX, GGUF or Hugging Face folders); the first is the one the "
+                 "others are compared to");
+  sub.add_option("--batch", options->latency.batches, "latency: batch sizes, comma-separated (default 1,64)")
+      ->delimiter(',')
+      ->check(kPositive);
+  sub.add_option("--seq-len", options->latency.sequence,
+                 "latency: tokens per sequence for models that read sequences of unknown length (default 128)")
+      ->check(kPositive);
+  sub.add_option("--rounds", options->latency.rounds,
+                 "latency: rounds, each running every model for 50 ms at every batch (default 7)")
+      ->check(kPositive);
+  sub.add_flag("--profile", options->latency.profile, "latency: also the time by node kind at the first batch");
   sub.add_flag("--quick", options->quick, "Smaller shapes and probe (the cold-weight rows still cycle through 3x the last-level cache, which sets the time on machines with a large one: ~80 s on a 300 MB L3)");
   sub.add_option("--buffer-mb", options->buffer_mb,
                  "bandwidth: the probe's buffer in MB (rounded to whole 16 MB, at least 32; default 1024). One "
@@ -42,6 +60,13 @@ void setup_bench(CLI::App& sub) {
   sub.add_flag("--json", options->json, "Print the measurements as JSON");
   sub.add_flag("--quiet", options->quiet, "No progress on stderr");
   sub.callback([options] {
+    if (options->what != "latency" && !options->latency.models.empty())
+      throw UsageError("model files are measured by 'bench latency'", "MODEL");
+    if (options->what == "latency") {
+      options->latency.json = options->json;
+      options->latency.quiet = options->quiet;
+      return run_bench_latency(options->latency);
+    }
     if (options->what == "bandwidth") {
       // The probe writes every byte of its buffer: refuse more than half of this machine's memory.
       const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));

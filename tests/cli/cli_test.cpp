@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/gguf_builder.h"
+#include "shrink/io/native_model.h"
+#include "shrink/nn/builder.h"
 #include "test_support.h"
 
 namespace shrink {
@@ -201,6 +203,55 @@ TEST(Cli, BenchBandwidthMeasuresTheReadBandwidth) {
     const auto refused = run_shrink({"bench", "bandwidth", "--buffer-mb", bad});
     EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.err;
     EXPECT_EQ(line_count(refused.err), 1u) << refused.err;
+  }
+}
+
+// Two models side by side: each measured at each batch, the second compared to the first; bad
+// requests refused in one line.
+TEST(Cli, BenchLatencyComparesModelsSideBySide) {
+  testing::ScratchDir dir;
+  for (const auto& [name, width] : std::vector<std::pair<std::string, int64_t>>{{"narrow", 8}, {"wide", 512}}) {
+    nn::GraphBuilder b(1);
+    int x = b.input("x", Shape{-1, 32});
+    x = b.op("act", "ReLU", {b.linear("fc1", x, 32, width)});
+    b.output(b.linear("fc2", x, width, 4));
+    io::save_model(dir.file(name + ".shrink"), b.graph());
+  }
+  const std::string narrow = dir.file("narrow.shrink"), wide = dir.file("wide.shrink");
+  const auto result = run_shrink({"--threads", "1", "bench", "latency", narrow, wide, "--batch", "1,8", "--rounds",
+                                  "2", "--profile", "--json", "--quiet"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(result.out);
+  ASSERT_EQ(json["models"].size(), 2u);
+  EXPECT_EQ(json["models"][1]["model"], wide);
+  EXPECT_GT(json["models"][1]["file_bytes"].get<int64_t>(), json["models"][0]["file_bytes"].get<int64_t>());
+  for (const auto& model : json["models"]) {
+    ASSERT_EQ(model["batches"].size(), 2u);
+    EXPECT_EQ(model["batches"][1]["batch"], 8);
+    for (const auto& row : model["batches"]) {
+      EXPECT_GT(row["median_seconds"].get<double>(), 0.0);
+      EXPECT_GE(row["passes"].get<int64_t>(), 2);
+    }
+    EXPECT_TRUE(model["seconds_by_node_kind"].contains("Linear")) << model;
+  }
+  EXPECT_DOUBLE_EQ(json["models"][0]["batches"][0]["speedup_vs_first"].get<double>(), 1.0);
+  const auto text = run_shrink({"bench", "latency", narrow, wide, "--batch", "2", "--rounds", "1"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("examples/s"), std::string::npos) << text.out;
+  EXPECT_TRUE(text.out.find("x faster") != std::string::npos || text.out.find("x slower") != std::string::npos)
+      << text.out;
+  for (const auto& [args, code] : std::vector<std::pair<std::vector<std::string>, int>>{
+           {{"bench", "latency"}, 2},
+           {{"bench", "latency", narrow, "--batch", "0"}, 2},
+           {{"bench", "latency", narrow, "--rounds", "0"}, 2},
+           {{"bench", "kernels", narrow}, 2},
+           {{"bench", "latency", dir.file("missing.shrink")}, 1},
+           {{"bench", "latency", dir.file("garbage.shrink")}, 1}}) {
+    if (args.back() == dir.file("garbage.shrink")) std::ofstream(args.back()) << "not a model";
+    const auto refused = run_shrink(args);
+    EXPECT_EQ(refused.exit_code, code) << args.back() << ": " << refused.err;
+    EXPECT_EQ(line_count(refused.err), 1u) << refused.err;
+    EXPECT_TRUE(refused.out.empty()) << refused.out;
   }
 }
 
