@@ -34,6 +34,7 @@ struct QuantizeOptions {
   uint64_t seed = 0;
   bool json = false;
   bool save_calibration = false;  // static: store the observers' state (it can outweigh the int8 model)
+  bool convolutions = false;      // dynamic: Conv2d too
   LlmQuantizeCliOptions llm;  // rtn, gptq
 };
 
@@ -52,7 +53,7 @@ struct Outcome {
 
 Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
   Outcome out;
-  compress::DynamicQuantConfig config{o.layers, o.exclude};
+  compress::DynamicQuantConfig config{o.layers, o.exclude, o.convolutions};
   for (const auto& l : compress::quantize_dynamic(graph, config)) {
     Row row{l.node, l.kind, l.quantized ? "int8" : "f32: " + l.reason, {}};
     row.extra["bytes"] = l.bytes_before;
@@ -62,7 +63,8 @@ Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
   }
   if (out.rows.empty())  // e.g. a model quantized already: it was saved again unchanged, exit 0
     throw UsageError("the model has no f32 Linear, LSTM or GRU layer to quantize (is it quantized already?)");
-  out.config = {{"layers", o.layers}, {"exclude", o.exclude}, {"weights", "int8 symmetric per output channel"},
+  out.config = {{"layers", o.layers}, {"exclude", o.exclude}, {"convolutions", o.convolutions},
+                {"weights", "int8 symmetric per output channel"},
                 {"activations", "u8 per row at run time"}};
   return out;
 }
@@ -187,6 +189,9 @@ void quantize_language_model_dynamic(const QuantizeOptions& o) {
 }
 
 void run_quantize(const QuantizeOptions& o) {
+  if (o.convolutions && o.method != "dynamic")
+    throw UsageError("--conv is an option of --method dynamic (static quantization converts convolutions anyway)",
+                     "--conv");
   if (is_weight_only_method(o.method)) {
     LlmQuantizeCliOptions llm = o.llm;
     llm.model = o.model, llm.out = o.out, llm.method = o.method, llm.exclude = o.exclude, llm.json = o.json;
@@ -281,8 +286,13 @@ void setup_quantize(CLI::App& sub) {
   sub.add_flag("--no-awq-scale", o->llm.no_awq_scale, "awq: skip the scale search (clipping only)");
   sub.add_flag("--no-awq-clip", o->llm.no_awq_clip, "awq: skip the clipping search (scales only)");
   sub.add_flag("--int8-head", o->llm.int8_head, "rtn/gptq/awq: also the output layer, as int8 per channel (untied)");
-  sub.add_option("--layers", o->layers, "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU)")
+  sub.add_option("--layers", o->layers,
+                 "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU; a Conv2d named here is "
+                 "quantized too)")
       ->take_all();
+  sub.add_flag("--conv", o->convolutions,
+               "dynamic: Conv2d layers too: int8 weights per channel, each output position's inputs quantized with "
+               "their own range at run time (no calibration data needed)");
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
   sub.add_flag("--save-calibration", o->save_calibration,
                "static: store the observers' state in the output (histograms: ~1 MB for the Fashion-MNIST CNN, "

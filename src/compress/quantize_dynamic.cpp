@@ -1,4 +1,5 @@
-// Dynamic int8 quantization: rewrites Linear -> DynamicQuantLinear, LSTM/GRU -> DynamicQuantLSTM/GRU.
+// Dynamic int8 quantization: rewrites Linear -> DynamicQuantLinear, LSTM/GRU -> DynamicQuantLSTM/GRU,
+// and when asked Conv2d -> DynamicQuantConv2d.
 #include "shrink/compress/quantize_dynamic.h"
 
 #include <fmt/format.h>
@@ -16,10 +17,12 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& na
   return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return name_matches(p, name); });
 }
 
-// Replaces f32 weight `name` by name (i8) + name_scale (f32).
+// Replaces f32 weight `name` by name (i8) + name_scale (f32): per output channel (the first axis;
+// a convolution's (OC, C/groups, KH, KW) as OC rows).
 void quantize_weight_param(const nn::Param& weight, std::vector<nn::Param>& out) {
-  const Int8ChannelWeights q = quantize_per_channel_int8(weight.value.contiguous());
-  out.push_back({weight.name, q.q, Tensor(), false});
+  const Tensor w = weight.value.contiguous();
+  const Int8ChannelWeights q = quantize_per_channel_int8(w.reshape(Shape{w.shape()[0], w.numel() / w.shape()[0]}));
+  out.push_back({weight.name, q.q.reshape(w.shape()), Tensor(), false});
   out.push_back({weight.name + "_scale", q.scale, Tensor(), false});
 }
 
@@ -44,21 +47,18 @@ std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQ
   std::vector<DynamicQuantLayer> report;
   std::vector<std::string> to_quantize;
   for (const nn::Node& node : graph.nodes()) {
-    const bool eligible = node.kind == "Linear" || node.kind == "LSTM" || node.kind == "GRU";
+    const bool asked = config.layers.empty() || matches_any(config.layers, node.name);
+    // A convolution only when asked for: by --conv, or by name in --layers.
+    const bool convolution = node.kind == "Conv2d" && (config.convolutions || (!config.layers.empty() && asked));
+    const bool eligible = node.kind == "Linear" || node.kind == "LSTM" || node.kind == "GRU" || convolution;
     const bool listed = node.kind == "Conv2d" || node.kind == "Embedding" || eligible;
     if (!listed) continue;
     DynamicQuantLayer layer;
     layer.node = node.name;
     layer.kind = node.kind;
     layer.bytes_before = layer.bytes_after = node.param_bytes();
-    const bool asked = config.layers.empty() || matches_any(config.layers, node.name);
-    if (node.kind == "Conv2d" && !config.layers.empty() && asked)
-      throw UsageError(fmt::format("'{}' is a convolution, which dynamic quantization refuses: its accuracy "
-                                   "suffers and it gains little; quantize it with --method static",
-                                   node.name),
-                       "quantize --method dynamic");
     if (!eligible) {
-      layer.reason = node.kind == "Conv2d" ? "convolution: use --method static" : "embeddings stay f32";
+      layer.reason = node.kind == "Conv2d" ? "convolution: --conv, or --method static" : "embeddings stay f32";
     } else if (!asked) {
       layer.reason = "not named by --layers";
     } else if (matches_any(config.exclude, node.name)) {
@@ -70,7 +70,7 @@ std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQ
     report.push_back(layer);
   }
   if (!config.layers.empty() && to_quantize.empty())
-    throw UsageError("--layers matches no Linear, LSTM or GRU layer", "quantize --method dynamic");
+    throw UsageError("--layers matches no Linear, Conv2d, LSTM or GRU layer", "quantize --method dynamic");
   for (const std::string& name : to_quantize) {
     graph.replace_node(name, quantized_node(graph.node(name)));
     auto it = std::find_if(report.begin(), report.end(), [&](const DynamicQuantLayer& l) { return l.node == name; });

@@ -2,6 +2,7 @@
 // optional; stride, padding, dilation and groups (depthwise when groups == C). im2col over chunks
 // of samples and one GEMM per group; backward recomputes the columns and runs the transposed
 // GEMMs and col2im.
+#include <memory>
 #include <vector>
 
 #include "ops/op_support.h"
@@ -93,6 +94,8 @@ void col2im(const ConvGeometry& g, const float* col, int64_t n0, int64_t n1, flo
 // outputs stay in cache (one batched im2col over the whole batch was memory-bound: 3x slower).
 int64_t chunk_samples(const ConvGeometry& g) { return std::max<int64_t>(1, 256 / std::max<int64_t>(g.plane(), 1)); }
 
+std::unique_ptr<float[]> uninitialized_floats(int64_t count) { return std::unique_ptr<float[]>(new float[size_t(count)]); }
+
 // y (N, OC, P) for samples [n0, n1) from a chunk result (OC, (n1-n0)*P), plus bias; or the
 // reverse for gradients.
 void scatter_chunk(const ConvGeometry& g, const float* chunk, const float* bias, int64_t n0, int64_t n1, float* y) {
@@ -122,15 +125,19 @@ void forward(ForwardContext& c) {
   int64_t per = chunk_samples(g), chunks = (g.n + per - 1) / per;
   int64_t ocg = g.oc / g.groups, kg = g.col_rows() / g.groups;
   parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> col(static_cast<size_t>(g.col_rows() * per * g.plane()));
-    std::vector<float> out(static_cast<size_t>(g.oc * per * g.plane()));
+    // Written in full before they are read (im2col, then the GEMM with beta 0): not zero-filled,
+    // and sized for the samples there are. Zero-filling buffers for 64 samples had been a fifth
+    // of a batch-1 pass of Silero VAD's convolutions.
+    const int64_t samples = std::min(per, g.n);
+    const auto col = uninitialized_floats(g.col_rows() * samples * g.plane());
+    const auto out = uninitialized_floats(g.oc * samples * g.plane());
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       int64_t n0 = chunk * per, n1 = std::min(g.n, n0 + per), cols = (n1 - n0) * g.plane();
-      im2col(g, f32(x), n0, n1, col.data());
+      im2col(g, f32(x), n0, n1, col.get());
       for (int64_t grp = 0; grp < g.groups; ++grp)
-        gemm(false, false, ocg, cols, kg, w + grp * ocg * kg, kg, col.data() + grp * kg * cols, cols,
-             0.f, out.data() + grp * ocg * cols, cols);
-      scatter_chunk(g, out.data(), bias ? f32(bias->value) : nullptr, n0, n1, f32(y));
+        gemm(false, false, ocg, cols, kg, w + grp * ocg * kg, kg, col.get() + grp * kg * cols, cols,
+             0.f, out.get() + grp * ocg * cols, cols);
+      scatter_chunk(g, out.get(), bias ? f32(bias->value) : nullptr, n0, n1, f32(y));
     }
   });
   c.outputs[0] = y;

@@ -15,13 +15,13 @@ extern const OpRules linear_rules, conv2d_rules, batch_norm1d_rules, batch_norm2
     gru_rules, attention_rules, int4_linear_rules, dynamic_quant_linear_rules, dynamic_quant_lstm_rules,
     dynamic_quant_gru_rules, quantize_rules, dequantize_rules, quant_conv2d_rules, quant_linear_rules,
     quant_add_rules, fake_quantize_rules, position_embedding_rules, mean_pool_rules, quant_concat_rules,
-    quant_adaptive_avg_pool2d_rules, reshape_rules, complex_magnitude_rules;
+    quant_adaptive_avg_pool2d_rules, reshape_rules, complex_magnitude_rules, dynamic_quant_conv2d_rules;
 }  // namespace ops
 
 namespace {
-const std::array<const OpRules*, 41>& table() {
+const std::array<const OpRules*, 42>& table() {
   using namespace ops;
-  static const std::array<const OpRules*, 41> rules{
+  static const std::array<const OpRules*, 42> rules{
       &linear_rules,     &conv2d_rules,     &batch_norm1d_rules, &batch_norm2d_rules,
       &relu_rules,       &relu6_rules,      &gelu_rules,         &silu_rules,
       &tanh_rules,       &sigmoid_rules,    &softmax_rules,      &max_pool2d_rules,
@@ -31,7 +31,7 @@ const std::array<const OpRules*, 41>& table() {
       &attention_rules,  &int4_linear_rules, &dynamic_quant_linear_rules, &dynamic_quant_lstm_rules, &dynamic_quant_gru_rules,
       &quantize_rules, &dequantize_rules, &quant_conv2d_rules, &quant_linear_rules, &quant_add_rules,
       &fake_quantize_rules, &position_embedding_rules, &mean_pool_rules, &quant_concat_rules,
-      &quant_adaptive_avg_pool2d_rules, &reshape_rules, &complex_magnitude_rules};
+      &quant_adaptive_avg_pool2d_rules, &reshape_rules, &complex_magnitude_rules, &dynamic_quant_conv2d_rules};
   return rules;
 }
 }  // namespace

@@ -131,15 +131,14 @@ std::vector<ValueInfo> linear_infer(const Node& node, std::span<const ValueInfo>
   return {{Shape{in[0].shape[0], out}, f32_output(node) ? DType::f32 : DType::u8}};
 }
 
-// One packed matrix per group: rows = the group's output channels; columns (KH, KW, C/groups)
-// for convolutions (the channels-last im2col order), the input features for linear layers.
-using PackedGroups = std::vector<PackedInt8Matrix>;
-const PackedGroups& packed_groups(Node& node, int64_t groups) {
+}  // namespace
+
+const PackedGroups& packed_int8_groups(Node& node, int64_t groups, bool channels_last) {
   return prepared<PackedGroups>(node, [&] {
     Tensor w = node.param("weight").value.contiguous();
     const Tensor& s = node.param("weight_scale").value;
     const int64_t out = w.shape()[0], per_group = out / groups, k = w.numel() / out;
-    if (w.rank() == 4) w = w.transpose(1, 2).transpose(2, 3).contiguous();  // (OC, KH, KW, C/groups)
+    if (w.rank() == 4 && channels_last) w = w.transpose(1, 2).transpose(2, 3).contiguous();  // (OC, KH, KW, C/groups)
     PackedGroups all;
     for (int64_t g = 0; g < groups; ++g)
       all.emplace_back(w.reshape(Shape{out, k}).slice(0, g * per_group, (g + 1) * per_group).contiguous(),
@@ -147,6 +146,8 @@ const PackedGroups& packed_groups(Node& node, int64_t groups) {
     return all;
   });
 }
+
+namespace {
 
 // rows x n results of one GEMM into `out` (u8 or f32, row stride ldo) with the node's epilogue.
 void int8_product(const Node& node, const PackedInt8Matrix& w, const uint8_t* a, int64_t rows, int64_t lda,
@@ -242,7 +243,7 @@ void conv_forward(ForwardContext& c) {
   run.pad = uint8_t(qparams_attr(c.node, "input_").zero);
   run.src = x.data<uint8_t>();
   const bool to_f32 = f32_output(c.node);
-  const PackedGroups& packed = packed_groups(c.node, g.groups);
+  const PackedGroups& packed = packed_int8_groups(c.node, g.groups, true);
   const Param* bias = c.node.find_param("bias");
   // u8 results go straight into the (N, OH, OW, OC) output; f32 results (the region's exit) are
   // gathered in (position, channel) order and transposed to NCHW.
@@ -289,7 +290,7 @@ void conv_forward(ForwardContext& c) {
 
 void linear_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
-  const PackedGroups& packed = packed_groups(c.node, 1);
+  const PackedGroups& packed = packed_int8_groups(c.node, 1, true);
   const PackedInt8Matrix& w = packed[0];
   const int64_t rows = x.shape()[0], k = w.k(), lda = int8_padded_k(k);
   const bool to_f32 = f32_output(c.node);

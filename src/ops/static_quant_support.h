@@ -7,6 +7,7 @@
 
 #include "ops/op_support.h"
 #include "shrink/kernels/requantize.h"
+#include "shrink/quant/int8_linear.h"
 
 namespace shrink::nn::ops {
 
@@ -33,5 +34,12 @@ inline void expect_u8(const Node& node, const ValueInfo& info, const char* what)
 inline uint8_t quantize_value(float x, float inverse_scale, float zero) {
   return requantize_u8(x, inverse_scale, zero, kActivationMax);
 }
+
+// A quantized layer's int8 weights (params weight i8 and weight_scale f32 (OC)) packed for the
+// kernels, one matrix per group (rows = the group's output channels), built once per node. The
+// columns of a convolution's (OC, C/groups, KH, KW) weights: (KH, KW, C/groups) when
+// `channels_last` (the int8 region's NHWC im2col), else (C/groups, KH, KW) as stored.
+using PackedGroups = std::vector<PackedInt8Matrix>;
+const PackedGroups& packed_int8_groups(Node& node, int64_t groups, bool channels_last);
 
 }  // namespace shrink::nn::ops

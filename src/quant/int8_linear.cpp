@@ -97,15 +97,20 @@ void PackedInt8Matrix::matmul_dynamic(const float* x, int64_t m, int64_t ldx, co
     table.quantize_rows_u8(x + first * ldx, last - first, k_, ldx, a.data() + first * lda, lda,
                            a_scale.data() + first, a_zero.data() + first);
   });
+  matmul_u8(a.data(), lda, a_scale.data(), a_zero.data(), m, bias, y, ldy);
+}
+
+void PackedInt8Matrix::matmul_u8(const uint8_t* a, int64_t lda, const float* a_scale, const int32_t* a_zero,
+                                 int64_t m, const float* bias, float* y, int64_t ldy) const {
   Int8Epilogue e;
-  e.a_scale = a_scale.data();
-  e.a_zero = a_zero.data();
+  e.a_scale = a_scale;
+  e.a_zero = a_zero;
   e.b_scale = scale_.data();
   e.b_col_sums = col_sums_.data();
   e.bias = bias;
   e.out_f32 = y;
   e.ldo = ldy;
-  table.gemm_u8s8(m, n_, k_, a.data(), lda, packed_.data(), e);
+  kernels().gemm_u8s8(m, n_, k_, a, lda, packed_.data(), e);
 }
 
 }  // namespace shrink

@@ -1,6 +1,7 @@
 // Dynamic int8 quantization: quantized Linear/LSTM/GRU layers compute what the f32 layers do
 // within the two rounding steps, equal x_q W_q^T exactly as the reference kernel computes it,
-// survive a save/load round trip bit for bit, and convolutions are refused.
+// survive a save/load round trip bit for bit; convolutions only when asked for, then within the
+// rounding of their per-position activations.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -139,30 +140,83 @@ TEST(DynamicQuant, SavedModelsReloadAndComputeTheSame) {
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
 }
 
-TEST(DynamicQuant, ConvolutionsAreRefusedAndReported) {
-  nn::GraphBuilder b(8);
-  int x = b.input("x", Shape{-1, 1, 8, 8});
-  x = b.op("flat", "Flatten", {b.conv2d("conv", x, 1, 4, 3)});
-  b.output(b.linear("head", x, 4 * 6 * 6, 5));
-  nn::Graph graph = b.take();
+// Convolutions stay f32 unless asked for (--conv, or by name); then they run as
+// DynamicQuantConv2d.
+TEST(DynamicQuant, ConvolutionsOnlyWhenAskedFor) {
+  const auto make = [] {
+    nn::GraphBuilder b(8);
+    int x = b.input("x", Shape{-1, 1, 8, 8});
+    x = b.op("flat", "Flatten", {b.conv2d("conv", x, 1, 4, 3)});
+    b.output(b.linear("head", x, 4 * 6 * 6, 5));
+    return b.take();
+  };
+  nn::Graph graph = make();
   auto report = compress::quantize_dynamic(graph, {});
   ASSERT_EQ(report.size(), 2u);
   EXPECT_FALSE(report[0].quantized);
-  EXPECT_NE(report[0].reason.find("static"), std::string::npos);
+  EXPECT_NE(report[0].reason.find("--conv"), std::string::npos) << report[0].reason;
   EXPECT_TRUE(report[1].quantized);
   EXPECT_EQ(graph.node("conv").kind, "Conv2d");
 
-  nn::GraphBuilder c(8);
-  int y = c.input("x", Shape{-1, 1, 8, 8});
-  y = c.op("flat", "Flatten", {c.conv2d("conv", y, 1, 4, 3)});
-  c.output(c.linear("head", y, 4 * 6 * 6, 5));
-  nn::Graph fresh = c.take();
-  EXPECT_THROW(compress::quantize_dynamic(fresh, {{"conv*"}, {}}), UsageError);
-  EXPECT_EQ(fresh.node("head").kind, "Linear") << "nothing changed after a refusal";
+  nn::Graph named = make();
+  report = compress::quantize_dynamic(named, {{"conv*"}, {}});
+  EXPECT_EQ(named.node("conv").kind, "DynamicQuantConv2d");
+  EXPECT_EQ(named.node("head").kind, "Linear") << "not named";
+  EXPECT_EQ(named.node("conv").param("weight").value.shape(), (Shape{4, 1, 3, 3}));
+  EXPECT_LT(report[0].bytes_after, report[0].bytes_before);
+
+  nn::Graph all = make();
+  compress::DynamicQuantConfig config;
+  config.convolutions = true;
+  compress::quantize_dynamic(all, config);
+  EXPECT_EQ(all.node("conv").kind, "DynamicQuantConv2d");
+  EXPECT_EQ(all.node("head").kind, "DynamicQuantLinear");
+
+  nn::Graph fresh = make();
   EXPECT_THROW(compress::quantize_dynamic(fresh, {{"nothing*"}, {}}), UsageError);
   auto excluded = compress::quantize_dynamic(fresh, {{}, {"head"}});
   EXPECT_EQ(fresh.node("head").kind, "Linear");
   EXPECT_EQ(excluded[1].reason, "excluded");
+}
+
+// DynamicQuantConv2d against the f32 convolution over strides, padding, dilation, groups,
+// rectangular kernels (a waveform's frames: 1 x 16 every 8) and batches; each output position's
+// inputs get their own 7-bit range, so the error stays a small fraction of the output's scale.
+TEST(DynamicQuant, ConvolutionsFollowTheF32ConvolutionOverEveryGeometry) {
+  struct Case {
+    int64_t c, oc, h, w, n;
+    nlohmann::json attrs;
+  };
+  const std::vector<Case> cases = {
+      {3, 8, 9, 9, 2, {{"kernel_size", 3}, {"padding", 1}}},
+      {4, 6, 11, 10, 3, {{"kernel_size", 3}, {"stride", 2}, {"dilation", 2}, {"padding", 2}}},
+      {4, 6, 7, 7, 1, {{"kernel_size", 3}, {"groups", 2}, {"padding", 1}}},
+      {1, 10, 1, 80, 5, {{"kernel_size", nlohmann::json::array({1, 16})}, {"stride", nlohmann::json::array({1, 8})}}},
+      {5, 7, 1, 9, 1, {{"kernel_size", nlohmann::json::array({1, 3})}, {"padding", nlohmann::json::array({0, 1})}}},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.attrs.dump());
+    nlohmann::json attrs = k.attrs;
+    attrs["in_channels"] = k.c;
+    attrs["out_channels"] = k.oc;
+    const int64_t groups = attrs.value("groups", 1);
+    const auto kernel = attrs["kernel_size"].is_array() ? attrs["kernel_size"] : nlohmann::json::array({attrs["kernel_size"], attrs["kernel_size"]});
+    const Shape weight{k.oc, k.c / groups, kernel[0].get<int64_t>(), kernel[1].get<int64_t>()};
+    const nn::Node node = make_node("Conv2d", attrs, {{"weight", weight}, {"bias", Shape{k.oc}}}, 3);
+    nn::Graph f32 = single_node_graph(node, {{Shape{-1, k.c, k.h, k.w}, DType::f32}});
+    nn::Graph int8 = single_node_graph(node, {{Shape{-1, k.c, k.h, k.w}, DType::f32}});
+    compress::DynamicQuantConfig config;
+    config.convolutions = true;
+    ASSERT_TRUE(compress::quantize_dynamic(int8, config).at(0).quantized);
+    ASSERT_EQ(int8.nodes()[0].kind, "DynamicQuantConv2d");
+    Rng rng(11);
+    const Tensor x = random_tensor(Shape{k.n, k.c, k.h, k.w}, rng, -2.f, 2.f);
+    const Tensor a = run(int8, x), b = run(f32, x);
+    ASSERT_EQ(a.shape(), b.shape());
+    const double error = relative_error(a, b);
+    EXPECT_LT(error, 0.03);
+    EXPECT_GT(error, 0.0) << "the int8 path really ran";
+  }
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // Dynamic quantization (PyTorch's quantize_dynamic): Linear, LSTM and GRU weights to int8 per
 // output channel, activations quantized per row when the layer runs, biases kept f32. Everything
-// else stays f32. Convolutions are refused: one range per im2col row of a convolution's input is
-// what PyTorch also declines to do dynamically, and static quantization serves them better.
+// else stays f32. Convolutions only when asked for (`convolutions`, or by name in `layers`):
+// DynamicQuantConv2d quantizes each output position's receptive field with its own range, which
+// PyTorch does not offer; for image CNNs static quantization (int8 between layers) is faster,
+// but it needs calibration data, and a waveform's frames want a range each (see
+// docs/results.md, "dynamic int8 convolutions").
 #pragma once
 #include <string>
 #include <vector>
@@ -13,6 +16,7 @@ namespace shrink::compress {
 struct DynamicQuantConfig {
   std::vector<std::string> layers;   // node-name globs to quantize; empty: every eligible layer
   std::vector<std::string> exclude;  // node-name globs left f32
+  bool convolutions = false;         // Conv2d too (DynamicQuantConv2d)
 };
 
 struct DynamicQuantLayer {
@@ -24,7 +28,7 @@ struct DynamicQuantLayer {
 };
 
 // Rewrites the graph in place; returns one entry per Linear/Conv2d/LSTM/GRU/Embedding node.
-// UsageError when `layers` names a convolution (refused) or matches no eligible layer.
+// UsageError when `layers` matches no eligible layer.
 std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQuantConfig& config);
 
 }  // namespace shrink::compress

@@ -44,6 +44,10 @@ class PackedInt8Matrix {
   // Dynamic quantization: each row of x (m rows of k floats, stride ldx) is quantized to u8 with
   // its own range, then y = x_q W_q^T (+ bias) in f32 (stride ldy). bias may be null.
   void matmul_dynamic(const float* x, int64_t m, int64_t ldx, const float* bias, float* y, int64_t ldy) const;
+  // The same for rows quantized already (quantize_rows_u8: u8 [m, lda], lda = int8_padded_k(k),
+  // a scale and zero per row).
+  void matmul_u8(const uint8_t* a, int64_t lda, const float* a_scale, const int32_t* a_zero, int64_t m,
+                 const float* bias, float* y, int64_t ldy) const;
 
  private:
   int64_t n_ = 0, k_ = 0;
