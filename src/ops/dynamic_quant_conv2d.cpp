@@ -2,7 +2,9 @@
 // int8 weights (weight i8 (OC, C/groups, KH, KW), weight_scale f32 (OC), bias f32 (OC) optional)
 // and activations quantized at run time per output position: each receptive field (one im2col
 // row of C/groups * KH * KW inputs) gets its own u8 range, as DynamicQuantLinear quantizes each
-// row of its input. No calibration: a raw waveform's frames keep their own scale, where the
+// row of its input. The rows are gathered from a channels-last copy of the input, where a tap's
+// channels (and with one group a kernel row's taps) are contiguous: from NCHW, a 3 x 3
+// convolution's rows were 3-value pieces, and the gathering made it slower than f32. No calibration: a raw waveform's frames keep their own scale, where the
 // static int8 region's one scale per tensor had cost Silero VAD most of its agreement.
 // Inference only.
 #include <algorithm>
@@ -32,32 +34,45 @@ struct Geometry {
   int64_t h, w, oh, ow, positions, cg, ocg, k;
 };
 
-// im2col rows [first, last) of the batch (row = (image, oy, ox)) for one group, columns in the
-// weights' (channel, ky, kx) order; taps outside the image are 0.
-void im2row(const Geometry& g, const float* x, int64_t group, int64_t first, int64_t last, float* rows) {
-  const ConvAttrs& a = g.a;
-  for (int64_t r = first; r < last; ++r) {
-    const int64_t image = r / g.positions, oy = r % g.positions / g.ow, ox = r % g.ow;
-    float* row = rows + (r - first) * g.k;
-    const int64_t ix0 = ox * a.sw - a.pw;
-    for (int64_t c = 0; c < g.cg; ++c) {
-      const float* plane = x + (image * a.c + group * g.cg + c) * g.h * g.w;
-      for (int64_t ky = 0; ky < a.kh; ++ky, row += a.kw) {
-        const int64_t iy = oy * a.sh - a.ph + ky * a.dh;
-        if (iy < 0 || iy >= g.h) {
-          std::fill(row, row + a.kw, 0.f);
-          continue;
-        }
-        const float* line = plane + iy * g.w;
-        if (a.dw == 1 && ix0 >= 0 && ix0 + a.kw <= g.w) {
-          std::copy(line + ix0, line + ix0 + a.kw, row);
-          continue;
-        }
-        for (int64_t kx = 0; kx < a.kw; ++kx) {
-          const int64_t ix = ix0 + kx * a.dw;
-          row[kx] = ix >= 0 && ix < g.w ? line[ix] : 0.f;
-        }
+// The input channels-last, (N, H, W, C), so that each kernel tap's channels are contiguous.
+std::unique_ptr<float[]> channels_last(const Geometry& g, const float* x, int64_t n) {
+  const int64_t c = g.a.c;
+  std::unique_ptr<float[]> out(new float[size_t(n * g.h * g.w * c)]);
+  parallel_for(0, n * g.h, std::max<int64_t>(1, 16384 / (g.w * c)), [&](int64_t lo, int64_t hi) {
+    for (int64_t line = lo; line < hi; ++line) {
+      const int64_t image = line / g.h, iy = line % g.h;
+      float* to = out.get() + line * g.w * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* from = x + ((image * c + ch) * g.h + iy) * g.w;
+        for (int64_t ix = 0; ix < g.w; ++ix) to[ix * c + ch] = from[ix];
       }
+    }
+  });
+  return out;
+}
+
+// Row r of the batch's im2col (r = (image, oy, ox)) for one group from the channels-last input,
+// columns in (ky, kx, channel) order; taps outside the image are 0.
+void im2row(const Geometry& g, const float* nhwc, int64_t group, int64_t r, float* row) {
+  const ConvAttrs& a = g.a;
+  const int64_t image = r / g.positions, oy = r % g.positions / g.ow, ox = r % g.ow;
+  const int64_t ix0 = ox * a.sw - a.pw;
+  // With one group and no dilation a kernel row's taps are kw * C contiguous input values.
+  const bool whole_rows = a.groups == 1 && a.dw == 1 && ix0 >= 0 && ix0 + a.kw <= g.w;
+  for (int64_t ky = 0; ky < a.kh; ++ky) {
+    const int64_t iy = oy * a.sh - a.ph + ky * a.dh;
+    if (iy < 0 || iy >= g.h) {
+      row = std::fill_n(row, a.kw * g.cg, 0.f);
+      continue;
+    }
+    const float* line = nhwc + (image * g.h + iy) * g.w * a.c;
+    if (whole_rows) {
+      row = std::copy_n(line + ix0 * a.c, a.kw * a.c, row);
+      continue;
+    }
+    for (int64_t kx = 0; kx < a.kw; ++kx) {
+      const int64_t ix = ix0 + kx * a.dw;
+      row = ix >= 0 && ix < g.w ? std::copy_n(line + ix * a.c + group * g.cg, g.cg, row) : std::fill_n(row, g.cg, 0.f);
     }
   }
 }
@@ -70,7 +85,8 @@ void forward(ForwardContext& c) {
   const int64_t n = x.shape()[0];
   g.h = x.shape()[2], g.w = x.shape()[3], g.oh = a.out_h(g.h), g.ow = a.out_w(g.w);
   g.positions = g.oh * g.ow, g.cg = a.c / a.groups, g.ocg = a.oc / a.groups, g.k = g.cg * a.kh * a.kw;
-  const PackedGroups& packed = packed_int8_groups(c.node, a.groups, false);
+  const PackedGroups& packed = packed_int8_groups(c.node, a.groups, true);
+  const std::unique_ptr<float[]> nhwc = channels_last(g, f32(x), n);
   const Param* bias = c.node.find_param("bias");
   Tensor y = uninitialized_f32(Shape{n, a.oc, g.oh, g.ow});
   // Blocks of rows whose u8 columns stay within a few MB. Each row is gathered in f32 into a
@@ -90,7 +106,7 @@ void forward(ForwardContext& c) {
       parallel_for(first, last, std::max<int64_t>(1, 4096 / g.k), [&](int64_t lo, int64_t hi) {
         std::vector<float> row(static_cast<size_t>(g.k));
         for (int64_t r = lo; r < hi; ++r) {
-          im2row(g, f32(x), group, r, r + 1, row.data());
+          im2row(g, nhwc.get(), group, r, row.data());
           table.quantize_rows_u8(row.data(), 1, g.k, g.k, rows.get() + (r - first) * lda, lda,
                                  &row_scale[size_t(r - first)], &row_zero[size_t(r - first)]);
         }

@@ -268,5 +268,29 @@ TEST(NativeModel, SparseWeightsShrinkTheFileAndRoundTrip) {
   EXPECT_THROW(io::load_model(dir.file("lying.safetensors")), FormatError);
 }
 
+// The 2 x 2 max pool's inference path (no argmax kept) against the general loop that recording
+// for backward takes: equal bit for bit, NaN and infinities included, odd sizes cut as PyTorch does.
+TEST(Graph, MaxPoolFastPathEqualsTheGeneralLoop) {
+  nn::Graph graph = single_node_graph(make_node("MaxPool2d", {{"kernel_size", 2}}, {}), {{Shape{-1, 3, 7, 9}}});
+  Rng rng(4);
+  Tensor x = random_tensor(Shape{2, 3, 7, 9}, rng);
+  float* p = x.mutable_data<float>();
+  p[0] = std::numeric_limits<float>::quiet_NaN();
+  p[12] = -std::numeric_limits<float>::infinity();
+  p[40] = std::numeric_limits<float>::infinity();
+  p[41] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<Tensor> in{x};
+  const Tensor fast = nn::forward(graph, in)[0];
+  nn::Tape tape;
+  nn::RunOptions record;
+  record.tape = &tape;
+  const Tensor general = nn::forward(graph, in, record)[0];
+  ASSERT_EQ(fast.shape(), (Shape{2, 3, 3, 4}));
+  for (int64_t i = 0; i < fast.numel(); ++i) {
+    const float a = fast.data<float>()[i], b = general.data<float>()[i];
+    EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << i << ": " << a << " vs " << b;
+  }
+}
+
 }  // namespace
 }  // namespace shrink::testing
