@@ -53,7 +53,13 @@ struct Outcome {
 
 Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
   Outcome out;
-  compress::DynamicQuantConfig config{o.layers, o.exclude, o.convolutions};
+  // Convolutions run faster with their batch norms folded in (exact at inference), as the
+  // static path does; asked for by --conv or by naming a Conv2d in --layers.
+  const compress::DynamicQuantConfig config{o.layers, o.exclude, o.convolutions};
+  if (compress::quantizes_convolutions(graph, config)) {
+    const std::vector<std::string> folded = compress::fold_batch_norms(graph);
+    if (!folded.empty()) out.notes.push_back(fmt::format("folded or removed: {}", fmt::join(folded, ", ")));
+  }
   for (const auto& l : compress::quantize_dynamic(graph, config)) {
     Row row{l.node, l.kind, l.quantized ? "int8" : "f32: " + l.reason, {}};
     row.extra["bytes"] = l.bytes_before;

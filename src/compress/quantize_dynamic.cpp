@@ -41,15 +41,25 @@ nn::Node quantized_node(const nn::Node& node) {
   return q;
 }
 
+// A convolution only when asked for: by `convolutions`, or by name in `layers`.
+bool convolution_asked_for(const DynamicQuantConfig& config, const std::string& name) {
+  return config.convolutions || (!config.layers.empty() && matches_any(config.layers, name));
+}
+
 }  // namespace
+
+bool quantizes_convolutions(const nn::Graph& graph, const DynamicQuantConfig& config) {
+  return std::any_of(graph.nodes().begin(), graph.nodes().end(), [&](const nn::Node& node) {
+    return node.kind == "Conv2d" && convolution_asked_for(config, node.name) && !matches_any(config.exclude, node.name);
+  });
+}
 
 std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQuantConfig& config) {
   std::vector<DynamicQuantLayer> report;
   std::vector<std::string> to_quantize;
   for (const nn::Node& node : graph.nodes()) {
     const bool asked = config.layers.empty() || matches_any(config.layers, node.name);
-    // A convolution only when asked for: by --conv, or by name in --layers.
-    const bool convolution = node.kind == "Conv2d" && (config.convolutions || (!config.layers.empty() && asked));
+    const bool convolution = node.kind == "Conv2d" && convolution_asked_for(config, node.name);
     const bool eligible = node.kind == "Linear" || node.kind == "LSTM" || node.kind == "GRU" || convolution;
     const bool listed = node.kind == "Conv2d" || node.kind == "Embedding" || eligible;
     if (!listed) continue;

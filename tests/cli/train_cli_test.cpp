@@ -197,6 +197,7 @@ TEST(TrainCli, CompressionCommandsWorkAndRefuseBadSettings) {
            {"factorize", model, "--ratio", "0.5", "--energy", "0.9", "--out", dir.file("x")},
            {"quantize", model, "--method", "dynamic", "--layers", "conv*", "--out", dir.file("x")},
            {"quantize", model, "--method", "fp3", "--out", dir.file("x")},
+           {"quantize", model, "--method", "static", "--conv", "--out", dir.file("x")},
            {"quantize", model, "--method", "static", "--observer", "guess", "--out", dir.file("x")},
            {"qat", model, "--weight-bits", "9", "--out", dir.file("x")},
            // Nothing left to do in a quantized model (each used to save an unchanged copy, exit 0).

@@ -151,6 +151,10 @@ TEST(DynamicQuant, ConvolutionsOnlyWhenAskedFor) {
     return b.take();
   };
   nn::Graph graph = make();
+  EXPECT_FALSE(compress::quantizes_convolutions(graph, {}));
+  EXPECT_TRUE(compress::quantizes_convolutions(graph, {{"conv"}, {}}));
+  EXPECT_FALSE(compress::quantizes_convolutions(graph, {{"conv"}, {"conv"}})) << "excluded";
+  EXPECT_TRUE(compress::quantizes_convolutions(graph, {{}, {}, true}));
   auto report = compress::quantize_dynamic(graph, {});
   ASSERT_EQ(report.size(), 2u);
   EXPECT_FALSE(report[0].quantized);

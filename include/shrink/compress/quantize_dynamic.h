@@ -31,4 +31,9 @@ struct DynamicQuantLayer {
 // UsageError when `layers` matches no eligible layer.
 std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQuantConfig& config);
 
+// Whether quantize_dynamic would quantize a convolution of `graph`. Fold the batch norms first
+// then (fold_batch_norms in quantize_static.h: exact at inference, and `shrink quantize` does):
+// a batch norm left after an int8 convolution costs another f32 pass over its output.
+bool quantizes_convolutions(const nn::Graph& graph, const DynamicQuantConfig& config);
+
 }  // namespace shrink::compress
