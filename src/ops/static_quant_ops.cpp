@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 
+#include "ops/conv_rows.h"
 #include "ops/op_support.h"
 #include "ops/static_quant_support.h"
 #include "shrink/core/parallel.h"
@@ -175,80 +176,40 @@ void int8_product(const Node& node, const PackedInt8Matrix& w, const uint8_t* a,
   kernels().gemm_u8s8(rows, w.n(), w.k(), a, lda, w.packed(), e);
 }
 
-// memcpy for im2col's short pieces: common sizes become plain vector moves, a few bytes (a
-// one-channel input's taps) a byte loop, instead of a library call each.
-inline void copy_bytes(uint8_t* to, const uint8_t* from, int64_t n) {
-  switch (n) {
-    case 16: std::memcpy(to, from, 16); return;
-    case 32: std::memcpy(to, from, 32); return;
-    case 64: std::memcpy(to, from, 64); return;
-    case 96: std::memcpy(to, from, 96); return;
-    case 192: std::memcpy(to, from, 192); return;
-    default:
-      if (n <= 8) {
-        for (int64_t i = 0; i < n; ++i) to[i] = from[i];
-      } else {
-        std::memcpy(to, from, size_t(n));
-      }
-  }
-}
-
 // One QuantConv2d call on channels-last input: im2col rows (image, oy, ox) x columns (ky, kx,
 // channel of the group), each tap a copy of C/groups contiguous bytes, then the int8 GEMM.
 struct ConvRun {
-  ConvAttrs g;
-  int64_t h, w, oh, ow, positions, cg, ocg, k, lda;
+  ConvRows geometry;
+  int64_t lda;
   uint8_t pad;
   const uint8_t* src;  // (N, H, W, C)
 
-  // Rows [first, last) of the whole batch into `rows` (one per output position).
+  // Rows [first, last) of the whole batch into `rows` (one per output position, lda apart).
   void im2col(int64_t group, int64_t first, int64_t last, uint8_t* rows) const {
     for (int64_t r = first; r < last; ++r) {
-      const int64_t image = r / positions, oy = r % positions / ow, ox = r % ow;
       uint8_t* row = rows + (r - first) * lda;
-      int64_t col = 0;
-      const int64_t ix0 = ox * g.sw - g.pw;
-      // With one group and no dilation a kernel row's taps are kw * C contiguous input bytes.
-      const bool whole_rows = g.groups == 1 && g.dw == 1 && ix0 >= 0 && ix0 + g.kw <= w;
-      for (int64_t ky = 0; ky < g.kh; ++ky) {
-        const int64_t iy = oy * g.sh - g.ph + ky * g.dh;
-        if (whole_rows && iy >= 0 && iy < h) {
-          copy_bytes(row + col, src + ((image * h + iy) * w + ix0) * g.c, g.kw * cg);
-          col += g.kw * cg;
-          continue;
-        }
-        for (int64_t kx = 0; kx < g.kw; ++kx, col += cg) {
-          const int64_t ix = ox * g.sw - g.pw + kx * g.dw;
-          if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-            std::memset(row + col, pad, size_t(cg));
-            continue;
-          }
-          copy_bytes(row + col, src + ((image * h + iy) * w + ix) * g.c + group * cg, cg);
-        }
-      }
-      std::memset(row + k, 0, size_t(lda - k));
+      geometry.gather(src, group, r, pad, row);
+      std::memset(row + geometry.k, 0, size_t(lda - geometry.k));
     }
   }
 };
 
 void conv_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
-  ConvRun run{};
-  run.g = conv_attrs(c.node, x.shape()[3], x.shape()[1], x.shape()[2], DType::i8);
-  const ConvAttrs& g = run.g;
   const int64_t n = x.shape()[0];
-  run.h = x.shape()[1], run.w = x.shape()[2], run.oh = g.out_h(run.h), run.ow = g.out_w(run.w);
-  run.positions = run.oh * run.ow, run.cg = g.c / g.groups, run.ocg = g.oc / g.groups;
-  run.k = run.cg * g.kh * g.kw, run.lda = int8_padded_k(run.k);
-  run.pad = uint8_t(qparams_attr(c.node, "input_").zero);
-  run.src = x.data<uint8_t>();
+  ConvRun run{ConvRows(conv_attrs(c.node, x.shape()[3], x.shape()[1], x.shape()[2], DType::i8), n, x.shape()[1],
+                       x.shape()[2]),
+              0, uint8_t(qparams_attr(c.node, "input_").zero), x.data<uint8_t>()};
+  const ConvRows& geo = run.geometry;
+  const ConvAttrs& g = geo.a;
+  run.lda = int8_padded_k(geo.k);
   const bool to_f32 = f32_output(c.node);
   const PackedGroups& packed = packed_int8_groups(c.node, g.groups, true);
   const Param* bias = c.node.find_param("bias");
   // u8 results go straight into the (N, OH, OW, OC) output; f32 results (the region's exit) are
   // gathered in (position, channel) order and transposed to NCHW.
-  Tensor y = to_f32 ? uninitialized_f32(Shape{n, g.oc, run.oh, run.ow})
-                    : Tensor::uninitialized(Shape{n, run.oh, run.ow, g.oc}, DType::u8);
+  Tensor y = to_f32 ? uninitialized_f32(Shape{n, g.oc, geo.oh, geo.ow})
+                    : Tensor::uninitialized(Shape{n, geo.oh, geo.ow, g.oc}, DType::u8);
   // Rows [first, last) of the batch: im2col, then the GEMM, for every group.
   auto convolve = [&](int64_t first, int64_t last, bool parallel_inside) {
     const int64_t rows = last - first;
@@ -263,28 +224,14 @@ void conv_forward(ForwardContext& c) {
       } else {
         run.im2col(group, first, last, a);
       }
-      void* out = to_f32 ? static_cast<void*>(result.data() + group * run.ocg)
-                         : static_cast<void*>(y.mutable_data<uint8_t>() + first * g.oc + group * run.ocg);
+      void* out = to_f32 ? static_cast<void*>(result.data() + group * geo.ocg)
+                         : static_cast<void*>(y.mutable_data<uint8_t>() + first * g.oc + group * geo.ocg);
       int8_product(c.node, packed[size_t(group)], a, rows, run.lda,
-                   bias ? f32(bias->value) + group * run.ocg : nullptr, out, g.oc);
+                   bias ? f32(bias->value) + group * geo.ocg : nullptr, out, g.oc);
     }
-    if (to_f32) {  // (position, channel) -> NCHW
-      float* nchw = f32(y);
-      for (int64_t r = first; r < last; ++r)
-        for (int64_t ch = 0; ch < g.oc; ++ch)
-          nchw[(r / run.positions * g.oc + ch) * run.positions + r % run.positions] = result[size_t((r - first) * g.oc + ch)];
-    }
+    if (to_f32) geo.to_nchw(result.data(), first, last, f32(y));
   };
-  const int64_t total = n * run.positions;
-  if (n >= 2 * num_threads()) {
-    // Enough images: each thread convolves blocks of its rows with cache-resident buffers (the
-    // GEMM inside runs single-threaded: parallel_for does not nest).
-    parallel_for(0, total, run.positions, [&](int64_t first, int64_t last) {
-      for (int64_t r = first; r < last; r += 1024) convolve(r, std::min(last, r + 1024), false);
-    });
-  } else {
-    convolve(0, total, true);
-  }
+  geo.for_row_blocks(convolve);
   c.outputs[0] = y;
 }
 
