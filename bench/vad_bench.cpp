@@ -3,7 +3,8 @@
 // whole stream. Prints median milliseconds of the whole model and of each node kind (time
 // between the node's start and its end, summed per node), side by side in one run, alternating
 // f32 and int8 repeats so machine noise hits both; and the two detectors' agreement.
-// Usage: bench_vad CACHE_DIR [threads] [repeats] [minutes]   (CACHE_DIR: the asset cache)
+// Usage: bench_vad CACHE_DIR [threads] [repeats] [minutes] [conv]   (CACHE_DIR: the asset cache;
+// "conv": the int8 model's convolutions quantized too, as `quantize --method dynamic --conv`)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -53,7 +54,7 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: bench_vad CACHE_DIR [threads] [repeats] [minutes]\n");
+    fmt::print(stderr, "usage: bench_vad CACHE_DIR [threads] [repeats] [minutes] [conv]\n");
     return 2;
   }
   const std::string cache = argv[1];
@@ -73,7 +74,9 @@ int main(int argc, char** argv) {
     const Tensor frames = eval::vad_frames(stream);
     nn::Graph f32 = io::import_onnx(cache + "/silero-vad/silero_vad.onnx").graph;
     nn::Graph int8 = io::import_onnx(cache + "/silero-vad/silero_vad.onnx").graph;
-    compress::quantize_dynamic(int8, {});
+    compress::DynamicQuantConfig config;
+    config.convolutions = argc > 5 && std::string(argv[5]) == "conv";
+    compress::quantize_dynamic(int8, config);
     timed_forward(f32, frames), timed_forward(int8, frames);  // warm-up (int8 packs its weights)
     std::map<std::string, std::vector<double>> a, b;
     std::vector<double> ta, tb;
