@@ -104,9 +104,8 @@ void run_factorize(FactorizeOptions o) {
   nlohmann::json provenance = compression_provenance("factorize", source);
   provenance["config"] = config_json(o);
   provenance["config"].update({{"data", source.data}, {"context", source.context}, {"fine_tuning", describe(t)}});
-  provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? tuned.metric : -1},
-                          {"loss", task ? tuned.loss : -1}, {"before", task ? before.metric : -1},
-                          {"factored", task ? factored.metric : -1}};
+  provenance["result"] = held_out_result(task.get(), before, tuned);
+  if (task) provenance["result"]["factored"] = factored.metric;
   io::save_model(o.out, graph, provenance);
   int64_t params_after = graph.parameter_count();
   if (o.json) {

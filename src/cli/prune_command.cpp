@@ -233,10 +233,9 @@ void run_prune(PruneOptions o) {
                           {"exclude", o.exclude}, {"layer", o.layer}, {"data", source.data},
                           {"context", source.context},
                           {"fine_tuning", describe(t)}};
-  provenance["result"] = {{"metric", task ? task->metric : ""}, {"value", task ? after.metric : -1},
-                          {"loss", task ? after.loss : -1}, {"before", task ? before.metric : -1},
-                          {"sparsity", report.sparsity()}, {"params_before", params_before},
-                          {"params_after", graph.parameter_count()}};
+  provenance["result"] = held_out_result(task.get(), before, after);
+  provenance["result"].update({{"sparsity", report.sparsity()}, {"params_before", params_before},
+                               {"params_after", graph.parameter_count()}});
   io::save_model(o.out, graph, provenance);
   if (o.json) {
     nlohmann::ordered_json out = {{"model", o.out}, {"sparsity", report.sparsity()}, {"zeros", report.zeros},

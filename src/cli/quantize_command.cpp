@@ -215,10 +215,9 @@ void run_quantize(const QuantizeOptions& o) {
   nlohmann::json provenance = compression_provenance("quantize", source);
   provenance["config"] = outcome.config;
   if (!outcome.calibration.is_null()) provenance["calibration"] = outcome.calibration;
-  provenance["config"].update({{"method", o.method}, {"data", source.data}, {"context", source.context}});
-  provenance["result"] = {{"metric", source.task ? source.task->metric : ""},
-                          {"value", source.task ? after.metric : -1}, {"loss", source.task ? after.loss : -1},
-                          {"before", source.task ? before.metric : -1}};
+  provenance["config"].update({{"method", o.method}, {"context", source.context}});
+  if (!source.data.empty()) provenance["config"]["data"] = source.data;
+  provenance["result"] = held_out_result(source.task.get(), before, after);
   io::save_model(o.out, graph, provenance);
   const auto file_before = std::filesystem::file_size(o.model), file_after = std::filesystem::file_size(o.out);
   if (o.json) {

@@ -113,6 +113,12 @@ nlohmann::json compression_provenance(const char* technique, const SourceModel& 
           {"source_provenance", source.model.provenance}};
 }
 
+nlohmann::json held_out_result(const train::TaskData* task, const train::Evaluation& before,
+                               const train::Evaluation& after) {
+  if (!task) return nlohmann::json::object();
+  return {{"metric", task->metric}, {"value", after.metric}, {"loss", after.loss}, {"before", before.metric}};
+}
+
 std::string format_metric(const train::TaskData& task, double value) {
   return task.metric == "ppl" ? fmt::format("{:.3f}", value) : fmt::format("{:.2f}%", 100 * value);
 }

@@ -55,6 +55,11 @@ SourceModel open_source_model(const std::string& path, const std::string& data, 
                               const char* needs_data, bool with_training_split);
 // tool, technique, source and the source's provenance; the caller adds config and result.
 nlohmann::json compression_provenance(const char* technique, const SourceModel& source);
+// The provenance's held-out result: the task's metric after (value, loss) and before the
+// compression, or an empty object when the model has no dataset to be measured on (an
+// imported ONNX detector): no -1 placeholders for `inspect` to show.
+nlohmann::json held_out_result(const train::TaskData* task, const train::Evaluation& before,
+                               const train::Evaluation& after);
 // "93.19%" for accuracy, "4.276" for perplexity.
 std::string format_metric(const train::TaskData& task, double value);
 std::string metric_title(const train::TaskData& task);  // "accuracy" or "perplexity"

@@ -146,15 +146,26 @@ void add_graph(const io::LoadedModel& model, ModelSummary& summary) {
   if (prov.contains("technique"))
     summary.architecture.emplace_back("made by", fmt::format("{} ({})", prov["technique"].get<std::string>(),
                                                              prov.value("tool", std::string("?"))));
-  if (config.contains("data")) summary.architecture.emplace_back("data", config["data"].get<std::string>());
+  if (config.contains("data") && config["data"].is_string() && !config["data"].get<std::string>().empty())
+    summary.architecture.emplace_back("data", config["data"].get<std::string>());
   if (prov.contains("result") && prov["result"].is_object()) {
-    const nlohmann::json& r = prov["result"];
-    if (r.value("metric", "").empty() || !r.contains("value") || !r["value"].is_number())
-      summary.architecture.emplace_back("result", r.dump());
-    else
-      summary.architecture.emplace_back(
-          "result", fmt::format("held-out {} {:.4f}, loss {:.4f} (after {} epochs)", r.value("metric", ""),
-                                r["value"].get<double>(), r.value("loss", 0.0), prov.value("epochs_completed", 0)));
+    nlohmann::json r = prov["result"];
+    const bool measured = !r.value("metric", "").empty() && r.contains("value") && r["value"].is_number();
+    if (measured) {
+      std::string text = fmt::format("held-out {} {:.4f}, loss {:.4f}", r.value("metric", ""), r["value"].get<double>(),
+                                     r.value("loss", 0.0));
+      if (r.contains("before") && r["before"].is_number()) text += fmt::format(" ({:.4f} before)", r["before"].get<double>());
+      if (prov.contains("epochs_completed")) {
+        const int epochs = prov.value("epochs_completed", 0);
+        text += fmt::format(" after {} epoch{}", epochs, epochs == 1 ? "" : "s");
+      }
+      summary.architecture.emplace_back("result", text);
+    } else {
+      // Files from before 2026-12-03 held -1 and "" where no dataset measured the model.
+      for (const char* key : {"metric", "value", "loss", "before", "factored"})
+        if (r.contains(key) && (r[key] == -1 || r[key] == -1.0 || r[key] == "")) r.erase(key);
+      if (!r.empty()) summary.architecture.emplace_back("result", r.dump());
+    }
   }
 }
 

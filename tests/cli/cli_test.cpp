@@ -255,5 +255,25 @@ TEST(Cli, BenchLatencyComparesModelsSideBySide) {
   }
 }
 
+// A model no dataset can measure (no --data, none in its provenance) is quantized and saved
+// without placeholder results: inspect shows neither an empty data line nor -1.
+TEST(Cli, QuantizingWithoutADatasetRecordsNoPlaceholders) {
+  testing::ScratchDir dir;
+  nn::GraphBuilder b(2);
+  int x = b.input("x", Shape{-1, 16});
+  b.output(b.linear("fc", b.op("act", "ReLU", {b.linear("fc0", x, 16, 16)}), 16, 2));
+  io::save_model(dir.file("m.shrink"), b.graph());
+  const auto quantized = run_shrink({"quantize", dir.file("m.shrink"), "--method", "dynamic", "--out", dir.file("q.shrink")});
+  ASSERT_EQ(quantized.exit_code, 0) << quantized.err;
+  const auto shown = run_shrink({"inspect", dir.file("q.shrink")});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("made by            quantize"), std::string::npos) << shown.out;
+  EXPECT_EQ(shown.out.find("\ndata "), std::string::npos) << shown.out;
+  EXPECT_EQ(shown.out.find("\nresult "), std::string::npos) << shown.out;
+  const io::LoadedModel loaded = io::load_model(dir.file("q.shrink"));
+  EXPECT_TRUE(loaded.provenance["result"].empty()) << loaded.provenance.dump();
+  EXPECT_FALSE(loaded.provenance["config"].contains("data")) << loaded.provenance.dump();
+}
+
 }  // namespace
 }  // namespace shrink
