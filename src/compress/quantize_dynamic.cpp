@@ -50,7 +50,9 @@ bool convolution_asked_for(const DynamicQuantConfig& config, const std::string& 
 
 bool quantizes_convolutions(const nn::Graph& graph, const DynamicQuantConfig& config) {
   return std::any_of(graph.nodes().begin(), graph.nodes().end(), [&](const nn::Node& node) {
-    return node.kind == "Conv2d" && convolution_asked_for(config, node.name) && !matches_any(config.exclude, node.name);
+    const bool named = config.layers.empty() || matches_any(config.layers, node.name);
+    return node.kind == "Conv2d" && convolution_asked_for(config, node.name) && named &&
+           !matches_any(config.exclude, node.name);
   });
 }
 

@@ -155,6 +155,7 @@ TEST(DynamicQuant, ConvolutionsOnlyWhenAskedFor) {
   EXPECT_TRUE(compress::quantizes_convolutions(graph, {{"conv"}, {}}));
   EXPECT_FALSE(compress::quantizes_convolutions(graph, {{"conv"}, {"conv"}})) << "excluded";
   EXPECT_TRUE(compress::quantizes_convolutions(graph, {{}, {}, true}));
+  EXPECT_FALSE(compress::quantizes_convolutions(graph, {{"head"}, {}, true})) << "--conv, but --layers names none";
   auto report = compress::quantize_dynamic(graph, {});
   ASSERT_EQ(report.size(), 2u);
   EXPECT_FALSE(report[0].quantized);
@@ -184,7 +185,7 @@ TEST(DynamicQuant, ConvolutionsOnlyWhenAskedFor) {
 }
 
 // DynamicQuantConv2d against the f32 convolution over strides, padding, dilation, groups,
-// rectangular kernels (a waveform's frames: 1 x 16 every 8) and batches; each output position's
+// rectangular kernels (a waveform's frames: 1 x 16 every 8), batches and a large image; each output position's
 // inputs get their own 7-bit range, so the error stays a small fraction of the output's scale.
 TEST(DynamicQuant, ConvolutionsFollowTheF32ConvolutionOverEveryGeometry) {
   struct Case {
@@ -197,6 +198,8 @@ TEST(DynamicQuant, ConvolutionsFollowTheF32ConvolutionOverEveryGeometry) {
       {4, 6, 7, 7, 1, {{"kernel_size", 3}, {"groups", 2}, {"padding", 1}}},
       {1, 10, 1, 80, 5, {{"kernel_size", nlohmann::json::array({1, 16})}, {"stride", nlohmann::json::array({1, 8})}}},
       {5, 7, 1, 9, 1, {{"kernel_size", nlohmann::json::array({1, 3})}, {"padding", nlohmann::json::array({0, 1})}}},
+      // one image of 16,900 positions: more than one block of rows
+      {2, 4, 130, 130, 1, {{"kernel_size", 3}, {"padding", 1}}},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.attrs.dump());
