@@ -51,8 +51,6 @@ std::string versus(double reference, double mine) {
 
 void run_bench_latency(const LatencyCliOptions& o) {
   if (o.models.empty()) throw UsageError("give one or more model files to measure", "MODEL");
-  for (int64_t b : o.batches)
-    if (b < 1) throw UsageError(fmt::format("a batch of {} examples", b), "--batch");
   std::vector<nn::Graph> graphs;
   std::vector<uint64_t> sizes;
   for (const auto& path : o.models) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "shrink/compress/prune.h"
 #include "shrink/core/error.h"
@@ -41,18 +42,24 @@ nn::Node quantized_node(const nn::Node& node) {
   return q;
 }
 
-// A convolution only when asked for: by `convolutions`, or by name in `layers`.
-bool convolution_asked_for(const DynamicQuantConfig& config, const std::string& name) {
-  return config.convolutions || (!config.layers.empty() && matches_any(config.layers, name));
+// Why quantize_dynamic leaves `node` f32, or "" when it quantizes it; nullopt for the kinds it does
+// not report. A convolution only when asked for: by `convolutions`, or by name in `layers`.
+std::optional<std::string> reason_left_f32(const nn::Node& node, const DynamicQuantConfig& config) {
+  const bool named = !config.layers.empty() && matches_any(config.layers, node.name);
+  const bool convolution = node.kind == "Conv2d" && (config.convolutions || named);
+  const bool eligible = node.kind == "Linear" || node.kind == "LSTM" || node.kind == "GRU" || convolution;
+  if (!eligible && node.kind != "Conv2d" && node.kind != "Embedding") return std::nullopt;
+  if (!eligible) return node.kind == "Conv2d" ? "convolution: --conv, or --method static" : "embeddings stay f32";
+  if (!config.layers.empty() && !named) return "not named by --layers";
+  if (matches_any(config.exclude, node.name)) return "excluded";
+  return "";
 }
 
 }  // namespace
 
 bool quantizes_convolutions(const nn::Graph& graph, const DynamicQuantConfig& config) {
   return std::any_of(graph.nodes().begin(), graph.nodes().end(), [&](const nn::Node& node) {
-    const bool named = config.layers.empty() || matches_any(config.layers, node.name);
-    return node.kind == "Conv2d" && convolution_asked_for(config, node.name) && named &&
-           !matches_any(config.exclude, node.name);
+    return node.kind == "Conv2d" && reason_left_f32(node, config) == "";
   });
 }
 
@@ -60,25 +67,15 @@ std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQ
   std::vector<DynamicQuantLayer> report;
   std::vector<std::string> to_quantize;
   for (const nn::Node& node : graph.nodes()) {
-    const bool asked = config.layers.empty() || matches_any(config.layers, node.name);
-    const bool convolution = node.kind == "Conv2d" && convolution_asked_for(config, node.name);
-    const bool eligible = node.kind == "Linear" || node.kind == "LSTM" || node.kind == "GRU" || convolution;
-    const bool listed = node.kind == "Conv2d" || node.kind == "Embedding" || eligible;
-    if (!listed) continue;
+    const std::optional<std::string> reason = reason_left_f32(node, config);
+    if (!reason) continue;
     DynamicQuantLayer layer;
     layer.node = node.name;
     layer.kind = node.kind;
     layer.bytes_before = layer.bytes_after = node.param_bytes();
-    if (!eligible) {
-      layer.reason = node.kind == "Conv2d" ? "convolution: --conv, or --method static" : "embeddings stay f32";
-    } else if (!asked) {
-      layer.reason = "not named by --layers";
-    } else if (matches_any(config.exclude, node.name)) {
-      layer.reason = "excluded";
-    } else {
-      layer.quantized = true;
-      to_quantize.push_back(node.name);
-    }
+    layer.reason = *reason;
+    layer.quantized = reason->empty();
+    if (layer.quantized) to_quantize.push_back(node.name);
     report.push_back(layer);
   }
   if (!config.layers.empty() && to_quantize.empty())

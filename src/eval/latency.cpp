@@ -60,15 +60,16 @@ Tensor made_up_input(const nn::Graph& graph, int value_id, int64_t batch, int64_
   return t;
 }
 
-double quantile(std::vector<double> sorted_times, double q) {
-  std::sort(sorted_times.begin(), sorted_times.end());
+// The q-quantile of sorted values, interpolated between the two nearest.
+double quantile(const std::vector<double>& sorted_times, double q) {
   const double at = q * double(sorted_times.size() - 1);
   const auto low = size_t(at);
   const size_t high = std::min(low + 1, sorted_times.size() - 1);
   return sorted_times[low] + (at - double(low)) * (sorted_times[high] - sorted_times[low]);
 }
 
-LatencySample summarise(const std::vector<double>& times) {
+LatencySample summarise(std::vector<double> times) {
+  std::sort(times.begin(), times.end());
   return {quantile(times, 0.5), quantile(times, 0.1), quantile(times, 0.9), int64_t(times.size())};
 }
 
@@ -100,7 +101,7 @@ std::vector<std::pair<std::string, double>> profile_kinds(nn::Graph& graph, cons
     for (const auto& [kind, seconds] : spent) per_kind[kind].push_back(seconds);
   }
   std::vector<std::pair<std::string, double>> kinds;
-  for (const auto& [kind, times] : per_kind) kinds.emplace_back(kind, quantile(times, 0.5));
+  for (const auto& [kind, times] : per_kind) kinds.emplace_back(kind, summarise(times).median);
   std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   return kinds;
 }

@@ -33,6 +33,8 @@ std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
 }
 
 // The input channels-last, (N, H, W, C), so that each kernel tap's channels are contiguous.
+// (Tensor::contiguous of the transposed view would copy element by element on one thread, after
+// zero-filling: this sits on every call's path.)
 std::unique_ptr<float[]> channels_last(const ConvRows& g, const float* x) {
   const int64_t c = g.a.c;
   std::unique_ptr<float[]> out(new float[size_t(g.n * g.h * g.w * c)]);
