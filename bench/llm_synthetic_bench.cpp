@@ -59,6 +59,7 @@ DecodeSpeed decode_speed(io::LanguageModel& lm, int64_t tokens, int repeats) {
   const std::vector<int32_t> prompt = random_tokens(rng, 26, lm.config.vocabulary);
   std::vector<double> prefill, decode;
   nn::Decoder decoder(lm.graph);
+  decoder.reserve(int64_t(prompt.size()) + tokens);
   decoder.feed(prompt);
   for (int r = 0; r < repeats; ++r) {
     decoder.reset();

@@ -56,6 +56,7 @@ void run_generate(const GenerateOptions& o) {
   if (lm.config.context > 0 && int64_t(prompt.size()) + o.max_tokens > lm.config.context)
     throw UsageError(fmt::format("prompt + --max-tokens exceed the model's context of {}", lm.config.context));
   nn::Decoder decoder(lm.graph, {.kv_cache = o.kv_cache == "f32" ? DType::f32 : DType::f16});
+  decoder.reserve(int64_t(prompt.size()) + o.max_tokens);
   Rng rng(o.seed);
   // Long prompts go in in chunks, with progress: each chunk attends over the cache the earlier
   // ones filled (the same logits as one call; bounded activations, and a long prefill is not

@@ -59,9 +59,16 @@ Decoder::Decoder(Graph& graph, DecoderOptions options)
 
 Decoder::~Decoder() = default;
 
+void Decoder::reserve(int64_t positions) {
+  if (positions < 0) throw UsageError("a negative number of positions to reserve");
+  reserved_ = positions;
+  for (ops::KvCache& c : caches_->by_node) c.reserved = positions;
+}
+
 void Decoder::reset() {
   ops::KvCache empty;
   empty.half = options_.kv_cache == DType::f16;
+  empty.reserved = reserved_;
   for (auto& c : caches_->by_node) c = empty;
   length_ = 0;
 }

@@ -246,7 +246,7 @@ void regrow(std::vector<T>& data, int64_t kv_heads, int64_t capacity, int64_t gr
 
 void KvCache::append(const float* k, const float* v, int64_t t) {
   if (length + t > capacity) {
-    int64_t grown = std::max({length + t, capacity + capacity / 2, int64_t(64)});
+    int64_t grown = std::max({length + t, capacity + capacity / 2, int64_t(64), reserved});
     grown = (grown + kKeyBlock - 1) / kKeyBlock * kKeyBlock;  // whole key blocks
     if (half) {
       regrow(keys16, kv_heads, capacity, grown, dim);

@@ -21,8 +21,10 @@ struct KvCache {
   std::vector<float> keys, values;
   std::vector<uint16_t> keys16, values16;
   int64_t length = 0, capacity = 0, kv_heads = 0, dim = 0;
+  int64_t reserved = 0;  // positions the first growth makes room for at once (0: none)
 
-  // Appends t positions of k and v rows (t, kv_heads * dim), growing the capacity by half.
+  // Appends t positions of k and v rows (t, kv_heads * dim), growing the capacity by half (and at
+  // least to `reserved`).
   void append(const float* k, const float* v, int64_t t);
   template <class T>
   const T* head_keys(int64_t h) const {

@@ -179,6 +179,35 @@ TEST(Decoder, HalfPrecisionCacheHoldsHalfTheBytes) {
   EXPECT_THROW(Decoder(g, {.kv_cache = DType::bf16}), UsageError);
 }
 
+// A reserved cache holds its room from the first token, never regrows up to it, grows past it as
+// before, and changes no logit (f16 and f32 caches; reset keeps the reservation).
+TEST(Decoder, ReservedCacheNeverRegrowsAndChangesNothing) {
+  Graph g = tiny_llama();
+  std::vector<int32_t> ids(300);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 11) % 50);
+  for (DType kv : {DType::f16, DType::f32}) {
+    Decoder plain(g, {.kv_cache = kv}), reserved(g, {.kv_cache = kv});
+    reserved.reserve(192);  // a whole number of key blocks
+    const int64_t bytes_per_position = 2 * 2 * 2 * 8 * int64_t(dtype_size(kv));  // layers x k,v x heads x dim
+    for (int pass = 0; pass < 2; ++pass) {
+      plain.reset();
+      reserved.reset();
+      for (size_t i = 0; i < ids.size(); ++i) {
+        const std::vector<float> a = plain.feed(std::span<const int32_t>(&ids[i], 1));
+        const std::vector<float> b = reserved.feed(std::span<const int32_t>(&ids[i], 1));
+        ASSERT_EQ(a, b) << "position " << i;
+        if (i < 192) {
+          ASSERT_EQ(reserved.kv_cache_bytes(), 192 * bytes_per_position) << "position " << i;
+        }
+      }
+      EXPECT_GE(reserved.kv_cache_bytes(), 300 * bytes_per_position);  // grown past the reservation
+      EXPECT_LT(plain.kv_cache_bytes(), 300 * bytes_per_position * 2);
+    }
+  }
+  Decoder d(g);
+  EXPECT_THROW(d.reserve(-1), UsageError);
+}
+
 TEST(Decoder, SamplingFollowsItsOptions) {
   std::vector<float> logits = {0.f, 3.f, 1.f, 2.9f};
   Rng rng(1);

@@ -32,6 +32,10 @@ class Decoder {
   int64_t length() const { return length_; }
   // Bytes the key/value cache holds now (its capacity: it grows by half when full).
   int64_t kv_cache_bytes() const;
+  // Room for this many positions from the first token on, so that decoding up to there never
+  // regrows the cache (each growth allocates, zeroes and copies every layer's keys and values in
+  // the middle of a token). Kept across reset().
+  void reserve(int64_t positions);
   void reset();
   // Time spent per node kind (Linear, Attention, RMSNorm, ...) while profiling is on; off by default.
   struct KindTime {
@@ -47,6 +51,7 @@ class Decoder {
   std::unique_ptr<Caches> caches_;
   DecoderOptions options_;
   int64_t length_ = 0;
+  int64_t reserved_ = 0;
   bool profiling_ = false;
   std::map<std::string, KindTime> profile_;
 };
