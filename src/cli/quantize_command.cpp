@@ -35,6 +35,7 @@ struct QuantizeOptions {
   bool json = false;
   bool save_calibration = false;  // static: store the observers' state (it can outweigh the int8 model)
   bool convolutions = false;      // dynamic: Conv2d too
+  bool embeddings = false;        // dynamic: Embedding tables too
   LlmQuantizeCliOptions llm;  // rtn, gptq
 };
 
@@ -55,7 +56,7 @@ Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
   Outcome out;
   // Convolutions run faster with their batch norms folded in (exact at inference), as the
   // static path does; asked for by --conv or by naming a Conv2d in --layers.
-  const compress::DynamicQuantConfig config{o.layers, o.exclude, o.convolutions};
+  const compress::DynamicQuantConfig config{o.layers, o.exclude, o.convolutions, o.embeddings};
   if (compress::quantizes_convolutions(graph, config)) {
     const std::vector<std::string> folded = compress::fold_batch_norms(graph);
     if (!folded.empty()) out.notes.push_back(fmt::format("folded or removed: {}", fmt::join(folded, ", ")));
@@ -67,9 +68,13 @@ Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
     out.rows.push_back(row);
     if (l.quantized) out.quantized_bytes_before += l.bytes_before, out.quantized_bytes_after += l.bytes_after;
   }
-  if (out.rows.empty())  // e.g. a model quantized already: it was saved again unchanged, exit 0
-    throw UsageError("the model has no f32 Linear, LSTM or GRU layer to quantize (is it quantized already?)");
+  // Nothing quantized (a model quantized already, or --exclude covering every layer) would save the
+  // model again unchanged and report "0 of N layers, 0.00x smaller".
+  if (std::none_of(out.rows.begin(), out.rows.end(), [](const Row& r) { return r.status == "int8"; }))
+    throw UsageError("no layer left to quantize: the model has no f32 Linear, LSTM or GRU layer (is it quantized "
+                     "already?), or --exclude covers them all");
   out.config = {{"layers", o.layers}, {"exclude", o.exclude}, {"convolutions", o.convolutions},
+                {"embeddings", o.embeddings},
                 {"weights", "int8 symmetric per output channel"},
                 {"activations", "u8 per row at run time"}};
   return out;
@@ -173,8 +178,10 @@ Outcome quantize_static(nn::Graph& graph, const train::TaskData& task, const Qua
 void quantize_language_model_dynamic(const QuantizeOptions& o) {
   io::LanguageModel lm = io::load_language_model(o.model);
   Outcome outcome = quantize_dynamic(lm.graph, o);
-  if (lm.graph.node_index("lm_head") >= 0 && lm.graph.node("lm_head").kind == "DynamicQuantLinear")
-    lm.config.tied_embeddings = false;
+  // A quantized head or table is no longer the f32 tensor the tie names (GGUF export then writes
+  // the head as output.weight; quantized together, the two still share one int8 tensor).
+  for (const Row& r : outcome.rows)
+    if (r.status == "int8" && (r.node == "lm_head" || r.kind == "Embedding")) lm.config.tied_embeddings = false;
   nlohmann::json provenance = {{"tool", "shrink " SHRINK_VERSION}, {"technique", "quantize"}, {"source", o.model},
                                {"config", outcome.config}};
   provenance["config"]["method"] = "dynamic";
@@ -198,6 +205,12 @@ void run_quantize(const QuantizeOptions& o) {
   if (o.convolutions && o.method != "dynamic")
     throw UsageError("--conv is an option of --method dynamic (static quantization converts convolutions anyway)",
                      "--conv");
+  if (o.embeddings && o.method != "dynamic")
+    throw UsageError(is_weight_only_method(o.method)
+                         ? "only --method dynamic quantizes embedding tables (rtn, gptq and awq keep them; "
+                           "--int8-head quantizes a tied one with the output layer)"
+                         : "only --method dynamic quantizes embedding tables",
+                     "--embeddings");
   if (is_weight_only_method(o.method)) {
     LlmQuantizeCliOptions llm = o.llm;
     llm.model = o.model, llm.out = o.out, llm.method = o.method, llm.exclude = o.exclude, llm.json = o.json;
@@ -292,12 +305,15 @@ void setup_quantize(CLI::App& sub) {
   sub.add_flag("--no-awq-clip", o->llm.no_awq_clip, "awq: skip the clipping search (scales only)");
   sub.add_flag("--int8-head", o->llm.int8_head, "rtn/gptq/awq: also the output layer, as int8 per channel (untied)");
   sub.add_option("--layers", o->layers,
-                 "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU; a Conv2d named here is "
-                 "quantized too)")
+                 "dynamic: node-name globs to quantize (default: every Linear, LSTM, GRU; a Conv2d or Embedding "
+                 "named here is quantized too)")
       ->take_all();
   sub.add_flag("--conv", o->convolutions,
                "dynamic: Conv2d layers too: int8 weights per channel, each output position's inputs quantized with "
                "their own range at run time (no calibration data needed)");
+  sub.add_flag("--embeddings", o->embeddings,
+               "dynamic: Embedding tables too, int8 per row (a lookup dequantizes the rows it reads; MiniLM's "
+               "word table is 3/4 of its Linear-quantized file)");
   sub.add_option("--exclude", o->exclude, "Node-name globs to keep f32 (repeatable)")->take_all();
   sub.add_flag("--save-calibration", o->save_calibration,
                "static: store the observers' state in the output (histograms: ~1 MB for the Fashion-MNIST CNN, "

@@ -1,6 +1,8 @@
 // The shrink binary: help and version, exit codes, one-line errors for bad input, JSON output.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <unistd.h>
 
 #include <fstream>
@@ -273,6 +275,29 @@ TEST(Cli, QuantizingWithoutADatasetRecordsNoPlaceholders) {
   const io::LoadedModel loaded = io::load_model(dir.file("q.shrink"));
   EXPECT_TRUE(loaded.provenance["result"].empty()) << loaded.provenance.dump();
   EXPECT_FALSE(loaded.provenance["config"].contains("data")) << loaded.provenance.dump();
+}
+
+// Quantizing a model with nothing left to quantize is refused (exit 2, no file) instead of saving
+// it again as "0 of N layers quantized, 0.00x smaller"; --embeddings belongs to --method dynamic.
+TEST(Cli, DynamicQuantizationWithNothingToQuantizeIsRefused) {
+  testing::ScratchDir dir;
+  nn::GraphBuilder b(3);
+  int x = b.input("x", Shape{-1, 16});
+  b.output(b.linear("fc", x, 16, 4));
+  io::save_model(dir.file("m.shrink"), b.graph());
+  ASSERT_EQ(run_shrink({"quantize", dir.file("m.shrink"), "--method", "dynamic", "--out", dir.file("q.shrink")}).exit_code, 0);
+  const auto again = run_shrink({"quantize", dir.file("q.shrink"), "--method", "dynamic", "--out", dir.file("qq.shrink")});
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("no layer left to quantize"), std::string::npos) << again.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("qq.shrink")));
+  const auto excluded =
+      run_shrink({"quantize", dir.file("m.shrink"), "--method", "dynamic", "--exclude", "fc", "--out", dir.file("e.shrink")});
+  EXPECT_EQ(excluded.exit_code, 2) << excluded.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("e.shrink")));
+  const auto misplaced = run_shrink({"quantize", dir.file("m.shrink"), "--method", "static", "--embeddings", "--out",
+                                     dir.file("s.shrink")});
+  EXPECT_EQ(misplaced.exit_code, 2);
+  EXPECT_NE(misplaced.err.find("--embeddings"), std::string::npos) << misplaced.err;
 }
 
 }  // namespace

@@ -184,6 +184,60 @@ TEST(DynamicQuant, ConvolutionsOnlyWhenAskedFor) {
   EXPECT_EQ(excluded[1].reason, "excluded");
 }
 
+// Embedding tables only when asked for (--embeddings, or by name): int8 per row, every looked-up
+// value within half a step of its row's scale; a table tied to the output layer (one tensor) and
+// that layer quantized together share one int8 tensor and its scales; a table int8 already is
+// not reported again.
+TEST(DynamicQuant, EmbeddingTablesPerRowOnlyWhenAskedFor) {
+  constexpr int64_t kDim = 32;
+  const auto make = [] {
+    nn::GraphBuilder b(9);
+    int ids = b.input("ids", Shape{-1, -1}, DType::i64);
+    int x = b.embedding("embed", ids, 40, kDim);
+    b.output(b.linear("head", x, kDim, 40, /*bias=*/false));
+    nn::Graph g = b.take();
+    g.node("head").param("weight").value = g.node("embed").param("weight").value;  // tied
+    return g;
+  };
+  nn::Graph plain = make();
+  auto report = compress::quantize_dynamic(plain, {});
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_FALSE(report[0].quantized);
+  EXPECT_NE(report[0].reason.find("--embeddings"), std::string::npos) << report[0].reason;
+  EXPECT_EQ(plain.node("embed").param("weight").value.dtype(), DType::f32);
+
+  nn::Graph graph = make();
+  const Tensor table = graph.node("embed").param("weight").value.clone();
+  compress::DynamicQuantConfig config;
+  config.embeddings = true;
+  report = compress::quantize_dynamic(graph, config);
+  ASSERT_TRUE(report[0].quantized && report[1].quantized);
+  EXPECT_LT(report[0].bytes_after * 3, report[0].bytes_before);
+  const nn::Node& embed = graph.node("embed");
+  EXPECT_EQ(embed.kind, "Embedding");
+  ASSERT_EQ(embed.param("weight").value.dtype(), DType::i8);
+  EXPECT_EQ(embed.param("weight").value.raw_data(), graph.node("head").param("weight").value.raw_data()) << "shared";
+  EXPECT_EQ(embed.param("weight_scale").value.raw_data(), graph.node("head").param("weight_scale").value.raw_data());
+  Tensor ids = Tensor::uninitialized(Shape{1, 40}, DType::i64);
+  for (int64_t i = 0; i < 40; ++i) ids.mutable_data<int64_t>()[i] = (i * 7) % 40;
+  std::vector<Tensor> in{ids};
+  graph.mark_output(embed.outputs[0]);  // the looked-up rows themselves
+  const Tensor rows = nn::forward(graph, in).back();
+  for (int64_t i = 0; i < 40; ++i) {
+    const int64_t id = (i * 7) % 40;
+    const float step = embed.param("weight_scale").value.data<float>()[id];
+    for (int64_t d = 0; d < kDim; ++d)
+      ASSERT_LE(std::fabs(rows.data<float>()[i * kDim + d] - table.data<float>()[id * kDim + d]), 0.5f * step + 1e-7f);
+  }
+  report = compress::quantize_dynamic(graph, config);
+  EXPECT_TRUE(report.empty()) << "nothing f32 left to report";
+
+  nn::Graph named = make();
+  compress::quantize_dynamic(named, {{"embed"}, {}});
+  EXPECT_EQ(named.node("embed").param("weight").value.dtype(), DType::i8);
+  EXPECT_EQ(named.node("head").kind, "Linear") << "not named";
+}
+
 // DynamicQuantConv2d against the f32 convolution over strides, padding, dilation, groups,
 // rectangular kernels (a waveform's frames: 1 x 16 every 8), batches and a large image; each output position's
 // inputs get their own 7-bit range, so the error stays a small fraction of the output's scale.

@@ -17,6 +17,7 @@ struct DynamicQuantConfig {
   std::vector<std::string> layers;   // node-name globs to quantize; empty: every eligible layer
   std::vector<std::string> exclude;  // node-name globs left f32
   bool convolutions = false;         // Conv2d too (DynamicQuantConv2d)
+  bool embeddings = false;           // Embedding tables too: int8 per row, dequantized as looked up
 };
 
 struct DynamicQuantLayer {
@@ -27,7 +28,7 @@ struct DynamicQuantLayer {
   int64_t bytes_after = 0;
 };
 
-// Rewrites the graph in place; returns one entry per Linear/Conv2d/LSTM/GRU/Embedding node.
+// Rewrites the graph in place; returns one entry per Linear/Conv2d/LSTM/GRU node and f32 Embedding.
 // UsageError when `layers` matches no eligible layer.
 std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQuantConfig& config);
 
