@@ -3,7 +3,10 @@
 
 #include <dlfcn.h>
 
+#include <strings.h>
+
 #include <cstdlib>
+#include <string>
 
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/cpu.h"
@@ -11,12 +14,37 @@
 namespace shrink {
 namespace {
 
+// The instruction set an x86 OpenBLAS core type's kernels use at most (the names OPENBLAS_CORETYPE
+// takes; see OpenBLAS's dynamic.c): AVX-512, AVX2, or older (anything else; an unknown name too).
+Isa coretype_isa(const char* name) {
+  for (const char* n : {"SkylakeX", "CooperLake", "SapphireRapids"})
+    if (strcasecmp(name, n) == 0) return Isa::avx512;
+  for (const char* n : {"Haswell", "Zen"})
+    if (strcasecmp(name, n) == 0) return Isa::avx2;
+  return Isa::ref;
+}
+
 OpenBlas load() {
   OpenBlas blas;
-  if (const char* preset = std::getenv("OPENBLAS_CORETYPE"); preset && *preset) {
-    blas.coretype_source = "from the environment";
-  } else if (detected_isa() >= Isa::avx2) {
-    setenv("OPENBLAS_CORETYPE", detected_isa() >= Isa::avx512 ? "SkylakeX" : "Haswell", 0);
+  const Isa isa = detected_isa();
+  const char* best = isa >= Isa::avx512 ? "SkylakeX" : isa >= Isa::avx2 ? "Haswell" : nullptr;
+  if (const char* forced = std::getenv("SHRINK_OPENBLAS_CORETYPE"); forced && *forced) {
+    setenv("OPENBLAS_CORETYPE", forced, 1);
+    blas.coretype_source = "from SHRINK_OPENBLAS_CORETYPE";
+  } else if (const char* preset = std::getenv("OPENBLAS_CORETYPE"); preset && *preset) {
+    // A preset below what the CPU runs is overruled: a machine's environment can carry one set for
+    // another CPU (the 2-core AMD EPYC Zen 5 host of 2026-12-03 had OPENBLAS_CORETYPE=Haswell:
+    // sgemm 246 GFLOP/s on two threads against 470 with SkylakeX), and shrink's fp32 path must
+    // not inherit that silently. SHRINK_OPENBLAS_CORETYPE forces a core type when one is wanted.
+    if (best && coretype_isa(preset) < coretype_isa(best)) {
+      blas.coretype_source = std::string("set by shrink; the environment's ") + preset +
+                             " would leave this CPU's wider instructions unused (SHRINK_OPENBLAS_CORETYPE forces one)";
+      setenv("OPENBLAS_CORETYPE", best, 1);
+    } else {
+      blas.coretype_source = "from the environment";
+    }
+  } else if (best) {
+    setenv("OPENBLAS_CORETYPE", best, 0);
     blas.coretype_source = "set by shrink";
   } else {
     blas.coretype_source = "not set";

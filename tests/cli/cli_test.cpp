@@ -10,6 +10,7 @@
 
 #include "io/gguf_builder.h"
 #include "shrink/io/native_model.h"
+#include "shrink/kernels/cpu.h"
 #include "shrink/nn/builder.h"
 #include "test_support.h"
 
@@ -165,6 +166,25 @@ TEST(Cli, InfoNamesTheChosenKernels) {
   EXPECT_NE(result.out.find("threads            1"), std::string::npos) << result.out;
   const auto forced = run_shrink({"info"}, "SHRINK_ISA=ref");
   EXPECT_NE(forced.out.find("dequantize_q4_0        dequantize_q4_0__ref"), std::string::npos) << forced.out;
+}
+
+// An OPENBLAS_CORETYPE below what the CPU runs (a machine's environment may carry one set for
+// another CPU) is overruled, so that the fp32 path gets OpenBLAS's fastest kernels here;
+// SHRINK_OPENBLAS_CORETYPE forces a core type; one at the CPU's level is kept.
+TEST(Cli, InfoOverrulesAnOpenBlasCoreTypeBelowTheCpu) {
+  const Isa isa = detected_isa();
+  if (isa < Isa::avx2) GTEST_SKIP() << "no AVX2: OpenBLAS's own choice stands";
+  const std::string best = isa >= Isa::avx512 ? "core SkylakeX" : "core Haswell";
+  const auto preset = run_shrink({"info"}, "OPENBLAS_CORETYPE=Prescott");
+  ASSERT_EQ(preset.exit_code, 0) << preset.err;
+  if (preset.out.find("openblas           not") != std::string::npos) GTEST_SKIP() << "OpenBLAS is not installed";
+  EXPECT_NE(preset.out.find(best + " (OPENBLAS_CORETYPE set by shrink; the environment's Prescott"), std::string::npos)
+      << preset.out;
+  const auto forced = run_shrink({"info"}, "OPENBLAS_CORETYPE=Haswell SHRINK_OPENBLAS_CORETYPE=Prescott");
+  EXPECT_NE(forced.out.find("core Prescott (OPENBLAS_CORETYPE from SHRINK_OPENBLAS_CORETYPE)"), std::string::npos)
+      << forced.out;
+  const auto kept = run_shrink({"info"}, "OPENBLAS_CORETYPE=" + best.substr(5));
+  EXPECT_NE(kept.out.find(best + " (OPENBLAS_CORETYPE from the environment)"), std::string::npos) << kept.out;
 }
 
 // A quick benchmark run: every row is measured (positive time and rate) and compared to something.

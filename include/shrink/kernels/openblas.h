@@ -1,7 +1,8 @@
 // OpenBLAS, loaded at run time rather than linked, so that shrink can choose the core type before
 // the library initialises: Debian's OpenBLAS 0.3.21 misdetects recent Xeons as "Prescott" and
-// runs sgemm 6-8x below its best. When OPENBLAS_CORETYPE is unset, shrink sets it from the
-// detected ISA (SkylakeX for AVX-512, Haswell for AVX2) before dlopen. LAPACK routines come
+// runs sgemm 6-8x below its best. shrink sets OPENBLAS_CORETYPE from the detected ISA (SkylakeX
+// for AVX-512, Haswell for AVX2) before dlopen when it is unset or names a core type of an older
+// instruction set than the CPU has (SHRINK_OPENBLAS_CORETYPE forces any). LAPACK routines come
 // from the same library.
 #pragma once
 #include <string>
@@ -13,7 +14,7 @@ struct OpenBlas {
   std::string path;       // the library that was loaded
   std::string core_name;  // what OpenBLAS says it runs on (openblas_get_corename)
   std::string config;     // openblas_get_config
-  std::string coretype_source;  // "set by shrink", "from the environment" or "not set"
+  std::string coretype_source;  // "set by shrink" (and why), "from the environment", ... or "not set"
   // cblas_sgemm with CBLAS's enum values as ints (row major 101, no-trans 111, trans 112).
   void (*sgemm)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float* a, int lda, const float* b, int ldb, float beta, float* c,
