@@ -20,15 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A file's size, or a model folder's (its files, not its subfolders).
-uint64_t stored_bytes(const std::string& path) {
-  if (!fs::is_directory(path)) return fs::file_size(path);
-  uint64_t total = 0;
-  for (const auto& entry : fs::directory_iterator(path))
-    if (entry.is_regular_file()) total += entry.file_size();
-  return total;
-}
-
 nn::Graph load_graph(const std::string& path) {
   if (!fs::exists(path)) throw IoError("no such file", path);
   if (fs::is_directory(path) || io::sniff_model_file(path) == io::ModelFileKind::gguf)

@@ -46,6 +46,7 @@ inline constexpr Command kCommands[] = {
 // Formatting helpers shared by the subcommands.
 std::string with_thousands(uint64_t value);  // 134515008 -> "134,515,008"
 std::string human_bytes(uint64_t bytes);      // "98.4 MB"
+uint64_t stored_bytes(const std::string& path);  // a file's size, or a model folder's (its files, not its subfolders)
 // Checks for numeric options, in place of CLI11's NonNegativeNumber and PositiveNumber, whose
 // messages spell out their upper bound (1.8e308) in 310 digits.
 inline CLI::Validator number_at_least(double lowest, bool inclusive, const char* name) {

@@ -1,6 +1,7 @@
-// Number formatting for tables, and reading whole text files.
+// Number formatting for tables, reading whole text files, and a model's size on disk.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -16,6 +17,14 @@ std::string with_thousands(uint64_t value) {
     out += digits[i];
   }
   return out;
+}
+
+uint64_t stored_bytes(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) return std::filesystem::file_size(path);
+  uint64_t total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path))
+    if (entry.is_regular_file()) total += entry.file_size();
+  return total;
 }
 
 std::string human_bytes(uint64_t bytes) {

@@ -63,6 +63,8 @@ Outcome quantize_dynamic(nn::Graph& graph, const QuantizeOptions& o) {
   }
   for (const auto& l : compress::quantize_dynamic(graph, config)) {
     Row row{l.node, l.kind, l.quantized ? "int8" : "f32: " + l.reason, {}};
+    // a tied output layer: its weight counted at the table
+    if (!l.shares_weight_with.empty()) row.extra["shares_weight_with"] = l.shares_weight_with;
     row.extra["bytes"] = l.bytes_before;
     row.extra["bytes_after"] = l.bytes_after;
     out.rows.push_back(row);
@@ -195,10 +197,11 @@ void quantize_language_model_dynamic(const QuantizeOptions& o) {
     print_json(out);
     return;
   }
-  fmt::print("dynamic int8: {} of {} layers quantized, {} -> {} ({:.2f}x smaller)\nsaved {}\n", quantized,
+  fmt::print("dynamic int8: {} of {} layers quantized, {} -> {} ({:.2f}x smaller); file {} -> {}\nsaved {}\n", quantized,
              outcome.rows.size(), human_bytes(uint64_t(outcome.quantized_bytes_before)),
              human_bytes(uint64_t(outcome.quantized_bytes_after)),
-             double(outcome.quantized_bytes_before) / double(std::max<int64_t>(1, outcome.quantized_bytes_after)), o.out);
+             double(outcome.quantized_bytes_before) / double(std::max<int64_t>(1, outcome.quantized_bytes_after)),
+             human_bytes(stored_bytes(o.model)), human_bytes(stored_bytes(o.out)), o.out);
 }
 
 void run_quantize(const QuantizeOptions& o) {
@@ -256,7 +259,10 @@ void run_quantize(const QuantizeOptions& o) {
     auto bytes = [&](const char* key) { return r.extra.contains(key) ? human_bytes(r.extra[key].get<uint64_t>()) : ""; };
     fmt::print("  {:<{}} {:<16} {:>10} {:>10} {:>9} {:>8}  {}\n", r.node, width, r.kind, bytes("bytes"),
                bytes("bytes_after"), r.extra.contains("sqnr_db") ? fmt::format("{:.1f} dB", r.extra["sqnr_db"].get<double>()) : "",
-               r.extra.contains("cosine") ? fmt::format("{:.4f}", r.extra["cosine"].get<double>()) : "", r.status);
+               r.extra.contains("cosine") ? fmt::format("{:.4f}", r.extra["cosine"].get<double>()) : "",
+               r.extra.contains("shares_weight_with")
+                   ? fmt::format("{} (weight shared with {})", r.status, r.extra["shares_weight_with"].get<std::string>())
+                   : r.status);
   }
   for (const std::string& note : outcome.notes) fmt::print("{}\n", note);
   if (outcome.quantized_bytes_after > 0)

@@ -72,6 +72,20 @@ std::optional<std::string> reason_left_f32(const nn::Node& node, const DynamicQu
   return "";
 }
 
+// The bytes of node's parameters not already in `owners` (tensors by their data, with the layer
+// that held them first), which it then records for node; the first of them that another layer
+// held, or "".
+int64_t distinct_param_bytes(const nn::Node& node, std::map<const void*, std::string>& owners, std::string* shared) {
+  int64_t bytes = 0;
+  for (const nn::Param& p : node.params) {
+    if (!p.value.defined()) continue;
+    const auto [it, fresh] = owners.try_emplace(p.value.raw_data(), node.name);
+    if (fresh) bytes += int64_t(p.value.nbytes());
+    else if (shared && shared->empty() && it->second != node.name) *shared = it->second;
+  }
+  return bytes;
+}
+
 }  // namespace
 
 bool quantizes_convolutions(const nn::Graph& graph, const DynamicQuantConfig& config) {
@@ -83,26 +97,27 @@ bool quantizes_convolutions(const nn::Graph& graph, const DynamicQuantConfig& co
 std::vector<DynamicQuantLayer> quantize_dynamic(nn::Graph& graph, const DynamicQuantConfig& config) {
   std::vector<DynamicQuantLayer> report;
   std::vector<std::string> to_quantize;
+  // The quantized layers' tensors, by their data, with the layer that held each first.
+  std::map<const void*, std::string> owners_before, owners_after;
   for (const nn::Node& node : graph.nodes()) {
     const std::optional<std::string> reason = reason_left_f32(node, config);
     if (!reason) continue;
     DynamicQuantLayer layer;
     layer.node = node.name;
     layer.kind = node.kind;
-    layer.bytes_before = layer.bytes_after = node.param_bytes();
     layer.reason = *reason;
     layer.quantized = reason->empty();
+    layer.bytes_before = layer.bytes_after =
+        layer.quantized ? distinct_param_bytes(node, owners_before, &layer.shares_weight_with) : node.param_bytes();
     if (layer.quantized) to_quantize.push_back(node.name);
     report.push_back(layer);
   }
   if (!config.layers.empty() && to_quantize.empty())
     throw UsageError("--layers matches no Linear, Conv2d, LSTM, GRU or Embedding layer", "quantize --method dynamic");
   QuantizedWeights made;
-  for (const std::string& name : to_quantize) {
-    graph.replace_node(name, quantized_node(graph.node(name), made));
-    auto it = std::find_if(report.begin(), report.end(), [&](const DynamicQuantLayer& l) { return l.node == name; });
-    it->bytes_after = graph.node(name).param_bytes();
-  }
+  for (const std::string& name : to_quantize) graph.replace_node(name, quantized_node(graph.node(name), made));
+  for (DynamicQuantLayer& layer : report)
+    if (layer.quantized) layer.bytes_after = distinct_param_bytes(graph.node(layer.node), owners_after, nullptr);
   return report;
 }
 

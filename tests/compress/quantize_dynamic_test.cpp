@@ -238,6 +238,44 @@ TEST(DynamicQuant, EmbeddingTablesPerRowOnlyWhenAskedFor) {
   EXPECT_EQ(named.node("head").kind, "Linear") << "not named";
 }
 
+// A tied table and head quantized together hold one int8 tensor: the report counts it once (at the
+// table) and says whose it is, so that the quantized layers' bytes sum to what the model holds;
+// with the table left f32 the head's int8 weight is its own and counted in full.
+TEST(DynamicQuant, TiedTableAndHeadCountTheirSharedWeightOnce) {
+  constexpr int64_t kVocab = 40, kDim = 32;
+  const auto make = [] {
+    nn::GraphBuilder b(9);
+    int ids = b.input("ids", Shape{-1, -1}, DType::i64);
+    int x = b.embedding("embed", ids, kVocab, kDim);
+    b.output(b.linear("head", x, kDim, kVocab, /*bias=*/true));
+    nn::Graph g = b.take();
+    g.node("head").param("weight").value = g.node("embed").param("weight").value;  // tied
+    return g;
+  };
+  const int64_t f32_table = kVocab * kDim * 4, bias = kVocab * 4;
+  const int64_t int8_table = kVocab * kDim + kVocab * 4;  // i8 values + an f32 scale per row
+  nn::Graph both = make();
+  compress::DynamicQuantConfig config;
+  config.embeddings = true;
+  auto report = compress::quantize_dynamic(both, config);
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_EQ(report[0].bytes_before, f32_table);
+  EXPECT_EQ(report[0].bytes_after, int8_table);
+  EXPECT_EQ(report[0].shares_weight_with, "");
+  EXPECT_EQ(report[1].bytes_before, bias) << "the head's weight is counted at the table";
+  EXPECT_EQ(report[1].bytes_after, bias);
+  EXPECT_EQ(report[1].shares_weight_with, "embed");
+
+  nn::Graph head_only = make();
+  report = compress::quantize_dynamic(head_only, {});
+  ASSERT_EQ(report.size(), 2u);
+  ASSERT_FALSE(report[0].quantized);
+  EXPECT_EQ(report[0].bytes_before, f32_table);
+  EXPECT_EQ(report[1].bytes_before, f32_table + bias) << "quantized alone, the head's weight is its own";
+  EXPECT_EQ(report[1].bytes_after, int8_table + bias);
+  EXPECT_EQ(report[1].shares_weight_with, "");
+}
+
 // DynamicQuantConv2d against the f32 convolution over strides, padding, dilation, groups,
 // rectangular kernels (a waveform's frames: 1 x 16 every 8), batches and a large image; each output position's
 // inputs get their own 7-bit range, so the error stays a small fraction of the output's scale.

@@ -24,8 +24,13 @@ struct DynamicQuantLayer {
   std::string node, kind;
   bool quantized = false;
   std::string reason;              // why it was left f32
-  int64_t bytes_before = 0;        // its parameters' bytes
+  // Its parameters' bytes. A quantized layer counts each tensor only if no earlier quantized
+  // layer holds it: an output layer tied to an embedding table quantized with it counts only what
+  // it holds apart (its weight is the table's, before and after), so that the quantized layers'
+  // bytes sum to what the model holds for them.
+  int64_t bytes_before = 0;
   int64_t bytes_after = 0;
+  std::string shares_weight_with;  // the earlier quantized layer whose weight this one holds, or ""
 };
 
 // Rewrites the graph in place; returns one entry per Linear/Conv2d/LSTM/GRU node and f32 Embedding.
