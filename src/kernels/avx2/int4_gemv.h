@@ -49,7 +49,8 @@ inline void panel_scales_f32(const Int4Weights& w, int64_t c0, float* to) {
 // weights, and the hardware's prefetchers left them to miss. With the weights cold (rotating
 // through 128 MB, 2 threads, alternating in one process, on the Zen 5 host) the VNNI GEMV ran
 // 1.09-1.24x as fast at 1536 x 576 g64, 1.06-1.12x at 576 x 1536 g128, 1.22-1.40x at SmolLM2's
-// shapes in g32 and 1.08-1.14x at 4096^2 g128; with the weights in L2, 0.89-0.99x. The AVX2
+// shapes in g32 and 1.08-1.14x at 4096^2 g128; with the weights in L2 0.89-0.99x, in L3
+// 0.94-1.02x (a model whose int4 weights fit the last-level cache may lose a little). The AVX2
 // kernels there (SHRINK_ISA=avx2): SmolLM2's shapes cold 1.09-1.24x, but 4096^2 g128 0.92-0.95x
 // (a larger panel's scales span four lines; kept for the decode shapes).
 // The prefetches are asm statements: GCC 12 at -O3 dropped a loop of _mm_prefetch written in an
