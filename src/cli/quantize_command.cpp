@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -235,7 +234,7 @@ void run_quantize(const QuantizeOptions& o) {
   if (!source.data.empty()) provenance["config"]["data"] = source.data;
   provenance["result"] = held_out_result(source.task.get(), before, after);
   io::save_model(o.out, graph, provenance);
-  const auto file_before = std::filesystem::file_size(o.model), file_after = std::filesystem::file_size(o.out);
+  const uint64_t file_before = stored_bytes(o.model), file_after = stored_bytes(o.out);
   if (o.json) {
     nlohmann::ordered_json out = {{"model", o.out}, {"method", o.method}, {"file_bytes_before", file_before},
                                   {"file_bytes_after", file_after},

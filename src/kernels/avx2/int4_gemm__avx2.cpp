@@ -284,7 +284,7 @@ void gemv_columns(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, 
   const uint8_t* base[STREAMS];
   __m256 acc[STREAMS][COLS];
   for (int s = 0; s < STREAMS; ++s) {
-    if (panel) prefetch_panel_scales_ahead(w, w.scales, c0[s]);
+    if (panel) prefetch_panel_scales_ahead(w, w.scales, groups, c0[s]);
     base[s] = panel ? w.panels + c0[s] * k / 2 : w.nibbles + c0[s] * k / 2;
     for (int col = 0; col < COLS; ++col) acc[s][col] = _mm256_setzero_ps();
   }
@@ -340,7 +340,7 @@ void gemv_panels(const int64_t (&c0)[STREAMS], const int8_t* a, float a_scale, c
   const uint8_t* panel[STREAMS];
   __m256 acc[STREAMS][4];
   for (int s = 0; s < STREAMS; ++s) {
-    prefetch_panel_scales_ahead(w, w.scales, c0[s]);
+    prefetch_panel_scales_ahead(w, w.scales, groups, c0[s]);
     panel_scales_f32(w, c0[s], row_scales + s * stride);
     panel[s] = w.panels + c0[s] * k / 2;
     for (int col = 0; col < 4; ++col) acc[s][col] = _mm256_setzero_ps();

@@ -63,8 +63,10 @@ inline void panel_scales_f32(const Int4Weights& w, int64_t c0, float* to) {
   for (int64_t at = -int64_t(reinterpret_cast<uintptr_t>(p)) & 63; at < bytes; at += 64)
     asm volatile("prefetcht0 %0" : : "m"(p[at]));
 }
-[[gnu::always_inline]] inline void prefetch_panel_scales_ahead(const Int4Weights& w, const uint16_t* scales, int64_t c0) {
-  const int64_t groups = w.k / w.group, ahead = std::min<int64_t>(c0 + 8, w.n - 4) * groups;
+// `groups` = w.k / w.group, as each caller holds it.
+[[gnu::always_inline]] inline void prefetch_panel_scales_ahead(const Int4Weights& w, const uint16_t* scales,
+                                                               int64_t groups, int64_t c0) {
+  const int64_t ahead = std::min<int64_t>(c0 + 8, w.n - 4) * groups;
   prefetch_lines_beginning_in(scales + ahead, 2 * 4 * groups);
   prefetch_lines_beginning_in(w.mins + ahead, 2 * 4 * groups);
 }

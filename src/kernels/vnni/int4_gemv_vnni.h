@@ -67,7 +67,7 @@ void gemv_panels_vnni(const int64_t (&c0)[STREAMS], const int8_t* a, float a_sca
   __m512 acc00 = _mm512_setzero_ps(), acc01 = acc00, acc10 = acc00, acc11 = acc00;
   const auto acc_of = [&](int s, int h) -> __m512& { return s == 0 ? (h == 0 ? acc00 : acc01) : (h == 0 ? acc10 : acc11); };
   for (int s = 0; s < STREAMS; ++s) {
-    avx2::prefetch_panel_scales_ahead(w, w.group == 32 ? w.panel_scales : w.scales, c0[s]);
+    avx2::prefetch_panel_scales_ahead(w, w.group == 32 ? w.panel_scales : w.scales, groups, c0[s]);
     panel_scales_f32_avx512(w, c0[s], row_scales + s * stride);
     panel[s] = w.panels + c0[s] * k / 2;
   }
