@@ -12,6 +12,7 @@
 #include <cmath>
 #include <exception>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 namespace shrink {
@@ -31,14 +32,6 @@ int num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 void set_num_threads(int threads) { g_threads = std::max(threads, 0); }
 
 namespace {
-
-// How many threads split `items` items of at least `grain` each: 1 inside a region, where a
-// nested call runs serially.
-int64_t threads_for(int64_t items, int64_t grain) {
-  if (omp_in_parallel()) return 1;
-  grain = std::max<int64_t>(grain, 1);
-  return std::min<int64_t>(num_threads(), (items + grain - 1) / grain);
-}
 
 // Runs the threads' chunks and keeps the first exception any of them throws, to rethrow in the
 // caller after the region (one escaping an OpenMP region would terminate the process).
@@ -63,22 +56,168 @@ class FirstError {
 
 }  // namespace
 
+namespace {
+
+// run_as_team's team, seen from its leader: one mailbox per helper, through which the leader posts
+// a share of a parallel_for and the helper reports when it is done.
+struct alignas(64) Mailbox {
+  std::atomic<uint64_t> posted{0}, finished{0};  // shares posted, and finished, so far
+  const std::function<void(int64_t, int64_t)>* body = nullptr;
+  FirstError* error = nullptr;
+  int64_t lo = 0, hi = 0;
+  std::chrono::steady_clock::time_point start;
+  double seconds = 0;  // from start to the share's end
+};
+
+struct HelperTeam {
+  int size = 1;  // the leader and its helpers
+  std::array<Mailbox, ThreadSpeeds::kMaxThreads> mailbox;  // [1, size)
+  std::atomic<bool> stop{false};
+};
+
+// The team whose leader this thread is, outside the shares it runs itself (where a nested call
+// runs serially, as in any other region).
+thread_local HelperTeam* t_team = nullptr;
+
+// How many threads split `items` items of at least `grain` each: 1 inside a region, where a
+// nested call runs serially, except on a helper team's leader (its team's size at most).
+int64_t threads_for(int64_t items, int64_t grain) {
+  if (omp_in_parallel() && !t_team) return 1;
+  grain = std::max<int64_t>(grain, 1);
+  return std::min<int64_t>(t_team ? t_team->size : num_threads(), (items + grain - 1) / grain);
+}
+
+// Waiting on a team's atomics: spinning at first (a share takes 1-50 us), then yielding the core,
+// so that a team with more threads than free cores (a loaded host, tests in parallel) still moves
+// at the pace of the scheduler rather than of whole time slices spun away.
+class Backoff {
+ public:
+  void wait() {
+    if (++spins_ < kSpins)
+      _mm_pause();
+    else
+      std::this_thread::yield();
+  }
+  void reset() { spins_ = 0; }
+
+ private:
+  static constexpr int kSpins = 1 << 14;  // some 100-500 us of pauses, by the CPU
+  int spins_ = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Runs share t = [bounds[t], bounds[t + 1]) of body on thread t, t < threads (empty shares
+// skipped), on the calling leader's team or in a new OpenMP region; seconds[t]: from the start to
+// the end of share t. Returns false when the runtime gave fewer threads than shares (the times
+// then overlap).
+bool run_shares(int threads, const int64_t* bounds, const std::function<void(int64_t, int64_t)>& body,
+                FirstError& error, double* seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  if (HelperTeam* team = t_team) {
+    for (int t = 1; t < threads; ++t) {
+      if (bounds[t] >= bounds[t + 1]) continue;
+      Mailbox& m = team->mailbox[size_t(t)];
+      m.body = &body, m.error = &error, m.lo = bounds[t], m.hi = bounds[t + 1], m.start = start;
+      m.posted.store(m.posted.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+    t_team = nullptr;
+    if (bounds[0] < bounds[1]) error.run(body, bounds[0], bounds[1]);
+    seconds[0] = seconds_since(start);
+    t_team = team;
+    for (int t = 1; t < threads; ++t) {
+      if (bounds[t] >= bounds[t + 1]) continue;
+      Mailbox& m = team->mailbox[size_t(t)];
+      for (Backoff backoff; m.finished.load(std::memory_order_acquire) != m.posted.load(std::memory_order_relaxed);)
+        backoff.wait();
+      seconds[t] = m.seconds;
+    }
+    return true;
+  }
+  bool whole_team = true;
+#pragma omp parallel num_threads(threads)
+  {
+    flush_denormals_in_this_thread();
+    const int team = omp_get_num_threads();  // the runtime may give fewer threads than asked
+    if (team < threads && omp_get_thread_num() == 0) whole_team = false;
+    for (int t = omp_get_thread_num(); t < threads; t += team) {
+      if (bounds[t] >= bounds[t + 1]) continue;
+      error.run(body, bounds[t], bounds[t + 1]);
+      seconds[t] = seconds_since(start);
+    }
+  }
+  return whole_team;
+}
+
+// A helper's loop: the shares its leader posts, until the leader is done.
+void help(HelperTeam& team, int me) {
+  Mailbox& m = team.mailbox[size_t(me)];
+  uint64_t done = 0;
+  Backoff backoff;
+  for (;;) {
+    if (const uint64_t posted = m.posted.load(std::memory_order_acquire); posted != done) {
+      m.error->run(*m.body, m.lo, m.hi);
+      m.seconds = seconds_since(m.start);
+      done = posted;
+      m.finished.store(done, std::memory_order_release);
+      backoff.reset();
+      continue;
+    }
+    if (team.stop.load(std::memory_order_acquire)) return;
+    backoff.wait();
+  }
+}
+
+}  // namespace
+
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& body) {
   if (end <= begin) return;
   flush_denormals_in_this_thread();
-  const int64_t items = end - begin, chunks = threads_for(items, grain);
+  const int64_t items = end - begin;
+  const int chunks = int(std::min<int64_t>(threads_for(items, grain), ThreadSpeeds::kMaxThreads));
   if (chunks <= 1) {
     body(begin, end);
     return;
   }
+  std::array<int64_t, ThreadSpeeds::kMaxThreads + 1> bounds;
+  for (int t = 0; t <= chunks; ++t) bounds[size_t(t)] = begin + items * t / chunks;
+  std::array<double, ThreadSpeeds::kMaxThreads> seconds{};
   FirstError error;
-#pragma omp parallel for num_threads(int(chunks)) schedule(static)
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    flush_denormals_in_this_thread();
-    error.run(body, begin + items * chunk / chunks, begin + items * (chunk + 1) / chunks);
-  }
+  run_shares(chunks, bounds.data(), body, error, seconds.data());
   error.rethrow();
+}
+
+void run_as_team(const std::function<void()>& leader) {
+  flush_denormals_in_this_thread();
+  const int threads = std::min(num_threads(), ThreadSpeeds::kMaxThreads);
+  if (threads < 2 || omp_in_parallel()) {
+    leader();
+    return;
+  }
+  HelperTeam team;
+  team.size = threads;
+  std::exception_ptr failure;
+#pragma omp parallel num_threads(threads)
+  {
+    flush_denormals_in_this_thread();
+    if (omp_get_thread_num() == 0) {
+      team.size = omp_get_num_threads();  // before any share is posted; the helpers read it after
+      t_team = &team;
+      try {
+        leader();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      t_team = nullptr;
+      team.stop.store(true, std::memory_order_release);
+    } else {
+      help(team, omp_get_thread_num());
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 void ThreadSpeeds::shares(int threads, double* shares) const {
@@ -147,22 +286,10 @@ void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpee
     cumulative += share[t];
   }
   std::array<int64_t, ThreadSpeeds::kMaxThreads> items{};
+  for (int t = 0; t < threads; ++t) items[size_t(t)] = std::max<int64_t>(0, bounds[size_t(t) + 1] - bounds[size_t(t)]);
   std::array<double, ThreadSpeeds::kMaxThreads> seconds{};
-  bool whole_team = true;
   FirstError error;
-  const auto start = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
-  {
-    flush_denormals_in_this_thread();
-    const int team = omp_get_num_threads();  // the runtime may give fewer threads than asked
-    if (team < threads && omp_get_thread_num() == 0) whole_team = false;  // then the times overlap
-    for (int t = omp_get_thread_num(); t < threads; t += team) {
-      if (bounds[t] >= bounds[t + 1]) continue;
-      error.run(body, bounds[t], bounds[t + 1]);
-      items[t] = bounds[t + 1] - bounds[t];
-      seconds[t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    }
-  }
+  const bool whole_team = run_shares(threads, bounds.data(), body, error, seconds.data());
   error.rethrow();
   if (whole_team) speeds.record(items.data(), seconds.data(), threads);
 }

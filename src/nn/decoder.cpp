@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -9,6 +10,7 @@
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
 #include "shrink/nn/execute.h"
 #include "shrink/nn/op.h"
@@ -21,6 +23,11 @@ struct Decoder::Caches {
   // of its members; the later members find their output waiting in `ahead` (by node index).
   std::vector<std::vector<Node*>> shared_input;
   std::vector<Tensor> ahead;
+  // Whether a decoded token runs as one run_as_team team: some 270 parallel calls of 10-50 us
+  // each (SmolLM2) handed to a spinning helper rather than through an OpenMP region each. Not
+  // when an f32 Linear layer multiplies through OpenBLAS, which inside the team would run on one
+  // thread; SHRINK_DECODE_TEAM=0 turns it off (to measure what it gives).
+  bool team = false;
 };
 
 namespace {
@@ -55,6 +62,9 @@ Decoder::Decoder(Graph& graph, DecoderOptions options)
   caches_->shared_input = int4_sets_by_input(graph);
   caches_->ahead.resize(graph.nodes().size());
   for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
+  const char* team = std::getenv("SHRINK_DECODE_TEAM");
+  caches_->team = !(team && std::string(team) == "0") &&
+                  std::none_of(graph.nodes().begin(), graph.nodes().end(), [](const Node& n) { return n.kind == "Linear"; });
 }
 
 Decoder::~Decoder() = default;
@@ -133,10 +143,16 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       k.calls += 1;
       k.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - node_start).count();
     };
-  const Tensor logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}},
-                                        std::span<const int>(&output, 1), options)
-                            .at(0)
-                            .contiguous();
+  Tensor logits;
+  const auto run = [&] {
+    logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}}, std::span<const int>(&output, 1), options)
+                 .at(0)
+                 .contiguous();
+  };
+  if (t == 1 && caches_->team)
+    run_as_team(run);
+  else
+    run();
   length_ += t;
   const int64_t rows = head_ran_on_last_row ? 1 : t;
   if (logits.rank() != 3 || logits.shape()[1] != rows) throw UsageError("the model's output is not (1, T, vocabulary) logits");

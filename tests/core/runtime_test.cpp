@@ -1,4 +1,4 @@
-// parallel_for, denormal flushing, the seeded RNG, the atomic file writer and max_value.
+// parallel_for (alone and in a run_as_team team), denormal flushing, the seeded RNG, the atomic file writer and max_value.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -174,6 +174,102 @@ TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
       std::this_thread::sleep_for(std::chrono::microseconds((hi - lo) * (by_caller ? 50 : 200)));
       total += hi - lo;
     });
+  set_num_threads(0);
+  EXPECT_EQ(total.load(), 20 * 200);
+  double share[2];
+  measured.shares(2, share);
+  EXPECT_GT(share[0], 0.6);  // 0.8 when the sleeps are exact
+}
+
+TEST(RunAsTeam, TheLeadersCallsVisitEveryIndexOnceOnTheTeamsThreads) {
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const std::thread::id leader = std::this_thread::get_id();
+    std::atomic<int> helper_shares = 0, nested_items = 0;
+    bool leader_in_region = false;
+    ThreadSpeeds speeds;
+    run_as_team([&] {
+      leader_in_region = in_parallel_for();
+      for (int64_t n : {0, 1, 2, 7, 1000, 4097})
+        for (int64_t grain : {1, 16, 5000})
+          for (bool balanced : {false, true}) {
+            std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+            const auto body = [&](int64_t lo, int64_t hi) {
+              EXPECT_LE(lo, hi);
+              EXPECT_TRUE(in_parallel_for() || threads == 1);
+              if (std::this_thread::get_id() != leader) helper_shares++;
+              for (int64_t i = lo; i < hi; ++i) seen[size_t(i)]++;
+            };
+            if (balanced)
+              parallel_for_balanced(0, n, grain, speeds, body);
+            else
+              parallel_for(0, n, grain, body);
+            for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[size_t(i)].load(), 1) << n << " " << grain << " " << balanced;
+          }
+      // A call inside a share runs serially on its thread.
+      parallel_for(0, 2, 1, [&](int64_t, int64_t) {
+        parallel_for(0, 10, 1, [&](int64_t lo, int64_t hi) { nested_items += int(hi - lo); });
+      });
+    });
+    EXPECT_TRUE(leader_in_region || threads == 1);  // so that OpenBLAS starts no threads beside the helpers
+    EXPECT_EQ(nested_items.load(), threads == 1 ? 10 : 20);
+    if (threads > 1) {
+      EXPECT_GT(helper_shares.load(), 0) << threads;
+    }
+    EXPECT_FALSE(in_parallel_for());
+  }
+  set_num_threads(0);
+}
+
+TEST(RunAsTeam, ErrorsReachTheCallerAndTheHelpersFlushDenormals) {
+  set_num_threads(2);
+  volatile float tiny = 1e-39f;  // a denormal
+  std::atomic<int> flushed = 0, after = 0;
+  run_as_team([&] {
+    // An exception in either share (the helper's included) comes out of the call in the leader,
+    // and the team goes on.
+    for (int64_t failing : {0, 1}) {
+      EXPECT_THROW(parallel_for(0, 2, 1,
+                                [&](int64_t lo, int64_t) {
+                                  if (lo == failing) throw UsageError("share failed");
+                                }),
+                   UsageError);
+      ThreadSpeeds equal;
+      EXPECT_THROW(parallel_for_balanced(0, 2, 1, equal,
+                                         [&](int64_t lo, int64_t) {
+                                           if (lo == failing) throw UsageError("share failed");
+                                         }),
+                   UsageError);
+    }
+    parallel_for(0, 2, 1, [&](int64_t, int64_t) {
+      volatile float product = tiny * 1.0f;
+      if (product == 0.0f) flushed++;
+    });
+    parallel_for(0, 100, 1, [&](int64_t lo, int64_t hi) { after += int(hi - lo); });
+  });
+  EXPECT_EQ(flushed.load(), 2);
+  EXPECT_EQ(after.load(), 100);
+  // The leader's own exception ends the team and comes out of run_as_team; threads work after.
+  EXPECT_THROW(run_as_team([] { throw UsageError("leader failed"); }), UsageError);
+  std::atomic<int> later = 0;
+  parallel_for(0, 100, 1, [&](int64_t lo, int64_t hi) { later += int(hi - lo); });
+  EXPECT_EQ(later.load(), 100);
+  set_num_threads(0);
+}
+
+TEST(RunAsTeam, BalancedSharesAreMeasuredInTheTeam) {
+  set_num_threads(2);
+  const std::thread::id leader = std::this_thread::get_id();
+  ThreadSpeeds measured;
+  std::atomic<int64_t> total = 0;
+  run_as_team([&] {  // the helper sleeps four times as long per item as the leader
+    for (int call = 0; call < 20; ++call)
+      parallel_for_balanced(0, 200, 1, measured, [&](int64_t lo, int64_t hi) {
+        const bool by_leader = std::this_thread::get_id() == leader;
+        std::this_thread::sleep_for(std::chrono::microseconds((hi - lo) * (by_leader ? 50 : 200)));
+        total += hi - lo;
+      });
+  });
   set_num_threads(0);
   EXPECT_EQ(total.load(), 20 * 200);
   double share[2];

@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include <cstdlib>
+
+#include "compress/llm_test_models.h"
 #include "ops/linear.h"
+#include "shrink/compress/llm_quantize.h"
 #include "shrink/core/error.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
@@ -206,6 +210,33 @@ TEST(Decoder, ReservedCacheNeverRegrowsAndChangesNothing) {
   }
   Decoder d(g);
   EXPECT_THROW(d.reserve(-1), UsageError);
+}
+
+// A decoded token of a model whose products are all int4 or int8 runs as a run_as_team team
+// (SHRINK_DECODE_TEAM=0: an OpenMP region per parallel call): the logits come out bit for bit the
+// same, with two threads and with three (uneven shares), past the length where the attention
+// splits the positions between the threads (4 heads x 16 dims: 512 positions).
+TEST(Decoder, TokensRunAsATeamGiveTheSameLogits) {
+  io::LanguageModel lm = testing::tiny_llama(3);
+  compress::LlmQuantizeOptions o;
+  o.method = "rtn", o.weights = {4, 32, false}, o.int8_head = true, o.quiet = true;
+  compress::quantize_language_model(lm, {}, o);
+  for (const Node& node : lm.graph.nodes()) ASSERT_NE(node.kind, "Linear") << node.name;
+  std::vector<int32_t> ids(600);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 11) % 256);
+  for (int threads : {2, 3}) {
+    set_num_threads(threads);
+    Decoder team(lm.graph);
+    setenv("SHRINK_DECODE_TEAM", "0", 1);
+    Decoder regions(lm.graph);
+    unsetenv("SHRINK_DECODE_TEAM");
+    const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 5);
+    ASSERT_EQ(team.feed(prompt), regions.feed(prompt));
+    for (size_t i = prompt.size(); i < ids.size(); ++i)
+      ASSERT_EQ(team.feed(std::span<const int32_t>(&ids[i], 1)), regions.feed(std::span<const int32_t>(&ids[i], 1)))
+          << threads << " threads, position " << i;
+  }
+  set_num_threads(0);
 }
 
 TEST(Decoder, SamplingFollowsItsOptions) {

@@ -53,6 +53,17 @@ constexpr uint64_t speeds_key(uint64_t key, int64_t size) { return key * 0x9e377
 void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpeeds& speeds,
                            const std::function<void(int64_t, int64_t)>& body);
 
+// Runs leader() on the calling thread as the leader of a team of num_threads() threads that
+// stays together until it returns: the parallel_for and parallel_for_balanced calls leader()
+// makes are split into shares as usual, but handed to the other threads through a mailbox each,
+// on which they spin meanwhile, rather than through a new OpenMP region per call. For work that
+// makes many small parallel calls between serial stretches (a decoded token: some 270 products,
+// norms and attentions, 10-50 us each). The helpers spin for as long as leader() runs, so it
+// should not start threads of its own; in_parallel_for() is true on every thread of the team, so
+// that OpenBLAS, say, runs on the leader's thread alone. With one thread, or inside a region, it
+// runs leader() alone. An exception from leader() is rethrown here.
+void run_as_team(const std::function<void()>& leader);
+
 // True inside a parallel_for body (where a nested parallel_for runs serially).
 bool in_parallel_for();
 
