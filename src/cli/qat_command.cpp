@@ -6,7 +6,6 @@
 // how often the int8 model's top-1 agrees with the fake-quantized model it came from.
 #include <fmt/format.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -90,8 +89,8 @@ void run_qat(QatOptions o) {
     nlohmann::ordered_json out = {{"model", o.out}, {"weight_bits", o.config.weight_bits}, {"f32", f32.metric},
                                   {"fake_quantized_start", start.metric}, {"fake_quantized", fake.metric},
                                   {"int8", int8.metric}, {"top1_agreement", agreement},
-                                  {"file_bytes_before", std::filesystem::file_size(o.model)},
-                                  {"file_bytes_after", std::filesystem::file_size(o.out)}};
+                                  {"file_bytes_before", stored_bytes(o.model)},
+                                  {"file_bytes_after", stored_bytes(o.out)}};
     print_json(out);
     return;
   }
@@ -99,8 +98,8 @@ void run_qat(QatOptions o) {
              format_metric(task, f32.metric), format_metric(task, start.metric), format_metric(task, fake.metric),
              format_metric(task, int8.metric));
   fmt::print("int8 top-1 equals the fake-quantized model's on {:.2f}% of the held-out examples\n", 100 * agreement);
-  fmt::print("file {} -> {}\nsaved {}\n", human_bytes(std::filesystem::file_size(o.model)),
-             human_bytes(std::filesystem::file_size(o.out)), o.out);
+  fmt::print("file {} -> {}\nsaved {}\n", human_bytes(stored_bytes(o.model)),
+             human_bytes(stored_bytes(o.out)), o.out);
 }
 
 }  // namespace
