@@ -27,6 +27,8 @@ void flush_denormals_in_this_thread() {
   done = true;
 }
 
+int available_cores() { return omp_get_num_procs(); }
+
 int num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
 void set_num_threads(int threads) { g_threads = std::max(threads, 0); }
@@ -193,7 +195,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
 void run_as_team(const std::function<void()>& leader) {
   flush_denormals_in_this_thread();
   const int threads = std::min(num_threads(), ThreadSpeeds::kMaxThreads);
-  if (threads < 2 || omp_in_parallel()) {
+  if (threads < 2 || threads > available_cores() || omp_in_parallel()) {
     leader();
     return;
   }

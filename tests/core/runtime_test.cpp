@@ -183,6 +183,7 @@ TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
 
 TEST(RunAsTeam, TheLeadersCallsVisitEveryIndexOnceOnTheTeamsThreads) {
   for (int threads : {1, 2, 3}) {
+    if (threads > available_cores()) continue;  // no team then (OversubscribedRunsAlone)
     set_num_threads(threads);
     const std::thread::id leader = std::this_thread::get_id();
     std::atomic<int> helper_shares = 0, nested_items = 0;
@@ -221,7 +222,25 @@ TEST(RunAsTeam, TheLeadersCallsVisitEveryIndexOnceOnTheTeamsThreads) {
   set_num_threads(0);
 }
 
+// More threads than cores: no team (the helpers would spin on the leader's core); the leader's
+// calls open regions as usual and still visit every index once.
+TEST(RunAsTeam, OversubscribedRunsAlone) {
+  set_num_threads(available_cores() + 1);
+  bool in_region = true;
+  std::vector<std::atomic<int>> seen(1000);
+  run_as_team([&] {
+    in_region = in_parallel_for();
+    parallel_for(0, 1000, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) seen[size_t(i)]++;
+    });
+  });
+  set_num_threads(0);
+  EXPECT_FALSE(in_region);
+  for (const auto& count : seen) ASSERT_EQ(count.load(), 1);
+}
+
 TEST(RunAsTeam, ErrorsReachTheCallerAndTheHelpersFlushDenormals) {
+  if (available_cores() < 2) GTEST_SKIP() << "a team needs two cores";
   set_num_threads(2);
   volatile float tiny = 1e-39f;  // a denormal
   std::atomic<int> flushed = 0, after = 0;
@@ -258,6 +277,7 @@ TEST(RunAsTeam, ErrorsReachTheCallerAndTheHelpersFlushDenormals) {
 }
 
 TEST(RunAsTeam, BalancedSharesAreMeasuredInTheTeam) {
+  if (available_cores() < 2) GTEST_SKIP() << "a team needs two cores";
   set_num_threads(2);
   const std::thread::id leader = std::this_thread::get_id();
   ThreadSpeeds measured;
