@@ -56,10 +56,6 @@ class FirstError {
   std::mutex mutex_;
 };
 
-}  // namespace
-
-namespace {
-
 // run_as_team's team, seen from its leader: one mailbox per helper, through which the leader posts
 // a share of a parallel_for and the helper reports when it is done.
 struct alignas(64) Mailbox {
@@ -206,7 +202,7 @@ void run_as_team(const std::function<void()>& leader) {
   {
     flush_denormals_in_this_thread();
     if (omp_get_thread_num() == 0) {
-      team.size = omp_get_num_threads();  // before any share is posted; the helpers read it after
+      team.size = omp_get_num_threads();  // the runtime may give fewer threads than asked
       t_team = &team;
       try {
         leader();

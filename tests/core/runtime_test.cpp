@@ -151,6 +151,33 @@ TEST(ParallelForBalanced, VisitsEveryIndexOnceNestedSeriallyAndErrorsReachTheCal
   set_num_threads(0);
 }
 
+// 20 calls of parallel_for_balanced at 2 threads (in a run_as_team team or each its own region)
+// whose other thread sleeps four times as long per item as the caller (sleeping, so that the
+// machine's load matters less): the caller's share the speeds have learned.
+double caller_share_with_a_slower_worker(bool in_team) {
+  set_num_threads(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  ThreadSpeeds measured;
+  std::atomic<int64_t> total = 0;
+  const auto calls = [&] {
+    for (int call = 0; call < 20; ++call)
+      parallel_for_balanced(0, 200, 1, measured, [&](int64_t lo, int64_t hi) {
+        const bool by_caller = std::this_thread::get_id() == caller;
+        std::this_thread::sleep_for(std::chrono::microseconds((hi - lo) * (by_caller ? 50 : 200)));
+        total += hi - lo;
+      });
+  };
+  if (in_team)
+    run_as_team(calls);
+  else
+    calls();
+  set_num_threads(0);
+  EXPECT_EQ(total.load(), 20 * 200);
+  double share[2];
+  measured.shares(2, share);
+  return share[0];
+}
+
 TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
   set_num_threads(2);
   const std::thread::id caller = std::this_thread::get_id();
@@ -164,21 +191,10 @@ TEST(ParallelForBalanced, SharesFollowTheSpeedsAndAreMeasured) {
     if (std::this_thread::get_id() == caller) callers = hi - lo;
   });
   EXPECT_NEAR(double(callers.load()), 160.0, 1.0);
-  // Measured: the worker sleeps four times as long per item as the caller (sleeping, so that
-  // the machine's load matters less); the shares move towards 4:1.
-  ThreadSpeeds measured;
-  std::atomic<int64_t> total = 0;
-  for (int call = 0; call < 20; ++call)
-    parallel_for_balanced(0, 200, 1, measured, [&](int64_t lo, int64_t hi) {
-      const bool by_caller = std::this_thread::get_id() == caller;
-      std::this_thread::sleep_for(std::chrono::microseconds((hi - lo) * (by_caller ? 50 : 200)));
-      total += hi - lo;
-    });
   set_num_threads(0);
-  EXPECT_EQ(total.load(), 20 * 200);
-  double share[2];
-  measured.shares(2, share);
-  EXPECT_GT(share[0], 0.6);  // 0.8 when the sleeps are exact
+  // Measured: the worker sleeps four times as long per item as the caller; the shares move
+  // towards 4:1.
+  EXPECT_GT(caller_share_with_a_slower_worker(/*in_team=*/false), 0.6);  // 0.8 when the sleeps are exact
 }
 
 TEST(RunAsTeam, TheLeadersCallsVisitEveryIndexOnceOnTheTeamsThreads) {
@@ -278,23 +294,8 @@ TEST(RunAsTeam, ErrorsReachTheCallerAndTheHelpersFlushDenormals) {
 
 TEST(RunAsTeam, BalancedSharesAreMeasuredInTheTeam) {
   if (available_cores() < 2) GTEST_SKIP() << "a team needs two cores";
-  set_num_threads(2);
-  const std::thread::id leader = std::this_thread::get_id();
-  ThreadSpeeds measured;
-  std::atomic<int64_t> total = 0;
-  run_as_team([&] {  // the helper sleeps four times as long per item as the leader
-    for (int call = 0; call < 20; ++call)
-      parallel_for_balanced(0, 200, 1, measured, [&](int64_t lo, int64_t hi) {
-        const bool by_leader = std::this_thread::get_id() == leader;
-        std::this_thread::sleep_for(std::chrono::microseconds((hi - lo) * (by_leader ? 50 : 200)));
-        total += hi - lo;
-      });
-  });
-  set_num_threads(0);
-  EXPECT_EQ(total.load(), 20 * 200);
-  double share[2];
-  measured.shares(2, share);
-  EXPECT_GT(share[0], 0.6);  // 0.8 when the sleeps are exact
+  // The helper sleeps four times as long per item as the leader; the shares move towards 4:1.
+  EXPECT_GT(caller_share_with_a_slower_worker(/*in_team=*/true), 0.6);  // 0.8 when the sleeps are exact
 }
 
 TEST(ThreadSpeeds, KeyedSpeedsAreSharedByOneKeyAndApartOtherwise) {
