@@ -23,7 +23,7 @@ struct Decoder::Caches {
   // of its members; the later members find their output waiting in `ahead` (by node index).
   std::vector<std::vector<Node*>> shared_input;
   std::vector<Tensor> ahead;
-  // Whether a decoded token runs as one run_as_team team: some 270 parallel calls of 10-50 us
+  // Whether a decoded token runs as one run_as_team team: ~145 parallel calls of 5-50 us
   // each (SmolLM2) handed to a spinning helper rather than through an OpenMP region each. Not
   // when an f32 Linear layer multiplies through OpenBLAS, which inside the team would run on one
   // thread; SHRINK_DECODE_TEAM=0 turns it off (to measure what it gives).

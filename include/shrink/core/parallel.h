@@ -59,8 +59,8 @@ void parallel_for_balanced(int64_t begin, int64_t end, int64_t grain, ThreadSpee
 // stays together until it returns: the parallel_for and parallel_for_balanced calls leader()
 // makes are split into shares as usual, but handed to the other threads through a mailbox each,
 // on which they spin meanwhile, rather than through a new OpenMP region per call. For work that
-// makes many small parallel calls between serial stretches (a decoded token: some 270 products,
-// norms and attentions, 10-50 us each). The helpers spin for as long as leader() runs, so it
+// makes many small parallel calls between serial stretches (a decoded token of SmolLM2: ~145
+// products and attentions, 5-50 us each). The helpers spin for as long as leader() runs, so it
 // should not start threads of its own; in_parallel_for() is true on every thread of the team, so
 // that OpenBLAS, say, runs on the leader's thread alone. It runs leader() alone (its calls then
 // open regions as usual) with one thread, inside a region, or with more threads than
