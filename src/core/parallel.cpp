@@ -195,8 +195,7 @@ void run_as_team(const std::function<void()>& leader) {
     leader();
     return;
   }
-  HelperTeam team;
-  team.size = threads;
+  HelperTeam team;  // its size set by the leader, from the threads the runtime gives
   std::exception_ptr failure;
 #pragma omp parallel num_threads(threads)
   {
