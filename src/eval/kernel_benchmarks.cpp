@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "kernels/int4_decode_layout.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
@@ -77,13 +78,17 @@ double int8_seconds(Int8Setup& s, int calls) {
 }
 
 struct Int4Setup {
-  std::vector<std::vector<uint8_t>> nibbles, panels;  // panels: the decode layout of the same nibbles
-  std::vector<std::vector<uint16_t>> scales, mins, panel_scales;  // panel_scales: groups of 32
+  std::vector<std::vector<uint8_t>> nibbles;
+  std::vector<std::vector<uint16_t>> scales, mins;
+  std::vector<Int4DecodeLayout> decode;  // m = 1: what Int4Linear decodes from (its layout, in 2 MB pages)
   std::vector<float> x, out, a_scale;
   std::vector<int8_t> q;
   std::vector<int32_t> sums;
   int64_t m, n, k, group;
   size_t weight_bytes() const { return size_t(n * k / 2) + 4 * size_t(n * k / group); }
+  Int4Weights weights(size_t i) const {
+    return decode.empty() ? Int4Weights{nibbles[i].data(), scales[i].data(), mins[i].data(), n, k, group} : decode[i].weights;
+  }
 };
 
 Int4Setup make_int4(int64_t m, int64_t n, int64_t k, int64_t group, size_t copies) {
@@ -95,14 +100,8 @@ Int4Setup make_int4(int64_t m, int64_t n, int64_t k, int64_t group, size_t copie
     for (auto& b : s.nibbles.back()) b = uint8_t(rng.next_u32());
     s.scales.emplace_back(size_t(n * k / group), f32_to_f16(0.01f));
     s.mins.emplace_back(size_t(n * k / group), f32_to_f16(-0.08f));
-    if (m == 1 && k % 64 == 0) {  // decoding reads the panel copy (what Int4Linear builds)
-      s.panels.emplace_back(s.nibbles.back().size());
-      pack_int4_panels(s.nibbles.back().data(), n, k, s.panels.back().data());
-      if (group == 32) {
-        s.panel_scales.emplace_back(s.scales.back().size());
-        pack_int4_panel_scales(s.scales.back().data(), n, k, group, s.panel_scales.back().data());
-      }
-    }
+    if (m == 1)
+      s.decode.push_back(make_int4_decode_layout({s.nibbles.back().data(), s.scales.back().data(), s.mins.back().data(), n, k, group}));
   }
   s.x.resize(size_t(m * k));
   for (auto& v : s.x) v = rng.normal();
@@ -116,10 +115,7 @@ Int4Setup make_int4(int64_t m, int64_t n, int64_t k, int64_t group, size_t copie
 double int4_seconds(Int4Setup& s, int calls) {
   const auto& table = kernels();
   return median_seconds(calls, [&](int c) {
-    const size_t i = size_t(c) % s.nibbles.size();
-    const Int4Weights w{s.nibbles[i].data(), s.scales[i].data(), s.mins[i].data(), s.n, s.k, s.group,
-                        s.panels.empty() ? nullptr : s.panels[i].data(),
-                        s.panel_scales.empty() ? nullptr : s.panel_scales[i].data()};
+    const Int4Weights w = s.weights(size_t(c) % s.nibbles.size());
     table.quantize_rows_s8(s.x.data(), s.m, s.k, s.group, s.q.data(), s.a_scale.data(), s.sums.data());
     table.gemm_q4s8(s.m, s.q.data(), s.a_scale.data(), s.sums.data(), w, nullptr, s.out.data(), s.n);
   });

@@ -12,6 +12,9 @@
 // x[:, columns] salient_weight^T (input channels kept 16-bit; their nibbles hold zeros).
 // Inference only.
 #include "ops/linear.h"
+
+#include "core/weight_arena.h"
+#include "kernels/int4_decode_layout.h"
 #include "ops/op_support.h"
 #include "shrink/core/half.h"
 #include "shrink/core/parallel.h"
@@ -158,12 +161,13 @@ void weight_only_forward(ForwardContext& c, const Tensor& x) {
 }
 
 // A weight-only int8 layer's rows in 4-row panels for decoding (built once; never saved).
-const std::vector<uint8_t>& int8_row_panels(Node& node) {
-  return prepared<std::vector<uint8_t>>(node, [&] {
+// In 2 MB pages (core/weight_arena.h).
+const weight_arena::Block& int8_row_panels(Node& node) {
+  return prepared<weight_arena::Block>(node, [&] {
     const Tensor& q = node.param("weight").value;
     if (!q.is_contiguous()) fail(node, "int8 weights must be contiguous");
-    std::vector<uint8_t> panels(static_cast<size_t>(q.numel()));
-    pack_row_panels(reinterpret_cast<const uint8_t*>(q.data<int8_t>()), q.shape()[0], q.shape()[1], panels.data());
+    weight_arena::Block panels = weight_arena::take(static_cast<size_t>(q.numel()));
+    pack_row_panels(reinterpret_cast<const uint8_t*>(q.data<int8_t>()), q.shape()[0], q.shape()[1], panels.as<uint8_t>());
     return panels;
   });
 }
@@ -176,14 +180,14 @@ void weight_only_decode(ForwardContext& c, const Tensor& x) {
   const Tensor& scale = c.node.param("weight_scale").value;
   if (!scale.is_contiguous()) fail(c.node, "weight_scale must be contiguous");
   const int64_t n = q.shape()[0], k = q.shape()[1], rows = x.numel() / k;
-  const std::vector<uint8_t>& panels = int8_row_panels(c.node);
+  const weight_arena::Block& panels = int8_row_panels(c.node);
   std::vector<BlockQ8_0> blocks(static_cast<size_t>(rows * k / 32));
   kernels().quantize_q8_0(f32(x), blocks.data(), rows * k);
   Shape shape = x.shape();
   shape[shape.rank() - 1] = n;
   Tensor y = uninitialized_f32(shape);
   const Param* bias = c.node.find_param("bias");
-  kernels().gemm_q8_0_i8(rows, blocks.data(), q.data<int8_t>(), reinterpret_cast<const int8_t*>(panels.data()),
+  kernels().gemm_q8_0_i8(rows, blocks.data(), q.data<int8_t>(), panels.as<const int8_t>(),
                          f32(scale), n, k, bias ? f32(bias->value) : nullptr, f32(y), n);
   c.outputs[0] = y;
 }
@@ -204,9 +208,8 @@ void dynamic_quant_forward(ForwardContext& c) {
 
 // What an Int4Linear prepares once (its params do not change once quantized): its weights as the
 // kernels take them, with the param tensors they point into kept alive, its bias, the salient
-// columns and their weights in f32 (mixed precision), and, on its first decoding call, its nibbles
-// in the decode kernels' panel layout and at groups of 32 its scales in the panels' order (not for
-// prompts, which never read them). Looking the attributes and params up by name on every call,
+// columns and their weights in f32 (mixed precision), and, on its first decoding call, its decode
+// layout (kernels/int4_decode_layout.h; prompts never read it). Looking the attributes and params up by name on every call,
 // and the small allocations the shared-input product made (below), had cost 3.0-3.9 us of serial
 // work per set of layers, 120 sets per SmolLM2 token (1.7-2.2 us after; the allocations were the
 // larger part).
@@ -214,9 +217,8 @@ struct Int4Prepared {
   Tensor nibbles, scales, mins, bias;
   Int4Weights weights;  // without the decode layouts (int4_decode_weights)
   Tensor salient_columns, salient_weight;  // i32 (columns) and f32 (out, columns), when mixed
-  mutable std::vector<uint8_t> panels;
-  mutable std::vector<uint16_t> panel_scales;  // groups of 32 only
-  mutable bool panels_made = false;
+  mutable Int4DecodeLayout decode;  // made on the first decoded token (kernels/int4_decode_layout.h)
+  mutable bool decode_made = false;
 };
 
 const Int4Prepared& int4_prepared(Node& node) {
@@ -239,26 +241,15 @@ const Int4Prepared& int4_prepared(Node& node) {
   });
 }
 
-// The weights with their decode layouts (panels, and the scales in the panels' order at groups of
-// 32), made on the first call.
+// The weights with their decode layouts (panels, scales and mins in one span of 2 MB pages; the
+// scales in the panels' order at groups of 32), made on the first call.
 Int4Weights int4_decode_weights(Node& node) {
   const Int4Prepared& p = int4_prepared(node);
-  const Int4Weights& w = p.weights;
-  if (!p.panels_made) {
-    if (w.k % 64 == 0) {
-      p.panels.resize(static_cast<size_t>(w.n * w.k / 2));
-      pack_int4_panels(w.nibbles, w.n, w.k, p.panels.data());
-      if (w.group == 32) {
-        p.panel_scales.resize(static_cast<size_t>(w.n * w.k / w.group));
-        pack_int4_panel_scales(w.scales, w.n, w.k, w.group, p.panel_scales.data());
-      }
-    }
-    p.panels_made = true;
+  if (!p.decode_made) {
+    p.decode = make_int4_decode_layout(p.weights);
+    p.decode_made = true;
   }
-  Int4Weights with = w;
-  with.panels = p.panels.empty() ? nullptr : p.panels.data();
-  with.panel_scales = p.panel_scales.empty() ? nullptr : p.panel_scales.data();
-  return with;
+  return p.decode.weights;
 }
 
 // y += x[:, columns] W_s^T for a mixed-precision Int4Linear.

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "kernel_test_support.h"
+#include "kernels/int4_decode_layout.h"
 #include "shrink/core/half.h"
 #include "shrink/core/rng.h"
 #include "shrink/quant/scheme.h"
@@ -174,6 +175,59 @@ TEST(Int4, DecodingFromPanelsMatchesTheReference) {
           });
         }
       }
+}
+
+// The decode layout (what Int4Linear decodes from): panels, scales and mins copied into one span
+// of the weight arena, so the products equal those from panels built beside the input, bit for bit,
+// after the input's scales and mins are overwritten (at groups of 32 the scales in the panels'
+// order are the copy; the row-order ones stay the input's); with k % 64 != 0 there is no layout
+// and the weights are the input's.
+TEST(Int4, TheDecodeLayoutHoldsCopiesThatGiveTheSameProducts) {
+  Rng rng(27);
+  for (int64_t group : {32, 64, 128})
+    for (int64_t k : {int64_t(96), int64_t(576)}) {
+      if (k % group) continue;
+      SCOPED_TRACE(::testing::Message() << "group " << group << " k " << k);
+      const int64_t n = 10;
+      Int4Problem p = make(1, n, k, group, rng);
+      const Int4DecodeLayout layout = make_int4_decode_layout(p.weights());
+      if (k % 64) {
+        EXPECT_TRUE(layout.memory.empty());
+        EXPECT_EQ(layout.weights.panels, nullptr);
+        EXPECT_EQ(layout.weights.scales, p.scales.data());
+        EXPECT_EQ(layout.weights.mins, p.mins.data());
+        continue;
+      }
+      const std::byte* begin = layout.memory.data();
+      const std::byte* end = begin + layout.memory.size();
+      const auto inside = [&](const void* at) {
+        const auto* b = static_cast<const std::byte*>(at);
+        return b >= begin && b < end && reinterpret_cast<uintptr_t>(b) % 64 == 0;
+      };
+      EXPECT_TRUE(inside(layout.weights.panels));
+      EXPECT_TRUE(inside(layout.weights.mins));
+      EXPECT_TRUE(inside(group == 32 ? static_cast<const void*>(layout.weights.panel_scales) : layout.weights.scales));
+      std::vector<uint8_t> panels(p.nibbles.size());
+      pack_int4_panels(p.nibbles.data(), n, k, panels.data());
+      std::vector<uint16_t> panel_scales(p.scales.size());
+      if (group == 32) pack_int4_panel_scales(p.scales.data(), n, k, group, panel_scales.data());
+      std::vector<int8_t> q(static_cast<size_t>(k));
+      float a_scale;
+      std::vector<int32_t> sums(size_t(k / group));
+      kernels().quantize_rows_s8(p.x.data(), 1, k, group, q.data(), &a_scale, sums.data());
+      Int4Weights beside = p.weights();
+      beside.panels = panels.data();
+      if (group == 32) beside.panel_scales = panel_scales.data();
+      std::vector<float> expected(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+      kernels().gemm_q4s8(1, q.data(), &a_scale, sums.data(), beside, p.bias.data(), expected.data(), n);
+      std::vector<uint16_t> scales = p.scales, mins = p.mins;  // the layout must not read the input again
+      std::fill(p.scales.begin(), p.scales.end(), uint16_t(0x7c00));
+      std::fill(p.mins.begin(), p.mins.end(), uint16_t(0x7c00));
+      Int4Weights from_layout = layout.weights;
+      if (group == 32) from_layout.scales = scales.data();  // at groups of 32 the layout keeps the input's row-order scales
+      kernels().gemm_q4s8(1, q.data(), &a_scale, sums.data(), from_layout, p.bias.data(), out.data(), n);
+      for (size_t e = 0; e < out.size(); ++e) ASSERT_EQ(out[e], expected[e]) << "element " << e;
+    }
 }
 
 // int4 x f32: the reference equals the f32 matmul against the dequantized weights up to float
