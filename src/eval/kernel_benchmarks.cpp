@@ -64,7 +64,7 @@ Int8Setup make_int8(int64_t m, int64_t n, int64_t k, size_t copies) {
   Tensor q = Tensor::uninitialized(Shape{n, k}, DType::i8), scale = Tensor::uninitialized(Shape{n}, DType::f32);
   for (int8_t& v : std::span(q.mutable_data<int8_t>(), size_t(n * k))) v = int8_t(int(rng.below(255)) - 127);
   std::fill_n(scale.mutable_data<float>(), n, 0.01f);
-  s.weights.assign(copies, PackedInt8Matrix(q, scale));
+  for (size_t c = 0; c < copies; ++c) s.weights.emplace_back(q, scale);  // copies would share the packed memory
   s.x.resize(size_t(m * k));
   for (auto& v : s.x) v = rng.normal();
   s.out.resize(size_t(m * n));

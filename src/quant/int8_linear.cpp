@@ -1,6 +1,8 @@
 // Per-channel int8 weights and the dynamic int8 matmul (per-row u8 activations).
 #include "shrink/quant/int8_linear.h"
 
+#include "core/weight_arena.h"
+
 #include <algorithm>
 
 #include "shrink/core/error.h"
@@ -79,9 +81,10 @@ PackedInt8Matrix::PackedInt8Matrix(const Tensor& q_in, const Tensor& scale_in) {
   const Tensor q = q_in.contiguous(), scale = scale_in.contiguous();
   n_ = q.shape()[0];
   k_ = q.shape()[1];
-  packed_.resize(int8_packed_bytes(n_, k_));
+  const auto block = std::make_shared<weight_arena::Block>(weight_arena::take(int8_packed_bytes(n_, k_)));
   col_sums_.resize(size_t(n_));
-  pack_int8_weights(q.data<int8_t>(), n_, k_, packed_.data(), col_sums_.data());
+  pack_int8_weights(q.data<int8_t>(), n_, k_, block->as<int8_t>(), col_sums_.data());
+  packed_ = std::shared_ptr<const int8_t>(block, block->as<const int8_t>());
   scale_.assign(scale.data<float>(), scale.data<float>() + n_);
 }
 
@@ -110,7 +113,7 @@ void PackedInt8Matrix::matmul_u8(const uint8_t* a, int64_t lda, const float* a_s
   e.bias = bias;
   e.out_f32 = y;
   e.ldo = ldy;
-  kernels().gemm_u8s8(m, n_, k_, a, lda, packed_.data(), e);
+  kernels().gemm_u8s8(m, n_, k_, a, lda, packed_.get(), e);
 }
 
 }  // namespace shrink

@@ -3,6 +3,7 @@
 // files, and their packed form for the int8 kernels (built once per layer, see Node::prepared).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "shrink/core/tensor.h"
@@ -37,7 +38,7 @@ class PackedInt8Matrix {
   PackedInt8Matrix(const Tensor& q, const Tensor& scale);  // i8 [n, k], f32 [n]
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
-  const int8_t* packed() const { return packed_.data(); }
+  const int8_t* packed() const { return packed_.get(); }
   const int32_t* col_sums() const { return col_sums_.data(); }
   const float* scale() const { return scale_.data(); }
 
@@ -51,7 +52,8 @@ class PackedInt8Matrix {
 
  private:
   int64_t n_ = 0, k_ = 0;
-  std::vector<int8_t> packed_;
+  // In 2 MB pages (src/core/weight_arena.h), shared by copies: the matrix never changes once made.
+  std::shared_ptr<const int8_t> packed_;
   std::vector<int32_t> col_sums_;
   std::vector<float> scale_;
 };
