@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "core/weight_arena.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/cpu.h"
 #include "shrink/kernels/openblas.h"
@@ -34,6 +35,10 @@ void setup_info(CLI::App& sub) {
     } else {
       fmt::print("openblas           not found: fp32 GEMM uses shrink's own kernel\n");
     }
+    const std::string thp = weight_arena::transparent_huge_pages();
+    fmt::print("huge pages         transparent_hugepage {}: {}\n", thp.empty() ? "unreadable" : thp,
+               thp == "always" || thp == "madvise" ? "decode layouts ask for 2 MB pages"
+                                                   : "decode layouts stay in 4 KB pages (decode ~2-4% slower on the Zen 5 host)");
     fmt::print("\nkernels\n");
     for (const auto& [slot, variant] : table.chosen) fmt::print("  {:<22} {}\n", slot, variant);
   });

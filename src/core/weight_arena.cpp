@@ -3,10 +3,10 @@
 
 #include <sys/mman.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <string>
 
@@ -19,8 +19,6 @@ namespace {
 constexpr size_t kPage = size_t(2) << 20;
 
 size_t round_up(size_t bytes, size_t to) { return (bytes + to - 1) / to * to; }
-
-std::atomic<bool> g_advised{false};
 
 // One mapping of `size` bytes starting on a 2 MB boundary.
 struct Chunk {
@@ -37,7 +35,7 @@ struct Chunk {
     if (aligned > address) ::munmap(at, aligned - address);
     if (const size_t tail = mapped - (aligned - address) - size) ::munmap(reinterpret_cast<void*>(aligned + size), tail);
     base = reinterpret_cast<std::byte*>(aligned);
-    g_advised.store(::madvise(base, size, MADV_HUGEPAGE) == 0, std::memory_order_relaxed);
+    ::madvise(base, size, MADV_HUGEPAGE);  // fails only without THP support: 4 KB pages then
   }
   ~Chunk() { ::munmap(base, size); }
   Chunk(const Chunk&) = delete;
@@ -91,6 +89,12 @@ Block take(size_t bytes) {
   return block;
 }
 
-bool huge_pages_advised() { return g_advised.load(std::memory_order_relaxed); }
+std::string transparent_huge_pages() {
+  std::ifstream file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  if (!std::getline(file, line)) return "";
+  const size_t open = line.find('['), close = line.find(']');
+  return open == std::string::npos || close == std::string::npos || close < open ? "" : line.substr(open + 1, close - open - 1);
+}
 
 }  // namespace shrink::weight_arena

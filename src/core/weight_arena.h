@@ -11,6 +11,7 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <string>
 
 namespace shrink::weight_arena {
 
@@ -38,9 +39,9 @@ class Block {
 // refuses them or the mapping fails.
 Block take(size_t bytes);
 
-// Whether the last chunk mapped asked for huge pages successfully (madvise accepted it); false
-// before any chunk. For `shrink info` and tests: whether the pages are actually 2 MB is the
-// kernel's choice.
-bool huge_pages_advised();
+// The kernel's transparent huge page mode (/sys/kernel/mm/transparent_hugepage/enabled):
+// "always" or "madvise" (the chunks get 2 MB pages where the kernel has them free), "never", or
+// "" when the file cannot be read (no THP support). For `shrink info`.
+std::string transparent_huge_pages();
 
 }  // namespace shrink::weight_arena

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/memory_budget.h"
@@ -71,6 +72,11 @@ TEST(WeightArena, ABlockTheBudgetRefusesIsAnErrorAndReservesNothing) {
   EXPECT_THROW(weight_arena::take(size_t(64) << 20), Error);
   memory_budget::set_available_for_testing(0);
   EXPECT_EQ(memory_budget::reserved_bytes(), before);
+}
+
+TEST(WeightArena, TheHugePageModeIsOneTheKernelNames) {
+  const std::string mode = weight_arena::transparent_huge_pages();
+  EXPECT_TRUE(mode.empty() || mode == "always" || mode == "madvise" || mode == "never") << mode;
 }
 
 }  // namespace
