@@ -138,6 +138,28 @@ TEST(Int4, PanelScalesHoldEachPairOfRowsStepByStep) {
   EXPECT_THROW(pack_int4_panel_scales(scales.data(), n, k, 64, ordered.data()), std::invalid_argument);
 }
 
+// What decoding p's one row needs beside the weights: the panel copy of the nibbles, at groups of
+// 32 the scales in the panels' order, and the row quantized to s8.
+struct DecodeInputs {
+  std::vector<uint8_t> panels;
+  std::vector<uint16_t> panel_scales;
+  std::vector<int8_t> q;
+  float a_scale = 0;
+  std::vector<int32_t> sums;
+};
+
+DecodeInputs decode_inputs(const Int4Problem& p) {
+  DecodeInputs d;
+  d.panels.resize(p.nibbles.size());
+  pack_int4_panels(p.nibbles.data(), p.n, p.k, d.panels.data());
+  d.panel_scales.resize(p.scales.size());
+  if (p.group == 32) pack_int4_panel_scales(p.scales.data(), p.n, p.k, p.group, d.panel_scales.data());
+  d.q.resize(static_cast<size_t>(p.k));
+  d.sums.resize(size_t(p.k / p.group));
+  kernels().quantize_rows_s8(p.x.data(), 1, p.k, p.group, d.q.data(), &d.a_scale, d.sums.data());
+  return d;
+}
+
 // Decoding with the panel copy of the nibbles gives the reference's products (which read the
 // rows), for every group the decode kernels special-case and for rows left over after the panels.
 // At groups of 32, k = 384, 576 and 768 give 12, 18 and 24 groups a row: the VNNI kernel converts a
@@ -150,25 +172,18 @@ TEST(Int4, DecodingFromPanelsMatchesTheReference) {
         if (k % group || k % 64) continue;
         SCOPED_TRACE(::testing::Message() << "group " << group << " n " << n << " k " << k);
         const Int4Problem p = make(1, n, k, group, rng);
-        std::vector<uint8_t> panels(p.nibbles.size());
-        pack_int4_panels(p.nibbles.data(), n, k, panels.data());
-        std::vector<uint16_t> panel_scales(p.scales.size());
-        if (group == 32) pack_int4_panel_scales(p.scales.data(), n, k, group, panel_scales.data());
-        std::vector<int8_t> q(static_cast<size_t>(k));
-        float a_scale;
-        std::vector<int32_t> sums(size_t(k / group));
-        kernels().quantize_rows_s8(p.x.data(), 1, k, group, q.data(), &a_scale, sums.data());
+        DecodeInputs d = decode_inputs(p);
         std::vector<float> expected(static_cast<size_t>(n));
-        gemm_q4s8_variants().front().fn(1, q.data(), &a_scale, sums.data(), p.weights(), p.bias.data(), expected.data(), n);
+        gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), p.weights(), p.bias.data(), expected.data(), n);
         // Groups of 32: with the scales in the panels' order (the VNNI kernel's case) and without.
         for (bool ordered_scales : {true, false}) {
           if (ordered_scales && group != 32) continue;
           Int4Weights with_panels = p.weights();
-          with_panels.panels = panels.data();
-          if (ordered_scales) with_panels.panel_scales = panel_scales.data();
+          with_panels.panels = d.panels.data();
+          if (ordered_scales) with_panels.panel_scales = d.panel_scales.data();
           testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
             std::vector<float> out(static_cast<size_t>(n));
-            variant.fn(1, q.data(), &a_scale, sums.data(), with_panels, p.bias.data(), out.data(), n);
+            variant.fn(1, d.q.data(), &d.a_scale, d.sums.data(), with_panels, p.bias.data(), out.data(), n);
             for (size_t e = 0; e < out.size(); ++e)
               ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f))
                   << "element " << e << (ordered_scales ? ", scales in the panels' order" : "");
@@ -207,25 +222,18 @@ TEST(Int4, TheDecodeLayoutHoldsCopiesThatGiveTheSameProducts) {
       EXPECT_TRUE(inside(layout.weights.panels));
       EXPECT_TRUE(inside(layout.weights.mins));
       EXPECT_TRUE(inside(group == 32 ? static_cast<const void*>(layout.weights.panel_scales) : layout.weights.scales));
-      std::vector<uint8_t> panels(p.nibbles.size());
-      pack_int4_panels(p.nibbles.data(), n, k, panels.data());
-      std::vector<uint16_t> panel_scales(p.scales.size());
-      if (group == 32) pack_int4_panel_scales(p.scales.data(), n, k, group, panel_scales.data());
-      std::vector<int8_t> q(static_cast<size_t>(k));
-      float a_scale;
-      std::vector<int32_t> sums(size_t(k / group));
-      kernels().quantize_rows_s8(p.x.data(), 1, k, group, q.data(), &a_scale, sums.data());
+      DecodeInputs d = decode_inputs(p);
       Int4Weights beside = p.weights();
-      beside.panels = panels.data();
-      if (group == 32) beside.panel_scales = panel_scales.data();
+      beside.panels = d.panels.data();
+      if (group == 32) beside.panel_scales = d.panel_scales.data();
       std::vector<float> expected(static_cast<size_t>(n)), out(static_cast<size_t>(n));
-      kernels().gemm_q4s8(1, q.data(), &a_scale, sums.data(), beside, p.bias.data(), expected.data(), n);
+      kernels().gemm_q4s8(1, d.q.data(), &d.a_scale, d.sums.data(), beside, p.bias.data(), expected.data(), n);
       std::vector<uint16_t> scales = p.scales, mins = p.mins;  // the layout must not read the input again
       std::fill(p.scales.begin(), p.scales.end(), uint16_t(0x7c00));
       std::fill(p.mins.begin(), p.mins.end(), uint16_t(0x7c00));
       Int4Weights from_layout = layout.weights;
       if (group == 32) from_layout.scales = scales.data();  // at groups of 32 the layout keeps the input's row-order scales
-      kernels().gemm_q4s8(1, q.data(), &a_scale, sums.data(), from_layout, p.bias.data(), out.data(), n);
+      kernels().gemm_q4s8(1, d.q.data(), &d.a_scale, d.sums.data(), from_layout, p.bias.data(), out.data(), n);
       for (size_t e = 0; e < out.size(); ++e) ASSERT_EQ(out[e], expected[e]) << "element " << e;
     }
 }
