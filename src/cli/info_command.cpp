@@ -36,9 +36,11 @@ void setup_info(CLI::App& sub) {
       fmt::print("openblas           not found: fp32 GEMM uses shrink's own kernel\n");
     }
     const std::string thp = weight_arena::transparent_huge_pages();
-    fmt::print("huge pages         transparent_hugepage {}: {}\n", thp.empty() ? "unreadable" : thp,
-               thp == "always" || thp == "madvise" ? "decode layouts ask for 2 MB pages"
-                                                   : "decode layouts stay in 4 KB pages (decode ~2-4% slower on the Zen 5 host)");
+    const bool huge = weight_arena::huge_pages_asked() && (thp == "always" || thp == "madvise");
+    fmt::print("huge pages         transparent_hugepage {}{}: {}\n", thp.empty() ? "unreadable" : thp,
+               weight_arena::huge_pages_asked() ? "" : ", SHRINK_HUGE_PAGES=0",
+               huge ? "decode layouts ask for 2 MB pages"
+                    : "decode layouts stay in 4 KB pages (decode ~2-4% slower on the Zen 5 host)");
     fmt::print("\nkernels\n");
     for (const auto& [slot, variant] : table.chosen) fmt::print("  {:<22} {}\n", slot, variant);
   });

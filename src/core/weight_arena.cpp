@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -19,6 +20,15 @@ namespace {
 constexpr size_t kPage = size_t(2) << 20;
 
 size_t round_up(size_t bytes, size_t to) { return (bytes + to - 1) / to * to; }
+
+// SHRINK_HUGE_PAGES=0 leaves the chunks in 4 KB pages (to measure what the huge pages give).
+bool huge_pages_wanted() {
+  static const bool wanted = [] {
+    const char* value = std::getenv("SHRINK_HUGE_PAGES");
+    return !(value && std::string(value) == "0");
+  }();
+  return wanted;
+}
 
 // One mapping of `size` bytes starting on a 2 MB boundary.
 struct Chunk {
@@ -35,7 +45,7 @@ struct Chunk {
     if (aligned > address) ::munmap(at, aligned - address);
     if (const size_t tail = mapped - (aligned - address) - size) ::munmap(reinterpret_cast<void*>(aligned + size), tail);
     base = reinterpret_cast<std::byte*>(aligned);
-    ::madvise(base, size, MADV_HUGEPAGE);  // fails only without THP support: 4 KB pages then
+    if (huge_pages_wanted()) ::madvise(base, size, MADV_HUGEPAGE);  // fails only without THP support: 4 KB pages then
   }
   ~Chunk() { ::munmap(base, size); }
   Chunk(const Chunk&) = delete;
@@ -61,6 +71,8 @@ size_t g_used = 0;                 // bytes of g_current handed out
 Block take(size_t bytes) {
   Block block;
   if (bytes == 0) return block;
+  if (bytes > (size_t(1) << 48))  // no machine maps this much; round_up below would overflow near SIZE_MAX
+    throw Error("cannot take " + std::to_string(bytes) + " bytes for weight layouts");
   const size_t size = round_up(bytes, 64);
   memory_budget::reserve(size);
   try {
@@ -88,6 +100,8 @@ Block take(size_t bytes) {
   }
   return block;
 }
+
+bool huge_pages_asked() { return huge_pages_wanted(); }
 
 std::string transparent_huge_pages() {
   std::ifstream file("/sys/kernel/mm/transparent_hugepage/enabled");

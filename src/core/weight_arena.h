@@ -39,6 +39,9 @@ class Block {
 // refuses them or the mapping fails.
 Block take(size_t bytes);
 
+// Whether chunks ask for huge pages: true unless SHRINK_HUGE_PAGES=0.
+bool huge_pages_asked();
+
 // The kernel's transparent huge page mode (/sys/kernel/mm/transparent_hugepage/enabled):
 // "always" or "madvise" (the chunks get 2 MB pages where the kernel has them free), "never", or
 // "" when the file cannot be read (no THP support). For `shrink info`.

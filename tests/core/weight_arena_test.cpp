@@ -74,6 +74,12 @@ TEST(WeightArena, ABlockTheBudgetRefusesIsAnErrorAndReservesNothing) {
   EXPECT_EQ(memory_budget::reserved_bytes(), before);
 }
 
+TEST(WeightArena, AnImpossibleSizeIsAnErrorAndReservesNothing) {
+  const uint64_t before = memory_budget::reserved_bytes();
+  EXPECT_THROW(weight_arena::take(~size_t(0) - 10), Error);  // would wrap when rounded up to 64
+  EXPECT_EQ(memory_budget::reserved_bytes(), before);
+}
+
 TEST(WeightArena, TheHugePageModeIsOneTheKernelNames) {
   const std::string mode = weight_arena::transparent_huge_pages();
   EXPECT_TRUE(mode.empty() || mode == "always" || mode == "madvise" || mode == "never") << mode;
