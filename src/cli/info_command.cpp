@@ -40,7 +40,7 @@ void setup_info(CLI::App& sub) {
     fmt::print("huge pages         transparent_hugepage {}{}: {}\n", thp.empty() ? "unreadable" : thp,
                weight_arena::huge_pages_asked() ? "" : ", SHRINK_HUGE_PAGES=0",
                huge ? "decode layouts ask for 2 MB pages"
-                    : "decode layouts stay in 4 KB pages (decode ~2-4% slower on the Zen 5 host)");
+                    : "decode layouts stay in 4 KB pages (decode 0-4% slower on the Zen 5 host)");
     fmt::print("\nkernels\n");
     for (const auto& [slot, variant] : table.chosen) fmt::print("  {:<22} {}\n", slot, variant);
   });
