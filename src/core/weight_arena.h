@@ -2,8 +2,9 @@
 // with their scales and mins, the int8 head's panels). With 4 KB pages a SmolLM2 layer's 442 KB
 // of panels spans 108 pages, each a TLB miss and a point where the hardware prefetchers stop;
 // the same cold int4 GEMV read from 2 MB pages ran 1.04-1.13x faster at SmolLM2's shapes on the
-// Zen 5 host in one hour, 1.02-1.05x in another (a plain read 1.05-1.1x); whole tokens 0-4%. Linux gives 2 MB pages to anonymous memory that asks for
-// them (MADV_HUGEPAGE; transparent_hugepage "madvise" or "always"), but the heap's blocks do not
+// Zen 5 host in one hour, 1.02-1.05x in another (a plain read 1.05-1.1x); whole tokens 0-4%.
+// Linux gives 2 MB pages to anonymous memory that asks for them (MADV_HUGEPAGE;
+// transparent_hugepage "madvise" or "always"), but the heap's blocks do not
 // ask, and a layer's few hundred KB could not fill a page of their own: here the layouts are cut
 // one after another from shared 2 MB-aligned chunks, in the order they are made (the first token
 // makes them in the graph's order, so a token reads them front to back). Where the kernel gives
