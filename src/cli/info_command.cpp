@@ -36,9 +36,9 @@ void setup_info(CLI::App& sub) {
       fmt::print("openblas           not found: fp32 GEMM uses shrink's own kernel\n");
     }
     const std::string thp = weight_arena::transparent_huge_pages();
-    const bool huge = weight_arena::huge_pages_asked() && (thp == "always" || thp == "madvise");
+    const bool asked = weight_arena::huge_pages_asked(), huge = asked && (thp == "always" || thp == "madvise");
     fmt::print("huge pages         transparent_hugepage {}{}: {}\n", thp.empty() ? "unreadable" : thp,
-               weight_arena::huge_pages_asked() ? "" : ", SHRINK_HUGE_PAGES=0",
+               asked ? "" : ", SHRINK_HUGE_PAGES=0",
                huge ? "decode layouts ask for 2 MB pages"
                     : "decode layouts stay in 4 KB pages (decode 0-4% slower on the Zen 5 host)");
     fmt::print("\nkernels\n");

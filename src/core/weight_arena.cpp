@@ -21,15 +21,6 @@ constexpr size_t kPage = size_t(2) << 20;
 
 size_t round_up(size_t bytes, size_t to) { return (bytes + to - 1) / to * to; }
 
-// SHRINK_HUGE_PAGES=0 leaves the chunks in 4 KB pages (to measure what the huge pages give).
-bool huge_pages_wanted() {
-  static const bool wanted = [] {
-    const char* value = std::getenv("SHRINK_HUGE_PAGES");
-    return !(value && std::string(value) == "0");
-  }();
-  return wanted;
-}
-
 // One mapping of `size` bytes starting on a 2 MB boundary.
 struct Chunk {
   std::byte* base = nullptr;
@@ -45,7 +36,7 @@ struct Chunk {
     if (aligned > address) ::munmap(at, aligned - address);
     if (const size_t tail = mapped - (aligned - address) - size) ::munmap(reinterpret_cast<void*>(aligned + size), tail);
     base = reinterpret_cast<std::byte*>(aligned);
-    if (huge_pages_wanted()) ::madvise(base, size, MADV_HUGEPAGE);  // fails only without THP support: 4 KB pages then
+    if (huge_pages_asked()) ::madvise(base, size, MADV_HUGEPAGE);  // fails only without THP support: 4 KB pages then
   }
   ~Chunk() { ::munmap(base, size); }
   Chunk(const Chunk&) = delete;
@@ -101,7 +92,14 @@ Block take(size_t bytes) {
   return block;
 }
 
-bool huge_pages_asked() { return huge_pages_wanted(); }
+// SHRINK_HUGE_PAGES=0 leaves the chunks in 4 KB pages (to measure what the huge pages give).
+bool huge_pages_asked() {
+  static const bool asked = [] {
+    const char* value = std::getenv("SHRINK_HUGE_PAGES");
+    return !(value && std::string(value) == "0");
+  }();
+  return asked;
+}
 
 std::string transparent_huge_pages() {
   std::ifstream file("/sys/kernel/mm/transparent_hugepage/enabled");

@@ -13,6 +13,8 @@
 // Inference only.
 #include "ops/linear.h"
 
+#include <optional>
+
 #include "core/weight_arena.h"
 #include "kernels/int4_decode_layout.h"
 #include "ops/op_support.h"
@@ -209,16 +211,16 @@ void dynamic_quant_forward(ForwardContext& c) {
 // What an Int4Linear prepares once (its params do not change once quantized): its weights as the
 // kernels take them, with the param tensors they point into kept alive, its bias, the salient
 // columns and their weights in f32 (mixed precision), and, on its first decoding call, its decode
-// layout (kernels/int4_decode_layout.h; prompts never read it). Looking the attributes and params up by name on every call,
-// and the small allocations the shared-input product made (below), had cost 3.0-3.9 us of serial
+// layout (kernels/int4_decode_layout.h; prompts never read it). Looking the attributes and params
+// up by name on every call, and the small allocations the shared-input product made (below), had
+// cost 3.0-3.9 us of serial
 // work per set of layers, 120 sets per SmolLM2 token (1.7-2.2 us after; the allocations were the
 // larger part).
 struct Int4Prepared {
   Tensor nibbles, scales, mins, bias;
   Int4Weights weights;  // without the decode layouts (int4_decode_weights)
   Tensor salient_columns, salient_weight;  // i32 (columns) and f32 (out, columns), when mixed
-  mutable Int4DecodeLayout decode;  // made on the first decoded token (kernels/int4_decode_layout.h)
-  mutable bool decode_made = false;
+  mutable std::optional<Int4DecodeLayout> decode;  // made on the first decoded token
 };
 
 const Int4Prepared& int4_prepared(Node& node) {
@@ -245,11 +247,8 @@ const Int4Prepared& int4_prepared(Node& node) {
 // scales in the panels' order at groups of 32), made on the first call.
 Int4Weights int4_decode_weights(Node& node) {
   const Int4Prepared& p = int4_prepared(node);
-  if (!p.decode_made) {
-    p.decode = make_int4_decode_layout(p.weights);
-    p.decode_made = true;
-  }
-  return p.decode.weights;
+  if (!p.decode) p.decode = make_int4_decode_layout(p.weights);
+  return p.decode->weights;
 }
 
 // y += x[:, columns] W_s^T for a mixed-precision Int4Linear.

@@ -1,10 +1,9 @@
 // Per-channel int8 weights and the dynamic int8 matmul (per-row u8 activations).
 #include "shrink/quant/int8_linear.h"
 
-#include "core/weight_arena.h"
-
 #include <algorithm>
 
+#include "core/weight_arena.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
