@@ -10,6 +10,8 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -71,6 +73,9 @@ struct HelperTeam {
   int size = 1;  // the leader and its helpers
   std::array<Mailbox, ThreadSpeeds::kMaxThreads> mailbox;  // [1, size)
   std::atomic<bool> stop{false};
+  // team_prefetch's range, published by `ticket` (odd while the leader writes it: a seqlock).
+  alignas(64) std::atomic<uint64_t> ticket{0};
+  std::atomic<const std::byte*> prefetch_begin{nullptr}, prefetch_end{nullptr};
 };
 
 // The team whose leader this thread is, outside the shares it runs itself (where a nested call
@@ -149,11 +154,67 @@ bool run_shares(int threads, const int64_t* bounds, const std::function<void(int
   return whole_team;
 }
 
+std::atomic<uint64_t> g_read_ahead_bytes{0};
+
+// What a helper reads of team_prefetch's range between looks at its mailbox: its own part, the
+// one a parallel call's even split would give it (helper t of n threads: [t/n, (t+1)/n) of the
+// range), as plain loads of a byte a line, 1 KB at a time.
+// Why plain loads of the helper's part alone, measured on the 2-core Zen 5 host (SmolLM2 int4
+// decode, alternating runs, 40 pairs each): reading all of the range ran 1.008-1.012x as fast as
+// no reading ahead (4 KB steps: 0.969x, the helper late to its next share); its own half, with
+// loads 1.014-1.054x (median of seven runs 1.04x), with prefetcht1 instructions 1.000-1.027x.
+class Prefetcher {
+ public:
+  explicit Prefetcher(int me) : me_(me) {}
+
+  // Reads the next 1 KB of this helper's part of the current range; false when nothing is left.
+  bool step(const HelperTeam& team) {
+    const uint64_t ticket = team.ticket.load(std::memory_order_acquire);
+    if (ticket != seen_ && ticket % 2 == 0) {
+      const std::byte* begin = team.prefetch_begin.load(std::memory_order_relaxed);
+      const std::byte* end = team.prefetch_end.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (team.ticket.load(std::memory_order_relaxed) == ticket) {  // not rewritten meanwhile
+        // The team's size was set before the leader could post (read here, after the ticket).
+        const ptrdiff_t length = end - begin, size = std::max(team.size, me_ + 1);
+        seen_ = ticket;
+        next_ = begin + length * me_ / size;
+        end_ = begin + length * (me_ + 1) / size;
+      }
+    }
+    if (next_ >= end_) return false;
+    const std::byte* stop = std::min(end_, next_ + kStepBytes);
+    uint32_t sum = 0;
+    for (const std::byte* p = next_; p < stop; p += 64) sum += *reinterpret_cast<const volatile uint8_t*>(p);
+    g_read_ahead_bytes.fetch_add(uint64_t(stop - next_), std::memory_order_relaxed);
+    next_ = stop;
+    sink_ += sum;
+    return true;
+  }
+
+ private:
+  static constexpr ptrdiff_t kStepBytes = 1024;
+  int me_;
+  uint64_t seen_ = 0;
+  const std::byte* next_ = nullptr;
+  const std::byte* end_ = nullptr;
+  uint32_t sink_ = 0;
+};
+
+bool reading_ahead_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("SHRINK_TEAM_PREFETCH");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 // A helper's loop: the shares its leader posts, until the leader is done.
 void help(HelperTeam& team, int me) {
   Mailbox& m = team.mailbox[size_t(me)];
   uint64_t done = 0;
   Backoff backoff;
+  Prefetcher prefetcher(me);
   for (;;) {
     if (const uint64_t posted = m.posted.load(std::memory_order_acquire); posted != done) {
       m.error->run(*m.body, m.lo, m.hi);
@@ -164,6 +225,7 @@ void help(HelperTeam& team, int me) {
       continue;
     }
     if (team.stop.load(std::memory_order_acquire)) return;
+    if (prefetcher.step(team)) continue;
     backoff.wait();
   }
 }
@@ -216,6 +278,23 @@ void run_as_team(const std::function<void()>& leader) {
   }
   if (failure) std::rethrow_exception(failure);
 }
+
+void team_prefetch(const void* data, size_t bytes) {
+  HelperTeam* team = t_team;
+  if (!team || team->size < 2 || !reading_ahead_enabled()) return;
+  const auto* begin = static_cast<const std::byte*>(data);
+  if (team->prefetch_begin.load(std::memory_order_relaxed) == begin &&
+      team->prefetch_end.load(std::memory_order_relaxed) == begin + bytes)
+    return;
+  const uint64_t ticket = team->ticket.load(std::memory_order_relaxed);
+  team->ticket.store(ticket + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  team->prefetch_begin.store(begin, std::memory_order_relaxed);
+  team->prefetch_end.store(begin + bytes, std::memory_order_relaxed);
+  team->ticket.store(ticket + 2, std::memory_order_release);
+}
+
+uint64_t read_ahead_bytes() { return g_read_ahead_bytes.load(std::memory_order_relaxed); }
 
 void ThreadSpeeds::shares(int threads, double* shares) const {
   threads = std::clamp(threads, 1, kMaxThreads);

@@ -23,6 +23,9 @@ struct Decoder::Caches {
   // of its members; the later members find their output waiting in `ahead` (by node index).
   std::vector<std::vector<Node*>> shared_input;
   std::vector<Tensor> ahead;
+  // By node: the weights of the next Int4Linear (with the rest of its set) that a decoded token
+  // reads after this node, which the team's helper reads ahead while it waits (team_prefetch).
+  std::vector<std::span<const std::byte>> next_weights;
   // Whether a decoded token runs as one run_as_team team: ~145 parallel calls of 5-50 us
   // each (SmolLM2) handed to a spinning helper rather than through an OpenMP region each. Not
   // when an f32 Linear layer multiplies through OpenBLAS, which inside the team would run on one
@@ -48,6 +51,49 @@ std::vector<std::vector<Node*>> int4_sets_by_input(Graph& graph) {
   return sets;
 }
 
+// The bytes of a set of Int4Linear layers (or of one) from the first to the last, when they lie
+// together as the decode layouts are made (in graph order); else the first layer's.
+std::span<const std::byte> set_weight_bytes(std::span<Node* const> members) {
+  const std::byte *begin = nullptr, *end = nullptr;
+  size_t total = 0;
+  for (Node* m : members) {
+    const std::span<const std::byte> bytes = ops::decoding_weight_bytes(*m);
+    if (bytes.empty()) continue;
+    begin = begin ? std::min(begin, bytes.data()) : bytes.data();
+    end = std::max(end, bytes.data() + bytes.size());
+    total += bytes.size();
+  }
+  if (!begin) return {};
+  if (size_t(end - begin) > total + 64 * members.size()) return ops::decoding_weight_bytes(*members[0]);
+  return {begin, size_t(end - begin)};
+}
+
+// By node: the weights of the next product that a decoded token reads after the one this node
+// belongs to, or after this node: a set of Int4Linear layers reading one input, or a single
+// Int4Linear or DynamicQuantLinear layer; empty where none follows.
+std::vector<std::span<const std::byte>> next_weights_by_node(Graph& graph,
+                                                             const std::vector<std::vector<Node*>>& sets) {
+  std::vector<Node>& nodes = graph.nodes();
+  std::vector<int> first_of(nodes.size(), -1);  // an Int4Linear's set, by its first node
+  std::vector<std::span<const std::byte>> bytes_of(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if ((nodes[i].kind != "Int4Linear" && nodes[i].kind != "DynamicQuantLinear") || first_of[i] >= 0) continue;
+    Node* self = &nodes[i];
+    const std::span<Node* const> members = sets[i].empty() ? std::span<Node* const>(&self, 1) : std::span<Node* const>(sets[i]);
+    for (Node* m : members) first_of[size_t(m - nodes.data())] = int(i);
+    bytes_of[i] = set_weight_bytes(members);
+  }
+  std::vector<std::span<const std::byte>> next(nodes.size());
+  std::span<const std::byte> coming;  // of the first set starting after node i
+  for (size_t i = nodes.size(); i-- > 0;) {
+    next[i] = coming;
+    if (first_of[i] == int(i) && !bytes_of[i].empty()) coming = bytes_of[i];
+  }
+  for (size_t i = 0; i < nodes.size(); ++i)  // a set's members: what follows its first node's set
+    if (first_of[i] >= 0) next[i] = next[size_t(first_of[i])];
+  return next;
+}
+
 }  // namespace
 
 Decoder::Decoder(Graph& graph, DecoderOptions options)
@@ -62,6 +108,7 @@ Decoder::Decoder(Graph& graph, DecoderOptions options)
   caches_->shared_input = int4_sets_by_input(graph);
   caches_->ahead.resize(graph.nodes().size());
   for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
+  caches_->next_weights = next_weights_by_node(graph, caches_->shared_input);
   const char* team = std::getenv("SHRINK_DECODE_TEAM");
   caches_->team = !(team && std::string(team) == "0") &&
                   std::none_of(graph.nodes().begin(), graph.nodes().end(), [](const Node& n) { return n.kind == "Linear"; });
@@ -110,6 +157,8 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   options.replace_forward = [&](Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
     if (profiling_) node_start = std::chrono::steady_clock::now();
     const size_t index = size_t(&node - nodes.data());
+    if (const std::span<const std::byte> next = caches_->next_weights[index]; !next.empty())
+      team_prefetch(next.data(), next.size());
     if (Tensor& ready = caches_->ahead[index]; ready.defined()) {  // computed with the first of its set
       out[0] = std::move(ready);
       ready = Tensor();

@@ -305,6 +305,21 @@ void prepare_for_decoding(Node& node) {
   }
 }
 
+std::span<const std::byte> decoding_weight_bytes(Node& node) {
+  if (node.kind == "DynamicQuantLinear") {
+    if (weight_only_decodes(node)) {
+      const weight_arena::Block& panels = int8_row_panels(node);
+      return {panels.data(), panels.size()};
+    }
+    const PackedInt8Matrix& w = packed_int8(node);
+    return {reinterpret_cast<const std::byte*>(w.packed()), int8_packed_bytes(w.n(), w.k())};
+  }
+  if (node.kind != "Int4Linear") return {};
+  const Int4Prepared& p = int4_prepared(node);
+  if (!p.decode || p.decode->memory.empty()) return {};
+  return {p.decode->memory.data(), p.decode->memory.size()};
+}
+
 bool int4_linears_share_input(std::span<Node* const> nodes) {
   if (nodes.empty()) return false;
   for (Node* node : nodes)

@@ -19,6 +19,11 @@ bool int4_linears_share_input(std::span<Node* const> nodes);
 // Int4Linear's panel copy, a DynamicQuantLinear's packed int8 panels. Other nodes: nothing.
 void prepare_for_decoding(Node& node);
 
+// The bytes a decoded token reads of this node's weights, where they lie in one span (an
+// Int4Linear's decode layout, a DynamicQuantLinear's packed int8 panels; made now if not yet);
+// empty for other nodes.
+std::span<const std::byte> decoding_weight_bytes(Node& node);
+
 // x (..., in) -> one output per node, as each node's forward would give. Up to 4 rows (decoding),
 // or any number with s8_activations (the decoder's prompts), the activations are quantized to s8
 // per row and multiplied by the nibbles directly; otherwise (prompts through forward(), perplexity

@@ -384,5 +384,36 @@ TEST(AtomicFileWriter, OnlyCommittedFilesAppear) {
   EXPECT_THROW(AtomicFileWriter(dir.file("no/such/dir/file")), IoError);
 }
 
+TEST(RunAsTeam, HelpersReadTheirPartOfAPostedRangeWhileTheyWait) {
+  if (available_cores() < 2) GTEST_SKIP() << "a team needs two cores";
+  std::vector<std::byte> weights(size_t(1) << 20), next(size_t(64) << 10);
+  const uint64_t at_start = read_ahead_bytes();
+  team_prefetch(weights.data(), weights.size());  // off a team: nothing
+  EXPECT_EQ(read_ahead_bytes(), at_start);
+  // Until the helper has read `bytes` more than `from` (or 20 s have passed); then a moment more,
+  // in which it must read nothing further.
+  const auto read_after = [](uint64_t from, uint64_t bytes) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (read_ahead_bytes() - from < bytes && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return read_ahead_bytes() - from;
+  };
+  set_num_threads(2);
+  std::atomic<int64_t> items = 0;
+  run_as_team([&] {
+    uint64_t before = read_ahead_bytes();
+    team_prefetch(weights.data(), weights.size());
+    team_prefetch(weights.data(), weights.size());  // the same range again: not read twice
+    EXPECT_EQ(read_after(before, weights.size() / 2), weights.size() / 2);  // the helper's half
+    parallel_for(0, 1000, 1, [&](int64_t lo, int64_t hi) { items += hi - lo; });
+    before = read_ahead_bytes();
+    team_prefetch(next.data(), next.size());  // a new range replaces the old
+    EXPECT_EQ(read_after(before, next.size() / 2), next.size() / 2);
+  });
+  set_num_threads(0);
+  EXPECT_EQ(items.load(), 1000);
+}
+
 }  // namespace
 }  // namespace shrink
