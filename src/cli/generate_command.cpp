@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "shrink/core/error.h"
+#include "shrink/core/parallel.h"
 #include "shrink/core/progress.h"
 #include "shrink/io/llm_import.h"
 #include "shrink/nn/decoder.h"
@@ -30,7 +31,10 @@ double since(std::chrono::steady_clock::time_point t) {
 }
 
 // Per node kind: calls and milliseconds per decoded token, and the share of the decode time.
-void print_profile(const std::map<std::string, nn::Decoder::KindTime>& profile, size_t tokens, double decode) {
+// read_ahead: the bytes of weights the team's helpers read ahead (team_prefetch) while decoding;
+// weights: the bytes of weights a token reads.
+void print_profile(const std::map<std::string, nn::Decoder::KindTime>& profile, size_t tokens, double decode,
+                   uint64_t read_ahead, int64_t weights) {
   std::vector<std::pair<std::string, nn::Decoder::KindTime>> rows(profile.begin(), profile.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
   double total = 0;
@@ -42,6 +46,9 @@ void print_profile(const std::map<std::string, nn::Decoder::KindTime>& profile, 
   }
   std::fprintf(stderr, "%-22s %12s %14.3f %7.1f%%\n", "between nodes, sampling", "",
                1e3 * (decode - total) / double(tokens), 100 * (decode - total) / decode);
+  const double ahead = double(read_ahead) / double(tokens);
+  std::fprintf(stderr, "read ahead by the helpers while they waited: %.1f MB/token, %.0f%% of the %.1f MB of weights a token reads\n",
+               ahead / 1e6, 100 * ahead / double(std::max<int64_t>(weights, 1)), double(weights) / 1e6);
 }
 
 void run_generate(const GenerateOptions& o) {
@@ -79,6 +86,7 @@ void run_generate(const GenerateOptions& o) {
   }
   std::vector<int32_t> generated;
   auto decode_start = std::chrono::steady_clock::now();
+  const uint64_t read_ahead_at_start = read_ahead_bytes();
   for (int64_t i = 0; i < o.max_tokens; ++i) {
     int32_t next = nn::sample_token(logits, o.sampling, rng);
     if (o.stop_at_eos && next == lm.tokenizer->eos) break;
@@ -91,7 +99,9 @@ void run_generate(const GenerateOptions& o) {
     if (i + 1 < o.max_tokens) logits = decoder.feed(std::span<const int32_t>(&next, 1));
   }
   double decode = since(decode_start);
-  if (o.profile) print_profile(decoder.profile(), generated.size() > 1 ? generated.size() - 1 : 1, decode);
+  if (o.profile)
+    print_profile(decoder.profile(), generated.size() > 1 ? generated.size() - 1 : 1, decode,
+                  read_ahead_bytes() - read_ahead_at_start, nn::weight_bytes_per_token(lm.graph));
   double prefill_rate = double(prompt.size()) / std::max(prefill, 1e-9);
   double decode_rate = generated.size() > 1 ? double(generated.size() - 1) / std::max(decode, 1e-9) : 0;
   if (o.json) {
