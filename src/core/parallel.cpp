@@ -11,9 +11,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <string>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -160,9 +160,10 @@ std::atomic<uint64_t> g_read_ahead_bytes{0};
 // one a parallel call's even split would give it (helper t of n threads: [t/n, (t+1)/n) of the
 // range), as plain loads of a byte a line, 1 KB at a time.
 // Why plain loads of the helper's part alone, measured on the 2-core Zen 5 host (SmolLM2 int4
-// decode, alternating runs, 40 pairs each): reading all of the range ran 1.008-1.012x as fast as
-// no reading ahead (4 KB steps: 0.969x, the helper late to its next share); its own half, with
-// loads 1.014-1.054x (median of seven runs 1.04x), with prefetcht1 instructions 1.000-1.027x.
+// decode, alternating runs, 40 pairs each, in one hour): reading all of the range ran
+// 1.008-1.012x as fast as no reading ahead (4 KB steps: 0.969x, the helper late to its next
+// share); its own half with loads 1.014-1.087x (~1.04x typical), with prefetcht1 instructions
+// 1.000-1.027x. In a later hour, with the memory reading 88 GB/s, the kept form gained ~1.00x.
 class Prefetcher {
  public:
   explicit Prefetcher(int me) : me_(me) {}

@@ -23,8 +23,9 @@ struct Decoder::Caches {
   // of its members; the later members find their output waiting in `ahead` (by node index).
   std::vector<std::vector<Node*>> shared_input;
   std::vector<Tensor> ahead;
-  // By node: the weights of the next Int4Linear (with the rest of its set) that a decoded token
-  // reads after this node, which the team's helper reads ahead while it waits (team_prefetch).
+  // By node: the weights of the next product a decoded token runs after this node's own (an
+  // Int4Linear set or layer, a DynamicQuantLinear), which the team's helper reads ahead while it
+  // waits (team_prefetch; next_weights_by_node).
   std::vector<std::span<const std::byte>> next_weights;
   // Whether a decoded token runs as one run_as_team team: ~145 parallel calls of 5-50 us
   // each (SmolLM2) handed to a spinning helper rather than through an OpenMP region each. Not
