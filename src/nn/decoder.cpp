@@ -9,6 +9,8 @@
 
 #include "ops/attention.h"
 #include "ops/linear.h"
+#include "ops/op_support.h"
+#include "ops/row_kernels.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
@@ -16,6 +18,19 @@
 #include "shrink/nn/op.h"
 
 namespace shrink::nn {
+
+// A single token's elementwise step and the node it feeds, run as one: at `Add` the sum and the
+// RMSNorm of it (the norm's output waits in `ahead` for the norm's node), at `SiLU` SiLU(gate) x
+// up for the `Mul` after it (whose other input, an Int4Linear's output, waits in `ahead` from its
+// set). Each skips one node's allocation, lookups and dispatch, and a pass over the values.
+struct FusedStep {
+  enum class Kind { none, add_then_norm, silu_then_mul } kind = Kind::none;
+  int partner = -1;     // the node whose output this step computes too (the norm, the Mul)
+  int other = -1;       // silu_then_mul: the node whose output is the Mul's other input
+  const float* weight = nullptr;  // add_then_norm: the norm's weight, its width and eps
+  int64_t width = 0;
+  float eps = 0;
+};
 
 struct Decoder::Caches {
   std::vector<ops::KvCache> by_node;  // indexed by node
@@ -27,6 +42,8 @@ struct Decoder::Caches {
   // Int4Linear set or layer, a DynamicQuantLinear), which the team's helper reads ahead while it
   // waits (team_prefetch; next_weights_by_node).
   std::vector<std::span<const std::byte>> next_weights;
+  // By node: a single token's step fused with the node after it (fused_steps_by_node).
+  std::vector<FusedStep> fused;
   // Whether a decoded token runs as one run_as_team team: ~145 parallel calls of 5-50 us
   // each (SmolLM2) handed to a spinning helper rather than through an OpenMP region each. Not
   // when an f32 Linear layer multiplies through OpenBLAS, which inside the team would run on one
@@ -95,6 +112,85 @@ std::vector<std::span<const std::byte>> next_weights_by_node(Graph& graph,
   return next;
 }
 
+// Runs a fused step on its node's inputs (in, out as in replace_forward); false where the inputs
+// are not what the step needs (the node then runs alone).
+bool run_fused(const FusedStep& f, std::span<const Tensor> in, std::vector<Tensor>& out, std::vector<Tensor>& ahead) {
+  if (f.kind == FusedStep::Kind::add_then_norm) {
+    const Tensor a = in[0].contiguous(), b = in[1].contiguous();
+    if (a.dtype() != DType::f32 || b.dtype() != DType::f32 || a.shape() != b.shape() || a.rank() < 1 ||
+        a.shape()[a.rank() - 1] != f.width || f.width <= 0)
+      return false;
+    const int64_t n = a.numel();
+    Tensor sum = Tensor::uninitialized(a.shape(), DType::f32), normed = Tensor::uninitialized(a.shape(), DType::f32);
+    const float *ad = a.data<float>(), *bd = b.data<float>();
+    float* x = sum.mutable_data<float>();
+    for (int64_t i = 0; i < n; ++i) x[i] = ad[i] + bd[i];
+    for (int64_t row = 0; row < n; row += f.width)
+      ops::norm_row(x + row, f.width, f.weight, nullptr, /*layer_norm=*/false, f.eps, normed.mutable_data<float>() + row);
+    out[0] = sum;
+    ahead[size_t(f.partner)] = normed;
+    return true;
+  }
+  if (f.kind == FusedStep::Kind::silu_then_mul) {
+    const Tensor& up = ahead[size_t(f.other)];
+    if (!up.defined()) return false;
+    const Tensor gate = in[0].contiguous(), u = up.contiguous();
+    if (gate.dtype() != DType::f32 || u.dtype() != DType::f32 || gate.shape() != u.shape()) return false;
+    const int64_t n = gate.numel();
+    Tensor mixed = Tensor::uninitialized(gate.shape(), DType::f32);
+    float* y = mixed.mutable_data<float>();
+    const float* ud = u.data<float>();
+    ops::silu_row(gate.data<float>(), y, n);
+    for (int64_t i = 0; i < n; ++i) y[i] = y[i] * ud[i];
+    out[0] = in[0];  // the SiLU's own output is read by the Mul alone, which takes `mixed`
+    ahead[size_t(f.partner)] = mixed;
+    return true;
+  }
+  return false;
+}
+
+// Where a single token's steps can be fused (FusedStep): an Add whose sum an RMSNorm reads, and a
+// SiLU whose only reader is a Mul by an Int4Linear's output that its set computes before the SiLU.
+std::vector<FusedStep> fused_steps_by_node(Graph& graph, const std::vector<std::vector<Node*>>& sets) {
+  std::vector<Node>& nodes = graph.nodes();
+  std::vector<std::vector<int>> readers(graph.values().size());
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (int v : nodes[i].inputs) readers[size_t(v)].push_back(int(i));
+  std::vector<bool> graph_output(graph.values().size(), false);
+  for (int v : graph.outputs()) graph_output[size_t(v)] = true;
+  std::vector<int> set_first(nodes.size(), -1);  // an Int4Linear computed with the set of this first node
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (Node* m : sets[i]) set_first[size_t(m - nodes.data())] = int(i);
+  std::vector<FusedStep> fused(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& node = nodes[i];
+    if (node.outputs.size() != 1) continue;
+    const std::vector<int>& reads = readers[size_t(node.outputs[0])];
+    if (node.kind == "Add" && node.inputs.size() == 2) {
+      for (int r : reads) {
+        const Node& norm = nodes[size_t(r)];
+        if (norm.kind != "RMSNorm" || norm.inputs.size() != 1 || norm.outputs.size() != 1) continue;
+        const Param* weight = norm.find_param("weight");
+        if (!weight || weight->value.dtype() != DType::f32 || !weight->value.is_contiguous()) continue;
+        FusedStep& f = fused[i];
+        f.kind = FusedStep::Kind::add_then_norm, f.partner = r, f.weight = weight->value.data<float>();
+        f.width = weight->value.numel();
+        f.eps = float(ops::attr_float(norm, "eps", 1e-6));  // as the op reads it
+        break;
+      }
+    }
+    if (node.kind == "SiLU" && node.inputs.size() == 1 && reads.size() == 1 && !graph_output[size_t(node.outputs[0])]) {
+      const Node& mul = nodes[size_t(reads[0])];
+      if (mul.kind != "Mul" || mul.inputs.size() != 2 || mul.inputs[0] == mul.inputs[1]) continue;
+      const int other_value = mul.inputs[0] == node.outputs[0] ? mul.inputs[1] : mul.inputs[0];
+      const int producer = graph.values()[size_t(other_value)].producer;
+      if (producer <= int(i) || set_first[size_t(producer)] < 0 || set_first[size_t(producer)] >= int(i)) continue;
+      fused[i].kind = FusedStep::Kind::silu_then_mul, fused[i].partner = reads[0], fused[i].other = producer;
+    }
+  }
+  return fused;
+}
+
 }  // namespace
 
 Decoder::Decoder(Graph& graph, DecoderOptions options)
@@ -110,6 +206,10 @@ Decoder::Decoder(Graph& graph, DecoderOptions options)
   caches_->ahead.resize(graph.nodes().size());
   for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
   caches_->next_weights = next_weights_by_node(graph, caches_->shared_input);
+  if (const char* fuse = std::getenv("SHRINK_DECODE_FUSE"); !(fuse && std::string(fuse) == "0"))
+    caches_->fused = fused_steps_by_node(graph, caches_->shared_input);
+  else
+    caches_->fused.resize(graph.nodes().size());
   const char* team = std::getenv("SHRINK_DECODE_TEAM");
   caches_->team = !(team && std::string(team) == "0") &&
                   std::none_of(graph.nodes().begin(), graph.nodes().end(), [](const Node& n) { return n.kind == "Linear"; });
@@ -129,6 +229,11 @@ void Decoder::reset() {
   empty.reserved = reserved_;
   for (auto& c : caches_->by_node) c = empty;
   length_ = 0;
+}
+
+int64_t Decoder::fused_steps() const {
+  return std::count_if(caches_->fused.begin(), caches_->fused.end(),
+                       [](const FusedStep& f) { return f.kind != FusedStep::Kind::none; });
 }
 
 int64_t Decoder::kv_cache_bytes() const {
@@ -183,6 +288,7 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       for (size_t m = 1; m < members.size(); ++m) caches_->ahead[size_t(members[m] - nodes.data())] = results[m];
       return true;
     }
+    if (t == 1 && run_fused(caches_->fused[index], in, out, caches_->ahead)) return true;
     if (node.kind != "Attention") return false;
     out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[index]);
     return true;

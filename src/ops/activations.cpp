@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/op_support.h"
+#include "ops/row_kernels.h"
 #include "shrink/core/parallel.h"
 
 namespace shrink::nn::ops {
@@ -52,10 +53,7 @@ struct Sigmoid {
 };
 struct Silu {
   static float f(float x) { return x * Sigmoid::f(x); }
-  static void rows(const float* x, float* y, int64_t n) {
-    kernels().sigmoid_f32(x, y, n);
-    for (int64_t i = 0; i < n; ++i) y[i] *= x[i];
-  }
+  static void rows(const float* x, float* y, int64_t n) { silu_row(x, y, n); }
   static float df(float x) {
     float s = Sigmoid::f(x);
     return s * (1.f + x * (1.f - s));
@@ -116,6 +114,11 @@ std::vector<ValueInfo> gelu_infer(const Node& node, std::span<const ValueInfo> i
 }
 
 }  // namespace
+
+void silu_row(const float* x, float* y, int64_t n) {
+  kernels().sigmoid_f32(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] *= x[i];
+}
 
 extern const OpRules relu_rules{"ReLU", same_as_input, forward<Relu>, backward<Relu>};
 extern const OpRules relu6_rules{"ReLU6", same_as_input, forward<Relu6>, backward<Relu6>};

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/op_support.h"
+#include "ops/row_kernels.h"
 #include "shrink/core/parallel.h"
 
 namespace shrink::nn::ops {
@@ -73,6 +74,22 @@ template <class F> double sum4(const float* x, int64_t n, F f) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+}  // namespace
+
+NormStats norm_row(const float* x, int64_t d, const float* w, const float* b, bool layer_norm, float eps, float* out) {
+  double mean = 0;
+  if (layer_norm) {
+    mean = sum4(x, d, [](double v) { return v; });
+    mean /= double(d);
+  }
+  const double sq = sum4(x, d, [mean](double v) { return (v - mean) * (v - mean); });
+  const float inv = float(1.0 / std::sqrt(sq / double(d) + eps));
+  for (int64_t i = 0; i < d; ++i) out[i] = (x[i] - float(mean)) * inv * w[i] + (b ? b[i] : 0.f);
+  return {float(mean), inv};
+}
+
+namespace {
+
 // Saved per row: mean (0 for RMSNorm) and 1/std (1/rms).
 void norm_forward(ForwardContext& c) {
   const Tensor x = c.inputs[0].contiguous();
@@ -84,20 +101,10 @@ void norm_forward(ForwardContext& c) {
   // Every output value is written; the statistics only when training records them.
   Tensor y = uninitialized_like(x), stats = c.record ? uninitialized_f32(Shape{rows, 2}) : Tensor();
   for_rows(x, [&](int64_t base, int64_t dd) {
-    const float* in = f32(x) + base;
-    double mean = 0;
-    if (layer_norm) {
-      mean = sum4(in, dd, [](double x) { return x; });
-      mean /= double(dd);
-    }
-    const double sq = sum4(in, dd, [mean](double x) { return (x - mean) * (x - mean); });
-    float inv = float(1.0 / std::sqrt(sq / double(dd) + eps));
-    float* out = f32(y) + base;
-    for (int64_t i = 0; i < dd; ++i)
-      out[i] = (in[i] - float(mean)) * inv * w[i] + (b ? b[i] : 0.f);
+    const NormStats row = norm_row(f32(x) + base, dd, w, b, layer_norm, eps, f32(y) + base);
     if (c.record) {
-      f32(stats)[base / dd * 2] = float(mean);
-      f32(stats)[base / dd * 2 + 1] = inv;
+      f32(stats)[base / dd * 2] = row.mean;
+      f32(stats)[base / dd * 2 + 1] = row.inv;
     }
   });
   c.outputs[0] = y;

@@ -241,6 +241,31 @@ TEST(Decoder, TokensRunAsATeamGiveTheSameLogits) {
   set_num_threads(0);
 }
 
+// A single token's Add + RMSNorm and SiLU x up run fused (three steps a layer of an int4 model,
+// the last Add with the final norm): the logits come out bit for bit as with the nodes one by one
+// (SHRINK_DECODE_FUSE=0), prompt and tokens alike.
+TEST(Decoder, FusedStepsGiveTheSameLogits) {
+  io::LanguageModel lm = testing::tiny_llama(3);
+  compress::LlmQuantizeOptions o;
+  o.method = "rtn", o.weights = {4, 32, false}, o.int8_head = true, o.quiet = true;
+  compress::quantize_language_model(lm, {}, o);
+  Decoder fused(lm.graph);
+  setenv("SHRINK_DECODE_FUSE", "0", 1);
+  Decoder alone(lm.graph);
+  unsetenv("SHRINK_DECODE_FUSE");
+  int64_t layers = 0;
+  for (const Node& node : lm.graph.nodes()) layers += node.kind == "SiLU";
+  ASSERT_GT(layers, 0);
+  EXPECT_EQ(fused.fused_steps(), 3 * layers);
+  EXPECT_EQ(alone.fused_steps(), 0);
+  const std::vector<int32_t> prompt = {3, 14, 15, 92, 65};
+  ASSERT_EQ(fused.feed(prompt), alone.feed(prompt));
+  for (int32_t id = 0; id < 40; ++id) {
+    const int32_t token = (id * 37 + 11) % 256;
+    ASSERT_EQ(fused.feed(std::span<const int32_t>(&token, 1)), alone.feed(std::span<const int32_t>(&token, 1))) << id;
+  }
+}
+
 TEST(Decoder, SamplingFollowsItsOptions) {
   std::vector<float> logits = {0.f, 3.f, 1.f, 2.9f};
   Rng rng(1);

@@ -37,6 +37,10 @@ class Decoder {
   // the middle of a token). Kept across reset().
   void reserve(int64_t positions);
   void reset();
+  // How many of a single token's steps run fused with the node after them (an Add with the
+  // RMSNorm of its sum, a SiLU with the Mul by the up projection); SHRINK_DECODE_FUSE=0 when the
+  // decoder is made: none. The results are bit for bit the same either way.
+  int64_t fused_steps() const;
   // Time spent per node kind (Linear, Attention, RMSNorm, ...) while profiling is on; off by default.
   struct KindTime {
     int64_t calls = 0;
