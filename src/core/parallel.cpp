@@ -10,12 +10,12 @@
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <exception>
 #include <mutex>
-#include <string>
 #include <thread>
 #include <unordered_map>
+
+#include "core/env_switch.h"
 
 namespace shrink {
 namespace {
@@ -185,11 +185,9 @@ class Prefetcher {
     }
     if (next_ >= end_) return false;
     const std::byte* stop = std::min(end_, next_ + kStepBytes);
-    uint32_t sum = 0;
-    for (const std::byte* p = next_; p < stop; p += 64) sum += *reinterpret_cast<const volatile uint8_t*>(p);
+    for (const std::byte* p = next_; p < stop; p += 64) (void)*reinterpret_cast<const volatile uint8_t*>(p);
     g_read_ahead_bytes.fetch_add(uint64_t(stop - next_), std::memory_order_relaxed);
     next_ = stop;
-    sink_ += sum;
     return true;
   }
 
@@ -199,14 +197,10 @@ class Prefetcher {
   uint64_t seen_ = 0;
   const std::byte* next_ = nullptr;
   const std::byte* end_ = nullptr;
-  uint32_t sink_ = 0;
 };
 
 bool reading_ahead_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("SHRINK_TEAM_PREFETCH");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = switched_on("SHRINK_TEAM_PREFETCH");
   return on;
 }
 

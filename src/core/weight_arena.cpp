@@ -5,12 +5,12 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <string>
 
+#include "core/env_switch.h"
 #include "core/memory_budget.h"
 #include "shrink/core/error.h"
 
@@ -94,10 +94,7 @@ Block take(size_t bytes) {
 
 // SHRINK_HUGE_PAGES=0 leaves the chunks in 4 KB pages (to measure what the huge pages give).
 bool huge_pages_asked() {
-  static const bool asked = [] {
-    const char* value = std::getenv("SHRINK_HUGE_PAGES");
-    return !(value && std::string(value) == "0");
-  }();
+  static const bool asked = switched_on("SHRINK_HUGE_PAGES");
   return asked;
 }
 

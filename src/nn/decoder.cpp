@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <map>
 #include <numeric>
 
+#include "core/env_switch.h"
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "ops/op_support.h"
@@ -27,8 +27,7 @@ struct FusedStep {
   enum class Kind { none, add_then_norm, silu_then_mul } kind = Kind::none;
   int partner = -1;     // the node whose output this step computes too (the norm, the Mul)
   int other = -1;       // silu_then_mul: the node whose output is the Mul's other input
-  const float* weight = nullptr;  // add_then_norm: the norm's weight, its width and eps
-  int64_t width = 0;
+  Tensor weight;  // add_then_norm: the norm's weight (f32, contiguous) and eps
   float eps = 0;
 };
 
@@ -86,20 +85,30 @@ std::span<const std::byte> set_weight_bytes(std::span<Node* const> members) {
   return {begin, size_t(end - begin)};
 }
 
+// By node: the first node of the product it belongs to (a set of Int4Linear layers reading one
+// input, run at its first node, or a single Int4Linear or DynamicQuantLinear layer, its own
+// index); -1 for nodes that are no product.
+std::vector<int> product_first_by_node(const Graph& graph, const std::vector<std::vector<Node*>>& sets) {
+  const std::vector<Node>& nodes = graph.nodes();
+  std::vector<int> first(nodes.size(), -1);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if ((nodes[i].kind != "Int4Linear" && nodes[i].kind != "DynamicQuantLinear") || first[i] >= 0) continue;
+    first[i] = int(i);
+    for (const Node* m : sets[i]) first[size_t(m - nodes.data())] = int(i);
+  }
+  return first;
+}
+
 // By node: the weights of the next product that a decoded token reads after the one this node
-// belongs to, or after this node: a set of Int4Linear layers reading one input, or a single
-// Int4Linear or DynamicQuantLinear layer; empty where none follows.
-std::vector<std::span<const std::byte>> next_weights_by_node(Graph& graph,
-                                                             const std::vector<std::vector<Node*>>& sets) {
+// belongs to, or after this node; empty where none follows.
+std::vector<std::span<const std::byte>> next_weights_by_node(Graph& graph, const std::vector<std::vector<Node*>>& sets,
+                                                             const std::vector<int>& first_of) {
   std::vector<Node>& nodes = graph.nodes();
-  std::vector<int> first_of(nodes.size(), -1);  // an Int4Linear's set, by its first node
   std::vector<std::span<const std::byte>> bytes_of(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if ((nodes[i].kind != "Int4Linear" && nodes[i].kind != "DynamicQuantLinear") || first_of[i] >= 0) continue;
+    if (first_of[i] != int(i)) continue;
     Node* self = &nodes[i];
-    const std::span<Node* const> members = sets[i].empty() ? std::span<Node* const>(&self, 1) : std::span<Node* const>(sets[i]);
-    for (Node* m : members) first_of[size_t(m - nodes.data())] = int(i);
-    bytes_of[i] = set_weight_bytes(members);
+    bytes_of[i] = set_weight_bytes(sets[i].empty() ? std::span<Node* const>(&self, 1) : std::span<Node* const>(sets[i]));
   }
   std::vector<std::span<const std::byte>> next(nodes.size());
   std::span<const std::byte> coming;  // of the first set starting after node i
@@ -117,16 +126,18 @@ std::vector<std::span<const std::byte>> next_weights_by_node(Graph& graph,
 bool run_fused(const FusedStep& f, std::span<const Tensor> in, std::vector<Tensor>& out, std::vector<Tensor>& ahead) {
   if (f.kind == FusedStep::Kind::add_then_norm) {
     const Tensor a = in[0].contiguous(), b = in[1].contiguous();
+    const int64_t width = f.weight.numel();
     if (a.dtype() != DType::f32 || b.dtype() != DType::f32 || a.shape() != b.shape() || a.rank() < 1 ||
-        a.shape()[a.rank() - 1] != f.width || f.width <= 0)
+        a.shape()[a.rank() - 1] != width || width <= 0)
       return false;
     const int64_t n = a.numel();
     Tensor sum = Tensor::uninitialized(a.shape(), DType::f32), normed = Tensor::uninitialized(a.shape(), DType::f32);
     const float *ad = a.data<float>(), *bd = b.data<float>();
     float* x = sum.mutable_data<float>();
     for (int64_t i = 0; i < n; ++i) x[i] = ad[i] + bd[i];
-    for (int64_t row = 0; row < n; row += f.width)
-      ops::norm_row(x + row, f.width, f.weight, nullptr, /*layer_norm=*/false, f.eps, normed.mutable_data<float>() + row);
+    for (int64_t row = 0; row < n; row += width)
+      ops::norm_row(x + row, width, f.weight.data<float>(), nullptr, /*layer_norm=*/false, f.eps,
+                    normed.mutable_data<float>() + row);
     out[0] = sum;
     ahead[size_t(f.partner)] = normed;
     return true;
@@ -151,21 +162,14 @@ bool run_fused(const FusedStep& f, std::span<const Tensor> in, std::vector<Tenso
 
 // Where a single token's steps can be fused (FusedStep): an Add whose sum an RMSNorm reads, and a
 // SiLU whose only reader is a Mul by an Int4Linear's output that its set computes before the SiLU.
-std::vector<FusedStep> fused_steps_by_node(Graph& graph, const std::vector<std::vector<Node*>>& sets) {
-  std::vector<Node>& nodes = graph.nodes();
-  std::vector<std::vector<int>> readers(graph.values().size());
-  for (size_t i = 0; i < nodes.size(); ++i)
-    for (int v : nodes[i].inputs) readers[size_t(v)].push_back(int(i));
-  std::vector<bool> graph_output(graph.values().size(), false);
-  for (int v : graph.outputs()) graph_output[size_t(v)] = true;
-  std::vector<int> set_first(nodes.size(), -1);  // an Int4Linear computed with the set of this first node
-  for (size_t i = 0; i < nodes.size(); ++i)
-    for (Node* m : sets[i]) set_first[size_t(m - nodes.data())] = int(i);
+std::vector<FusedStep> fused_steps_by_node(const Graph& graph, const std::vector<int>& first_of) {
+  const std::vector<Node>& nodes = graph.nodes();
+  const std::vector<int>& outputs = graph.outputs();
   std::vector<FusedStep> fused(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
     const Node& node = nodes[i];
-    if (node.outputs.size() != 1) continue;
-    const std::vector<int>& reads = readers[size_t(node.outputs[0])];
+    if (node.outputs.size() != 1 || (node.kind != "Add" && node.kind != "SiLU")) continue;
+    const std::vector<int> reads = graph.consumers(node.outputs[0]);
     if (node.kind == "Add" && node.inputs.size() == 2) {
       for (int r : reads) {
         const Node& norm = nodes[size_t(r)];
@@ -173,18 +177,19 @@ std::vector<FusedStep> fused_steps_by_node(Graph& graph, const std::vector<std::
         const Param* weight = norm.find_param("weight");
         if (!weight || weight->value.dtype() != DType::f32 || !weight->value.is_contiguous()) continue;
         FusedStep& f = fused[i];
-        f.kind = FusedStep::Kind::add_then_norm, f.partner = r, f.weight = weight->value.data<float>();
-        f.width = weight->value.numel();
+        f.kind = FusedStep::Kind::add_then_norm, f.partner = r, f.weight = weight->value;
         f.eps = float(ops::attr_float(norm, "eps", 1e-6));  // as the op reads it
         break;
       }
     }
-    if (node.kind == "SiLU" && node.inputs.size() == 1 && reads.size() == 1 && !graph_output[size_t(node.outputs[0])]) {
+    if (node.kind == "SiLU" && node.inputs.size() == 1 && reads.size() == 1 &&
+        std::find(outputs.begin(), outputs.end(), node.outputs[0]) == outputs.end()) {
       const Node& mul = nodes[size_t(reads[0])];
       if (mul.kind != "Mul" || mul.inputs.size() != 2 || mul.inputs[0] == mul.inputs[1]) continue;
       const int other_value = mul.inputs[0] == node.outputs[0] ? mul.inputs[1] : mul.inputs[0];
       const int producer = graph.values()[size_t(other_value)].producer;
-      if (producer <= int(i) || set_first[size_t(producer)] < 0 || set_first[size_t(producer)] >= int(i)) continue;
+      // computed with its set before the SiLU: its output waits in `ahead`
+      if (producer <= int(i) || first_of[size_t(producer)] < 0 || first_of[size_t(producer)] >= int(i)) continue;
       fused[i].kind = FusedStep::Kind::silu_then_mul, fused[i].partner = reads[0], fused[i].other = producer;
     }
   }
@@ -205,13 +210,11 @@ Decoder::Decoder(Graph& graph, DecoderOptions options)
   caches_->shared_input = int4_sets_by_input(graph);
   caches_->ahead.resize(graph.nodes().size());
   for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
-  caches_->next_weights = next_weights_by_node(graph, caches_->shared_input);
-  if (const char* fuse = std::getenv("SHRINK_DECODE_FUSE"); !(fuse && std::string(fuse) == "0"))
-    caches_->fused = fused_steps_by_node(graph, caches_->shared_input);
-  else
-    caches_->fused.resize(graph.nodes().size());
-  const char* team = std::getenv("SHRINK_DECODE_TEAM");
-  caches_->team = !(team && std::string(team) == "0") &&
+  const std::vector<int> product_first = product_first_by_node(graph, caches_->shared_input);
+  caches_->next_weights = next_weights_by_node(graph, caches_->shared_input, product_first);
+  caches_->fused = switched_on("SHRINK_DECODE_FUSE") ? fused_steps_by_node(graph, product_first)
+                                                     : std::vector<FusedStep>(graph.nodes().size());
+  caches_->team = switched_on("SHRINK_DECODE_TEAM") &&
                   std::none_of(graph.nodes().begin(), graph.nodes().end(), [](const Node& n) { return n.kind == "Linear"; });
 }
 

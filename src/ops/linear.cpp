@@ -213,9 +213,8 @@ void dynamic_quant_forward(ForwardContext& c) {
 // columns and their weights in f32 (mixed precision), and, on its first decoding call, its decode
 // layout (kernels/int4_decode_layout.h; prompts never read it). Looking the attributes and params
 // up by name on every call, and the small allocations the shared-input product made (below), had
-// cost 3.0-3.9 us of serial
-// work per set of layers, 120 sets per SmolLM2 token (1.7-2.2 us after; the allocations were the
-// larger part).
+// cost 3.0-3.9 us of serial work per set of layers, 120 sets per SmolLM2 token (1.7-2.2 us after;
+// the allocations were the larger part).
 struct Int4Prepared {
   Tensor nibbles, scales, mins, bias;
   Int4Weights weights;  // without the decode layouts (int4_decode_weights)
