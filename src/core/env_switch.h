@@ -1,5 +1,6 @@
 // The environment switches that turn a speed-up off so that its gain can be measured with the
-// same binary (SHRINK_HUGE_PAGES, SHRINK_DECODE_TEAM, SHRINK_TEAM_PREFETCH, SHRINK_DECODE_FUSE):
+// same binary (SHRINK_HUGE_PAGES, SHRINK_DECODE_TEAM, SHRINK_TEAM_PREFETCH, SHRINK_DECODE_FUSE,
+// SHRINK_INT4_ROW_BLOCKS):
 // a switch is off when its variable is "0", on otherwise (unset included).
 #pragma once
 #include <cstdlib>

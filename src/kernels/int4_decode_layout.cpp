@@ -2,12 +2,29 @@
 
 #include <cstring>
 
+#include "core/env_switch.h"
+#include "shrink/kernels/cpu.h"
+
 namespace shrink {
 
-Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w) {
+Int4DecodeForm int4_decode_form(const Int4Weights& w, Isa isa) {
+  static const bool row_blocks = switched_on("SHRINK_INT4_ROW_BLOCKS");
+  if (row_blocks && isa >= Isa::vnni && int4_row_blocks_fit(w)) return Int4DecodeForm::row_blocks;
+  return w.k % 64 == 0 ? Int4DecodeForm::panels : Int4DecodeForm::rows;
+}
+
+Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w) { return make_int4_decode_layout(w, int4_decode_form(w, active_isa())); }
+
+Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w, Int4DecodeForm form) {
   Int4DecodeLayout layout;
   layout.weights = w;
-  if (w.k % 64 != 0) return layout;
+  if (form == Int4DecodeForm::row_blocks) {
+    layout.memory = weight_arena::take(static_cast<size_t>(w.n / 16 * int4_row_block_bytes(w.k, w.group)));
+    pack_int4_row_blocks(w, layout.memory.as<uint8_t>());
+    layout.weights.row_blocks = layout.memory.as<uint8_t>();
+    return layout;
+  }
+  if (form == Int4DecodeForm::rows) return layout;
   const size_t panel_bytes = static_cast<size_t>(w.n * w.k / 2), groups = static_cast<size_t>(w.n * (w.k / w.group));
   const size_t scale_at = (panel_bytes + 63) / 64 * 64, min_at = scale_at + (groups * 2 + 63) / 64 * 64;
   layout.memory = weight_arena::take(min_at + groups * 2);

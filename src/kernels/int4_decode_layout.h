@@ -1,18 +1,30 @@
-// The int4 weights as the decode GEMV reads them: the nibbles in 4-row panels, the scales (in the
-// panels' order at groups of 32) and the mins, one after another in one span of 2 MB pages
+// The int4 weights as the decode GEMV reads them, in one span of 2 MB pages
 // (core/weight_arena.h). Int4Linear makes this once, on its first decoded token; `shrink bench
 // kernels` makes its cold copies the same way, so that it times what a decoded token reads.
 #pragma once
 #include "core/weight_arena.h"
+#include "shrink/kernels/cpu.h"
 #include "shrink/kernels/int4_gemm.h"
 
 namespace shrink {
 
-struct Int4DecodeLayout {
-  weight_arena::Block memory;  // empty when k % 64 != 0 (no panel layout): weights are the input's
-  Int4Weights weights;         // the input's, with panels, scales, mins (and panel_scales) moved into memory
+enum class Int4DecodeForm {
+  rows,        // none: k % 64 != 0, the kernels read the input's rows
+  panels,      // the nibbles in 4-row panels, the scales (in the panels' order at groups of 32) and the mins
+  row_blocks,  // nibbles, scales and mins in 16-row blocks (pack_int4_row_blocks): the AVX512-VNNI kernel's
 };
 
+// The form the kernels at `isa` decode fastest from: 16-row blocks where the VNNI kernel runs and
+// they fit (unless SHRINK_INT4_ROW_BLOCKS=0, core/env_switch.h), else panels where k % 64 == 0.
+Int4DecodeForm int4_decode_form(const Int4Weights& w, Isa isa);
+
+struct Int4DecodeLayout {
+  weight_arena::Block memory;  // empty for Int4DecodeForm::rows: weights are the input's
+  Int4Weights weights;         // the input's, with the layout's parts pointing into memory
+};
+
+// In the form for the active ISA level.
 Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w);
+Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w, Int4DecodeForm form);
 
 }  // namespace shrink

@@ -264,12 +264,17 @@ void add_salient(Node& node, const float* x, int64_t rows, int64_t k, float* y, 
   gemm(false, true, rows, n, count, gathered.data(), count, w.data<float>(), count, 1.f, y, n);
 }
 
-// Rows r0..r1 of the weights (and of the outputs, whose rows are ldo apart).
+// Rows r0..r1 of the weights (and of the outputs, whose rows are ldo apart); r0 a multiple of
+// decode_rows(w).
 Int4Weights slice(const Int4Weights& w, int64_t r0, int64_t r1) {
   const int64_t groups = w.k / w.group;
   return {w.nibbles + r0 * (w.k / 2), w.scales + r0 * groups, w.mins + r0 * groups, r1 - r0, w.k, w.group,
-          w.panels ? w.panels + r0 * (w.k / 2) : nullptr, w.panel_scales ? w.panel_scales + r0 * groups : nullptr};
+          w.panels ? w.panels + r0 * (w.k / 2) : nullptr, w.panel_scales ? w.panel_scales + r0 * groups : nullptr,
+          w.row_blocks ? w.row_blocks + r0 / 16 * int4_row_block_bytes(w.k, w.group) : nullptr};
 }
+
+// The rows of the decode kernels' unit: a slice of the weights starts at a multiple of it.
+int64_t decode_rows(const Int4Weights& w) { return w.row_blocks ? 16 : 4; }
 
 // Prompts: dequantize the weights once (reading 4.5 bits per weight) and run the f32 GEMM, which
 // beats dequantizing inside the product for hundreds of rows.
@@ -370,21 +375,25 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     scale.resize(static_cast<size_t>(rows));
     sums.resize(static_cast<size_t>(rows * (k / group)));
     kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
-    // The layers' 4-row steps (the kernels' unit; a layer's last step may hold fewer rows), end
-    // to end, split into one contiguous share per thread; the kernel runs serially inside the
-    // share. Every share starts a layer at a whole step, so each row runs through the same
-    // kernel however the shares fall (they move with the threads' measured speeds).
+    // The layers' steps of `unit` rows (the kernels' unit, 16 rows for 16-row blocks and 4
+    // otherwise; a layer's last step may hold fewer rows), end to end, split into one contiguous
+    // share per thread; the kernel runs serially inside the share. Every share starts a layer at
+    // a whole step, so each row runs through the same kernel however the shares fall (they move
+    // with the threads' measured speeds).
+    int64_t unit = 4;
+    for (const Int4Weights& one : w) unit = std::max(unit, decode_rows(one));
     std::vector<int64_t>& first_step = scratch.first_step;
     first_step.assign(1, 0);
-    for (const Int4Weights& one : w) first_step.push_back(first_step.back() + (one.n + 3) / 4);
+    for (const Int4Weights& one : w) first_step.push_back(first_step.back() + (one.n + unit - 1) / unit);
     // Sets of one shape (every layer's q/k/v) split alike, and unevenly: the share that spans the
     // end of q, k and v is slower than the one inside q.
     uint64_t shape = speeds_key(0x494e'5434'5345'5453ull, k);  // "INT4SETS": apart from other work of these sizes
     for (const Int4Weights& one : w) shape = speeds_key(shape, one.n);
+    shape = speeds_key(shape, unit);
     parallel_for_balanced(0, first_step.back(), 1, thread_speeds(shape), [&](int64_t s0, int64_t s1) {
       for (size_t i = 0; i < w.size(); ++i) {
-        const int64_t lo = 4 * (std::max(s0, first_step[i]) - first_step[i]);
-        const int64_t hi = std::min(w[i].n, 4 * (std::min(s1, first_step[i + 1]) - first_step[i]));
+        const int64_t lo = unit * (std::max(s0, first_step[i]) - first_step[i]);
+        const int64_t hi = std::min(w[i].n, unit * (std::min(s1, first_step[i + 1]) - first_step[i]));
         if (lo >= hi) continue;
         const float* b = bias(i);
         kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), slice(w[i], lo, hi), b ? b + lo : nullptr,

@@ -139,7 +139,7 @@ TEST(Int4, PanelScalesHoldEachPairOfRowsStepByStep) {
 }
 
 // What decoding p's one row needs beside the weights: the panel copy of the nibbles, at groups of
-// 32 the scales in the panels' order, and the row quantized to s8.
+// 32 the scales in the panels' order (where k % 64 == 0), and the row quantized to s8.
 struct DecodeInputs {
   std::vector<uint8_t> panels;
   std::vector<uint16_t> panel_scales;
@@ -150,10 +150,12 @@ struct DecodeInputs {
 
 DecodeInputs decode_inputs(const Int4Problem& p) {
   DecodeInputs d;
-  d.panels.resize(p.nibbles.size());
-  pack_int4_panels(p.nibbles.data(), p.n, p.k, d.panels.data());
-  d.panel_scales.resize(p.scales.size());
-  if (p.group == 32) pack_int4_panel_scales(p.scales.data(), p.n, p.k, p.group, d.panel_scales.data());
+  if (p.k % 64 == 0) {  // (the panels need it)
+    d.panels.resize(p.nibbles.size());
+    pack_int4_panels(p.nibbles.data(), p.n, p.k, d.panels.data());
+    d.panel_scales.resize(p.scales.size());
+    if (p.group == 32) pack_int4_panel_scales(p.scales.data(), p.n, p.k, p.group, d.panel_scales.data());
+  }
   d.q.resize(static_cast<size_t>(p.k));
   d.sums.resize(size_t(p.k / p.group));
   kernels().quantize_rows_s8(p.x.data(), 1, p.k, p.group, d.q.data(), &d.a_scale, d.sums.data());
@@ -236,6 +238,101 @@ TEST(Int4, TheDecodeLayoutHoldsCopiesThatGiveTheSameProducts) {
       kernels().gemm_q4s8(1, d.q.data(), &d.a_scale, d.sums.data(), from_layout, p.bias.data(), out.data(), n);
       for (size_t e = 0; e < out.size(); ++e) ASSERT_EQ(out[e], expected[e]) << "element " << e;
     }
+}
+
+// The 16-row blocks: for each group, line i's lane r holds row 16b + r's nibble bytes 4 (group i
+// of the row's group / 8 words), then a line of the 16 scales and the 16 mins.
+TEST(Int4, RowBlocksHoldSixteenRowsLaneByLane) {
+  Rng rng(28);
+  for (int64_t group : {32, 64, 128, 256}) {
+    SCOPED_TRACE(::testing::Message() << "group " << group);
+    const int64_t n = 32, k = 2 * group, groups = k / group, lines = group / 8;
+    const Int4Problem p = make(1, n, k, group, rng);
+    ASSERT_TRUE(int4_row_blocks_fit(p.weights()));
+    ASSERT_EQ(int4_row_block_bytes(k, group), groups * (lines + 1) * 64);
+    std::vector<uint8_t> blocks(size_t(n / 16 * int4_row_block_bytes(k, group)));
+    pack_int4_row_blocks(p.weights(), blocks.data());
+    for (int64_t row = 0; row < n; ++row)
+      for (int64_t g = 0; g < groups; ++g) {
+        const uint8_t* block = blocks.data() + row / 16 * int4_row_block_bytes(k, group) + g * (lines + 1) * 64;
+        const int64_t lane = row % 16;
+        for (int64_t i = 0; i < lines; ++i)
+          for (int64_t byte = 0; byte < 4; ++byte)
+            ASSERT_EQ(block[i * 64 + 4 * lane + byte], p.nibbles[size_t(row * k / 2 + 4 * (g * lines + i) + byte)]);
+        uint16_t scale, min;
+        std::memcpy(&scale, block + lines * 64 + 2 * lane, 2);
+        std::memcpy(&min, block + lines * 64 + 32 + 2 * lane, 2);
+        ASSERT_EQ(scale, p.scales[size_t(row * groups + g)]);
+        ASSERT_EQ(min, p.mins[size_t(row * groups + g)]);
+      }
+  }
+  Int4Problem odd = make(1, 20, 64, 32, rng);
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights()));  // 20 rows
+  std::vector<uint8_t> blocks(4096);
+  EXPECT_THROW(pack_int4_row_blocks(odd.weights(), blocks.data()), std::invalid_argument);
+  odd = make(1, 16, 192, 96, rng);
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights()));  // groups of 96
+}
+
+// Decoding from the 16-row blocks gives the reference's products, for every group they take, with
+// and without the panel copy beside them, at k = 576 (SmolLM2's width) and others.
+TEST(Int4, DecodingFromRowBlocksMatchesTheReference) {
+  Rng rng(29);
+  for (int64_t group : {32, 64, 128, 256})
+    for (int64_t n : {16, 48, 80})
+      for (int64_t k : {int64_t(256), int64_t(576), int64_t(1536), 3 * group}) {
+        if (k % group) continue;
+        SCOPED_TRACE(::testing::Message() << "group " << group << " n " << n << " k " << k);
+        const Int4Problem p = make(1, n, k, group, rng);
+        DecodeInputs d = decode_inputs(p);
+        std::vector<float> expected(static_cast<size_t>(n));
+        gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), p.weights(), p.bias.data(), expected.data(), n);
+        std::vector<uint8_t> blocks(size_t(n / 16 * int4_row_block_bytes(k, group)));
+        pack_int4_row_blocks(p.weights(), blocks.data());
+        for (bool with_panels : {false, true}) {
+          if (with_panels && k % 64) continue;
+          Int4Weights w = p.weights();
+          w.row_blocks = blocks.data();
+          if (with_panels) w.panels = d.panels.data();
+          if (with_panels && group == 32) w.panel_scales = d.panel_scales.data();
+          testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
+            std::vector<float> out(static_cast<size_t>(n));
+            variant.fn(1, d.q.data(), &d.a_scale, d.sums.data(), w, p.bias.data(), out.data(), n);
+            for (size_t e = 0; e < out.size(); ++e)
+              ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f))
+                  << "element " << e << (with_panels ? ", panels beside" : "");
+          });
+        }
+      }
+}
+
+// The decode layout's form follows the ISA: 16-row blocks where the VNNI kernel runs and they fit
+// (and they alone hold everything the kernel reads: the input's scales and mins overwritten, the
+// products stay), panels otherwise where k % 64 == 0, else the input's rows.
+TEST(Int4, TheDecodeLayoutTakesRowBlocksWhereTheVnniKernelRuns) {
+  Rng rng(30);
+  Int4Problem p = make(1, 32, 576, 64, rng);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::vnni), Int4DecodeForm::row_blocks);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::amx), Int4DecodeForm::row_blocks);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::avx512), Int4DecodeForm::panels);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::avx2), Int4DecodeForm::panels);
+  EXPECT_EQ(int4_decode_form(make(1, 36, 576, 64, rng).weights(), Isa::vnni), Int4DecodeForm::panels);  // 36 rows
+  EXPECT_EQ(int4_decode_form(make(1, 36, 96, 32, rng).weights(), Isa::vnni), Int4DecodeForm::rows);
+
+  const Int4DecodeLayout layout = make_int4_decode_layout(p.weights(), Int4DecodeForm::row_blocks);
+  ASSERT_NE(layout.weights.row_blocks, nullptr);
+  EXPECT_EQ(static_cast<const void*>(layout.weights.row_blocks), static_cast<const void*>(layout.memory.data()));
+  EXPECT_EQ(layout.memory.size(), size_t(32 / 16 * int4_row_block_bytes(576, 64)));
+  EXPECT_EQ(layout.weights.panels, nullptr);
+  DecodeInputs d = decode_inputs(p);
+  std::vector<float> expected(32), out(32);
+  gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), p.weights(), p.bias.data(), expected.data(), 32);
+  if (active_isa() < Isa::vnni) GTEST_SKIP() << "no AVX512-VNNI kernel here to read the blocks alone";
+  std::fill(p.scales.begin(), p.scales.end(), uint16_t(0x7c00));
+  std::fill(p.mins.begin(), p.mins.end(), uint16_t(0x7c00));
+  kernels().gemm_q4s8(1, d.q.data(), &d.a_scale, d.sums.data(), layout.weights, p.bias.data(), out.data(), 32);
+  for (size_t e = 0; e < out.size(); ++e)
+    ASSERT_NEAR(out[e], expected[e], 1e-6f * 576.f * (std::fabs(expected[e]) + 1.f)) << "element " << e;
 }
 
 // int4 x f32: the reference equals the f32 matmul against the dequantized weights up to float

@@ -51,6 +51,31 @@ void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_
   std::copy(scales + n / 4 * 4 * groups, scales + n * groups, panel_scales + n / 4 * 4 * groups);
 }
 
+bool int4_row_blocks_fit(const Int4Weights& w) {
+  const bool group_fits = w.group == 32 || w.group == 64 || w.group == 128 || w.group == 256;
+  return group_fits && w.n > 0 && w.n % 16 == 0 && w.k > 0 && w.k % w.group == 0;
+}
+
+int64_t int4_row_block_bytes(int64_t k, int64_t group) { return k / group * (group / 8 + 1) * 64; }
+
+void pack_int4_row_blocks(const Int4Weights& w, uint8_t* blocks) {
+  if (!int4_row_blocks_fit(w))
+    throw std::invalid_argument("pack_int4_row_blocks needs n % 16 == 0, groups of 32, 64, 128 or 256 and k % group == 0");
+  const int64_t groups = w.k / w.group, lines = w.group / 8;
+  for (int64_t b = 0; b < w.n / 16; ++b)
+    for (int64_t g = 0; g < groups; ++g) {
+      uint8_t* block = blocks + b * int4_row_block_bytes(w.k, w.group) + g * (lines + 1) * 64;
+      for (int64_t i = 0; i < lines; ++i)
+        for (int64_t r = 0; r < 16; ++r)
+          std::memcpy(block + i * 64 + 4 * r, w.nibbles + (16 * b + r) * (w.k / 2) + 4 * (g * lines + i), 4);
+      auto* scales = reinterpret_cast<uint16_t*>(block + lines * 64);
+      for (int64_t r = 0; r < 16; ++r) {
+        scales[r] = w.scales[(16 * b + r) * groups + g];
+        scales[16 + r] = w.mins[(16 * b + r) * groups + g];
+      }
+    }
+}
+
 namespace {
 template <class Block> Int4Storage int4_from_blocks(const void* blocks, int64_t n, int64_t k) {
   Int4Storage out;

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/avx2/int4_gemv.h"
+#include "kernels/vnni/int4_gemv_row_blocks.h"  // kHighNibbleDown, gemv_row_blocks
 #include "kernels/vnni/panel_row_sums.h"
 #include "shrink/kernels/int4_gemm.h"
 
@@ -20,10 +21,6 @@ namespace shrink::kernel_variants::vnni_gemv {
 // Internal linkage: the two files that include this are compiled with different flags, and an
 // inline function emitted out of line in both may be merged by the linker into either's copy.
 namespace {
-
-// The GF(2) matrix of vgf2p8affineqb that maps a byte to its high nibble shifted down: result bit
-// i (i < 4) = source bit i + 4, the matrix's byte 7 - i selecting it; bits 4-7 = 0.
-constexpr long long kHighNibbleDown = 0x1020408000000000LL;
 
 // The f32 scales of rows c0 .. c0 + 3, 16 at a time (the AVX2 version converts 8 at a time and
 // the rest one by one: at k = 576, 36 scales per panel, that was ~10% of the panel): [row][group]
@@ -156,11 +153,14 @@ avx2::GemvPanelShare panel_share(const Int4Weights& w) {
   }
 }
 
-// gemm_q4s8 for one row with the panel kernel when w fits it; false: the caller runs its other paths.
+// gemm_q4s8 for one row from w's 16-row blocks when it has them, else with the panel kernel when w
+// fits it; false: the caller runs its other paths.
 template <bool GFNI>
 bool gemv(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
           const float* bias, float* out) {
-  if (m != 1 || !avx2::gemv_fits(w)) return false;
+  if (m != 1) return false;
+  if (gemv_row_blocks<GFNI>(q, a_scale[0], group_sums, w, bias, out)) return true;
+  if (!avx2::gemv_fits(w)) return false;
   const avx2::GemvPanelShare share = panel_share<GFNI>(w);
   if (!share) return false;
   avx2::gemv_q4s8(q, a_scale[0], group_sums, w, bias, out, share);
