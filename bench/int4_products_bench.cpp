@@ -1,4 +1,5 @@
-// The int4 products of one decoded SmolLM2-135M token alone, in each decode layout, alternating:
+// The int4 products of one decoded SmolLM2-135M token alone, in each decode layout, alternating
+// (4-row panels, and the row blocks of the kernel that runs: 16 rows with AVX512-VNNI, else 8):
 // 30 layers of q/k/v (one set), o, gate/up (one set) and down with random weights (59 MB at
 // groups of 64, 128 for down's k = 1536, as a g128 file decodes), each set split over a
 // run_as_team team as ops/linear.cpp splits it, and a plain read of the same bytes in the same
@@ -34,7 +35,7 @@ Int4Weights rows(const Int4Weights& w, int64_t lo, int64_t hi) {
   s.nibbles += lo * w.k / 2, s.scales += lo * groups, s.mins += lo * groups, s.n = hi - lo;
   if (s.panels) s.panels += lo * w.k / 2;
   if (s.panel_scales) s.panel_scales += lo * groups;
-  if (s.row_blocks) s.row_blocks += lo / 16 * int4_row_block_bytes(w.k, w.group);
+  if (s.row_blocks) s.row_blocks += lo / w.block_rows * int4_row_block_bytes(w.k, w.group, w.block_rows);
   return s;
 }
 
@@ -52,7 +53,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: bench_int4_products [rounds >= 1] [layers >= 1] [group 32|64]\n");
     return 2;
   }
-  if (active_isa() < Isa::vnni) fmt::print("no AVX512-VNNI here: both layouts run the same panel kernel\n");
+  // The row blocks of the kernel that runs here: 16 rows with AVX512-VNNI, 8 with AVX2.
+  const bool vnni = active_isa() >= Isa::vnni;
+  if (active_isa() < Isa::avx2) fmt::print("no AVX2 here: both layouts run the reference kernel\n");
   Rng rng(5);
   std::vector<Set> sets;
   size_t bytes = 0;
@@ -80,7 +83,8 @@ int main(int argc, char** argv) {
     add({576}, 1536, group == 32 ? 32 : 128);
   }
   // Each layout made for all layers in turn, in graph order, as the decoder makes them.
-  const Int4DecodeForm forms[2] = {Int4DecodeForm::panels, Int4DecodeForm::row_blocks};
+  const Int4DecodeForm forms[2] = {Int4DecodeForm::panels,
+                                   vnni ? Int4DecodeForm::row_blocks_16 : Int4DecodeForm::row_blocks_8};
   for (int f = 0; f < 2; ++f)
     for (Set& s : sets)
       for (const Int4Storage& w : s.storage) s.layouts[f].push_back(make_int4_decode_layout(w.view(), forms[f]));
@@ -97,7 +101,7 @@ int main(int argc, char** argv) {
   const auto pass = [&](int form, bool read) {
     for (Set& s : sets) {
       const std::vector<Int4DecodeLayout>& layout = s.layouts[form];
-      const int64_t unit = form == 1 ? 16 : 4;
+      const int64_t unit = form == 1 ? layout[0].weights.block_rows : 4;
       std::vector<int64_t> first{0};
       for (const auto& l : layout) first.push_back(first.back() + (l.weights.n + unit - 1) / unit);
       if (!read) table.quantize_rows_s8(x.data(), 1, s.k, s.group, q.data(), &scale, sums.data());
@@ -140,9 +144,9 @@ int main(int argc, char** argv) {
   const double gb = double(bytes) / 1e9;
   fmt::print("{} sets, {:.1f} MB of int4 weights (groups of {}), {} threads, {} rounds\n", sets.size(), gb * 1e3,
              group, num_threads(), rounds);
-  fmt::print("4-row panels   {:7.3f} ms  {:6.1f} GB/s\n", median(times[0]) * 1e3, gb / median(times[0]));
-  fmt::print("16-row blocks  {:7.3f} ms  {:6.1f} GB/s\n", median(times[1]) * 1e3, gb / median(times[1]));
-  fmt::print("plain read     {:7.3f} ms  {:6.1f} GB/s  (the row blocks' bytes, in the same shares)\n",
+  fmt::print(" 4-row panels   {:7.3f} ms  {:6.1f} GB/s\n", median(times[0]) * 1e3, gb / median(times[0]));
+  fmt::print("{:>2}-row blocks   {:7.3f} ms  {:6.1f} GB/s\n", vnni ? 16 : 8, median(times[1]) * 1e3, gb / median(times[1]));
+  fmt::print(" plain read     {:7.3f} ms  {:6.1f} GB/s  (the row blocks' bytes, in the same shares)\n",
              median(times[2]) * 1e3, gb / median(times[2]));
   std::sort(ratio.begin(), ratio.end());
   fmt::print("blocks / panels speed, median of the rounds' own: {:.3f} (range {:.3f}-{:.3f})\n", ratio[ratio.size() / 2],

@@ -9,7 +9,8 @@ namespace shrink {
 
 Int4DecodeForm int4_decode_form(const Int4Weights& w, Isa isa) {
   static const bool row_blocks = switched_on("SHRINK_INT4_ROW_BLOCKS");
-  if (row_blocks && isa >= Isa::vnni && int4_row_blocks_fit(w)) return Int4DecodeForm::row_blocks;
+  if (row_blocks && isa >= Isa::vnni && int4_row_blocks_fit(w, 16)) return Int4DecodeForm::row_blocks_16;
+  if (row_blocks && isa >= Isa::avx2 && isa < Isa::vnni && int4_row_blocks_fit(w, 8)) return Int4DecodeForm::row_blocks_8;
   return w.k % 64 == 0 ? Int4DecodeForm::panels : Int4DecodeForm::rows;
 }
 
@@ -18,10 +19,12 @@ Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w) { return make_int
 Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w, Int4DecodeForm form) {
   Int4DecodeLayout layout;
   layout.weights = w;
-  if (form == Int4DecodeForm::row_blocks) {
-    layout.memory = weight_arena::take(static_cast<size_t>(w.n / 16 * int4_row_block_bytes(w.k, w.group)));
-    pack_int4_row_blocks(w, layout.memory.as<uint8_t>());
+  if (form == Int4DecodeForm::row_blocks_8 || form == Int4DecodeForm::row_blocks_16) {
+    const int64_t rows = form == Int4DecodeForm::row_blocks_8 ? 8 : 16;
+    layout.memory = weight_arena::take(static_cast<size_t>(w.n / rows * int4_row_block_bytes(w.k, w.group, rows)));
+    pack_int4_row_blocks(w, rows, layout.memory.as<uint8_t>());
     layout.weights.row_blocks = layout.memory.as<uint8_t>();
+    layout.weights.block_rows = rows;
     return layout;
   }
   if (form == Int4DecodeForm::rows) return layout;

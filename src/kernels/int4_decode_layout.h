@@ -9,13 +9,15 @@
 namespace shrink {
 
 enum class Int4DecodeForm {
-  rows,        // none: k % 64 != 0, the kernels read the input's rows
-  panels,      // the nibbles in 4-row panels, the scales (in the panels' order at groups of 32) and the mins
-  row_blocks,  // nibbles, scales and mins in 16-row blocks (pack_int4_row_blocks): the AVX512-VNNI kernel's
+  rows,           // none: k % 64 != 0, the kernels read the input's rows
+  panels,         // the nibbles in 4-row panels, the scales (in the panels' order at groups of 32) and the mins
+  row_blocks_8,   // nibbles, scales and mins in 8-row blocks (pack_int4_row_blocks): the AVX2 kernel's
+  row_blocks_16,  // the same in 16-row blocks: the AVX512-VNNI kernel's
 };
 
-// The form the kernels at `isa` decode fastest from: 16-row blocks where the VNNI kernel runs and
-// they fit (unless SHRINK_INT4_ROW_BLOCKS=0, core/env_switch.h), else panels where k % 64 == 0.
+// The form the kernels at `isa` decode fastest from: row blocks where they fit, 16 rows where the
+// VNNI kernel runs and 8 where the AVX2 one does (unless SHRINK_INT4_ROW_BLOCKS=0,
+// core/env_switch.h), else panels where k % 64 == 0.
 Int4DecodeForm int4_decode_form(const Int4Weights& w, Isa isa);
 
 struct Int4DecodeLayout {

@@ -270,11 +270,12 @@ Int4Weights slice(const Int4Weights& w, int64_t r0, int64_t r1) {
   const int64_t groups = w.k / w.group;
   return {w.nibbles + r0 * (w.k / 2), w.scales + r0 * groups, w.mins + r0 * groups, r1 - r0, w.k, w.group,
           w.panels ? w.panels + r0 * (w.k / 2) : nullptr, w.panel_scales ? w.panel_scales + r0 * groups : nullptr,
-          w.row_blocks ? w.row_blocks + r0 / 16 * int4_row_block_bytes(w.k, w.group) : nullptr};
+          w.row_blocks ? w.row_blocks + r0 / w.block_rows * int4_row_block_bytes(w.k, w.group, w.block_rows) : nullptr,
+          w.block_rows};
 }
 
 // The rows of the decode kernels' unit: a slice of the weights starts at a multiple of it.
-int64_t decode_rows(const Int4Weights& w) { return w.row_blocks ? 16 : 4; }
+int64_t decode_rows(const Int4Weights& w) { return w.row_blocks ? w.block_rows : 4; }
 
 // Prompts: dequantize the weights once (reading 4.5 bits per weight) and run the f32 GEMM, which
 // beats dequantizing inside the product for hundreds of rows.
@@ -375,11 +376,11 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     scale.resize(static_cast<size_t>(rows));
     sums.resize(static_cast<size_t>(rows * (k / group)));
     kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
-    // The layers' steps of `unit` rows (the kernels' unit, 16 rows for 16-row blocks and 4
-    // otherwise; a layer's last step may hold fewer rows), end to end, split into one contiguous
-    // share per thread; the kernel runs serially inside the share. Every share starts a layer at
-    // a whole step, so each row runs through the same kernel however the shares fall (they move
-    // with the threads' measured speeds).
+    // The layers' steps of `unit` rows (the kernels' unit: a row block's 8 or 16 rows, else 4;
+    // a layer's last step may hold fewer rows), end to end, split into one contiguous share per
+    // thread; the kernel runs serially inside the share. Every share starts a layer at a whole
+    // step, so each row runs through the same kernel however the shares fall (they move with the
+    // threads' measured speeds).
     int64_t unit = 4;
     for (const Int4Weights& one : w) unit = std::max(unit, decode_rows(one));
     std::vector<int64_t>& first_step = scratch.first_step;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
 
 #include "kernel_test_support.h"
 #include "kernels/int4_decode_layout.h"
@@ -240,99 +241,124 @@ TEST(Int4, TheDecodeLayoutHoldsCopiesThatGiveTheSameProducts) {
     }
 }
 
-// The 16-row blocks: for each group, line i's lane r holds row 16b + r's nibble bytes 4 (group i
-// of the row's group / 8 words), then a line of the 16 scales and the 16 mins.
-TEST(Int4, RowBlocksHoldSixteenRowsLaneByLane) {
+// The row blocks of 8 and 16 rows: for each group, line i's lane r holds row rows * b + r's nibble
+// bytes 4 (group / 8 * g + i) .. + 3, then a line of the rows' scales and their mins.
+TEST(Int4, RowBlocksHoldEightOrSixteenRowsLaneByLane) {
   Rng rng(28);
-  for (int64_t group : {32, 64, 128, 256}) {
-    SCOPED_TRACE(::testing::Message() << "group " << group);
-    const int64_t n = 32, k = 2 * group, groups = k / group, lines = group / 8;
-    const Int4Problem p = make(1, n, k, group, rng);
-    ASSERT_TRUE(int4_row_blocks_fit(p.weights()));
-    ASSERT_EQ(int4_row_block_bytes(k, group), groups * (lines + 1) * 64);
-    std::vector<uint8_t> blocks(size_t(n / 16 * int4_row_block_bytes(k, group)));
-    pack_int4_row_blocks(p.weights(), blocks.data());
-    for (int64_t row = 0; row < n; ++row)
-      for (int64_t g = 0; g < groups; ++g) {
-        const uint8_t* block = blocks.data() + row / 16 * int4_row_block_bytes(k, group) + g * (lines + 1) * 64;
-        const int64_t lane = row % 16;
-        for (int64_t i = 0; i < lines; ++i)
-          for (int64_t byte = 0; byte < 4; ++byte)
-            ASSERT_EQ(block[i * 64 + 4 * lane + byte], p.nibbles[size_t(row * k / 2 + 4 * (g * lines + i) + byte)]);
-        uint16_t scale, min;
-        std::memcpy(&scale, block + lines * 64 + 2 * lane, 2);
-        std::memcpy(&min, block + lines * 64 + 32 + 2 * lane, 2);
-        ASSERT_EQ(scale, p.scales[size_t(row * groups + g)]);
-        ASSERT_EQ(min, p.mins[size_t(row * groups + g)]);
-      }
-  }
+  for (int64_t rows : {8, 16})
+    for (int64_t group : {32, 64, 128, 256}) {
+      SCOPED_TRACE(::testing::Message() << rows << " rows, group " << group);
+      const int64_t n = 32, k = 2 * group, groups = k / group, lines = group / 8, line_bytes = 4 * rows;
+      const Int4Problem p = make(1, n, k, group, rng);
+      ASSERT_TRUE(int4_row_blocks_fit(p.weights(), rows));
+      const int64_t block_bytes = int4_row_block_bytes(k, group, rows);
+      ASSERT_EQ(block_bytes, groups * (lines + 1) * line_bytes);
+      std::vector<uint8_t> blocks(size_t(n / rows * block_bytes));
+      pack_int4_row_blocks(p.weights(), rows, blocks.data());
+      for (int64_t row = 0; row < n; ++row)
+        for (int64_t g = 0; g < groups; ++g) {
+          const uint8_t* block = blocks.data() + row / rows * block_bytes + g * (lines + 1) * line_bytes;
+          const int64_t lane = row % rows;
+          for (int64_t i = 0; i < lines; ++i)
+            for (int64_t byte = 0; byte < 4; ++byte)
+              ASSERT_EQ(block[i * line_bytes + 4 * lane + byte],
+                        p.nibbles[size_t(row * k / 2 + 4 * (g * lines + i) + byte)]);
+          uint16_t scale, min;
+          std::memcpy(&scale, block + lines * line_bytes + 2 * lane, 2);
+          std::memcpy(&min, block + lines * line_bytes + 2 * (rows + lane), 2);
+          ASSERT_EQ(scale, p.scales[size_t(row * groups + g)]);
+          ASSERT_EQ(min, p.mins[size_t(row * groups + g)]);
+        }
+    }
   Int4Problem odd = make(1, 20, 64, 32, rng);
-  EXPECT_FALSE(int4_row_blocks_fit(odd.weights()));  // 20 rows
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights(), 16));  // 20 rows
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights(), 8));
   std::vector<uint8_t> blocks(4096);
-  EXPECT_THROW(pack_int4_row_blocks(odd.weights(), blocks.data()), std::invalid_argument);
+  EXPECT_THROW(pack_int4_row_blocks(odd.weights(), 16, blocks.data()), std::invalid_argument);
+  odd = make(1, 24, 64, 32, rng);
+  EXPECT_TRUE(int4_row_blocks_fit(odd.weights(), 8));
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights(), 16));
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights(), 4));  // 8 or 16 rows only
   odd = make(1, 16, 192, 96, rng);
-  EXPECT_FALSE(int4_row_blocks_fit(odd.weights()));  // groups of 96
+  EXPECT_FALSE(int4_row_blocks_fit(odd.weights(), 16));  // groups of 96
 }
 
-// Decoding from the 16-row blocks gives the reference's products, for every group they take, with
-// and without the panel copy beside them, at k = 576 (SmolLM2's width) and others.
+// Decoding from row blocks of 8 and 16 rows gives the reference's products, for every group they
+// take, with and without the panel copy beside them, at k = 576 (SmolLM2's width) and others.
 TEST(Int4, DecodingFromRowBlocksMatchesTheReference) {
   Rng rng(29);
-  for (int64_t group : {32, 64, 128, 256})
-    for (int64_t n : {16, 48, 80})
-      for (int64_t k : {int64_t(256), int64_t(576), int64_t(1536), 3 * group}) {
-        if (k % group) continue;
-        SCOPED_TRACE(::testing::Message() << "group " << group << " n " << n << " k " << k);
-        const Int4Problem p = make(1, n, k, group, rng);
-        DecodeInputs d = decode_inputs(p);
-        std::vector<float> expected(static_cast<size_t>(n));
-        gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), p.weights(), p.bias.data(), expected.data(), n);
-        std::vector<uint8_t> blocks(size_t(n / 16 * int4_row_block_bytes(k, group)));
-        pack_int4_row_blocks(p.weights(), blocks.data());
-        for (bool with_panels : {false, true}) {
-          if (with_panels && k % 64) continue;
-          Int4Weights w = p.weights();
-          w.row_blocks = blocks.data();
-          if (with_panels) w.panels = d.panels.data();
-          if (with_panels && group == 32) w.panel_scales = d.panel_scales.data();
-          testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
-            std::vector<float> out(static_cast<size_t>(n));
-            variant.fn(1, d.q.data(), &d.a_scale, d.sums.data(), w, p.bias.data(), out.data(), n);
-            for (size_t e = 0; e < out.size(); ++e)
-              ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f))
-                  << "element " << e << (with_panels ? ", panels beside" : "");
-          });
+  for (int64_t rows : {8, 16})
+    for (int64_t group : {32, 64, 128, 256})
+      for (int64_t n : {16, 48, 80})
+        for (int64_t k : {int64_t(256), int64_t(576), int64_t(1536), 3 * group}) {
+          if (k % group) continue;
+          SCOPED_TRACE(::testing::Message() << rows << " rows, group " << group << " n " << n << " k " << k);
+          const Int4Problem p = make(1, n, k, group, rng);
+          DecodeInputs d = decode_inputs(p);
+          std::vector<float> expected(static_cast<size_t>(n));
+          gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), p.weights(), p.bias.data(),
+                                          expected.data(), n);
+          std::vector<uint8_t> blocks(size_t(n / rows * int4_row_block_bytes(k, group, rows)));
+          pack_int4_row_blocks(p.weights(), rows, blocks.data());
+          for (bool with_panels : {false, true}) {
+            if (with_panels && k % 64) continue;
+            Int4Weights w = p.weights();
+            w.row_blocks = blocks.data();
+            w.block_rows = rows;
+            if (with_panels) w.panels = d.panels.data();
+            if (with_panels && group == 32) w.panel_scales = d.panel_scales.data();
+            testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
+              std::vector<float> out(static_cast<size_t>(n));
+              variant.fn(1, d.q.data(), &d.a_scale, d.sums.data(), w, p.bias.data(), out.data(), n);
+              for (size_t e = 0; e < out.size(); ++e)
+                ASSERT_NEAR(out[e], expected[e], 1e-6f * float(k) * (std::fabs(expected[e]) + 1.f))
+                    << "element " << e << (with_panels ? ", panels beside" : "");
+            });
+          }
         }
-      }
 }
 
-// The decode layout's form follows the ISA: 16-row blocks where the VNNI kernel runs and they fit
-// (and they alone hold everything the kernel reads: the input's scales and mins overwritten, the
-// products stay), panels otherwise where k % 64 == 0, else the input's rows.
-TEST(Int4, TheDecodeLayoutTakesRowBlocksWhereTheVnniKernelRuns) {
+// The decode layout's form follows the ISA: 16-row blocks where the VNNI kernel runs, 8-row ones
+// where the AVX2 kernel does, when they fit; panels otherwise where k % 64 == 0, else the input's
+// rows. The blocks alone hold everything their kernel reads (the input's scales and mins
+// overwritten, the products stay).
+TEST(Int4, TheDecodeLayoutTakesTheRowBlocksOfTheKernelThatRuns) {
   Rng rng(30);
   Int4Problem p = make(1, 32, 576, 64, rng);
-  EXPECT_EQ(int4_decode_form(p.weights(), Isa::vnni), Int4DecodeForm::row_blocks);
-  EXPECT_EQ(int4_decode_form(p.weights(), Isa::amx), Int4DecodeForm::row_blocks);
-  EXPECT_EQ(int4_decode_form(p.weights(), Isa::avx512), Int4DecodeForm::panels);
-  EXPECT_EQ(int4_decode_form(p.weights(), Isa::avx2), Int4DecodeForm::panels);
-  EXPECT_EQ(int4_decode_form(make(1, 36, 576, 64, rng).weights(), Isa::vnni), Int4DecodeForm::panels);  // 36 rows
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::vnni), Int4DecodeForm::row_blocks_16);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::amx), Int4DecodeForm::row_blocks_16);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::avx512), Int4DecodeForm::row_blocks_8);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::avx2), Int4DecodeForm::row_blocks_8);
+  EXPECT_EQ(int4_decode_form(p.weights(), Isa::ref), Int4DecodeForm::panels);
+  EXPECT_EQ(int4_decode_form(make(1, 40, 576, 64, rng).weights(), Isa::vnni), Int4DecodeForm::panels);  // 40 rows
+  EXPECT_EQ(int4_decode_form(make(1, 40, 576, 64, rng).weights(), Isa::avx2), Int4DecodeForm::row_blocks_8);
+  EXPECT_EQ(int4_decode_form(make(1, 36, 576, 64, rng).weights(), Isa::avx2), Int4DecodeForm::panels);  // 36 rows
   EXPECT_EQ(int4_decode_form(make(1, 36, 96, 32, rng).weights(), Isa::vnni), Int4DecodeForm::rows);
 
-  const Int4DecodeLayout layout = make_int4_decode_layout(p.weights(), Int4DecodeForm::row_blocks);
-  ASSERT_NE(layout.weights.row_blocks, nullptr);
-  EXPECT_EQ(static_cast<const void*>(layout.weights.row_blocks), static_cast<const void*>(layout.memory.data()));
-  EXPECT_EQ(layout.memory.size(), size_t(32 / 16 * int4_row_block_bytes(576, 64)));
-  EXPECT_EQ(layout.weights.panels, nullptr);
-  DecodeInputs d = decode_inputs(p);
-  std::vector<float> expected(32), out(32);
-  gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), p.weights(), p.bias.data(), expected.data(), 32);
-  if (active_isa() < Isa::vnni) GTEST_SKIP() << "no AVX512-VNNI kernel here to read the blocks alone";
-  std::fill(p.scales.begin(), p.scales.end(), uint16_t(0x7c00));
-  std::fill(p.mins.begin(), p.mins.end(), uint16_t(0x7c00));
-  kernels().gemm_q4s8(1, d.q.data(), &d.a_scale, d.sums.data(), layout.weights, p.bias.data(), out.data(), 32);
-  for (size_t e = 0; e < out.size(); ++e)
-    ASSERT_NEAR(out[e], expected[e], 1e-6f * 576.f * (std::fabs(expected[e]) + 1.f)) << "element " << e;
+  for (const auto [form, rows, isa] : {std::tuple{Int4DecodeForm::row_blocks_8, int64_t(8), Isa::avx2},
+                                       std::tuple{Int4DecodeForm::row_blocks_16, int64_t(16), Isa::vnni}}) {
+    SCOPED_TRACE(::testing::Message() << rows << " rows");
+    Int4Problem q = p;
+    const Int4DecodeLayout layout = make_int4_decode_layout(q.weights(), form);
+    ASSERT_NE(layout.weights.row_blocks, nullptr);
+    EXPECT_EQ(layout.weights.block_rows, rows);
+    EXPECT_EQ(static_cast<const void*>(layout.weights.row_blocks), static_cast<const void*>(layout.memory.data()));
+    EXPECT_EQ(layout.memory.size(), size_t(32 / rows * int4_row_block_bytes(576, 64, rows)));
+    EXPECT_EQ(layout.weights.panels, nullptr);
+    DecodeInputs d = decode_inputs(q);
+    std::vector<float> expected(32), out(32);
+    gemm_q4s8_variants().front().fn(1, d.q.data(), &d.a_scale, d.sums.data(), q.weights(), q.bias.data(),
+                                    expected.data(), 32);
+    if (active_isa() < isa) continue;  // no kernel here that reads these blocks
+    std::fill(q.scales.begin(), q.scales.end(), uint16_t(0x7c00));
+    std::fill(q.mins.begin(), q.mins.end(), uint16_t(0x7c00));
+    // The variant of the level the blocks are made for (AVX2's or the VNNI one the table chose).
+    const auto& variant = isa == Isa::avx2 ? gemm_q4s8_variants()[1] : gemm_q4s8_variants()[2];
+    ASSERT_EQ(variant.isa, isa);
+    variant.fn(1, d.q.data(), &d.a_scale, d.sums.data(), layout.weights, q.bias.data(), out.data(), 32);
+    for (size_t e = 0; e < out.size(); ++e)
+      ASSERT_NEAR(out[e], expected[e], 1e-6f * 576.f * (std::fabs(expected[e]) + 1.f)) << "element " << e;
+  }
 }
 
 // int4 x f32: the reference equals the f32 matmul against the dequantized weights up to float

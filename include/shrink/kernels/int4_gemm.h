@@ -27,10 +27,12 @@ struct Int4Weights {
   // (pack_int4_panel_scales), which the VNNI decode kernel needs; rows 4p..4p+3 again occupy the
   // same range as in `scales`.
   const uint16_t* panel_scales = nullptr;
-  // Optional: the whole matrix (nibbles, scales and mins) in blocks of 16 rows
-  // (pack_int4_row_blocks), which the AVX512-VNNI decode kernel reads instead of the panels; a
-  // slice of it must start at a multiple of 16 rows (int4_row_block_bytes apart).
+  // Optional: the whole matrix (nibbles, scales and mins) in blocks of block_rows rows
+  // (pack_int4_row_blocks), which the decode kernels read instead of the panels: 8 rows the AVX2
+  // kernel, 16 the AVX512-VNNI one. A slice of it starts at a multiple of block_rows rows
+  // (int4_row_block_bytes apart).
   const uint8_t* row_blocks = nullptr;
+  int64_t block_rows = 0;
 };
 
 // Owning storage of int4 weights.
@@ -68,17 +70,19 @@ void pack_int4_panels(const uint8_t* nibbles, int64_t n, int64_t k, uint8_t* pan
 // kernel (64 weights of each row) takes one 8-byte run of each pair; the last n % 4 rows stay as
 // they are. Needs group == 32 and k % 64 == 0; writes n * k / 32 values.
 void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_t group, uint16_t* panel_scales);
-// The 16-row blocks of the AVX512-VNNI decode kernel, one sequential stream a block: for each group
-// g of rows 16b .. 16b + 15, group / 8 lines of 64 bytes, line i's 4-byte lane r holding row
-// 16b + r's nibble bytes 4 (g * group / 8 + i) .. + 3 (so its low nibbles are 4 consecutive
-// values of a 32-value block and its high nibbles the 4 values 16 further on), then one line of the
-// 16 rows' f16 scales of group g followed by their 16 mins. A 64-byte load is then 16 rows' products
-// against the same 8 activations, one row a lane: the scales apply to a whole vector once a group
-// and no row's lanes need summing at the end, which took the 4-row panel kernel's time at
-// SmolLM2's widths. Needs int4_row_blocks_fit(w); writes int4_row_block_bytes(k, group) * n / 16.
-bool int4_row_blocks_fit(const Int4Weights& w);  // n % 16 == 0, group in {32, 64, 128, 256}, k % group == 0
-int64_t int4_row_block_bytes(int64_t k, int64_t group);
-void pack_int4_row_blocks(const Int4Weights& w, uint8_t* blocks);
+// The row blocks of the decode kernels, `rows` = 8 (AVX2, 32-byte lines) or 16 (AVX512-VNNI,
+// 64-byte lines) rows a block, one sequential stream a block: for each group g of rows
+// rows * b .. rows * b + rows - 1, group / 8 lines of 4 * rows bytes, line i's 4-byte lane r
+// holding row rows * b + r's nibble bytes 4 (g * group / 8 + i) .. + 3 (so its low nibbles are 4
+// consecutive values of a 32-value block and its high nibbles the 4 values 16 further on), then
+// one line of the rows' f16 scales of group g followed by their mins. A load is then `rows` rows'
+// products against the same 8 activations, one row a lane: the scales apply to a whole vector
+// once a group and no row's lanes need summing at the end, which took the 4-row panel kernels'
+// time at SmolLM2's widths. Needs int4_row_blocks_fit(w, rows); writes
+// int4_row_block_bytes(k, group, rows) * n / rows.
+bool int4_row_blocks_fit(const Int4Weights& w, int64_t rows);  // rows 8 or 16, n % rows == 0, group 32-256, k % group == 0
+int64_t int4_row_block_bytes(int64_t k, int64_t group, int64_t rows);
+void pack_int4_row_blocks(const Int4Weights& w, int64_t rows, uint8_t* blocks);
 // The same arrangement for any rows of row_bytes bytes (a multiple of 32): the int8 head's rows
 // (gemm_q8_0_i8) use it with one 32-byte run per Q8_0 block.
 void pack_row_panels(const uint8_t* rows, int64_t n, int64_t row_bytes, uint8_t* panels);

@@ -11,6 +11,7 @@
 #include "kernels/avx2/horizontal.h"
 #include "kernels/avx2/int4_expand.h"
 #include "kernels/avx2/int4_gemv.h"
+#include "kernels/avx2/int4_gemv_row_blocks.h"
 #include "kernels/avx2/tile_x16.h"
 #include "kernels/kernel_variants.h"
 #include "kernels/line_buffer.h"
@@ -443,6 +444,7 @@ void gemv_q4s8(const int8_t* q, float a_scale, const int32_t* group_sums, const 
 void gemm_q4s8__avx2(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
                      const float* bias, float* out, int64_t ldo) {
   if (m >= 8) return prefill(m, q, a_scale, group_sums, w, bias, out, ldo);
+  if (m == 1 && row_blocks::gemv<row_blocks::Avx2Kernel>(q, a_scale[0], group_sums, w, bias, out)) return;
   if (m == 1 && avx2::gemv_fits(w)) return avx2::gemv_q4s8(q, a_scale[0], group_sums, w, bias, out, nullptr);
   parallel_for(0, w.n, 16, [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) {

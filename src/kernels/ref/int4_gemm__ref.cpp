@@ -51,27 +51,28 @@ void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_
   std::copy(scales + n / 4 * 4 * groups, scales + n * groups, panel_scales + n / 4 * 4 * groups);
 }
 
-bool int4_row_blocks_fit(const Int4Weights& w) {
+bool int4_row_blocks_fit(const Int4Weights& w, int64_t rows) {
   const bool group_fits = w.group == 32 || w.group == 64 || w.group == 128 || w.group == 256;
-  return group_fits && w.n > 0 && w.n % 16 == 0 && w.k > 0 && w.k % w.group == 0;
+  return (rows == 8 || rows == 16) && group_fits && w.n > 0 && w.n % rows == 0 && w.k > 0 && w.k % w.group == 0;
 }
 
-int64_t int4_row_block_bytes(int64_t k, int64_t group) { return k / group * (group / 8 + 1) * 64; }
+int64_t int4_row_block_bytes(int64_t k, int64_t group, int64_t rows) { return k / group * (group / 8 + 1) * 4 * rows; }
 
-void pack_int4_row_blocks(const Int4Weights& w, uint8_t* blocks) {
-  if (!int4_row_blocks_fit(w))
-    throw std::invalid_argument("pack_int4_row_blocks needs n % 16 == 0, groups of 32, 64, 128 or 256 and k % group == 0");
-  const int64_t groups = w.k / w.group, lines = w.group / 8;
-  for (int64_t b = 0; b < w.n / 16; ++b)
+void pack_int4_row_blocks(const Int4Weights& w, int64_t rows, uint8_t* blocks) {
+  if (!int4_row_blocks_fit(w, rows))
+    throw std::invalid_argument(
+        "pack_int4_row_blocks needs blocks of 8 or 16 rows, n a multiple of them, groups of 32, 64, 128 or 256 and k % group == 0");
+  const int64_t groups = w.k / w.group, lines = w.group / 8, line_bytes = 4 * rows;
+  for (int64_t b = 0; b < w.n / rows; ++b)
     for (int64_t g = 0; g < groups; ++g) {
-      uint8_t* block = blocks + b * int4_row_block_bytes(w.k, w.group) + g * (lines + 1) * 64;
+      uint8_t* block = blocks + b * int4_row_block_bytes(w.k, w.group, rows) + g * (lines + 1) * line_bytes;
       for (int64_t i = 0; i < lines; ++i)
-        for (int64_t r = 0; r < 16; ++r)
-          std::memcpy(block + i * 64 + 4 * r, w.nibbles + (16 * b + r) * (w.k / 2) + 4 * (g * lines + i), 4);
-      auto* scales = reinterpret_cast<uint16_t*>(block + lines * 64);
-      for (int64_t r = 0; r < 16; ++r) {
-        scales[r] = w.scales[(16 * b + r) * groups + g];
-        scales[16 + r] = w.mins[(16 * b + r) * groups + g];
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(block + i * line_bytes + 4 * r, w.nibbles + (rows * b + r) * (w.k / 2) + 4 * (g * lines + i), 4);
+      auto* scales = reinterpret_cast<uint16_t*>(block + lines * line_bytes);
+      for (int64_t r = 0; r < rows; ++r) {
+        scales[r] = w.scales[(rows * b + r) * groups + g];
+        scales[rows + r] = w.mins[(rows * b + r) * groups + g];
       }
     }
 }
