@@ -17,6 +17,7 @@
 #include "kernels/int4_decode_layout.h"
 #include "shrink/core/parallel.h"
 #include "shrink/core/rng.h"
+#include "shrink/eval/kernel_benchmarks.h"
 #include "shrink/kernels/registry.h"
 
 namespace {
@@ -37,11 +38,6 @@ Int4Weights rows(const Int4Weights& w, int64_t lo, int64_t hi) {
   if (s.panel_scales) s.panel_scales += lo * groups;
   if (s.row_blocks) s.row_blocks += lo / w.block_rows * int4_row_block_bytes(w.k, w.group, w.block_rows);
   return s;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -145,11 +141,13 @@ int main(int argc, char** argv) {
   fmt::print("{} sets, {:.1f} MB of int4 weights (groups of {}), {} threads, {} rounds\n", sets.size(), gb * 1e3,
              group, num_threads(), rounds);
   fmt::print(" 4-row panels   {:7.3f} ms  {:6.1f} GB/s\n", median(times[0]) * 1e3, gb / median(times[0]));
-  fmt::print("{:>2}-row blocks   {:7.3f} ms  {:6.1f} GB/s\n", vnni ? 16 : 8, median(times[1]) * 1e3, gb / median(times[1]));
+  fmt::print("{:>2}-row blocks   {:7.3f} ms  {:6.1f} GB/s\n", vnni ? 16 : 8, median(times[1]) * 1e3,
+             gb / median(times[1]));
   fmt::print(" plain read     {:7.3f} ms  {:6.1f} GB/s  (the row blocks' bytes, in the same shares)\n",
              median(times[2]) * 1e3, gb / median(times[2]));
   std::sort(ratio.begin(), ratio.end());
-  fmt::print("blocks / panels speed, median of the rounds' own: {:.3f} (range {:.3f}-{:.3f})\n", ratio[ratio.size() / 2],
+  fmt::print("blocks / panels speed, median of the rounds' own: {:.3f} (range {:.3f}-{:.3f})\n",
+             ratio[ratio.size() / 2],
              ratio.front(), ratio.back());
   return sink.load() == 42 ? 3 : 0;  // (keeps the reads)
 }

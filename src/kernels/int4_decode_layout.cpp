@@ -10,11 +10,14 @@ namespace shrink {
 Int4DecodeForm int4_decode_form(const Int4Weights& w, Isa isa) {
   static const bool row_blocks = switched_on("SHRINK_INT4_ROW_BLOCKS");
   if (row_blocks && isa >= Isa::vnni && int4_row_blocks_fit(w, 16)) return Int4DecodeForm::row_blocks_16;
-  if (row_blocks && isa >= Isa::avx2 && isa < Isa::vnni && int4_row_blocks_fit(w, 8)) return Int4DecodeForm::row_blocks_8;
+  if (row_blocks && isa >= Isa::avx2 && isa < Isa::vnni && int4_row_blocks_fit(w, 8))
+    return Int4DecodeForm::row_blocks_8;
   return w.k % 64 == 0 ? Int4DecodeForm::panels : Int4DecodeForm::rows;
 }
 
-Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w) { return make_int4_decode_layout(w, int4_decode_form(w, active_isa())); }
+Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w) {
+  return make_int4_decode_layout(w, int4_decode_form(w, active_isa()));
+}
 
 Int4DecodeLayout make_int4_decode_layout(const Int4Weights& w, Int4DecodeForm form) {
   Int4DecodeLayout layout;

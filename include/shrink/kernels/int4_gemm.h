@@ -80,7 +80,8 @@ void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_
 // once a group and no row's lanes need summing at the end, which took the 4-row panel kernels'
 // time at SmolLM2's widths. Needs int4_row_blocks_fit(w, rows); writes
 // int4_row_block_bytes(k, group, rows) * n / rows.
-bool int4_row_blocks_fit(const Int4Weights& w, int64_t rows);  // rows 8 or 16, n % rows == 0, group 32-256, k % group == 0
+// Row blocks fit when rows is 8 or 16, n % rows == 0, the group 32, 64, 128 or 256 and k % group == 0.
+bool int4_row_blocks_fit(const Int4Weights& w, int64_t rows);
 int64_t int4_row_block_bytes(int64_t k, int64_t group, int64_t rows);
 void pack_int4_row_blocks(const Int4Weights& w, int64_t rows, uint8_t* blocks);
 // The same arrangement for any rows of row_bytes bytes (a multiple of 32): the int8 head's rows

@@ -60,8 +60,8 @@ int64_t int4_row_block_bytes(int64_t k, int64_t group, int64_t rows) { return k 
 
 void pack_int4_row_blocks(const Int4Weights& w, int64_t rows, uint8_t* blocks) {
   if (!int4_row_blocks_fit(w, rows))
-    throw std::invalid_argument(
-        "pack_int4_row_blocks needs blocks of 8 or 16 rows, n a multiple of them, groups of 32, 64, 128 or 256 and k % group == 0");
+    throw std::invalid_argument("pack_int4_row_blocks needs blocks of 8 or 16 rows, n a multiple of them, "
+                                "groups of 32, 64, 128 or 256 and k % group == 0");
   const int64_t groups = w.k / w.group, lines = w.group / 8, line_bytes = 4 * rows;
   for (int64_t b = 0; b < w.n / rows; ++b)
     for (int64_t g = 0; g < groups; ++g) {
