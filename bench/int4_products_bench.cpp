@@ -30,16 +30,6 @@ struct Set {
   int64_t k = 0, group = 0;
 };
 
-Int4Weights rows(const Int4Weights& w, int64_t lo, int64_t hi) {
-  const int64_t groups = w.k / w.group;
-  Int4Weights s = w;
-  s.nibbles += lo * w.k / 2, s.scales += lo * groups, s.mins += lo * groups, s.n = hi - lo;
-  if (s.panels) s.panels += lo * w.k / 2;
-  if (s.panel_scales) s.panel_scales += lo * groups;
-  if (s.row_blocks) s.row_blocks += lo / w.block_rows * int4_row_block_bytes(w.k, w.group, w.block_rows);
-  return s;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,7 +87,7 @@ int main(int argc, char** argv) {
   const auto pass = [&](int form, bool read) {
     for (Set& s : sets) {
       const std::vector<Int4DecodeLayout>& layout = s.layouts[form];
-      const int64_t unit = form == 1 ? layout[0].weights.block_rows : 4;
+      const int64_t unit = int4_slice_rows(layout[0].weights);
       std::vector<int64_t> first{0};
       for (const auto& l : layout) first.push_back(first.back() + (l.weights.n + unit - 1) / unit);
       if (!read) table.quantize_rows_s8(x.data(), 1, s.k, s.group, q.data(), &scale, sums.data());
@@ -111,7 +101,7 @@ int main(int argc, char** argv) {
           const int64_t hi = std::min(w.n, unit * (std::min(s1, first[i + 1]) - first[i]));
           if (lo >= hi) continue;
           if (!read) {
-            table.gemm_q4s8(1, q.data(), &scale, sums.data(), rows(w, lo, hi), nullptr, y.data() + lo, w.n);
+            table.gemm_q4s8(1, q.data(), &scale, sums.data(), int4_rows(w, lo, hi), nullptr, y.data() + lo, w.n);
             continue;
           }
           const size_t from = size_t(lo) * layout[i].memory.size() / size_t(w.n);

@@ -264,19 +264,6 @@ void add_salient(Node& node, const float* x, int64_t rows, int64_t k, float* y, 
   gemm(false, true, rows, n, count, gathered.data(), count, w.data<float>(), count, 1.f, y, n);
 }
 
-// Rows r0..r1 of the weights (and of the outputs, whose rows are ldo apart); r0 a multiple of
-// decode_rows(w).
-Int4Weights slice(const Int4Weights& w, int64_t r0, int64_t r1) {
-  const int64_t groups = w.k / w.group;
-  return {w.nibbles + r0 * (w.k / 2), w.scales + r0 * groups, w.mins + r0 * groups, r1 - r0, w.k, w.group,
-          w.panels ? w.panels + r0 * (w.k / 2) : nullptr, w.panel_scales ? w.panel_scales + r0 * groups : nullptr,
-          w.row_blocks ? w.row_blocks + r0 / w.block_rows * int4_row_block_bytes(w.k, w.group, w.block_rows) : nullptr,
-          w.block_rows};
-}
-
-// The rows of the decode kernels' unit: a slice of the weights starts at a multiple of it.
-int64_t decode_rows(const Int4Weights& w) { return w.row_blocks ? w.block_rows : 4; }
-
 // Prompts: dequantize the weights once (reading 4.5 bits per weight) and run the f32 GEMM, which
 // beats dequantizing inside the product for hundreds of rows.
 void int4_prompt(const Int4Weights& w, const float* x, int64_t rows, const float* b, float* y) {
@@ -382,7 +369,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     // step, so each row runs through the same kernel however the shares fall (they move with the
     // threads' measured speeds).
     int64_t unit = 4;
-    for (const Int4Weights& one : w) unit = std::max(unit, decode_rows(one));
+    for (const Int4Weights& one : w) unit = std::max(unit, int4_slice_rows(one));
     std::vector<int64_t>& first_step = scratch.first_step;
     first_step.assign(1, 0);
     for (const Int4Weights& one : w) first_step.push_back(first_step.back() + (one.n + unit - 1) / unit);
@@ -397,7 +384,7 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
         const int64_t hi = std::min(w[i].n, unit * (std::min(s1, first_step[i + 1]) - first_step[i]));
         if (lo >= hi) continue;
         const float* b = bias(i);
-        kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), slice(w[i], lo, hi), b ? b + lo : nullptr,
+        kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), int4_rows(w[i], lo, hi), b ? b + lo : nullptr,
                             f32(y[i]) + lo, w[i].n);
       }
     });

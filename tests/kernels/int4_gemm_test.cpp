@@ -4,6 +4,7 @@
 // group size and M/N/K (MLX's quantized-matmul oracle).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -352,8 +353,9 @@ TEST(Int4, TheDecodeLayoutTakesTheRowBlocksOfTheKernelThatRuns) {
     if (active_isa() < isa) continue;  // no kernel here that reads these blocks
     std::fill(q.scales.begin(), q.scales.end(), uint16_t(0x7c00));
     std::fill(q.mins.begin(), q.mins.end(), uint16_t(0x7c00));
-    // The variant of the level the blocks are made for (AVX2's or the VNNI one the table chose).
-    const auto& variant = isa == Isa::avx2 ? gemm_q4s8_variants()[1] : gemm_q4s8_variants()[2];
+    // The variant of the level the blocks are made for (AVX2's, or VNNI's without GFNI).
+    const auto variants = gemm_q4s8_variants();
+    const auto& variant = *std::find_if(variants.begin(), variants.end(), [&](const auto& v) { return v.isa == isa; });
     ASSERT_EQ(variant.isa, isa);
     variant.fn(1, d.q.data(), &d.a_scale, d.sums.data(), layout.weights, q.bias.data(), out.data(), 32);
     for (size_t e = 0; e < out.size(); ++e)

@@ -35,6 +35,11 @@ struct Int4Weights {
   int64_t block_rows = 0;
 };
 
+// Rows r0 .. r1 of w, every layout it carries offset alike; r0 a multiple of int4_slice_rows(w).
+Int4Weights int4_rows(const Int4Weights& w, int64_t r0, int64_t r1);
+// The rows a slice of w must start at a multiple of: its row blocks' rows, else a panel's 4.
+inline int64_t int4_slice_rows(const Int4Weights& w) { return w.row_blocks ? w.block_rows : 4; }
+
 // Owning storage of int4 weights.
 struct Int4Storage {
   std::vector<uint8_t> nibbles;

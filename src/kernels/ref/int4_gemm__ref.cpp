@@ -51,6 +51,16 @@ void pack_int4_panel_scales(const uint16_t* scales, int64_t n, int64_t k, int64_
   std::copy(scales + n / 4 * 4 * groups, scales + n * groups, panel_scales + n / 4 * 4 * groups);
 }
 
+Int4Weights int4_rows(const Int4Weights& w, int64_t r0, int64_t r1) {
+  const int64_t groups = w.k / w.group;
+  Int4Weights s = w;
+  s.nibbles += r0 * (w.k / 2), s.scales += r0 * groups, s.mins += r0 * groups, s.n = r1 - r0;
+  if (s.panels) s.panels += r0 * (w.k / 2);
+  if (s.panel_scales) s.panel_scales += r0 * groups;
+  if (s.row_blocks) s.row_blocks += r0 / w.block_rows * int4_row_block_bytes(w.k, w.group, w.block_rows);
+  return s;
+}
+
 bool int4_row_blocks_fit(const Int4Weights& w, int64_t rows) {
   const bool group_fits = w.group == 32 || w.group == 64 || w.group == 128 || w.group == 256;
   return (rows == 8 || rows == 16) && group_fits && w.n > 0 && w.n % rows == 0 && w.k > 0 && w.k % w.group == 0;
