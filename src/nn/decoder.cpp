@@ -10,6 +10,7 @@
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "ops/op_support.h"
+#include "nn/token_plan.h"
 #include "ops/row_kernels.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
@@ -18,18 +19,6 @@
 #include "shrink/nn/op.h"
 
 namespace shrink::nn {
-
-// A single token's elementwise step and the node it feeds, run as one: at `Add` the sum and the
-// RMSNorm of it (the norm's output waits in `ahead` for the norm's node), at `SiLU` SiLU(gate) x
-// up for the `Mul` after it (whose other input, an Int4Linear's output, waits in `ahead` from its
-// set). Each skips one node's allocation, lookups and dispatch, and a pass over the values.
-struct FusedStep {
-  enum class Kind { none, add_then_norm, silu_then_mul } kind = Kind::none;
-  int partner = -1;     // the node whose output this step computes too (the norm, the Mul)
-  int other = -1;       // silu_then_mul: the node whose output is the Mul's other input
-  Tensor weight;  // add_then_norm: the norm's weight (f32, contiguous) and eps
-  float eps = 0;
-};
 
 struct Decoder::Caches {
   std::vector<ops::KvCache> by_node;  // indexed by node
@@ -43,6 +32,11 @@ struct Decoder::Caches {
   std::vector<std::span<const std::byte>> next_weights;
   // By node: a single token's step fused with the node after it (fused_steps_by_node).
   std::vector<FusedStep> fused;
+  std::vector<int> product_first;  // product_first_by_node
+  // A decoded token's steps, planned from the first token that runs node by node (token_plan.h);
+  // SHRINK_DECODE_PLAN=0 keeps every token node by node.
+  std::unique_ptr<TokenPlan> plan;
+  bool plan_wanted = true;
   // Whether a decoded token runs as one run_as_team team: ~145 parallel calls of 5-50 us
   // each (SmolLM2) handed to a spinning helper rather than through an OpenMP region each. Not
   // when an f32 Linear layer multiplies through OpenBLAS, which inside the team would run on one
@@ -210,10 +204,12 @@ Decoder::Decoder(Graph& graph, DecoderOptions options)
   caches_->shared_input = int4_sets_by_input(graph);
   caches_->ahead.resize(graph.nodes().size());
   for (Node& node : graph.nodes()) ops::prepare_for_decoding(node);
-  const std::vector<int> product_first = product_first_by_node(graph, caches_->shared_input);
+  caches_->product_first = product_first_by_node(graph, caches_->shared_input);
+  const std::vector<int>& product_first = caches_->product_first;
   caches_->next_weights = next_weights_by_node(graph, caches_->shared_input, product_first);
   caches_->fused = switched_on("SHRINK_DECODE_FUSE") ? fused_steps_by_node(graph, product_first)
                                                      : std::vector<FusedStep>(graph.nodes().size());
+  caches_->plan_wanted = switched_on("SHRINK_DECODE_PLAN");
   caches_->team = switched_on("SHRINK_DECODE_TEAM") &&
                   std::none_of(graph.nodes().begin(), graph.nodes().end(), [](const Node& n) { return n.kind == "Linear"; });
 }
@@ -238,6 +234,8 @@ int64_t Decoder::fused_steps() const {
   return std::count_if(caches_->fused.begin(), caches_->fused.end(),
                        [](const FusedStep& f) { return f.kind != FusedStep::Kind::none; });
 }
+
+int64_t Decoder::planned_steps() const { return caches_->plan ? caches_->plan->planned_steps() : 0; }
 
 int64_t Decoder::kv_cache_bytes() const {
   int64_t bytes = 0;
@@ -296,22 +294,40 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
     out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[index]);
     return true;
   };
-  if (profiling_)
-    options.after_node = [&](const Node& node, std::span<const Tensor>) {
+  // The first decoded token runs node by node and leaves its values for the plan of the rest.
+  const bool record = t == 1 && !caches_->plan && caches_->plan_wanted;
+  std::vector<Tensor> recorded(record ? graph_.values().size() : 0);
+  if (record) recorded[size_t(graph_.inputs()[0])] = ids;
+  if (profiling_ || record)
+    options.after_node = [&](const Node& node, std::span<const Tensor> outputs) {
+      if (record)
+        for (size_t o = 0; o < outputs.size() && o < node.outputs.size(); ++o) recorded[size_t(node.outputs[o])] = outputs[o];
+      if (!profiling_) return;
       KindTime& k = profile_[node.kind];
       k.calls += 1;
       k.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - node_start).count();
     };
   Tensor logits;
   const auto run = [&] {
-    logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}}, std::span<const int>(&output, 1), options)
-                 .at(0)
-                 .contiguous();
+    if (t == 1 && caches_->plan)
+      logits = caches_->plan->run(ids, caches_->by_node, profiling_ ? &profile_ : nullptr).contiguous();
+    else
+      logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}}, std::span<const int>(&output, 1), options)
+                   .at(0)
+                   .contiguous();
   };
   if (t == 1 && caches_->team)
     run_as_team(run);
   else
     run();
+  if (record) {
+    const TokenPlanParts parts{caches_->shared_input, caches_->product_first, caches_->fused, caches_->next_weights};
+    try {
+      caches_->plan = std::make_unique<TokenPlan>(graph_, parts, recorded);
+    } catch (const UnsupportedError&) {
+      caches_->plan_wanted = false;  // this graph decodes node by node
+    }
+  }
   length_ += t;
   const int64_t rows = head_ran_on_last_row ? 1 : t;
   if (logits.rank() != 3 || logits.shape()[1] != rows) throw UsageError("the model's output is not (1, T, vocabulary) logits");

@@ -15,14 +15,6 @@
 #include "shrink/core/parallel.h"
 
 namespace shrink::nn::ops {
-namespace {
-
-struct AttentionShape {
-  int64_t n, t, heads, kv_heads, dim;
-  bool rope;
-  double theta;
-  bool causal = true;
-};
 
 AttentionShape attention_shape(const Node& node, const Shape& q) {
   AttentionShape s{q[0], q[1], attr_int(node, "num_heads", -1), 0, 0, attr_bool(node, "rope", false),
@@ -32,6 +24,8 @@ AttentionShape attention_shape(const Node& node, const Shape& q) {
   s.dim = s.heads > 0 && q[2] > 0 ? q[2] / s.heads : -1;
   return s;
 }
+
+namespace {
 
 std::vector<ValueInfo> infer(const Node& node, std::span<const ValueInfo> in) {
   expect_inputs(node, in, 3);
@@ -276,59 +270,93 @@ void KvCache::append(const float* k, const float* v, int64_t t) {
   length += t;
 }
 
-Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, KvCache& cache) {
-  Tensor q = q_in.contiguous().clone(), k = k_in.contiguous().clone();
-  const Tensor v = v_in.contiguous();
-  AttentionShape s = attention_shape(node, q.shape());
+namespace {
+
+void check_cache(const Node& node, const AttentionShape& s, KvCache& cache) {
   if (s.n != 1) throw UsageError("cached attention runs one sequence at a time", node.name);
   if (!s.causal) throw UsageError("a key/value cache serves causal attention only", node.name);
   if (cache.kv_heads == 0) cache.kv_heads = s.kv_heads, cache.dim = s.dim;
   if (cache.kv_heads != s.kv_heads || cache.dim != s.dim)
     throw UsageError("the KV cache belongs to another layer shape", node.name);
+}
+
+}  // namespace
+
+AttentionShape cached_attention_row_shape(const Node& node, int64_t q_width) {
+  AttentionShape s = attention_shape(node, Shape{1, 1, q_width});
+  if (s.heads <= 0 || s.kv_heads <= 0 || s.heads % s.kv_heads || s.dim <= 0 || s.heads * s.dim != q_width)
+    fail(node, "q's width must be num_heads * head_dim, num_heads a multiple of num_kv_heads");
+  return s;
+}
+
+Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, KvCache& cache) {
+  AttentionShape s = attention_shape(node, q_in.shape());
+  check_cache(node, s, cache);
+  if (s.t == 1) {
+    const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    Tensor y = uninitialized_f32(q.shape());
+    cached_attention_row(node, s, f32(q), f32(k), f32(v), cache, f32(y));
+    return y;
+  }
+  Tensor q = q_in.contiguous().clone(), k = k_in.contiguous().clone();
+  const Tensor v = v_in.contiguous();
   if (s.rope) {
     apply_rope(f32(q), 1, s.t, s.heads, s.dim, s.theta, 1, cache.length);
     apply_rope(f32(k), 1, s.t, s.kv_heads, s.dim, s.theta, 1, cache.length);
   }
   const int64_t offset = cache.length;
   cache.append(f32(k), v.data<float>(), s.t);
-  if (s.t > 1) {
-    Tensor y = new_f32(q.shape());
-    if (!cache.half) {
-      attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
-             f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
-      return y;
-    }
-    // A prompt's attention is compute-bound: the f16 cache is widened once, the keys straight
-    // into the fused kernel's blocks (the cache's own layout in f32), or out of their blocks
-    // into rows for the GEMM path.
-    const int64_t length = cache.length, dim = s.dim, padded = padded_keys(length);
-    const bool fused = fused_prompt_attention(dim);
-    std::vector<float> keys(static_cast<size_t>(s.kv_heads * (fused ? padded : length) * dim));
-    std::vector<float> values(static_cast<size_t>(s.kv_heads * length * dim));
-    std::vector<float> block(static_cast<size_t>(fused ? 0 : kKeyBlock * dim));
-    for (int64_t h = 0; h < s.kv_heads; ++h) {
-      if (fused) {
-        kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), keys.data() + h * padded * dim,
-                                     (length + kKeyBlock - 1) / kKeyBlock * kKeyBlock * dim);
-      } else {
-        for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
-          kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h) + j0 * dim, block.data(), kKeyBlock * dim);
-          for (int64_t j = j0; j < std::min(length, j0 + kKeyBlock); ++j)
-            for (int64_t d = 0; d < dim; ++d)
-              keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
-        }
-      }
-      kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * length * dim, length * dim);
-    }
-    const KvLayout rows{dim, length * dim, 0};
-    if (fused)
-      attend_key_blocks(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y),
-                        true, rows);
-    else
-      attend(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), nullptr,
-             true, rows);
+  Tensor y = new_f32(q.shape());
+  if (!cache.half) {
+    attend(1, f32(q), s.t, cache.keys.data(), cache.values.data(), cache.length, offset, s.heads, s.kv_heads, s.dim,
+           f32(y), nullptr, true, KvLayout{s.dim, cache.capacity * s.dim, 0});
     return y;
   }
+  // A prompt's attention is compute-bound: the f16 cache is widened once, the keys straight
+  // into the fused kernel's blocks (the cache's own layout in f32), or out of their blocks
+  // into rows for the GEMM path.
+  const int64_t length = cache.length, dim = s.dim, padded = padded_keys(length);
+  const bool fused = fused_prompt_attention(dim);
+  std::vector<float> keys(static_cast<size_t>(s.kv_heads * (fused ? padded : length) * dim));
+  std::vector<float> values(static_cast<size_t>(s.kv_heads * length * dim));
+  std::vector<float> block(static_cast<size_t>(fused ? 0 : kKeyBlock * dim));
+  for (int64_t h = 0; h < s.kv_heads; ++h) {
+    if (fused) {
+      kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h), keys.data() + h * padded * dim,
+                                   (length + kKeyBlock - 1) / kKeyBlock * kKeyBlock * dim);
+    } else {
+      for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
+        kernels().convert_f16_to_f32(cache.head_keys<uint16_t>(h) + j0 * dim, block.data(), kKeyBlock * dim);
+        for (int64_t j = j0; j < std::min(length, j0 + kKeyBlock); ++j)
+          for (int64_t d = 0; d < dim; ++d)
+            keys[size_t((h * length + j) * dim + d)] = block[size_t(d * kKeyBlock + j - j0)];
+      }
+    }
+    kernels().convert_f16_to_f32(cache.head_values<uint16_t>(h), values.data() + h * length * dim, length * dim);
+  }
+  const KvLayout rows{dim, length * dim, 0};
+  if (fused)
+    attend_key_blocks(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y),
+                      true, rows);
+  else
+    attend(1, f32(q), s.t, keys.data(), values.data(), length, offset, s.heads, s.kv_heads, dim, f32(y), nullptr,
+           true, rows);
+  return y;
+}
+
+void cached_attention_row(const Node& node, const AttentionShape& s, const float* q_row, const float* k_row,
+                          const float* v_row, KvCache& cache, float* y) {
+  check_cache(node, s, cache);
+  thread_local std::vector<float> rotated;  // q and k, rotated (the inputs stay as they are)
+  rotated.assign(q_row, q_row + s.heads * s.dim);
+  rotated.insert(rotated.end(), k_row, k_row + s.kv_heads * s.dim);
+  float* q = rotated.data();
+  float* k = q + s.heads * s.dim;
+  if (s.rope) {
+    apply_rope(q, 1, 1, s.heads, s.dim, s.theta, 1, cache.length);
+    apply_rope(k, 1, 1, s.kv_heads, s.dim, s.theta, 1, cache.length);
+  }
+  cache.append(k, v_row, 1);
   // One new token sees every cached position: per kv head, its query heads through the
   // single-query kernel, each key and value read once for the group. Once the work passes 2^15
   // multiply-adds per value row (SmolLM2: ~57 cached positions) the positions are split between
@@ -337,7 +365,6 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
   // has 3 kv heads for 2 threads). Below that the fork, join and merge cost more than they save:
   // SmolLM2's shape with the cache cold (4 MB read between calls), one thread against two,
   // alternating: 6.7/8.4 us at 32 positions, 8.5/9.5 at 48, 10.0/9.9 at 64, 13.5/11.8 at 96.
-  Tensor y = uninitialized_f32(q.shape());
   const int64_t group = s.heads / s.kv_heads, length = cache.length;
   const float scale = float(1.0 / std::sqrt(double(s.dim)));
   const auto attend_range = [&](int64_t lo, int64_t hi, float* out, float* lse) {
@@ -346,11 +373,11 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
     for (int64_t h = 0; h < s.kv_heads; ++h) {
       float* lse_h = lse ? lse + h * group : nullptr;
       if (cache.half)
-        kernels().attend_f16kv(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys<uint16_t>(h) + lo * s.dim,
+        kernels().attend_f16kv(group, q + h * group * s.dim, s.dim, cache.head_keys<uint16_t>(h) + lo * s.dim,
                                cache.head_values<uint16_t>(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale,
                                out + h * group * s.dim, s.dim, scratch.data(), lse_h);
       else
-        kernels().attend_f32(group, f32(q) + h * group * s.dim, s.dim, cache.head_keys<float>(h) + lo * s.dim,
+        kernels().attend_f32(group, q + h * group * s.dim, s.dim, cache.head_keys<float>(h) + lo * s.dim,
                              cache.head_values<float>(h) + lo * s.dim, s.dim, hi - lo, s.dim, scale,
                              out + h * group * s.dim, s.dim, scratch.data(), lse_h);
     }
@@ -360,8 +387,8 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
                              ? std::clamp<int64_t>(length / kMinPositionsPerRange, 1, num_threads())
                              : 1;
   if (ranges == 1) {
-    attend_range(0, length, f32(y), nullptr);
-    return y;
+    attend_range(0, length, y, nullptr);
+    return;
   }
   const int64_t row = s.heads * s.dim;
   // Range r's first position, a whole number of key blocks in (the f16 cache's keys are read by
@@ -376,12 +403,13 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
     for (int64_t r = first; r < last; ++r)
       attend_range(boundary(r), boundary(r + 1), partial.data() + r * row, lse.data() + r * s.heads);
   });
-  std::vector<float> weight(static_cast<size_t>(ranges));
+  thread_local std::vector<float> weight;
+  weight.resize(static_cast<size_t>(ranges));
   for (int64_t h = 0; h < s.heads; ++h) {
     float top = -INFINITY, total = 0.f;
     for (int64_t r = 0; r < ranges; ++r) top = std::max(top, lse[size_t(r * s.heads + h)]);
     for (int64_t r = 0; r < ranges; ++r) total += weight[size_t(r)] = std::exp(lse[size_t(r * s.heads + h)] - top);
-    float* out = f32(y) + h * s.dim;
+    float* out = y + h * s.dim;
     std::fill(out, out + s.dim, 0.f);
     for (int64_t r = 0; r < ranges; ++r) {
       const float w = weight[size_t(r)] / total;
@@ -389,7 +417,6 @@ Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in
       for (int64_t d = 0; d < s.dim; ++d) out[d] += w * from[d];
     }
   }
-  return y;
 }
 
 namespace {

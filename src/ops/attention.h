@@ -43,7 +43,22 @@ struct KvCache {
   }
 };
 
+// An Attention node's shape: batch n, length t, heads, kv heads, head dim, rotary embedding.
+struct AttentionShape {
+  int64_t n, t, heads, kv_heads, dim;
+  bool rope;
+  double theta;
+  bool causal = true;
+};
+AttentionShape attention_shape(const Node& node, const Shape& q);
+
 // q (1, T, H*d), k and v (1, T, KV*d) of an Attention node -> (1, T, H*d); appends to the cache.
 Tensor cached_attention(const Node& node, const Tensor& q, const Tensor& k, const Tensor& v, KvCache& cache);
+
+// One position through cached_attention with raw rows: q (H*d), k and v (KV*d) -> y (H*d), the
+// same values; the shape from cached_attention_row_shape (node, q's width), made once.
+AttentionShape cached_attention_row_shape(const Node& node, int64_t q_width);
+void cached_attention_row(const Node& node, const AttentionShape& s, const float* q, const float* k, const float* v,
+                          KvCache& cache, float* y);
 
 }  // namespace shrink::nn::ops

@@ -324,73 +324,91 @@ bool int4_linears_share_input(std::span<Node* const> nodes) {
   return true;
 }
 
-std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x_in, bool s8_activations) {
-  if (!int4_linears_share_input(nodes)) throw UsageError("int4_linears_shared_input: not Int4Linear layers of one input width");
-  const Tensor x = x_in.contiguous();
+Int4RowSet prepare_int4_row_set(std::span<Node* const> nodes) {
+  if (!int4_linears_share_input(nodes)) throw UsageError("int4 layers run together: not Int4Linear layers of one input width");
+  Int4RowSet set;
+  set.nodes.assign(nodes.begin(), nodes.end());
+  for (Node* node : nodes) {
+    const Int4Prepared& p = int4_prepared(*node);
+    set.weights.push_back(int4_decode_weights(*node));
+    set.bias.push_back(p.bias.defined() ? f32(p.bias) : nullptr);
+    set.salient = set.salient || p.salient_columns.defined();
+  }
+  set.k = set.weights[0].k;
+  set.group = set.weights[0].group;
+  // The layers' steps of `unit` rows (the kernels' unit: a row block's 8 or 16 rows, else 4;
+  // a layer's last step may hold fewer rows), end to end, split into one contiguous share per
+  // thread; the kernel runs serially inside the share. Every share starts a layer at a whole
+  // step, so each row runs through the same kernel however the shares fall (they move with the
+  // threads' measured speeds).
+  set.unit = 4;
+  for (const Int4Weights& one : set.weights) set.unit = std::max(set.unit, int4_slice_rows(one));
+  set.first_step.assign(1, 0);
+  for (const Int4Weights& one : set.weights) set.first_step.push_back(set.first_step.back() + (one.n + set.unit - 1) / set.unit);
+  // Sets of one shape (every layer's q/k/v) split alike, and unevenly: the share that spans the
+  // end of q, k and v is slower than the one inside q.
+  uint64_t shape = speeds_key(0x494e'5434'5345'5453ull, set.k);  // "INT4SETS": apart from other work of these sizes
+  for (const Int4Weights& one : set.weights) shape = speeds_key(shape, one.n);
+  set.speeds = &thread_speeds(speeds_key(shape, set.unit));
+  return set;
+}
+
+void int4_row_set_forward(const Int4RowSet& set, const float* x, int64_t rows, float* const* y) {
   // Scratch kept per thread: a decoded token runs this 120 times (SmolLM2), and the few small
   // allocations a call made had cost about as much as its activation quantization.
   struct Scratch {
-    std::vector<const Int4Prepared*> layers;
-    std::vector<Int4Weights> w;
-    std::vector<int64_t> first_step;
     std::vector<int8_t> q;
     std::vector<float> scale;
     std::vector<int32_t> sums;
   };
   thread_local Scratch scratch;
-  std::vector<const Int4Prepared*>& layers = scratch.layers;
-  layers.clear();
+  const int64_t k = set.k;
+  std::vector<int8_t>& q = scratch.q;
+  std::vector<float>& scale = scratch.scale;
+  std::vector<int32_t>& sums = scratch.sums;
+  q.resize(static_cast<size_t>(rows * k));  // every value written by quantize_rows_s8
+  scale.resize(static_cast<size_t>(rows));
+  sums.resize(static_cast<size_t>(rows * (k / set.group)));
+  kernels().quantize_rows_s8(x, rows, k, set.group, q.data(), scale.data(), sums.data());
+  const std::vector<Int4Weights>& w = set.weights;
+  parallel_for_balanced(0, set.first_step.back(), 1, *set.speeds, [&](int64_t s0, int64_t s1) {
+    for (size_t i = 0; i < w.size(); ++i) {
+      const int64_t lo = set.unit * (std::max(s0, set.first_step[i]) - set.first_step[i]);
+      const int64_t hi = std::min(w[i].n, set.unit * (std::min(s1, set.first_step[i + 1]) - set.first_step[i]));
+      if (lo >= hi) continue;
+      const float* b = set.bias[i];
+      kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), int4_rows(w[i], lo, hi), b ? b + lo : nullptr,
+                          y[i] + lo, w[i].n);
+    }
+  });
+  if (set.salient)
+    for (size_t i = 0; i < w.size(); ++i)
+      if (int4_prepared(*set.nodes[i]).salient_columns.defined()) add_salient(*set.nodes[i], x, rows, k, y[i], w[i].n);
+}
+
+std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, const Tensor& x_in, bool s8_activations) {
+  if (!int4_linears_share_input(nodes)) throw UsageError("int4_linears_shared_input: not Int4Linear layers of one input width");
+  const Tensor x = x_in.contiguous();
   std::vector<Tensor> y;
   y.reserve(nodes.size());
   for (Node* node : nodes) {
-    layers.push_back(&int4_prepared(*node));
     Shape shape = x.shape();
-    shape[shape.rank() - 1] = layers.back()->weights.n;
+    shape[shape.rank() - 1] = int4_prepared(*node).weights.n;
     y.push_back(uninitialized_f32(shape));
   }
-  const auto bias = [&](size_t i) { return layers[i]->bias.defined() ? f32(layers[i]->bias) : nullptr; };
-  const int64_t k = layers[0]->weights.k, group = layers[0]->weights.group, rows = x.numel() / k;
+  const int64_t k = int4_prepared(*nodes[0]).weights.k, rows = x.numel() / k;
   if (rows > 4 && !s8_activations) {
-    for (size_t i = 0; i < layers.size(); ++i) int4_prompt(layers[i]->weights, f32(x), rows, bias(i), f32(y[i]));
-  } else {
-    std::vector<Int4Weights>& w = scratch.w;
-    w.clear();
-    for (size_t i = 0; i < layers.size(); ++i) w.push_back(int4_decode_weights(*nodes[i]));
-    std::vector<int8_t>& q = scratch.q;
-    std::vector<float>& scale = scratch.scale;
-    std::vector<int32_t>& sums = scratch.sums;
-    q.resize(static_cast<size_t>(rows * k));  // every value written by quantize_rows_s8
-    scale.resize(static_cast<size_t>(rows));
-    sums.resize(static_cast<size_t>(rows * (k / group)));
-    kernels().quantize_rows_s8(f32(x), rows, k, group, q.data(), scale.data(), sums.data());
-    // The layers' steps of `unit` rows (the kernels' unit: a row block's 8 or 16 rows, else 4;
-    // a layer's last step may hold fewer rows), end to end, split into one contiguous share per
-    // thread; the kernel runs serially inside the share. Every share starts a layer at a whole
-    // step, so each row runs through the same kernel however the shares fall (they move with the
-    // threads' measured speeds).
-    int64_t unit = 4;
-    for (const Int4Weights& one : w) unit = std::max(unit, int4_slice_rows(one));
-    std::vector<int64_t>& first_step = scratch.first_step;
-    first_step.assign(1, 0);
-    for (const Int4Weights& one : w) first_step.push_back(first_step.back() + (one.n + unit - 1) / unit);
-    // Sets of one shape (every layer's q/k/v) split alike, and unevenly: the share that spans the
-    // end of q, k and v is slower than the one inside q.
-    uint64_t shape = speeds_key(0x494e'5434'5345'5453ull, k);  // "INT4SETS": apart from other work of these sizes
-    for (const Int4Weights& one : w) shape = speeds_key(shape, one.n);
-    shape = speeds_key(shape, unit);
-    parallel_for_balanced(0, first_step.back(), 1, thread_speeds(shape), [&](int64_t s0, int64_t s1) {
-      for (size_t i = 0; i < w.size(); ++i) {
-        const int64_t lo = unit * (std::max(s0, first_step[i]) - first_step[i]);
-        const int64_t hi = std::min(w[i].n, unit * (std::min(s1, first_step[i + 1]) - first_step[i]));
-        if (lo >= hi) continue;
-        const float* b = bias(i);
-        kernels().gemm_q4s8(rows, q.data(), scale.data(), sums.data(), int4_rows(w[i], lo, hi), b ? b + lo : nullptr,
-                            f32(y[i]) + lo, w[i].n);
-      }
-    });
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const Int4Prepared& p = int4_prepared(*nodes[i]);
+      int4_prompt(p.weights, f32(x), rows, p.bias.defined() ? f32(p.bias) : nullptr, f32(y[i]));
+      if (p.salient_columns.defined()) add_salient(*nodes[i], f32(x), rows, k, f32(y[i]), p.weights.n);
+    }
+    return y;
   }
-  for (size_t i = 0; i < layers.size(); ++i)
-    if (layers[i]->salient_columns.defined()) add_salient(*nodes[i], f32(x), rows, k, f32(y[i]), layers[i]->weights.n);
+  const Int4RowSet set = prepare_int4_row_set(nodes);
+  std::vector<float*> outputs;
+  for (Tensor& t : y) outputs.push_back(f32(t));
+  int4_row_set_forward(set, f32(x), rows, outputs.data());
   return y;
 }
 

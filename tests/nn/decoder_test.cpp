@@ -266,6 +266,42 @@ TEST(Decoder, FusedStepsGiveTheSameLogits) {
   }
 }
 
+// From the second decoded token on, a token runs the plan the first one made (an Int4Linear set,
+// an attention and a fused step each a planned step: 8 a layer of the int4 model, 3 of the f32
+// one, whose products run through their ops' forward into kept slots as the rest do):
+// the logits come out bit for bit as node by node (SHRINK_DECODE_PLAN=0), for an int4 model with
+// an int8 head and for the f32 model, past a reset and past the length where the attention
+// splits the positions between the threads.
+TEST(Decoder, PlannedTokensGiveTheSameLogits) {
+  io::LanguageModel quantized = testing::tiny_llama(3);
+  compress::LlmQuantizeOptions o;
+  o.method = "rtn", o.weights = {4, 32, false}, o.int8_head = true, o.quiet = true;
+  compress::quantize_language_model(quantized, {}, o);
+  io::LanguageModel f32 = testing::tiny_llama(3);
+  for (Graph* graph : {&quantized.graph, &f32.graph}) {
+    Decoder planned(*graph);
+    setenv("SHRINK_DECODE_PLAN", "0", 1);
+    Decoder alone(*graph);
+    unsetenv("SHRINK_DECODE_PLAN");
+    int64_t layers = 0;
+    for (const Node& node : graph->nodes()) layers += node.kind == "Attention";
+    ASSERT_GT(layers, 0);
+    for (int round = 0; round < 2; ++round) {
+      const std::vector<int32_t> prompt = {3, 14, 15, 92, 65};
+      ASSERT_EQ(planned.feed(prompt), alone.feed(prompt));
+      EXPECT_EQ(planned.planned_steps(), round == 0 ? 0 : graph == &f32.graph ? 3 * layers : 8 * layers);
+      for (int32_t id = 0; id < 600; ++id) {
+        const int32_t token = (id * 37 + 11) % 256;
+        ASSERT_EQ(planned.feed(std::span<const int32_t>(&token, 1)), alone.feed(std::span<const int32_t>(&token, 1)))
+            << "round " << round << ", token " << id;
+      }
+      EXPECT_EQ(alone.planned_steps(), 0);
+      planned.reset();
+      alone.reset();
+    }
+  }
+}
+
 TEST(Decoder, SamplingFollowsItsOptions) {
   std::vector<float> logits = {0.f, 3.f, 1.f, 2.9f};
   Rng rng(1);

@@ -41,6 +41,11 @@ class Decoder {
   // RMSNorm of its sum, a SiLU with the Mul by the up projection); SHRINK_DECODE_FUSE=0 when the
   // decoder is made: none. The results are bit for bit the same either way.
   int64_t fused_steps() const;
+  // How many of a decoded token's steps run a planned form (an Int4Linear set, an attention, a
+  // fused step) rather than their op's forward; 0 before the first decoded token, which plans the
+  // rest (nn/token_plan.h), and with SHRINK_DECODE_PLAN=0 when the decoder is made. The results
+  // are bit for bit the same either way.
+  int64_t planned_steps() const;
   // Time spent per node kind (Linear, Attention, RMSNorm, ...) while profiling is on; off by default.
   struct KindTime {
     int64_t calls = 0;
