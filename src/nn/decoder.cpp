@@ -291,7 +291,11 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
     }
     if (t == 1 && run_fused(caches_->fused[index], in, out, caches_->ahead)) return true;
     if (node.kind != "Attention") return false;
-    out[0] = ops::cached_attention(node, in[0], in[1], in[2], caches_->by_node[index]);
+    ops::KvCache& cache = caches_->by_node[index];
+    // As the plan does (earlier there), so that a token's attention splits its positions between
+    // the threads, or not, alike on both paths.
+    if (t == 1) cache.prefetch(cache.length + 1);
+    out[0] = ops::cached_attention(node, in[0], in[1], in[2], cache);
     return true;
   };
   // The first decoded token runs node by node and leaves its values for the plan of the rest.

@@ -25,6 +25,8 @@ struct TokenPlan::Step {
   const float* norm_weight = nullptr;    // add_then_norm
   float eps = 0;
   size_t cache = 0;                      // attention: the node's KV cache
+  int64_t prefetch_cache = -1;           // int4_set: the KV cache of the attention after it
+  bool asked_early = false;              // attention: its keys and values asked for by a product
 };
 
 namespace {
@@ -122,6 +124,16 @@ TokenPlan::TokenPlan(Graph& graph, const TokenPlanParts& parts, std::span<const 
     }
     steps_.push_back(std::move(step));
   }
+  // An attention's keys and values are asked for as the product before it (its q/k/v) starts.
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    if (steps_[s].op != Step::Op::attention) continue;
+    for (size_t p = s; p-- > 0;)
+      if (steps_[p].op == Step::Op::int4_set) {
+        steps_[p].prefetch_cache = int64_t(steps_[s].cache);
+        steps_[s].asked_early = true;
+        break;
+      }
+  }
 }
 
 TokenPlan::~TokenPlan() = default;
@@ -151,6 +163,10 @@ Tensor TokenPlan::run(const Tensor& ids, std::vector<ops::KvCache>& caches,
         break;
       }
       case Step::Op::int4_set: {
+        if (step.prefetch_cache >= 0) {
+          ops::KvCache& cache = caches[size_t(step.prefetch_cache)];
+          cache.prefetch(cache.length + 1);
+        }
         set_outputs.clear();
         for (size_t m = 0; m < step.out.size(); ++m)
           set_outputs.push_back(mutable_row_of(values_[size_t(step.out[m])], step.set.weights[m].n));
@@ -160,6 +176,9 @@ Tensor TokenPlan::run(const Tensor& ids, std::vector<ops::KvCache>& caches,
       case Step::Op::attention: {
         const ops::AttentionShape& s = step.attention;
         const int64_t q = s.heads * s.dim, kv = s.kv_heads * s.dim;
+        // Asked for now if no product did: the positions then split between the threads, or
+        // not, as on the node-by-node path.
+        if (!step.asked_early) caches[step.cache].prefetch(caches[step.cache].length + 1);
         ops::cached_attention_row(*step.node, s, row_of(values_[size_t(step.in[0])], q),
                                   row_of(values_[size_t(step.in[1])], kv), row_of(values_[size_t(step.in[2])], kv),
                                   caches[step.cache], mutable_row_of(values_[size_t(step.out[0])], q));

@@ -22,10 +22,17 @@ struct KvCache {
   std::vector<uint16_t> keys16, values16;
   int64_t length = 0, capacity = 0, kv_heads = 0, dim = 0;
   int64_t reserved = 0;  // positions the first growth makes room for at once (0: none)
+  int64_t warm = 0;      // positions prefetch() asked for, until the next cached_attention_row
 
   // Appends t positions of k and v rows (t, kv_heads * dim), growing the capacity by half (and at
   // least to `reserved`).
   void append(const float* k, const float* v, int64_t t);
+  // Asks the caches for the keys and values of the first `positions` positions of every kv head
+  // (software prefetches; the new position's block included when it is one of them) where
+  // there are at most kWarmPositions; the next cached_attention_row over them then runs on one
+  // thread (see there). Else nothing.
+  static constexpr int64_t kWarmPositions = 128;
+  void prefetch(int64_t positions);
   template <class T>
   const T* head_keys(int64_t h) const {
     return entries<T>(keys, keys16) + h * capacity * dim;

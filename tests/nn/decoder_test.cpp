@@ -21,9 +21,9 @@
 namespace shrink::nn {
 namespace {
 
-Graph tiny_llama() {
+Graph tiny_llama(int64_t dim = 32, int64_t heads = 4) {
   io::LmConfig c;
-  c.vocabulary = 50, c.dim = 32, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.hidden = 48, c.rope_theta = 500;
+  c.vocabulary = 50, c.dim = dim, c.layers = 2, c.heads = heads, c.kv_heads = 2, c.hidden = 48, c.rope_theta = 500;
   Rng rng(11);
   return io::build_llama(c, [&](const std::string& name, const Shape& shape) {
     Tensor t = Tensor::uninitialized(shape, DType::f32);
@@ -268,17 +268,19 @@ TEST(Decoder, FusedStepsGiveTheSameLogits) {
 
 // From the second decoded token on, a token runs the plan the first one made (an Int4Linear set,
 // an attention and a fused step each a planned step: 8 a layer of the int4 model, 3 of the f32
-// one, whose products run through their ops' forward into kept slots as the rest do):
+// ones, whose products run through their ops' forward into kept slots as the rest do):
 // the logits come out bit for bit as node by node (SHRINK_DECODE_PLAN=0), for an int4 model with
-// an int8 head and for the f32 model, past a reset and past the length where the attention
-// splits the positions between the threads.
+// an int8 head and for f32 models, past a reset and past the lengths where the attention splits
+// the positions between the threads (the wide model's 8 heads x 64 dims: past 64 positions
+// without the keys and values asked for ahead, past KvCache::kWarmPositions with them).
 TEST(Decoder, PlannedTokensGiveTheSameLogits) {
   io::LanguageModel quantized = testing::tiny_llama(3);
   compress::LlmQuantizeOptions o;
   o.method = "rtn", o.weights = {4, 32, false}, o.int8_head = true, o.quiet = true;
   compress::quantize_language_model(quantized, {}, o);
   io::LanguageModel f32 = testing::tiny_llama(3);
-  for (Graph* graph : {&quantized.graph, &f32.graph}) {
+  Graph wide = tiny_llama(512, 8);
+  for (Graph* graph : {&quantized.graph, &f32.graph, &wide}) {
     Decoder planned(*graph);
     setenv("SHRINK_DECODE_PLAN", "0", 1);
     Decoder alone(*graph);
@@ -286,12 +288,13 @@ TEST(Decoder, PlannedTokensGiveTheSameLogits) {
     int64_t layers = 0;
     for (const Node& node : graph->nodes()) layers += node.kind == "Attention";
     ASSERT_GT(layers, 0);
+    const int32_t vocabulary = graph == &wide ? 50 : 256;
     for (int round = 0; round < 2; ++round) {
-      const std::vector<int32_t> prompt = {3, 14, 15, 92, 65};
+      const std::vector<int32_t> prompt = {3, 14, 15, 42, 35};
       ASSERT_EQ(planned.feed(prompt), alone.feed(prompt));
-      EXPECT_EQ(planned.planned_steps(), round == 0 ? 0 : graph == &f32.graph ? 3 * layers : 8 * layers);
+      EXPECT_EQ(planned.planned_steps(), round == 0 ? 0 : graph == &quantized.graph ? 8 * layers : 3 * layers);
       for (int32_t id = 0; id < 600; ++id) {
-        const int32_t token = (id * 37 + 11) % 256;
+        const int32_t token = (id * 37 + 11) % vocabulary;
         ASSERT_EQ(planned.feed(std::span<const int32_t>(&token, 1)), alone.feed(std::span<const int32_t>(&token, 1)))
             << "round " << round << ", token " << id;
       }
