@@ -246,10 +246,32 @@ int64_t Decoder::kv_cache_bytes() const {
 
 std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   if (tokens.empty()) throw UsageError("nothing to feed the decoder");
-  for (Tensor& t : caches_->ahead) t = Tensor();  // nothing left over from a call that failed midway
   const int64_t t = int64_t(tokens.size());
   Tensor ids = Tensor::uninitialized(Shape{1, t}, DType::i64);
   std::copy(tokens.begin(), tokens.end(), ids.mutable_data<int64_t>());
+  Tensor logits;
+  bool head_ran_on_last_row = false;
+  const bool planned = t == 1 && caches_->plan;
+  const auto run = [&] {
+    logits = (planned ? caches_->plan->run(ids, caches_->by_node, profiling_ ? &profile_ : nullptr)
+                      : run_node_by_node(ids, head_ran_on_last_row))
+                 .contiguous();
+  };
+  if (t == 1 && caches_->team)
+    run_as_team(run);
+  else
+    run();
+  length_ += t;
+  const int64_t rows = head_ran_on_last_row ? 1 : t;
+  if (logits.rank() != 3 || logits.shape()[1] != rows) throw UsageError("the model's output is not (1, T, vocabulary) logits");
+  int64_t v = logits.shape()[2];
+  const float* last = logits.data<float>() + (rows - 1) * v;
+  return std::vector<float>(last, last + v);
+}
+
+Tensor Decoder::run_node_by_node(const Tensor& ids, bool& head_ran_on_last_row) {
+  for (Tensor& ready : caches_->ahead) ready = Tensor();  // nothing left over from a call that failed midway
+  const int64_t t = ids.shape()[1];
   const std::vector<Node>& nodes = graph_.nodes();
   RunOptions options;
   std::chrono::steady_clock::time_point node_start;
@@ -260,7 +282,6 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   const int head = graph_.values()[size_t(output)].producer;
   const bool head_on_last_row = t > 1 && head >= 0 && is_linear_kind(nodes[size_t(head)].kind) &&
                                 nodes[size_t(head)].inputs.size() == 1;
-  bool head_ran_on_last_row = false;
   options.replace_forward = [&](Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
     if (profiling_) node_start = std::chrono::steady_clock::now();
     const size_t index = size_t(&node - nodes.data());
@@ -311,19 +332,8 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       k.calls += 1;
       k.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - node_start).count();
     };
-  Tensor logits;
-  const auto run = [&] {
-    if (t == 1 && caches_->plan)
-      logits = caches_->plan->run(ids, caches_->by_node, profiling_ ? &profile_ : nullptr).contiguous();
-    else
-      logits = forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}}, std::span<const int>(&output, 1), options)
-                   .at(0)
-                   .contiguous();
-  };
-  if (t == 1 && caches_->team)
-    run_as_team(run);
-  else
-    run();
+  Tensor logits =
+      forward_segment(graph_, 0, nodes.size(), {{graph_.inputs()[0], ids}}, std::span<const int>(&output, 1), options).at(0);
   if (record) {
     const TokenPlanParts parts{caches_->shared_input, caches_->product_first, caches_->fused, caches_->next_weights};
     try {
@@ -332,12 +342,7 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
       caches_->plan_wanted = false;  // this graph decodes node by node
     }
   }
-  length_ += t;
-  const int64_t rows = head_ran_on_last_row ? 1 : t;
-  if (logits.rank() != 3 || logits.shape()[1] != rows) throw UsageError("the model's output is not (1, T, vocabulary) logits");
-  int64_t v = logits.shape()[2];
-  const float* last = logits.data<float>() + (rows - 1) * v;
-  return std::vector<float>(last, last + v);
+  return logits;
 }
 
 namespace {

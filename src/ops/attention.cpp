@@ -307,13 +307,13 @@ AttentionShape cached_attention_row_shape(const Node& node, int64_t q_width) {
 
 Tensor cached_attention(const Node& node, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, KvCache& cache) {
   AttentionShape s = attention_shape(node, q_in.shape());
-  check_cache(node, s, cache);
-  if (s.t == 1) {
+  if (s.t == 1) {  // cached_attention_row checks the cache
     const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     Tensor y = uninitialized_f32(q.shape());
     cached_attention_row(node, s, f32(q), f32(k), f32(v), cache, f32(y));
     return y;
   }
+  check_cache(node, s, cache);
   Tensor q = q_in.contiguous().clone(), k = k_in.contiguous().clone();
   const Tensor v = v_in.contiguous();
   if (s.rope) {

@@ -324,10 +324,14 @@ bool int4_linears_share_input(std::span<Node* const> nodes) {
   return true;
 }
 
-Int4RowSet prepare_int4_row_set(std::span<Node* const> nodes) {
-  if (!int4_linears_share_input(nodes)) throw UsageError("int4 layers run together: not Int4Linear layers of one input width");
-  Int4RowSet set;
+namespace {
+
+// prepare_int4_row_set into `set`, reusing its vectors' room; the nodes already checked.
+void fill_int4_row_set(std::span<Node* const> nodes, Int4RowSet& set) {
   set.nodes.assign(nodes.begin(), nodes.end());
+  set.weights.clear();
+  set.bias.clear();
+  set.salient = false;
   for (Node* node : nodes) {
     const Int4Prepared& p = int4_prepared(*node);
     set.weights.push_back(int4_decode_weights(*node));
@@ -350,6 +354,14 @@ Int4RowSet prepare_int4_row_set(std::span<Node* const> nodes) {
   uint64_t shape = speeds_key(0x494e'5434'5345'5453ull, set.k);  // "INT4SETS": apart from other work of these sizes
   for (const Int4Weights& one : set.weights) shape = speeds_key(shape, one.n);
   set.speeds = &thread_speeds(speeds_key(shape, set.unit));
+}
+
+}  // namespace
+
+Int4RowSet prepare_int4_row_set(std::span<Node* const> nodes) {
+  if (!int4_linears_share_input(nodes)) throw UsageError("int4 layers run together: not Int4Linear layers of one input width");
+  Int4RowSet set;
+  fill_int4_row_set(nodes, set);
   return set;
 }
 
@@ -405,8 +417,11 @@ std::vector<Tensor> int4_linears_shared_input(std::span<Node* const> nodes, cons
     }
     return y;
   }
-  const Int4RowSet set = prepare_int4_row_set(nodes);
-  std::vector<float*> outputs;
+  // Kept per thread, as the quantized activations are: a call then allocates only its outputs.
+  thread_local Int4RowSet set;
+  thread_local std::vector<float*> outputs;
+  fill_int4_row_set(nodes, set);
+  outputs.clear();
   for (Tensor& t : y) outputs.push_back(f32(t));
   int4_row_set_forward(set, f32(x), rows, outputs.data());
   return y;

@@ -56,6 +56,9 @@ class Decoder {
 
  private:
   struct Caches;
+  // The tokens (ids (1, T)) through the graph node by node (forward_segment with the decoder's
+  // own steps); the first decoded token also makes the plan of the next ones. The output value.
+  Tensor run_node_by_node(const Tensor& ids, bool& head_ran_on_last_row);
   Graph& graph_;
   std::unique_ptr<Caches> caches_;
   DecoderOptions options_;
