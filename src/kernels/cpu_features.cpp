@@ -106,6 +106,14 @@ Isa active_isa() {
   return *level;
 }
 
+int64_t l1d_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long reported = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    return reported > 0 ? int64_t(reported) : int64_t(32) * 1024;
+  }();
+  return bytes;
+}
+
 int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {
     const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
