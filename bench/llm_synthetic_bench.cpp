@@ -64,12 +64,12 @@ DecodeSpeed decode_speed(io::LanguageModel& lm, int64_t tokens, int repeats) {
   for (int r = 0; r < repeats; ++r) {
     decoder.reset();
     auto start = std::chrono::steady_clock::now();
-    std::vector<float> logits = decoder.feed(prompt);
+    std::span<const float> logits = decoder.feed_view(prompt);
     prefill.push_back(double(prompt.size()) / seconds_since(start));
     start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < tokens; ++i) {
       const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      logits = decoder.feed(std::span<const int32_t>(&next, 1));
+      logits = decoder.feed_view(std::span<const int32_t>(&next, 1));
     }
     decode.push_back(double(tokens) / seconds_since(start));
   }

@@ -71,10 +71,10 @@ void run_generate(const GenerateOptions& o) {
   constexpr size_t kPrefillChunk = 512;
   auto start = std::chrono::steady_clock::now();
   ProgressLine progress("prefill", int64_t(prompt.size()), o.json || prompt.size() <= kPrefillChunk);
-  std::vector<float> logits;
+  std::span<const float> logits;  // the decoder's own row (feed_view), valid until its next call
   for (size_t at = 0; at < prompt.size(); at += kPrefillChunk) {
     const size_t count = std::min(kPrefillChunk, prompt.size() - at);
-    logits = decoder.feed(std::span<const int32_t>(prompt.data() + at, count));
+    logits = decoder.feed_view(std::span<const int32_t>(prompt.data() + at, count));
     progress.update(int64_t(at + count), "prompt tokens");
   }
   progress.finish();
@@ -96,7 +96,7 @@ void run_generate(const GenerateOptions& o) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     }
-    if (i + 1 < o.max_tokens) logits = decoder.feed(std::span<const int32_t>(&next, 1));
+    if (i + 1 < o.max_tokens) logits = decoder.feed_view(std::span<const int32_t>(&next, 1));
   }
   double decode = since(decode_start);
   if (o.profile)

@@ -228,6 +228,7 @@ void Decoder::reset() {
   empty.reserved = reserved_;
   for (auto& c : caches_->by_node) c = empty;
   length_ = 0;
+  logits_ = Tensor();
 }
 
 int64_t Decoder::fused_steps() const {
@@ -245,6 +246,11 @@ int64_t Decoder::kv_cache_bytes() const {
 }
 
 std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
+  const std::span<const float> last = feed_view(tokens);
+  return std::vector<float>(last.begin(), last.end());
+}
+
+std::span<const float> Decoder::feed_view(std::span<const int32_t> tokens) {
   if (tokens.empty()) throw UsageError("nothing to feed the decoder");
   const int64_t t = int64_t(tokens.size());
   Tensor ids = Tensor::uninitialized(Shape{1, t}, DType::i64);
@@ -265,8 +271,8 @@ std::vector<float> Decoder::feed(std::span<const int32_t> tokens) {
   const int64_t rows = head_ran_on_last_row ? 1 : t;
   if (logits.rank() != 3 || logits.shape()[1] != rows) throw UsageError("the model's output is not (1, T, vocabulary) logits");
   int64_t v = logits.shape()[2];
-  const float* last = logits.data<float>() + (rows - 1) * v;
-  return std::vector<float>(last, last + v);
+  logits_ = std::move(logits);
+  return {logits_.data<float>() + (rows - 1) * v, size_t(v)};
 }
 
 Tensor Decoder::run_node_by_node(const Tensor& ids, bool& head_ran_on_last_row) {
