@@ -336,7 +336,7 @@ TEST(Int4, TheDecodeLayoutTakesTheRowBlocksOfTheKernelThatRuns) {
   EXPECT_EQ(int4_decode_form(make(1, 36, 576, 64, rng).weights(), Isa::avx2), Int4DecodeForm::panels);  // 36 rows
   EXPECT_EQ(int4_decode_form(make(1, 36, 96, 32, rng).weights(), Isa::vnni), Int4DecodeForm::rows);
 
-  for (const auto [form, rows, isa] : {std::tuple{Int4DecodeForm::row_blocks_8, int64_t(8), Isa::avx2},
+  for (const auto& [form, rows, isa] : {std::tuple{Int4DecodeForm::row_blocks_8, int64_t(8), Isa::avx2},
                                        std::tuple{Int4DecodeForm::row_blocks_16, int64_t(16), Isa::vnni}}) {
     SCOPED_TRACE(::testing::Message() << rows << " rows");
     Int4Problem q = p;
