@@ -3,8 +3,10 @@
 // one). The keys come in blocks of 16 positions stored dimension-major, so a block's scores for
 // all the queries of a kv head (SmolLM2: three) are plain multiply-adds: per dimension d, the
 // block's 16 keys widened from f16 times each query's q[d] broadcast, no horizontal sums, every
-// key read once for the group. Then the online softmax of flash attention per block (exp(score -
-// running max), the outputs rescaled when the maximum grew; 8-wide, shared) and the
+// key read once for the group. Up to kShortPositions positions, every score first, then one
+// softmax and one pass over the values (attend_group_short); past that, the online softmax of flash
+// attention per block (exp(score - running max), the outputs rescaled when the maximum grew;
+// 8-wide, shared) and the
 // probability-weighted values: per W vectors of output dimensions, each value row widened once and
 // added into every query's accumulators. The keys and values 64 positions ahead are prefetched (a
 // long context's cache outgrows the L3 beside the weights, and stalled at each 4 KB page where the
@@ -118,6 +120,73 @@ void attend_group(const float* q, int64_t q_stride, const uint16_t* k, const uin
   }
 }
 
+// Contexts up to this many positions take two passes (attend_group_short).
+constexpr int64_t kShortPositions = 128;
+
+// attend_group for length <= kShortPositions: every score first, then one softmax over them all
+// and one pass over the values, whose sums stay in registers from the first position to the last.
+// The online form's per-block work (a scalar exp and two horizontal reductions a query, the outputs
+// loaded, rescaled and stored again) is gone. SmolLM2's 9 query heads over 3 kv heads, 64 dims,
+// hot, alternating in one process on the Zen 4 host: 1.28-1.37x as fast at 58 positions, 1.31-1.46x
+// at 90, 1.28-1.46x at 128, 1.10-1.17x at 32 with AVX-512; 1.11-1.13x from 58 up with AVX2.
+// Longer contexts keep the online form, whose blocks prefetch the keys and values ahead.
+template <class L, int R>
+void attend_group_short(const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
+                        int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* lse) {
+  alignas(64) float p[R][kShortPositions];
+  alignas(64) float block[R][kKeyBlock];
+  for (int64_t j0 = 0; j0 < length; j0 += kKeyBlock) {
+    block_scores<L, R>(q, q_stride, k + j0 * dim, dim, scale, block);
+    for (int r = 0; r < R; ++r)
+      for (int64_t h = 0; h < kKeyBlock; h += L::kLanes) L::store(p[r] + j0 + h, L::load(block[r] + h));
+  }
+  const int64_t padded = (length + L::kLanes - 1) / L::kLanes * L::kLanes;
+  float l[R], m[R];
+  for (int r = 0; r < R; ++r) {
+    typename L::V top = L::set1(-INFINITY);
+    for (int64_t j = 0; j < padded; j += L::kLanes) top = L::max(top, L::below(L::load(p[r] + j), length - j));
+    m[r] = L::reduce_max(top);
+    const typename L::V m_v = L::set1(m[r]);
+    typename L::V sum = L::zero();
+    for (int64_t j = 0; j < padded; j += L::kLanes) {
+      const typename L::V e = L::exp(L::sub(L::below(L::load(p[r] + j), length - j), m_v));
+      L::store(p[r] + j, e);
+      sum = L::add(sum, e);
+    }
+    l[r] = L::reduce_sum(sum);
+  }
+  const float no_rescale[R] = {};  // block_values starts each query's sums at zero
+  int64_t d = 0;
+  for (; d + L::kValueWidth * L::kLanes <= dim; d += L::kValueWidth * L::kLanes)
+    block_values<L, R, L::kValueWidth>(p, no_rescale, v + d, v_stride, length, y + d, y_stride);
+  for (; d < dim; d += L::kLanes) block_values<L, R, 1>(p, no_rescale, v + d, v_stride, length, y + d, y_stride);
+  for (int r = 0; r < R; ++r) {
+    if (lse) lse[r] = m[r] + std::log(l[r]);
+    const float inv = 1.f / l[r];
+    float* yr = y + r * y_stride;
+    for (int64_t e = 0; e < dim; ++e) yr[e] *= inv;
+  }
+}
+
+using Group = void (*)(const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
+                      int64_t length, int64_t dim, float scale, float* y, int64_t y_stride, float* lse);
+
+template <class L, int R>
+Group group_kernel_for(int64_t length) {
+  return length <= kShortPositions ? attend_group_short<L, R> : attend_group<L, R>;
+}
+
+// The kernel for `queries` (1 to 4) queries over `length` positions.
+template <class L>
+Group group_kernel(int64_t queries, int64_t length) {
+  switch (queries) {
+    case 1: return group_kernel_for<L, 1>(length);
+    case 2: return group_kernel_for<L, 2>(length);
+    case 3: return group_kernel_for<L, 3>(length);
+    default: return group_kernel_for<L, 4>(length);
+  }
+}
+
 // attend_f16kv for dim % L::kLanes == 0 and length > 0: the queries in groups of up to four.
 template <class L>
 void attend(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
@@ -126,12 +195,8 @@ void attend(int64_t queries, const float* q, int64_t q_stride, const uint16_t* k
     const float* qr = q + r0 * q_stride;
     float* yr = y + r0 * y_stride;
     float* lr = lse ? lse + r0 : nullptr;
-    switch (std::min<int64_t>(4, queries - r0)) {
-      case 1: attend_group<L, 1>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
-      case 2: attend_group<L, 2>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
-      case 3: attend_group<L, 3>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
-      default: attend_group<L, 4>(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr); break;
-    }
+    const Group group = group_kernel<L>(std::min<int64_t>(4, queries - r0), length);
+    group(qr, q_stride, k, v, v_stride, length, dim, scale, yr, y_stride, lr);
   }
 }
 
