@@ -53,16 +53,18 @@ void prefill_tile(int64_t i, int64_t g0, int64_t g1, const ExpandedPanel& panels
   }
 }
 
-// All m rows x the PANELS expanded panels at output channel c0. The quantization groups go in
-// blocks whose slice of the expanded panels (PANELS x 16 channels x the block's bytes of k) is
-// at most 32 KB, so the slice stays in L1 while every row tile passes over it; each tile's f32
-// accumulators wait in `acc` (m x PANELS x 16 floats) between blocks. Walking all of k per tile
-// had read the whole expanded block (256 KB at k = 4096) from L2 for every 5 rows.
+// All m rows x the PANELS expanded panels at output channel c0. Where L1 keeps it
+// (vnni::l1_keeps_slice), the quantization groups go in blocks whose slice of the expanded panels
+// (PANELS x 16 channels x the block's bytes of k) is at most 32 KB, so the slice stays in L1 while
+// every row tile passes over it; each tile's f32 accumulators wait in `acc` (m x PANELS x 16
+// floats) between blocks. Walking all of k per tile had read the whole expanded block (256 KB at
+// k = 4096) from L2 for every 5 rows.
 template <int PANELS>
 void prefill_rows(int64_t m, int64_t c0, const ExpandedPanel& panels, const int8_t* q, const float* float_sums,
                   const float* a_scale, const Int4Weights& w, const float* bias, float* out, int64_t ldo, float* acc) {
   const int64_t groups = w.k / w.group;
-  const int64_t block_groups = std::max<int64_t>(1, (int64_t(32) << 10) / (PANELS * 16 * w.group));
+  const int64_t block_groups =
+      vnni::l1_keeps_slice() ? std::max<int64_t>(1, vnni::kL1SliceBytes / (PANELS * 16 * w.group)) : groups;
   for (int64_t g0 = 0; g0 < groups; g0 += block_groups) {
     const int64_t g1 = std::min(groups, g0 + block_groups);
     vnni::each_row_tile<kPrefillTileRows>(m, [&](auto rows, int64_t i) {

@@ -36,16 +36,6 @@ constexpr int64_t kBlockGroups = 128;  // groups of 4 bytes per k block
 // (vnni::each_row_tile) but each keeps its own first-block dispatch: one helper for both that
 // passed the FRESH flag as a type made GCC copy and spill the accumulators inside the group loop
 // (measured with the 5 x 4 tiles of then: 1.6x slower at 1024^3).
-
-// A 4-panel block's slice of the weights (32 KB) stays in L1 beside a tile's rows only where L1
-// holds 48 KB or more (the Intel VNNI hosts, Zen 5). On the Zen 4 host (32 KB L1d, 1 MB L2) the
-// k blocks only cost: whole-k tiles ran 1.016-1.052x faster at 1024^3, 1.038-1.050x at 256 x
-// 4096^2 and 1.027-1.059x at 64 x 4096^2 (2 threads, alternating in one process, 21 rounds, two
-// runs; an A/A 0.990-1.005x), and blocks of 64 groups, which do fit, ran 0.955-0.997x.
-bool k_block_stays_in_l1() {
-  static const bool stays = l1d_cache_bytes() * 2 >= 3 * kPanelsPerTile * kInt8Panel * kBlockGroups * kInt8Group;
-  return stays;
-}
 template <int PANELS>
 void rows_in_k_blocks(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
                       const int8_t* packed, const Int8Epilogue& e, int32_t* sums) {
@@ -73,8 +63,9 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
   const int64_t blocks = (panels + kPanelsPerTile - 1) / kPanelsPerTile;
   // With k in blocks a row block's activations and its sums (256 bytes a row) share 3/4 of L2.
   // A single tile of rows, or k within one block, has nothing to reuse across tiles: whole-k tiles;
-  // so has a slice that L1 cannot keep (k_block_stays_in_l1).
-  const bool k_blocks = m >= 2 * kTileRows && groups > kBlockGroups && k_block_stays_in_l1();
+  // so has a slice that L1 cannot keep (vnni::l1_keeps_slice).
+  static_assert(kPanelsPerTile * kInt8Panel * kBlockGroups * kInt8Group == vnni::kL1SliceBytes);
+  const bool k_blocks = m >= 2 * kTileRows && groups > kBlockGroups && vnni::l1_keeps_slice();
   const int64_t row_bytes = std::max<int64_t>(lda, 1) + (k_blocks ? kPanelsPerTile * kInt8Panel * 4 : 0);
   const int64_t block_rows = std::max<int64_t>(kTileRows, (l2_cache_bytes() * 3 / 4 / row_bytes) / kTileRows * kTileRows);
   // Rows [r_begin, r_end) past the 4-panel blocks [first, last), a row block at a time.

@@ -14,12 +14,27 @@
 #include <type_traits>
 #include <utility>
 
+#include "shrink/kernels/cpu.h"
 #include "shrink/kernels/int8_gemm.h"
 
 namespace shrink::kernel_variants::vnni {
 
 static_assert(kInt8Panel == 16 && kInt8Group == 4, "one vpdpbusd takes a group of a panel: 16 channels x 4 bytes");
 constexpr int64_t kPanelGroupBytes = kInt8Panel * kInt8Group;  // 64
+
+// The int8 GEMM and the int4 prefill walk k in blocks whose slice of the weights (32 KB) stays in
+// L1 while every row tile passes over it, where L1 holds 48 KB or more (the Intel VNNI hosts,
+// Zen 5: 1.16-1.27x there). With a 32 KB L1 (Zen 4) the slice cannot stay and the blocks only
+// cost: on the 2-core Zen 4 host, alternating in one process, whole-k tiles ran 1.016-1.052x
+// faster at 1024^3, 1.038-1.050x at 256 x 4096^2 and 1.027-1.059x at 64 x 4096^2 (int8, 2 threads,
+// two runs of 21 rounds; an A/A 0.990-1.005x; blocks of 64 groups, which fit, 0.955-0.997x), and
+// the int4 prefill at M = 512 1.035-1.043x at 4096^2 g128, 1.020-1.041x at 1536 x 576 g64 and
+// 1.005-1.029x at 576 x 1536 g128 (two runs of 15 rounds).
+constexpr int64_t kL1SliceBytes = int64_t(32) << 10;
+inline bool l1_keeps_slice() {
+  static const bool keeps = l1d_cache_bytes() * 2 >= 3 * kL1SliceBytes;
+  return keeps;
+}
 
 // 4 bytes at p in all 16 lanes.
 inline __m512i broadcast4(const uint8_t* p) {
