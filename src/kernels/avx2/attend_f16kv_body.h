@@ -75,6 +75,27 @@ void block_values(const float (&p)[R][N], const float (&alpha)[R], const T* v, i
     for (int i = 0; i < W; ++i) L::store(y + r * y_stride + L::kLanes * i, acc[r][i]);
 }
 
+// block_values over all dim output dimensions, W vectors at a time, then one at a time.
+template <class L, int R, int N>
+void values(const float (&p)[R][N], const float (&alpha)[R], const uint16_t* v, int64_t v_stride, int64_t n,
+            int64_t dim, float* y, int64_t y_stride) {
+  int64_t d = 0;
+  for (; d + L::kValueWidth * L::kLanes <= dim; d += L::kValueWidth * L::kLanes)
+    block_values<L, R, L::kValueWidth>(p, alpha, v + d, v_stride, n, y + d, y_stride);
+  for (; d < dim; d += L::kLanes) block_values<L, R, 1>(p, alpha, v + d, v_stride, n, y + d, y_stride);
+}
+
+// Each query's outputs divided by its sum of exponentials l, and its log-sum-exp m + log l.
+template <int R>
+void finish(const float (&m)[R], const float (&l)[R], int64_t dim, float* y, int64_t y_stride, float* lse) {
+  for (int r = 0; r < R; ++r) {
+    if (lse) lse[r] = m[r] + std::log(l[r]);
+    const float inv = 1.f / l[r];
+    float* yr = y + r * y_stride;
+    for (int64_t d = 0; d < dim; ++d) yr[d] *= inv;
+  }
+}
+
 // The R queries at q (q_stride apart) over `length` positions; dim a multiple of L::kLanes.
 template <class L, int R>
 void attend_group(const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
@@ -106,18 +127,9 @@ void attend_group(const float* q, int64_t q_stride, const uint16_t* k, const uin
       l[r] = l[r] * alpha[r] + horizontal_sum(_mm256_add_ps(e0, e1));
       m[r] = new_m;
     }
-    const uint16_t* vb = v + j0 * v_stride;
-    int64_t d = 0;
-    for (; d + L::kValueWidth * L::kLanes <= dim; d += L::kValueWidth * L::kLanes)
-      block_values<L, R, L::kValueWidth>(p, alpha, vb + d, v_stride, n, y + d, y_stride);
-    for (; d < dim; d += L::kLanes) block_values<L, R, 1>(p, alpha, vb + d, v_stride, n, y + d, y_stride);
+    values<L, R>(p, alpha, v + j0 * v_stride, v_stride, n, dim, y, y_stride);
   }
-  for (int r = 0; r < R; ++r) {
-    if (lse) lse[r] = m[r] + std::log(l[r]);
-    const float inv = 1.f / l[r];
-    float* yr = y + r * y_stride;
-    for (int64_t d = 0; d < dim; ++d) yr[d] *= inv;
-  }
+  finish<R>(m, l, dim, y, y_stride, lse);
 }
 
 // Contexts up to this many positions take two passes (attend_group_short).
@@ -156,16 +168,8 @@ void attend_group_short(const float* q, int64_t q_stride, const uint16_t* k, con
     l[r] = L::reduce_sum(sum);
   }
   const float no_rescale[R] = {};  // block_values starts each query's sums at zero
-  int64_t d = 0;
-  for (; d + L::kValueWidth * L::kLanes <= dim; d += L::kValueWidth * L::kLanes)
-    block_values<L, R, L::kValueWidth>(p, no_rescale, v + d, v_stride, length, y + d, y_stride);
-  for (; d < dim; d += L::kLanes) block_values<L, R, 1>(p, no_rescale, v + d, v_stride, length, y + d, y_stride);
-  for (int r = 0; r < R; ++r) {
-    if (lse) lse[r] = m[r] + std::log(l[r]);
-    const float inv = 1.f / l[r];
-    float* yr = y + r * y_stride;
-    for (int64_t e = 0; e < dim; ++e) yr[e] *= inv;
-  }
+  values<L, R>(p, no_rescale, v, v_stride, length, dim, y, y_stride);
+  finish<R>(m, l, dim, y, y_stride, lse);
 }
 
 using Group = void (*)(const float* q, int64_t q_stride, const uint16_t* k, const uint16_t* v, int64_t v_stride,
