@@ -29,8 +29,8 @@ Isa detected_isa();  // highest level this machine supports
 Isa active_isa();
 std::string_view isa_name(Isa isa);
 std::optional<Isa> isa_from_name(std::string_view name);
-// L1 data cache per core in bytes, from the C library (32 KB where it does not say): the int8
-// GEMM blocks k only where a block's weights stay in it beside the rows.
+// L1 data cache per core in bytes, from the C library (32 KB where it does not say): the VNNI int8
+// GEMM and int4 prefill block k only where a block's 32 KB of weights stay in it beside the rows.
 int64_t l1d_cache_bytes();
 // L2 cache per core in bytes, from the C library (256 KB where it does not say): the GEMMs size
 // their blocks of activation rows by it.
