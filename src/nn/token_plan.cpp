@@ -127,27 +127,21 @@ TokenPlan::TokenPlan(Graph& graph, const TokenPlanParts& parts, std::span<const 
     }
     steps_.push_back(std::move(step));
   }
-  // An attention's keys and values are asked for as the product before it (its q/k/v) starts.
-  for (size_t s = 0; s < steps_.size(); ++s) {
-    if (steps_[s].op != Step::Op::attention) continue;
-    for (size_t p = s; p-- > 0;)
-      if (steps_[p].op == Step::Op::int4_set) {
-        steps_[p].prefetch_cache = int64_t(steps_[s].cache);
-        steps_[s].asked_early = true;
-        break;
-      }
-  }
-  // So are a fused add + norm's weights: 576 floats, pushed out of every cache by the ~90 MB of
-  // weights a token streams, that the norm otherwise waited for (on the 2-core Zen 4 host its
-  // norm took ~2,200 TSC cycles a call with them cold, ~1,200 asked for early).
-  for (size_t s = 0; s < steps_.size(); ++s) {
-    if (steps_[s].op != Step::Op::add_then_norm) continue;
-    for (size_t p = s; p-- > 0;)
-      if (steps_[p].op == Step::Op::int4_set) {
-        steps_[p].prefetch_norm = steps_[s].norm_weight;
-        steps_[p].prefetch_norm_width = steps_[s].width;
-        break;
-      }
+  // What a step reads that the weights streamed since its last use have pushed out of every cache
+  // is asked for as the product before it starts: an attention's keys and values (its q/k/v
+  // product), and a fused add + norm's weights (576 floats for SmolLM2; on the 2-core Zen 4 host
+  // the norm took ~2,200 TSC cycles a call with them cold, ~1,200 asked for early).
+  Step* product = nullptr;  // the last int4 set so far
+  for (Step& step : steps_) {
+    if (step.op == Step::Op::int4_set) product = &step;
+    if (!product) continue;
+    if (step.op == Step::Op::attention) {
+      product->prefetch_cache = int64_t(step.cache);
+      step.asked_early = true;
+    } else if (step.op == Step::Op::add_then_norm) {
+      product->prefetch_norm = step.norm_weight;
+      product->prefetch_norm_width = step.width;
+    }
   }
 }
 
