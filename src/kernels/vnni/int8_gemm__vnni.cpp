@@ -14,6 +14,14 @@
 // one thread ran ~12% faster with no epilogue at all; finishing tile by tile ran 1.02-1.15x
 // faster than the burst (alternating A/B; prefetchw of a tile's C lines before its last block
 // gained nothing).
+// With whole-k tiles (a 32 KB L1, or one tile of rows) the first tile of each 4-panel block read
+// its weights from DRAM at 1.2-1.6x the time of the tiles after it, which find them in L2 (64 x
+// 4096^2, one thread, Zen 4). The second to fifth tiles of a block now ask for the next block's
+// four panels into L2, a line per group (vnni::tiles' next_panels). On the 2-core Zen 4 host,
+// alternating with no prefetch in one process (2 threads, 40 rounds each, medians): 1.025-1.048x
+// at 64 x 4096^2, 1.050x at 32 x 4096^2, 0.998-1.012x at 256 x 4096^2, 0.995-1.004x at 1024^3,
+// 0.99-1.00x at M = 12 and 16 and at SmolLM2's shapes. A prefetch on every tile (of its own
+// lines, to keep one code path) cost 0.5-1% in the group loop: tiles without one run without it.
 #include <algorithm>
 #include <type_traits>
 
@@ -78,7 +86,8 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
       for (int64_t block = first; block < last; ++block) {
         const int64_t panel = block * kPanelsPerTile, count = std::min(kPanelsPerTile, panels - panel);
         if (!k_blocks) {
-          vnni::tiles(r0, rows, panel, count, n, groups, a, lda, packed_b, e);
+          const int64_t next_panels = block + 1 < last ? std::min(kPanelsPerTile, panels - panel - count) : 0;
+          vnni::tiles(r0, rows, panel, count, n, groups, a, lda, packed_b, e, next_panels);
           continue;
         }
         switch (count) {

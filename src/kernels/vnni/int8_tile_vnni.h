@@ -51,12 +51,14 @@ inline __m512i broadcast4(const uint8_t* p) {
 // what lives in registers: with loops over r and p it kept a copy of each accumulator in memory and
 // stored all of them on every group.
 // FRESH: start from zero instead of loading sums.
-template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED, bool FRESH, int... P, int... T>
+// PREFETCH: also ask for line g of `prefetch` (64 bytes a group) to come into L2 at group g.
+template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED, bool FRESH, bool PREFETCH, int... P, int... T>
 inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0,
-                                int64_t g1, int32_t* sums, std::integer_sequence<int, P...>,
+                                int64_t g1, int32_t* sums, const int8_t* prefetch, std::integer_sequence<int, P...>,
                                 std::integer_sequence<int, T...>) {
   __m512i acc[ROWS * PANELS] = {(FRESH ? _mm512_setzero_si512() : _mm512_load_si512(sums + T * 16))...};
   for (int64_t g = g0; g < g1; ++g) {
+    if constexpr (PREFETCH) _mm_prefetch(reinterpret_cast<const char*>(prefetch + g * kPanelGroupBytes), _MM_HINT_T1);
     const __m512i w[PANELS] = {_mm512_loadu_si512(b + P * panel_stride + g * kPanelGroupBytes)...};
     const uint8_t* ag = a + g * kInt8Group;
     if constexpr (ACTIVATIONS_UNSIGNED)
@@ -67,10 +69,10 @@ inline void accumulate_unrolled(const uint8_t* a, int64_t lda, const int8_t* b, 
   (_mm512_store_si512(sums + T * 16, acc[T]), ...);
 }
 
-template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED = true, bool FRESH = false>
+template <int ROWS, int PANELS, bool ACTIVATIONS_UNSIGNED = true, bool FRESH = false, bool PREFETCH = false>
 inline void accumulate(const uint8_t* a, int64_t lda, const int8_t* b, int64_t panel_stride, int64_t g0, int64_t g1,
-                       int32_t* sums) {
-  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED, FRESH>(a, lda, b, panel_stride, g0, g1, sums,
+                       int32_t* sums, const int8_t* prefetch = nullptr) {
+  accumulate_unrolled<ROWS, PANELS, ACTIVATIONS_UNSIGNED, FRESH, PREFETCH>(a, lda, b, panel_stride, g0, g1, sums, prefetch,
                                                           std::make_integer_sequence<int, PANELS>(),
                                                           std::make_integer_sequence<int, ROWS * PANELS>());
 }
@@ -160,11 +162,15 @@ inline void finish_rows(int64_t i, int64_t rows, int64_t panel, int64_t n, const
 // Rows [i, i + ROWS) x panels [panel, panel + PANELS), all groups, epilogue included.
 template <int ROWS, int PANELS>
 inline void tile(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
-                 const int8_t* packed, const Int8Epilogue& e) {
+                 const int8_t* packed, const Int8Epilogue& e, const int8_t* prefetch) {
   alignas(64) int32_t sums[ROWS * PANELS * 16];
   const int64_t panel_stride = groups * kPanelGroupBytes;
-  accumulate<ROWS, PANELS, true, /*FRESH=*/true>(a + i * lda, lda, packed + panel * panel_stride, panel_stride, 0, groups,
-                                                 sums);
+  const int8_t* b = packed + panel * panel_stride;
+  if (prefetch)
+    accumulate<ROWS, PANELS, true, /*FRESH=*/true, /*PREFETCH=*/true>(a + i * lda, lda, b, panel_stride, 0, groups, sums,
+                                                                     prefetch);
+  else
+    accumulate<ROWS, PANELS, true, /*FRESH=*/true>(a + i * lda, lda, b, panel_stride, 0, groups, sums);
   finish_rows<PANELS>(i, ROWS, panel, n, sums, e);
 }
 
@@ -193,20 +199,26 @@ inline void each_row_tile(int64_t rows, const Body& body) {
 // Rows [i, i + rows) x PANELS panels, in tiles of up to kTileRows rows.
 template <int PANELS>
 inline void tile_rows(int64_t i, int64_t rows, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
-                      const int8_t* packed, const Int8Epilogue& e) {
+                      const int8_t* packed, const Int8Epilogue& e, int64_t next_panels) {
+  const int64_t panel_stride = groups * kPanelGroupBytes;
+  const int8_t* own = packed + panel * panel_stride;
   each_row_tile(rows, [&](auto tile_rows, int64_t r) {
-    tile<decltype(tile_rows)::value, PANELS>(i + r, panel, n, groups, a, lda, packed, e);
+    const int64_t ahead = r / kTileRows - 1;  // the next block's panel this tile asks for
+    const int8_t* prefetch = ahead >= 0 && ahead < next_panels ? own + (PANELS + ahead) * panel_stride : nullptr;
+    tile<decltype(tile_rows)::value, PANELS>(i + r, panel, n, groups, a, lda, packed, e, prefetch);
   });
 }
 
 // Rows [i, i + rows) x panels [panel, panel + panels), panels <= 4, whole k per tile.
+// next_panels: how many panels follow this block in the same walk (their weights are asked for
+// into L2 while the second to fifth row tiles run, one panel a tile, a line a group); 0: none.
 inline void tiles(int64_t i, int64_t rows, int64_t panel, int64_t panels, int64_t n, int64_t groups, const uint8_t* a,
-                  int64_t lda, const int8_t* packed, const Int8Epilogue& e) {
+                  int64_t lda, const int8_t* packed, const Int8Epilogue& e, int64_t next_panels = 0) {
   switch (panels) {
-    case 4: tile_rows<4>(i, rows, panel, n, groups, a, lda, packed, e); break;
-    case 3: tile_rows<3>(i, rows, panel, n, groups, a, lda, packed, e); break;
-    case 2: tile_rows<2>(i, rows, panel, n, groups, a, lda, packed, e); break;
-    case 1: tile_rows<1>(i, rows, panel, n, groups, a, lda, packed, e); break;
+    case 4: tile_rows<4>(i, rows, panel, n, groups, a, lda, packed, e, next_panels); break;
+    case 3: tile_rows<3>(i, rows, panel, n, groups, a, lda, packed, e, next_panels); break;
+    case 2: tile_rows<2>(i, rows, panel, n, groups, a, lda, packed, e, next_panels); break;
+    case 1: tile_rows<1>(i, rows, panel, n, groups, a, lda, packed, e, next_panels); break;
     default: break;
   }
 }
