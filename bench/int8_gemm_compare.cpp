@@ -7,7 +7,9 @@
 // then the GEMM).
 // The rows are measured in turn within each of 11 rounds (the host's minute-to-minute swings hit
 // them alike); each row's median over the rounds is printed, and the ratios at the bottom are the
-// medians of the rounds' own ratios. Usage: bench_int8_compare [threads]
+// medians of the rounds' own ratios. Where the CPU has AVX512-VNNI, the GEMMs with more than one
+// row are also put against the vpdpbusd ceiling measured before and after their rows
+// (measure_vnni_dot_peak). Usage: bench_int8_compare [threads]
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
@@ -139,7 +141,11 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
   };
   rows.push_back({"oneDNN u8s8->f32 +scales", onednn(dt::u8, dt::s8, true)});
   rows.push_back({"oneDNN f32", onednn(dt::f32, dt::f32, false)});
+  // The compute ceiling, measured beside the rows (0 without VNNI): GEMMs with rows to reuse the
+  // weights are held to it; the M = 1 rows read each weight once and are held to memory.
+  const double peak_before = m > 1 ? shrink::measure_vnni_dot_peak() : 0;
   measure_in_turn(rows);
+  const double peak = std::max(peak_before, m > 1 ? shrink::measure_vnni_dot_peak() : 0);
 
   const double ops = 2.0 * double(m) * double(n) * double(k);
   const double ours = shrink::median(rows[0].seconds);
@@ -152,6 +158,10 @@ void compare(int64_t m, int64_t n, int64_t k, dnnl::engine& engine, dnnl::stream
   }
   std::printf("  shrink int8 vs OpenBLAS sgemm: %.2fx   vs oneDNN int8: %.2fx (medians of the %d rounds' ratios)\n",
               median_ratio(rows[2], rows[0]), median_ratio(rows[3], rows[0]), kRounds);
+  if (peak > 0)
+    std::printf("  VNNI peak (vpdpbusd chains on every thread, the higher of before and after): %.1f GOP/s;"
+                " shrink at %.1f%%, oneDNN int8 at %.1f%% of it\n",
+                peak / 1e9, 100 * ops / ours / peak, 100 * ops / shrink::median(rows[3].seconds) / peak);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include "kernel_test_support.h"
 #include "shrink/core/rng.h"
+#include "shrink/eval/kernel_benchmarks.h"
+#include "shrink/kernels/cpu.h"
 
 namespace shrink {
 namespace {
@@ -190,6 +192,16 @@ TEST(Int8, QuantizedMatmulApproximatesF32) {
         EXPECT_NEAR(out[size_t(i * 24 + c)], exact, bound + 1e-5) << i << "," << c << " k=" << k;
       }
   }
+}
+
+// The compute ceiling bench_int8_compare holds the GEMM to: it runs where VNNI is active and reads
+// as a rate far above any scalar one; without VNNI it reports 0.
+TEST(Int8, VnniPeakProbeRunsWhereVnniIsActive) {
+  const double peak = measure_vnni_dot_peak();
+  if (active_isa() >= Isa::vnni)
+    EXPECT_GT(peak, 1e10);
+  else
+    EXPECT_EQ(peak, 0.0);
 }
 
 }  // namespace

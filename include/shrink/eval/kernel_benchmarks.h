@@ -37,6 +37,12 @@ class ReadBandwidthProbe {
 // One measurement with a fresh probe.
 double measure_read_bandwidth(size_t bytes = size_t(1) << 30);
 
+// The int8 multiply-add ceiling of AVX512-VNNI in operations per second (2 a multiply-add), with
+// every thread of the pool running independent vpdpbusd chains (median of 5 passes of ~14 ms);
+// 0 where the active ISA lacks VNNI. AMX's tile instructions go past it (the int8 GEMM there is
+// held to oneDNN instead).
+double measure_vnni_dot_peak();
+
 struct KernelMeasurement {
   std::string name;      // "int8 GEMM", "int4 g128 GEMV cold", ...
   std::string shape;     // "1024x1024x1024"
