@@ -15,7 +15,7 @@
 // faster than the burst (alternating A/B; prefetchw of a tile's C lines before its last block
 // gained nothing).
 // With whole-k tiles (a 32 KB L1, or one tile of rows) the first tile of each 4-panel block read
-// its weights from DRAM at 1.2-1.6x the time of the tiles after it, which find them in L2 (64 x
+// its weights from DRAM at 1.2-1.7x the time of the tiles after it, which find them in L2 (64 x
 // 4096^2, one thread, Zen 4). The second to fifth tiles of a block now ask for the next block's
 // four panels into L2, a line per group (vnni::tiles' next_panels). On the 2-core Zen 4 host,
 // alternating with no prefetch in one process (2 threads, 40 rounds each, medians): 1.025-1.048x
