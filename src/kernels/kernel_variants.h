@@ -50,8 +50,9 @@ void quantize_q4_0__avx2(const float* x, void* blocks, int64_t n);
 void quantize_q4_1__avx2(const float* x, void* blocks, int64_t n);
 
 // the int8 path (int8_gemm.h)
-// The int8 multiply-add ceiling: rounds x kDotPeakChains vpdpbusd (64 multiply-adds each) on
-// independent registers (measure_vnni_dot_peak).
+// Not a kernel of the registry but the probe of the int8 multiply-add ceiling that the VNNI GEMMs
+// are held to (measure_vnni_dot_peak): rounds x kDotPeakChains vpdpbusd (64 multiply-adds each)
+// on independent registers; it computes nothing, so it has no scalar reference.
 constexpr int kDotPeakChains = 24;
 void dot_peak__vnni(int64_t rounds);
 void quantize_rows_u8__ref(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, int64_t ldq, float* scale,
