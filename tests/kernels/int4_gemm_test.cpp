@@ -319,6 +319,40 @@ TEST(Int4, DecodingFromRowBlocksMatchesTheReference) {
         }
 }
 
+// At the largest products the row-block kernels' integer sums stay exact: every nibble 15 against
+// activations of -128 and 127 (the VNNI kernel sums the high nibbles at 16 x their value, a group
+// of 256 reaching 128 x 240 x 128 in a lane), and a scale of 1 with no min, so that the output is
+// the integer dot product itself, exact in f32 (|sum| <= 15 x 128 x 256 < 2^24).
+TEST(Int4, RowBlockSumsStayExactAtTheExtremes) {
+  Rng rng(31);
+  for (int64_t rows : {8, 16})
+    for (int64_t group : {32, 64, 128, 256}) {
+      SCOPED_TRACE(::testing::Message() << rows << " rows, group " << group);
+      const int64_t n = 32, k = 2 * group;
+      Int4Problem p = make(1, n, k, group, rng);
+      std::fill(p.q.begin(), p.q.end(), uint8_t(15));
+      pack_int4_nibbles(p.q.data(), n, k, p.nibbles.data());
+      std::fill(p.scales.begin(), p.scales.end(), f32_to_f16(1.f));
+      std::fill(p.mins.begin(), p.mins.end(), f32_to_f16(0.f));
+      std::fill(p.bias.begin(), p.bias.end(), 0.f);
+      for (int8_t a : {int8_t(-128), int8_t(127)}) {
+        const std::vector<int8_t> q(static_cast<size_t>(k), a);
+        const std::vector<int32_t> sums(static_cast<size_t>(k / group), int32_t(a) * int32_t(group));
+        const float a_scale = 1.f, expected = 15.f * float(a) * float(k);
+        std::vector<uint8_t> blocks(size_t(n / rows * int4_row_block_bytes(k, group, rows)));
+        pack_int4_row_blocks(p.weights(), rows, blocks.data());
+        Int4Weights w = p.weights();
+        w.row_blocks = blocks.data();
+        w.block_rows = rows;
+        testing::for_each_variant(gemm_q4s8_variants(), [&](const auto& variant) {
+          std::vector<float> out(static_cast<size_t>(n));
+          variant.fn(1, q.data(), &a_scale, sums.data(), w, p.bias.data(), out.data(), n);
+          for (size_t e = 0; e < out.size(); ++e) ASSERT_EQ(out[e], expected) << "element " << e << ", activations " << int(a);
+        });
+      }
+    }
+}
+
 // The decode layout's form follows the ISA: 16-row blocks where the VNNI kernel runs, 8-row ones
 // where the AVX2 kernel does, when they fit; panels otherwise where k % 64 == 0, else the input's
 // rows. The blocks alone hold everything their kernel reads (the input's scales and mins

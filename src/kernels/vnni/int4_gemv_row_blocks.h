@@ -11,8 +11,7 @@
 // 1.7x at 32); from DRAM on two threads 1.23-1.39x when the memory delivered more than the panel
 // kernel could take (65-69 against 50-54 GB/s), 1.02-1.07x when it did not.
 //
-// GFNI = true takes each byte's high nibble down with one vgf2p8affineqb (see int4_gemv_vnni.h).
-// Include only from files compiled with the VNNI flags (and -mgfni for GFNI = true).
+// Include only from files compiled with the VNNI flags.
 #pragma once
 #include <immintrin.h>
 
@@ -25,15 +24,23 @@
 namespace shrink::kernel_variants::vnni_gemv {
 namespace {  // internal linkage: see int4_gemv_vnni.h
 
-// The GF(2) matrix of vgf2p8affineqb that maps a byte to its high nibble shifted down: result bit
-// i (i < 4) = source bit i + 4, the matrix's byte 7 - i selecting it; bits 4-7 = 0.
-constexpr long long kHighNibbleDown = 0x1020408000000000LL;
+// A byte's two nibbles for vpdpbusd, neither of them moved: the low one as byte & 0x0f, the high
+// one in place as byte & 0xf0, 16 x the nibble and still a u8. The sums of the high nibbles'
+// products are then 16 x theirs, exact multiples of 16 far from overflow (a group of 256 values:
+// |sum| <= 128 x 240 x 128 < 2^22 in a lane), brought down by one arithmetic shift a group
+// instead of a shift or a vgf2p8affineqb every 64 bytes. Zen 4 runs two 512-bit vector
+// operations a cycle, and with the weights in cache the kernel ran at about that limit; per
+// 64-byte line it had ~6 (two vpdpbusd, two masks or a mask and the affine move, a share of a
+// broadcast and of the group's epilogue), now ~5. One thread, weights in L2, on the Zen 4 host:
+// 2.37 -> 2.05 TSC cycles a line at 1536 x 576 g64 (1.13-1.16x), 576 x 1536 g128 1.11-1.14x,
+// 1536 x 576 g32 1.03x; the same products, bit for bit.
+inline __m512i high_sums_down(__m512i sums) { return _mm512_srai_epi32(sums, 4); }
 
 // Rows 16 b[s] .. 16 b[s] + 15 for each stream s, groups of 8 LINES values. Each group's vpdpbusd
 // sums run in two chains a stream, the low nibbles' and the high nibbles' (one thread, weights in
 // L2: 1.7x as fast at 576 x 1536 g128 as chains of whole lines, line i into chain i % 2, and as fast
 // at 1536 x 576 g64; four chains, two of each, were slower than either).
-template <bool GFNI>
+// The nibbles as nibbles_in_place gives them.
 struct VnniKernel {
   static constexpr int64_t kRows = 16;
 
@@ -41,7 +48,7 @@ struct VnniKernel {
   static void run(const int64_t (&b)[STREAMS], const int8_t* a, float a_scale, const float* float_sums,
                   const Int4Weights& w, const float* bias, float* out) {
     const int64_t groups = w.k / w.group, block_bytes = int4_row_block_bytes(w.k, w.group, kRows);
-    const __m512i low_mask = _mm512_set1_epi8(0x0f);
+    const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(char(0xf0));
     const uint8_t* at[STREAMS];
     __m512 acc[STREAMS];
     for (int s = 0; s < STREAMS; ++s) {
@@ -61,12 +68,7 @@ struct VnniKernel {
           _mm_prefetch(reinterpret_cast<const char*>(at[s] + 64 * i + row_blocks::kPrefetch), _MM_HINT_T0);
           __m512i packed = _mm512_loadu_si512(at[s] + 64 * i);
           asm("" : "+v"(packed));  // one load for both uses (see int4_gemv_vnni.h)
-          const __m512i low = _mm512_and_si512(packed, low_mask);
-          __m512i high;
-          if constexpr (GFNI)
-            high = _mm512_gf2p8affine_epi64_epi8(packed, _mm512_set1_epi64(kHighNibbleDown), 0);
-          else
-            high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
+          const __m512i low = _mm512_and_si512(packed, low_mask), high = _mm512_and_si512(packed, high_mask);  // x 16
           low_dots[s] = _mm512_dpbusd_epi32(low_dots[s], low, a_low);
           high_dots[s] = _mm512_dpbusd_epi32(high_dots[s], high, a_high);
         }
@@ -76,7 +78,7 @@ struct VnniKernel {
       for (int s = 0; s < STREAMS; ++s) {
         const uint8_t* scales = at[s] + 64 * LINES;
         _mm_prefetch(reinterpret_cast<const char*>(scales + row_blocks::kPrefetch), _MM_HINT_T0);
-        const __m512i d = _mm512_add_epi32(low_dots[s], high_dots[s]);
+        const __m512i d = _mm512_add_epi32(low_dots[s], high_sums_down(high_dots[s]));
         const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales)));
         const __m512 mins = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32)));
         acc[s] = _mm512_fmadd_ps(mins, sum, _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[s]));
@@ -93,10 +95,9 @@ struct VnniKernel {
 };
 
 // gemm_q4s8 for one row from w's 16-row blocks; false when it has none.
-template <bool GFNI>
-bool gemv_row_blocks(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w,
-                     const float* bias, float* out) {
-  return row_blocks::gemv<VnniKernel<GFNI>>(q, a_scale, group_sums, w, bias, out);
+bool gemv_row_blocks(const int8_t* q, float a_scale, const int32_t* group_sums, const Int4Weights& w, const float* bias,
+                     float* out) {
+  return row_blocks::gemv<VnniKernel>(q, a_scale, group_sums, w, bias, out);
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 // it reads two of a panel's rows per 64-byte load and multiplies their nibbles in place with
 // vpdpbusd, about 2.4x fewer instructions per weight than the AVX2 panel kernel, which at
 // SmolLM2's widths (k = 576) is close to compute-bound. GFNI = true takes each byte's high nibble
-// down with one vgf2p8affineqb instead of a shift and a mask (a CPU with AVX512-VNNI need not
+// down with one vgf2p8affineqb instead of a shift and a mask (the 16-row-block kernel, which
+// decodes every layer whose rows fit its blocks, moves no nibble: see its high_sums_down; here,
+// where each step's sums are scaled at once, two chains a pair of rows cost more than the
+// shift: 1.06-1.08x the time on the Zen 4 host). A CPU with AVX512-VNNI need not
 // have GFNI: Cascade Lake has not), so it is instantiated only in kernels/gfni/, compiled with
 // -mgfni; int4_gemm__vnni.cpp instantiates GFNI = false. Include only from files compiled with
 // the VNNI flags.
@@ -13,7 +16,7 @@
 #include <cstdint>
 
 #include "kernels/avx2/int4_gemv.h"
-#include "kernels/vnni/int4_gemv_row_blocks.h"  // kHighNibbleDown, gemv_row_blocks
+#include "kernels/vnni/int4_gemv_row_blocks.h"
 #include "kernels/vnni/panel_row_sums.h"
 #include "shrink/kernels/int4_gemm.h"
 
@@ -21,6 +24,10 @@ namespace shrink::kernel_variants::vnni_gemv {
 // Internal linkage: the two files that include this are compiled with different flags, and an
 // inline function emitted out of line in both may be merged by the linker into either's copy.
 namespace {
+
+// The GF(2) matrix of vgf2p8affineqb that maps a byte to its high nibble shifted down: result bit
+// i (i < 4) = source bit i + 4, the matrix's byte 7 - i selecting it; bits 4-7 = 0.
+constexpr long long kHighNibbleDown = 0x1020408000000000LL;
 
 // The f32 scales of rows c0 .. c0 + 3, 16 at a time (the AVX2 version converts 8 at a time and
 // the rest one by one: at k = 576, 36 scales per panel, that was ~10% of the panel): [row][group]
@@ -159,7 +166,7 @@ template <bool GFNI>
 bool gemv(int64_t m, const int8_t* q, const float* a_scale, const int32_t* group_sums, const Int4Weights& w,
           const float* bias, float* out) {
   if (m != 1) return false;
-  if (gemv_row_blocks<GFNI>(q, a_scale[0], group_sums, w, bias, out)) return true;
+  if (gemv_row_blocks(q, a_scale[0], group_sums, w, bias, out)) return true;
   if (!avx2::gemv_fits(w)) return false;
   const avx2::GemvPanelShare share = panel_share<GFNI>(w);
   if (!share) return false;
