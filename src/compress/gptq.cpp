@@ -162,21 +162,26 @@ void HessianAccumulator::add(const Tensor& x) {
     throw UsageError(fmt::format("Hessian of {} inputs fed activations {}", dim_, c.shape().to_string()));
   int64_t rows = c.numel() / dim_;
   if (rows == 0) return;
-  // X^T X is symmetric: only the blocks on and above the diagonal are multiplied (about half the
-  // work; hessian() mirrors them). Block p is paired with block B-1-p so that both threads get
-  // the same amount of work.
-  constexpr int64_t kBlock = 64;
-  const int64_t blocks = (dim_ + kBlock - 1) / kBlock;
+  // X^T X is symmetric: only its upper triangle is computed (hessian() mirrors it), in one band
+  // of rows [r_t, r_t+1) per thread with equal work: the band's square on the diagonal (syrk_f32)
+  // and the rectangle right of it (gemm_f32). Row r_t = dim (1 - sqrt(1 - t / T)) leaves t / T of
+  // the triangle's area above it; bands start on multiples of 16. On the 2-core Zen 4 host (2048
+  // rows a call) this ran at ~190 GFLOP/s of the triangle's work against ~165 for the former
+  // 64-row blocks through gemm_f32 alone, whose packing repeated the rows right of each block.
+  const int64_t bands = std::max<int64_t>(1, std::min<int64_t>(num_threads(), dim_ / 16));
+  std::vector<int64_t> first_row(static_cast<size_t>(bands + 1), dim_);
+  for (int64_t t = 0; t < bands; ++t)
+    first_row[size_t(t)] = int64_t(double(dim_) * (1.0 - std::sqrt(1.0 - double(t) / double(bands))) / 16.0) * 16;
   const float* xd = c.data<float>();
   float* sum = sum_.mutable_data<float>();
-  auto block_row = [&](int64_t p) {
-    const int64_t i0 = p * kBlock, count = std::min(kBlock, dim_ - i0);
-    kernels().gemm_f32(true, false, count, dim_ - i0, rows, 1.f, xd + i0, dim_, xd + i0, dim_, 1.f, sum + i0 * dim_ + i0, dim_);
-  };
-  parallel_for(0, (blocks + 1) / 2, 1, [&](int64_t first, int64_t last) {
-    for (int64_t p = first; p < last; ++p) {
-      block_row(p);
-      if (blocks - 1 - p != p) block_row(blocks - 1 - p);
+  parallel_for(0, bands, 1, [&](int64_t first, int64_t last) {
+    for (int64_t t = first; t < last; ++t) {
+      const int64_t r0 = first_row[size_t(t)], r1 = first_row[size_t(t) + 1];
+      if (r0 >= r1) continue;
+      kernels().syrk_f32(r1 - r0, rows, xd + r0, dim_, sum + r0 * dim_ + r0, dim_);
+      if (r1 < dim_)
+        kernels().gemm_f32(true, false, r1 - r0, dim_ - r1, rows, 1.f, xd + r0, dim_, xd + r1, dim_, 1.f,
+                           sum + r0 * dim_ + r1, dim_);
     }
   });
   rows_ += rows;

@@ -23,6 +23,12 @@ void sgemm_one_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
 
 }  // namespace
 
+// One call on the calling thread (the caller splits the triangle: compress/gptq.cpp).
+void syrk_f32__openblas(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc) {
+  constexpr int kRowMajor = 101, kUpper = 121, kTrans = 112;
+  openblas().ssyrk(kRowMajor, kUpper, kTrans, int(n), int(k), 1.f, a, int(lda), 1.f, c, int(ldc));
+}
+
 void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                         float* c, int64_t ldc) {

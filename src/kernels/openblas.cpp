@@ -60,6 +60,7 @@ OpenBlas load() {
     blas.sgemm = reinterpret_cast<decltype(blas.sgemm)>(dlsym(handle, "cblas_sgemm"));
     blas.sgesdd = reinterpret_cast<decltype(blas.sgesdd)>(dlsym(handle, "sgesdd_"));
     blas.sgemv = reinterpret_cast<decltype(blas.sgemv)>(dlsym(handle, "cblas_sgemv"));
+    blas.ssyrk = reinterpret_cast<decltype(blas.ssyrk)>(dlsym(handle, "cblas_ssyrk"));
     blas.dpotrf = reinterpret_cast<decltype(blas.dpotrf)>(dlsym(handle, "dpotrf_"));
     blas.dpotri = reinterpret_cast<decltype(blas.dpotri)>(dlsym(handle, "dpotri_"));
     blas.spotrf = reinterpret_cast<decltype(blas.spotrf)>(dlsym(handle, "spotrf_"));

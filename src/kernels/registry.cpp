@@ -10,12 +10,17 @@ namespace {
 using namespace kernel_variants;
 
 bool has_openblas() { return openblas().loaded; }
+bool has_openblas_syrk() { return openblas().loaded && openblas().ssyrk; }
 bool has_gfni() { return cpu_features().gfni; }
 
 constexpr KernelVariant<GemmF32Fn> kGemmF32[] = {
     {"gemm_f32__ref", Isa::ref, nullptr, gemm_f32__ref},
     // OpenBLAS dispatches to its own AVX2/AVX-512 kernels; at SHRINK_ISA=ref only scalar code runs.
     {"gemm_f32__openblas", Isa::avx2, has_openblas, gemm_f32__openblas},
+};
+constexpr KernelVariant<SyrkF32Fn> kSyrkF32[] = {
+    {"syrk_f32__ref", Isa::ref, nullptr, syrk_f32__ref},
+    {"syrk_f32__openblas", Isa::avx2, has_openblas_syrk, syrk_f32__openblas},
 };
 constexpr KernelVariant<ConvertToF32Fn> kConvertF16ToF32[] = {
     {"convert_f16_to_f32__ref", Isa::ref, nullptr, convert_f16_to_f32__ref},
@@ -169,6 +174,7 @@ template <class Fn> const KernelVariant<Fn>& best(std::span<const KernelVariant<
 }  // namespace
 
 std::span<const KernelVariant<GemmF32Fn>> gemm_f32_variants() { return kGemmF32; }
+std::span<const KernelVariant<SyrkF32Fn>> syrk_f32_variants() { return kSyrkF32; }
 std::span<const KernelVariant<ConvertToF32Fn>> convert_f16_to_f32_variants() { return kConvertF16ToF32; }
 std::span<const KernelVariant<ConvertToF32Fn>> convert_bf16_to_f32_variants() { return kConvertBf16ToF32; }
 std::span<const KernelVariant<ConvertFromF32Fn>> convert_f32_to_f16_variants() { return kConvertF32ToF16; }

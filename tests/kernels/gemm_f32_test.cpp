@@ -75,5 +75,34 @@ TEST(OpenBlas, IsLoadedWithAGoodCoreTypeWhenInstalled) {
   EXPECT_FALSE(blas.core_name.empty());
 }
 
+// Every syrk_f32 variant against the scalar reference: the upper triangle gains A^T A (padded leading
+// dimensions, awkward sizes), the lower triangle keeps what it held.
+TEST(SyrkF32, EveryVariantMatchesTheReferenceOnTheUpperTriangle) {
+  Rng rng(5);
+  const int ran = testing::for_each_variant(syrk_f32_variants(), [&](const auto& variant) {
+    for (int64_t n : {1, 7, 33, 100})
+      for (int64_t k : {1, 16, 257}) {
+        const int64_t lda = n + 3, ldc = n + 2;
+        std::vector<float> a(size_t(k * lda)), c(size_t(n * ldc));
+        for (auto& x : a) x = rng.uniform(-1, 1);
+        for (auto& x : c) x = rng.uniform(-1, 1);
+        std::vector<float> expected = c;
+        syrk_f32_variants().front().fn(n, k, a.data(), lda, expected.data(), ldc);
+        std::vector<float> got = c;
+        variant.fn(n, k, a.data(), lda, got.data(), ldc);
+        const float bound = 4.f * float(k + 2) * 1.2e-7f;
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            const size_t e = size_t(i * ldc + j);
+            if (j < i)
+              ASSERT_EQ(got[e], c[e]) << "n=" << n << " k=" << k << ": the lower triangle changed at " << i << "," << j;
+            else
+              ASSERT_NEAR(got[e], expected[e], bound) << "n=" << n << " k=" << k << " at " << i << "," << j;
+          }
+      }
+  });
+  EXPECT_GE(ran, 1);
+}
+
 }  // namespace
 }  // namespace shrink

@@ -19,6 +19,9 @@ struct OpenBlas {
   void (*sgemm)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float* a, int lda, const float* b, int ldb, float beta, float* c,
                 int ldc) = nullptr;
+  // cblas_ssyrk: C = alpha op(A)^T op(A) + beta C on one triangle (row major 101, upper 121).
+  void (*ssyrk)(int order, int uplo, int trans, int n, int k, float alpha, const float* a, int lda, float beta,
+                float* c, int ldc) = nullptr;
   // cblas_sgemv: y = alpha op(A) x + beta y (the decode case, one activation row).
   void (*sgemv)(int order, int trans, int m, int n, float alpha, const float* a, int lda, const float* x, int incx,
                 float beta, float* y, int incy) = nullptr;

@@ -20,6 +20,9 @@ namespace shrink {
 using GemmF32Fn = void (*)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
                            float beta, float* c, int64_t ldc);
+// The Gram matrix of A's rows: row-major C(n,n)'s upper triangle (i <= j) += A^T A, for A (k, n)
+// row-major; the lower triangle is not touched. One thread (callers split the triangle).
+using SyrkF32Fn = void (*)(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc);
 // Element-wise conversions of n values.
 using ConvertToF32Fn = void (*)(const uint16_t* src, float* dst, int64_t n);
 using ConvertFromF32Fn = void (*)(const float* src, uint16_t* dst, int64_t n);
@@ -82,6 +85,7 @@ using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, 
 // slot name, function type
 #define SHRINK_KERNEL_SLOTS(X)                   \
   X(gemm_f32, GemmF32Fn)                         \
+  X(syrk_f32, SyrkF32Fn)                         \
   X(convert_f16_to_f32, ConvertToF32Fn)          \
   X(convert_bf16_to_f32, ConvertToF32Fn)         \
   X(convert_f32_to_f16, ConvertFromF32Fn)        \
