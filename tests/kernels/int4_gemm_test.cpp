@@ -322,7 +322,7 @@ TEST(Int4, DecodingFromRowBlocksMatchesTheReference) {
 // At the largest products the row-block kernels' integer sums stay exact: every nibble 15 against
 // activations of -128 and 127 (the VNNI kernel sums the high nibbles at 16 x their value, a group
 // of 256 reaching 128 x 240 x 128 in a lane), and a scale of 1 with no min, so that the output is
-// the integer dot product itself, exact in f32 (|sum| <= 15 x 128 x 256 < 2^24).
+// the integer dot product itself, exact in f32 (|sum| <= 15 x 128 x 512 < 2^24).
 TEST(Int4, RowBlockSumsStayExactAtTheExtremes) {
   Rng rng(31);
   for (int64_t rows : {8, 16})

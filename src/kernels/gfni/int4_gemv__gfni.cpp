@@ -2,8 +2,8 @@
 // taking each byte's high nibble down with one vgf2p8affineqb (int4_gemv_vnni.h). With the
 // weights in L2 that panel kernel took 0.91-0.96x the time of the shift-and-mask one at SmolLM2's
 // shapes (1536 x 576 g32, g64; 576 x 1536 g128), with identical results. The 16-row blocks that
-// decode such layers now run the same kernel in both files (it moves no nibble). This file alone gets -mgfni, so nothing else in
-// the library can come to need GFNI.
+// decode such layers now run the same kernel in both files (it moves no nibble). This file alone
+// gets -mgfni, so nothing else in the library can come to need GFNI.
 #include "kernels/kernel_variants.h"
 #include "kernels/vnni/int4_gemv_vnni.h"
 

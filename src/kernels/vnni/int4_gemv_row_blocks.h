@@ -32,7 +32,7 @@ namespace {  // internal linkage: see int4_gemv_vnni.h
 // operations a cycle, and with the weights in cache the kernel ran at about that limit; per
 // 64-byte line it had ~6 (two vpdpbusd, two masks or a mask and the affine move, a share of a
 // broadcast and of the group's epilogue), now ~5. One thread, weights in L2, on the Zen 4 host:
-// 2.37 -> 2.05 TSC cycles a line at 1536 x 576 g64 (1.13-1.16x), 576 x 1536 g128 1.11-1.14x,
+// 2.35 -> 2.01-2.04 TSC cycles a line at 1536 x 576 g64 (1.13-1.16x), 576 x 1536 g128 1.11-1.14x,
 // 1536 x 576 g32 1.03x; the same products, bit for bit.
 inline __m512i high_sums_down(__m512i sums) { return _mm512_srai_epi32(sums, 4); }
 
@@ -40,7 +40,7 @@ inline __m512i high_sums_down(__m512i sums) { return _mm512_srai_epi32(sums, 4);
 // sums run in two chains a stream, the low nibbles' and the high nibbles' (one thread, weights in
 // L2: 1.7x as fast at 576 x 1536 g128 as chains of whole lines, line i into chain i % 2, and as fast
 // at 1536 x 576 g64; four chains, two of each, were slower than either).
-// The nibbles as nibbles_in_place gives them.
+// The nibbles as high_sums_down describes.
 struct VnniKernel {
   static constexpr int64_t kRows = 16;
 
