@@ -1,7 +1,7 @@
-// fp32 GEMM through OpenBLAS (loaded by openblas.cpp with the right core type). OpenBLAS runs
-// single-threaded; shrink splits the larger output dimension over its own OpenMP workers. Two
-// thread pools on the same cores (OpenBLAS's pthreads yielding, OpenMP's spinning) cost ~2x in
-// training steps that mix GEMMs with shrink's own parallel loops.
+// fp32 GEMM and Gram matrix (syrk) through OpenBLAS (loaded by openblas.cpp with the right core
+// type). OpenBLAS runs single-threaded; shrink splits the larger output dimension over its own
+// OpenMP workers. Two thread pools on the same cores (OpenBLAS's pthreads yielding, OpenMP's
+// spinning) cost ~2x in training steps that mix GEMMs with shrink's own parallel loops.
 
 #include <algorithm>
 #include <mutex>

@@ -14,12 +14,12 @@ namespace shrink::kernel_variants {
 void gemm_f32__ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                    int64_t ldc);
-// syrk_f32
-void syrk_f32__ref(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc);
-void syrk_f32__openblas(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc);
 void gemm_f32__openblas(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                         float* c, int64_t ldc);
+// syrk_f32
+void syrk_f32__ref(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc);
+void syrk_f32__openblas(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc);
 
 // conversions
 void convert_f16_to_f32__ref(const uint16_t* src, float* dst, int64_t n);
