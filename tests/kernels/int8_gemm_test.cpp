@@ -148,6 +148,10 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // for AMX 150 rows are 4 blocks of 32, one of 16 and 6 left over, split at a block boundary; for
   // VNNI 25 tiles of 6 rows, split by the threads' measured speeds at a tile boundary.
   expect_gemm_variants_equal(150, 40, 100, rng);
+  // The AMX variant's split by rows with each thread packing its own rows' tiles during the row
+  // block before, over two chunks of 16 pairs (the last pair one panel), each chunk packing its
+  // first row block again; 8 rows left over. Each block's epilogue runs during the next block.
+  expect_gemm_variants_equal(200, 1000, 2048, rng);
   // The VNNI variant walks k in blocks of 512 bytes once there are two 6-row tiles: k = 1024 is
   // two whole blocks (the 8200 above ends on a partial one); 23 rows end on a 5-row tile.
   expect_gemm_variants_equal(23, 70, 1024, rng);

@@ -44,7 +44,8 @@ struct Int8Epilogue {
 };
 
 // A: m rows of u8, lda >= int8_padded_k(k); bytes between k and the padded k must be readable
-// (their values do not matter: the packed weights are zero there).
+// (their values do not matter: the packed weights are zero there). packed_b on a 64-byte line
+// for speed (any address works): the AMX kernel's tile rows are 64 bytes of it.
 using GemmU8S8Fn = void (*)(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
                             const Int8Epilogue& epilogue);
 

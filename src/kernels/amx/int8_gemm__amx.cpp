@@ -5,12 +5,18 @@
 // 1 KB). The k tail (< 64 bytes), the rows left over (< 16) and small m (where AMX loses to plain
 // VNNI: the brief's measurement at batch 1) go through the VNNI tiles (int8_tile_vnni.h); the
 // epilogue is the VNNI one.
+//
+// The tile products run on their own unit, and the core is mostly idle meanwhile. So the work a
+// block leaves for the core is done during the next block's products, a few 64-byte lines a step
+// (amx::accumulate_steps' `between`): the previous block's epilogue (its sums wait in one of two
+// buffers) and, where each thread packs its own rows, the next row block's activation tiles.
 // Tile registers: 0-3 accumulate, 4-5 activations, 6-7 weights. The permission to use them was
 // asked for at start-up (cpu_features.cpp); this variant is only chosen when it was granted.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <type_traits>
 
@@ -32,85 +38,179 @@ constexpr int64_t kGroupsPerStep = kStepBytes / kInt8Group;  // 16: one B tile
 constexpr int64_t kATileBytes = amx::kTileBytes;
 static_assert(kGroupsPerStep * kPanelGroupBytes == amx::kTileBytes, "16 groups of a panel are one B tile");
 
-// c[r][ch] (32 x 32 s32, 128-byte rows) = the A tiles at a (16 RT rows, packed: 1 KB per tile and
-// step, the second tile's steps `a_tile_stride` bytes further) x channels [0, 16 CT) of the panels
-// at b (the second panel_stride bytes further), over `steps` steps of 64 bytes of k.
-template <int RT, int CT>
-void accumulate_steps(const uint8_t* a, int64_t a_tile_stride, const int8_t* b, int64_t panel_stride, int64_t steps,
-                      int32_t* c) {
-  amx::zero_accumulators<RT, CT>();
-  amx::accumulate_steps<RT, CT, amx::Operands::u8s8>(a, a_tile_stride, b, panel_stride, 0, steps);
-  amx::store_accumulators<RT, CT>(c);
-}
+// Copies rows [row, row + rows) of A, a 64-byte line at a time, into 16-row tiles: tile t's step
+// s at to + (t * steps + s) KB, row r of it r * 64 bytes on (loaded from the rows as they are, 16
+// rows lda bytes apart, the tile loads were 1.1-1.8x slower: at lda = 4096 every row falls in the
+// same L1 set). The lines go row by row, so that A is read in order.
+class TilePacker {
+ public:
+  TilePacker(const uint8_t* a, int64_t lda, int64_t steps) : a_(a), lda_(lda), steps_(steps) {}
 
-// The activations' full 16-row tiles over the full 64-byte steps, each tile and step 1 KB
-// contiguous (loaded from the rows as they are, 16 rows lda bytes apart, the tile loads were 1.1-1.8x
-// slower: at lda = 4096 every row falls in the same L1 set). Kept per thread, grown as needed.
-struct PackedActivations {
-  const uint8_t* data = nullptr;
-  int64_t tile_stride = 0;  // bytes between consecutive 16-row tiles
+  void start(int64_t row, int64_t rows, uint8_t* to) {
+    row_ = row;
+    to_ = to;
+    next_ = 0;
+    lines_ = rows * steps_;
+  }
+  int64_t lines_left() const { return lines_ - next_; }
+  void advance(int64_t count) {
+    const int64_t stop = std::min(lines_, next_ + count);
+    for (; next_ < stop; ++next_) {
+      const int64_t r = next_ / steps_, s = next_ - r * steps_;
+      std::memcpy(to_ + ((r / kTileRows) * steps_ + s) * kATileBytes + (r % kTileRows) * kStepBytes,
+                  a_ + (row_ + r) * lda_ + s * kStepBytes, size_t(kStepBytes));
+    }
+  }
+  void finish() { advance(lines_left()); }
+
+ private:
+  const uint8_t* a_;
+  int64_t lda_, steps_;
+  int64_t row_ = 0, next_ = 0, lines_ = 0;
+  uint8_t* to_ = nullptr;
 };
 
-PackedActivations pack_activations(const uint8_t* a, int64_t lda, int64_t tiles, int64_t steps) {
+// Every full 16-row tile of A packed at once, split between the threads; for the split by
+// panels, where every thread reads every row. Kept per thread, grown as needed.
+const uint8_t* pack_all_tiles(const uint8_t* a, int64_t lda, int64_t tiles, int64_t steps) {
   thread_local LineBuffer<uint8_t> buffer;
   uint8_t* out = buffer.get(size_t(tiles * steps * kATileBytes));
   parallel_for(0, tiles, 1, [&](int64_t first, int64_t last) {
-    for (int64_t t = first; t < last; ++t)
-      for (int64_t s = 0; s < steps; ++s)
-        for (int64_t r = 0; r < kTileRows; ++r)
-          std::memcpy(out + (t * steps + s) * kATileBytes + r * kStepBytes, a + (t * kTileRows + r) * lda + s * kStepBytes,
-                      size_t(kStepBytes));
+    TilePacker packer(a, lda, steps);
+    packer.start(first * kTileRows, (last - first) * kTileRows, out + first * steps * kATileBytes);
+    packer.finish();
   });
-  return {out, steps * kATileBytes};
+  return out;
 }
 
-// Rows [i, i + 16 RT) x panels [panel, panel + CT): the tiles, the k tail, the epilogue.
-template <int RT, int CT>
-void block(int64_t i, int64_t panel, int64_t n, int64_t groups, const uint8_t* a, int64_t lda,
-           const PackedActivations& tiles, const int8_t* packed, const Int8Epilogue& e) {
-  alignas(64) int32_t c[kBlock * kBlock];
-  const int64_t panel_stride = groups * kPanelGroupBytes, steps = groups / kGroupsPerStep;
-  const uint8_t* rows = a + i * lda;
-  const int8_t* b = packed + panel * panel_stride;
-  accumulate_steps<RT, CT>(tiles.data + i / kTileRows * tiles.tile_stride, tiles.tile_stride, b, panel_stride, steps, c);
-  for (int ct = 0; ct < CT; ++ct) {
-    const int64_t channel = (panel + ct) * kInt8Panel;
-    if (channel >= n) break;
-    const vnni::Channels16 channels = vnni::load_channels(e, channel, n);
-    for (int r = 0; r < RT * kTileRows; ++r) {
-      int32_t* sums = c + r * kBlock + ct * kTileRows;
-      if (steps * kGroupsPerStep < groups)  // the k tail
-        vnni::accumulate<1, 1>(rows + r * lda, lda, b + ct * panel_stride, panel_stride, steps * kGroupsPerStep, groups,
-                               sums);
-      vnni::finish_16(i + r, channel, _mm512_load_si512(sums), e, channels);
+// A block's epilogue: its s32 sums wait in c (32 x 32, 128-byte rows) until the next block's
+// tile products give the core time for them, 16 outputs at a time.
+class PendingEpilogue {
+ public:
+  void start(const int32_t* c, int64_t i, int64_t rows, int64_t panel, int64_t panels, int64_t n,
+             const Int8Epilogue& e) {
+    c_ = c;
+    i_ = i;
+    panel_ = panel;
+    panels_ = panels;
+    next_ = 0;
+    total_ = rows * panels;
+    for (int64_t p = 0; p < panels; ++p) channels_[p] = vnni::load_channels(e, (panel + p) * kInt8Panel, n);
+  }
+  int64_t left() const { return total_ - next_; }
+  void advance(int64_t count, const Int8Epilogue& e) {
+    const int64_t stop = std::min(total_, next_ + count);
+    for (; next_ < stop; ++next_) {
+      const int64_t r = next_ / panels_, p = next_ - r * panels_;
+      vnni::finish_16(i_ + r, (panel_ + p) * kInt8Panel, _mm512_load_si512(c_ + r * kBlock + p * kTileRows), e,
+                      channels_[p]);
     }
   }
-}
+  void finish(const Int8Epilogue& e) { advance(left(), e); }
 
-// Rows [r0, r1) past panels [panel, panel + CT) for each panel pair in [first, last): 32-row
-// blocks, then one of 16 rows, then the VNNI tiles for the rest.
-void rows_past_pairs(int64_t r0, int64_t r1, int64_t first, int64_t last, int64_t panels, int64_t n, int64_t groups,
-                     const uint8_t* a, int64_t lda, const PackedActivations& tiles, const int8_t* packed,
-                     const Int8Epilogue& e) {
-  auto each_pair = [&](auto&& run) {
+ private:
+  const int32_t* c_ = nullptr;
+  int64_t i_ = 0, panel_ = 0, panels_ = 1, next_ = 0, total_ = 0;
+  vnni::Channels16 channels_[2];
+};
+
+// What one thread's blocks share: the operands, the two sums buffers the blocks take in turn,
+// the pending epilogue and the packing of the next row block's tiles.
+struct Walk {
+  int64_t n, groups, steps, panels;
+  const uint8_t* a;
+  int64_t lda;
+  const int8_t* packed;
+  const Int8Epilogue& e;
+  alignas(64) int32_t sums[2][kBlock * kBlock];
+  int turn = 0;
+  PendingEpilogue pending;
+  TilePacker packer;
+
+  Walk(int64_t n_, int64_t groups_, const uint8_t* a_, int64_t lda_, const int8_t* packed_, const Int8Epilogue& e_)
+      : n(n_), groups(groups_), steps(groups_ / kGroupsPerStep), panels((n_ + kInt8Panel - 1) / kInt8Panel), a(a_),
+        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, groups_ / kGroupsPerStep) {}
+
+  // Rows [i, i + 16 RT) (their tiles at `tiles`, the second tile_stride bytes on) x panels
+  // [panel, panel + CT): the tile products, with the pending epilogue and `pack_lines` lines of
+  // the packing done during them; then the k tail, and this block's epilogue left pending.
+  template <int RT, int CT>
+  void block(int64_t i, int64_t panel, const uint8_t* tiles, int64_t tile_stride, int64_t pack_lines) {
+    const int64_t panel_stride = groups * kPanelGroupBytes;
+    const int8_t* b = packed + panel * panel_stride;
+    const int64_t epilogue_per_step = (pending.left() + steps - 1) / steps;
+    const int64_t pack_per_step = (pack_lines + steps - 1) / steps;
+    amx::zero_accumulators<RT, CT>();
+    amx::accumulate_steps<RT, CT, amx::Operands::u8s8>(tiles, tile_stride, b, panel_stride, 0, steps, [&] {
+      pending.advance(epilogue_per_step, e);
+      packer.advance(pack_per_step);
+    });
+    pending.finish(e);
+    int32_t* c = sums[turn];
+    turn ^= 1;
+    amx::store_accumulators<RT, CT>(c);
+    const int64_t count = std::min<int64_t>(CT, panels - panel);
+    if (steps * kGroupsPerStep < groups)  // the k tail
+      for (int64_t r = 0; r < RT * kTileRows; ++r)
+        for (int64_t ct = 0; ct < count; ++ct)
+          vnni::accumulate<1, 1>(a + (i + r) * lda, lda, b + ct * panel_stride, panel_stride, steps * kGroupsPerStep,
+                                 groups, c + r * kBlock + ct * kTileRows);
+    pending.start(c, i, RT * kTileRows, panel, count, n, e);
+  }
+
+  // Rows [i, i + 16 RT) past the pairs [first, last), `pack_lines` lines of packing spread over
+  // them.
+  template <int RT>
+  void row_block(int64_t i, int64_t first, int64_t last, const uint8_t* tiles, int64_t tile_stride,
+                 int64_t pack_lines) {
+    const int64_t per_pair = (pack_lines + (last - first) - 1) / (last - first);
     for (int64_t pair = first; pair < last; ++pair) {
       const int64_t panel = 2 * pair;
       if (panel + 1 < panels)
-        run(panel, std::integral_constant<int, 2>());
+        block<RT, 2>(i, panel, tiles, tile_stride, per_pair);
       else
-        run(panel, std::integral_constant<int, 1>());
+        block<RT, 1>(i, panel, tiles, tile_stride, per_pair);
     }
-  };
-  int64_t i = r0;
-  for (; i + kBlock <= r1; i += kBlock)
-    each_pair([&](int64_t panel, auto ct) { block<2, decltype(ct)::value>(i, panel, n, groups, a, lda, tiles, packed, e); });
-  if (i + kTileRows <= r1) {
-    each_pair([&](int64_t panel, auto ct) { block<1, decltype(ct)::value>(i, panel, n, groups, a, lda, tiles, packed, e); });
-    i += kTileRows;
   }
-  if (i < r1)
-    each_pair([&](int64_t panel, auto ct) { vnni::tiles(i, r1 - i, panel, decltype(ct)::value, n, groups, a, lda, packed, e); });
-}
+
+  // Rows [r0, r1) past the pairs [first, last): 32-row blocks, then one of 16 rows, then the
+  // VNNI tiles for the rest. `shared` has every row's tiles packed (pack_all_tiles); without
+  // it, the thread packs its own rows, each row block's tiles during the row block before.
+  void rows_past_pairs(int64_t r0, int64_t r1, int64_t first, int64_t last, const uint8_t* shared) {
+    const int64_t tile_stride = steps * kATileBytes;
+    thread_local LineBuffer<uint8_t> own;
+    uint8_t* buffers[2] = {nullptr, nullptr};
+    if (!shared) {
+      buffers[0] = own.get(size_t(4 * tile_stride));
+      buffers[1] = buffers[0] + 2 * tile_stride;
+    }
+    // Rows in blocks of 32 and then one of 16, as far as they go.
+    const auto rows_at = [&](int64_t i) -> int64_t {
+      return i + kBlock <= r1 ? kBlock : i + kTileRows <= r1 ? kTileRows : 0;
+    };
+    int64_t i = r0;
+    if (!shared && rows_at(i)) {
+      packer.start(i, rows_at(i), buffers[0]);
+      packer.finish();
+    }
+    for (int turn_of_rows = 0; rows_at(i); i += rows_at(i), turn_of_rows ^= 1) {
+      const int64_t rows = rows_at(i), following = rows_at(i + rows);
+      const uint8_t* tiles = shared ? shared + i / kTileRows * tile_stride : buffers[turn_of_rows];
+      if (!shared && following) packer.start(i + rows, following, buffers[turn_of_rows ^ 1]);
+      const int64_t pack_lines = shared ? 0 : packer.lines_left();
+      if (rows == kBlock)
+        row_block<2>(i, first, last, tiles, tile_stride, pack_lines);
+      else
+        row_block<1>(i, first, last, tiles, tile_stride, pack_lines);
+      packer.finish();
+    }
+    pending.finish(e);
+    for (int64_t pair = first; i < r1 && pair < last; ++pair) {
+      const int64_t panel = 2 * pair, count = std::min<int64_t>(2, panels - panel);
+      vnni::tiles(i, r1 - i, panel, count, n, groups, a, lda, packed, e);
+    }
+  }
+};
 
 }  // namespace
 
@@ -121,7 +221,6 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
     gemm_u8s8__vnni(m, n, k, a, lda, packed_b, e);
     return;
   }
-  const PackedActivations tiles = pack_activations(a, lda, m / kTileRows, groups / kGroupsPerStep);
   // Each thread walks its panel pairs in chunks of about 1 MB of weights (half of L2); within a
   // chunk the rows go outermost, so a row block's activation tiles stay in L1 while the chunk's
   // weight tiles come from L2, and each row's outputs are written as one run of the chunk's
@@ -131,28 +230,30 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
   // 2-core Sapphire Rapids host); rows outermost without the chunks, 0.74x at 256 x 4096^2.
   const int64_t pairs = (panels + 1) / 2, pair_bytes = 2 * groups * kPanelGroupBytes;
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / pair_bytes);
-  // The threads split the rows when all the weights fit in one core's L2 and there are rows
-  // enough: each reads the weights whole (from its own L2 after the first row block) and its own
-  // rows' activation tiles, which the packing's static split mostly gave to the same thread; split
-  // by panels, each thread would read every activation tile, half of them packed on the other
-  // core. Same comparison: 1.01-1.10x at 1024^3, 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the
-  // split by panels stays where the weights are larger (read once in all, not once per thread).
-  // Either way a thread walks its pairs in the chunks above, past its rows.
-  const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last) {
+  const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last, const uint8_t* shared) {
     amx::configure_tiles();
-    for (int64_t c0 = first; c0 < last; c0 += chunk)
-      rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), panels, n, groups, a, lda, tiles, packed_b, e);
+    Walk w(n, groups, a, lda, packed_b, e);
+    for (int64_t c0 = first; c0 < last; c0 += chunk) w.rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), shared);
     _tile_release();
   };
-  // The shares follow the threads' measured speeds (parallel_for_balanced): the two cores of
-  // the development VM ran at different speeds for seconds at a time, and an even split left the
-  // faster thread waiting at the end.
+  // The threads split the rows when all the weights fit in one core's L2 and there are rows
+  // enough: each reads the weights whole (from its own L2 after the first row block) and packs
+  // and reads only its own rows' tiles; split by panels, each thread would read every activation
+  // tile, half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3,
+  // 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the split by panels stays where the weights are
+  // larger (read once in all, not once per thread). Either way a thread walks its pairs in the
+  // chunks above, past its rows. The shares follow the threads' measured speeds
+  // (parallel_for_balanced): the two cores of the development VM ran at different speeds for
+  // seconds at a time, and an even split left the faster thread waiting at the end.
   static ThreadSpeeds by_rows, by_pairs;
-  if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads())
-    parallel_for_balanced(0, (m + kBlock - 1) / kBlock, 1, by_rows,
-                          [&](int64_t b0, int64_t b1) { walk(b0 * kBlock, std::min(m, b1 * kBlock), 0, pairs); });
-  else
-    parallel_for_balanced(0, pairs, 1, by_pairs, [&](int64_t first, int64_t last) { walk(0, m, first, last); });
+  if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads()) {
+    parallel_for_balanced(0, (m + kBlock - 1) / kBlock, 1, by_rows, [&](int64_t b0, int64_t b1) {
+      walk(b0 * kBlock, std::min(m, b1 * kBlock), 0, pairs, nullptr);
+    });
+  } else {
+    const uint8_t* shared = pack_all_tiles(a, lda, m / kTileRows, groups / kGroupsPerStep);
+    parallel_for_balanced(0, pairs, 1, by_pairs, [&](int64_t first, int64_t last) { walk(0, m, first, last, shared); });
+  }
 }
 
 }  // namespace shrink::kernel_variants
