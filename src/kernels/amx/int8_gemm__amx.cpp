@@ -49,16 +49,21 @@ class TilePacker {
   void start(int64_t row, int64_t rows, uint8_t* to) {
     row_ = row;
     to_ = to;
-    next_ = 0;
+    r_ = s_ = next_ = 0;
     lines_ = rows * steps_;
   }
   int64_t lines_left() const { return lines_ - next_; }
+  // (Row and step are counted, not divided out of the line's number: a 64-bit division a line
+  // cost as much as the copy.)
   void advance(int64_t count) {
     const int64_t stop = std::min(lines_, next_ + count);
     for (; next_ < stop; ++next_) {
-      const int64_t r = next_ / steps_, s = next_ - r * steps_;
-      std::memcpy(to_ + ((r / kTileRows) * steps_ + s) * kATileBytes + (r % kTileRows) * kStepBytes,
-                  a_ + (row_ + r) * lda_ + s * kStepBytes, size_t(kStepBytes));
+      std::memcpy(to_ + ((r_ / kTileRows) * steps_ + s_) * kATileBytes + (r_ % kTileRows) * kStepBytes,
+                  a_ + (row_ + r_) * lda_ + s_ * kStepBytes, size_t(kStepBytes));
+      if (++s_ == steps_) {
+        s_ = 0;
+        ++r_;
+      }
     }
   }
   void finish() { advance(lines_left()); }
@@ -66,7 +71,7 @@ class TilePacker {
  private:
   const uint8_t* a_;
   int64_t lda_, steps_;
-  int64_t row_ = 0, next_ = 0, lines_ = 0;
+  int64_t row_ = 0, r_ = 0, s_ = 0, next_ = 0, lines_ = 0;
   uint8_t* to_ = nullptr;
 };
 
@@ -93,7 +98,7 @@ class PendingEpilogue {
     i_ = i;
     panel_ = panel;
     panels_ = panels;
-    next_ = 0;
+    r_ = p_ = next_ = 0;
     total_ = rows * panels;
     for (int64_t p = 0; p < panels; ++p) channels_[p] = vnni::load_channels(e, (panel + p) * kInt8Panel, n);
   }
@@ -101,16 +106,19 @@ class PendingEpilogue {
   void advance(int64_t count, const Int8Epilogue& e) {
     const int64_t stop = std::min(total_, next_ + count);
     for (; next_ < stop; ++next_) {
-      const int64_t r = next_ / panels_, p = next_ - r * panels_;
-      vnni::finish_16(i_ + r, (panel_ + p) * kInt8Panel, _mm512_load_si512(c_ + r * kBlock + p * kTileRows), e,
-                      channels_[p]);
+      vnni::finish_16(i_ + r_, (panel_ + p_) * kInt8Panel, _mm512_load_si512(c_ + r_ * kBlock + p_ * kTileRows), e,
+                      channels_[p_]);
+      if (++p_ == panels_) {
+        p_ = 0;
+        ++r_;
+      }
     }
   }
   void finish(const Int8Epilogue& e) { advance(left(), e); }
 
  private:
   const int32_t* c_ = nullptr;
-  int64_t i_ = 0, panel_ = 0, panels_ = 1, next_ = 0, total_ = 0;
+  int64_t i_ = 0, panel_ = 0, panels_ = 1, r_ = 0, p_ = 0, next_ = 0, total_ = 0;
   vnni::Channels16 channels_[2];
 };
 
@@ -126,10 +134,12 @@ struct Walk {
   int turn = 0;
   PendingEpilogue pending;
   TilePacker packer;
+  bool weights_in_l2;  // the thread reads all of them for each of its row blocks
 
-  Walk(int64_t n_, int64_t groups_, const uint8_t* a_, int64_t lda_, const int8_t* packed_, const Int8Epilogue& e_)
+  Walk(int64_t n_, int64_t groups_, const uint8_t* a_, int64_t lda_, const int8_t* packed_, const Int8Epilogue& e_,
+       bool weights_in_l2_)
       : n(n_), groups(groups_), steps(groups_ / kGroupsPerStep), panels((n_ + kInt8Panel - 1) / kInt8Panel), a(a_),
-        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, groups_ / kGroupsPerStep) {}
+        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, groups_ / kGroupsPerStep), weights_in_l2(weights_in_l2_) {}
 
   // Rows [i, i + 16 RT) (their tiles at `tiles`, the second tile_stride bytes on) x panels
   // [panel, panel + CT): the tile products, with the pending epilogue and `pack_lines` lines of
@@ -140,11 +150,16 @@ struct Walk {
     const int8_t* b = packed + panel * panel_stride;
     const int64_t epilogue_per_step = (pending.left() + steps - 1) / steps;
     const int64_t pack_per_step = (pack_lines + steps - 1) / steps;
-    amx::zero_accumulators<RT, CT>();
-    amx::accumulate_steps<RT, CT, amx::Operands::u8s8>(tiles, tile_stride, b, panel_stride, 0, steps, [&] {
+    const auto between = [&] {
       pending.advance(epilogue_per_step, e);
       packer.advance(pack_per_step);
-    });
+    };
+    amx::zero_accumulators<RT, CT>();
+    if (weights_in_l2)
+      amx::accumulate_steps<RT, CT, amx::Operands::u8s8, amx::Weights::in_l2>(tiles, tile_stride, b, panel_stride, 0,
+                                                                             steps, between);
+    else
+      amx::accumulate_steps<RT, CT, amx::Operands::u8s8>(tiles, tile_stride, b, panel_stride, 0, steps, between);
     pending.finish(e);
     int32_t* c = sums[turn];
     turn ^= 1;
@@ -232,7 +247,7 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / pair_bytes);
   const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last, const uint8_t* shared) {
     amx::configure_tiles();
-    Walk w(n, groups, a, lda, packed_b, e);
+    Walk w(n, groups, a, lda, packed_b, e, /*weights_in_l2=*/shared == nullptr);
     for (int64_t c0 = first; c0 < last; c0 += chunk) w.rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), shared);
     _tile_release();
   };
