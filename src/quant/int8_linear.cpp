@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/weight_arena.h"
+#include "kernels/line_buffer.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
@@ -92,14 +93,20 @@ void PackedInt8Matrix::matmul_dynamic(const float* x, int64_t m, int64_t ldx, co
   if (m <= 0) return;
   const KernelTable& table = kernels();
   const int64_t lda = int8_padded_k(k_);
-  std::vector<uint8_t> a(size_t(m * lda));
-  std::vector<float> a_scale(static_cast<size_t>(m));
-  std::vector<int32_t> a_zero(static_cast<size_t>(m));
+  // The quantized rows in scratch kept by the calling thread: vectors here were zero-filled and,
+  // above glibc's mmap threshold, mapped and faulted in anew on every call (at 1024^3 the
+  // quantization and those took 0.7x as long as the GEMM itself).
+  thread_local kernel_variants::LineBuffer<uint8_t> rows;
+  thread_local kernel_variants::LineBuffer<float> scales;
+  thread_local kernel_variants::LineBuffer<int32_t> zeros;
+  uint8_t* a = rows.get(size_t(m * lda));
+  float* a_scale = scales.get(size_t(m));
+  int32_t* a_zero = zeros.get(size_t(m));
   parallel_for(0, m, std::max<int64_t>(1, 16384 / std::max<int64_t>(k_, 1)), [&](int64_t first, int64_t last) {
-    table.quantize_rows_u8(x + first * ldx, last - first, k_, ldx, a.data() + first * lda, lda,
-                           a_scale.data() + first, a_zero.data() + first);
+    table.quantize_rows_u8(x + first * ldx, last - first, k_, ldx, a + first * lda, lda, a_scale + first,
+                           a_zero + first);
   });
-  matmul_u8(a.data(), lda, a_scale.data(), a_zero.data(), m, bias, y, ldy);
+  matmul_u8(a, lda, a_scale, a_zero, m, bias, y, ldy);
 }
 
 void PackedInt8Matrix::matmul_u8(const uint8_t* a, int64_t lda, const float* a_scale, const int32_t* a_zero,
