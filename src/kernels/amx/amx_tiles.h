@@ -46,10 +46,10 @@ enum class Operands { u8s8, s8u8 };
 
 // GCC's tile intrinsics are macros that paste their tile numbers into the assembly text, so the
 // numbers must be literals where they are used (a template parameter would paste its name).
-#define SHRINK_WEIGHT_TILE_LOAD(T, P, S)          \
-  do {                                            \
+#define SHRINK_WEIGHT_TILE_LOAD(T, P, S)                             \
+  do {                                                               \
     if constexpr (W == Weights::in_l2) _tile_stream_loadd(T, P, S); \
-    else _tile_loadd(T, P, S);                    \
+    else _tile_loadd(T, P, S);                                       \
   } while (0)
 #define SHRINK_TILE_PRODUCT(O, C, A, B)                  \
   do {                                                   \
@@ -78,8 +78,8 @@ enum class Operands { u8s8, s8u8 };
 // (tileloaddt1) and not prefetched, so that they pass through L1 without pushing out the
 // activation tiles that the next blocks read again. In_l2 against streamed, alternating in one
 // process on a 2-core AMX host (2 MB L2): the int8 GEMM's tile products alone at 1024^3 1.19x
-// faster (222 against 263 us), the whole GEMM 1.08x; streamed stays where the weights come from
-// L3 (4096^2: in_l2 there 0.96-0.98x).
+// faster (222 against 263 us), the whole GEMM 1.08-1.12x; streamed stays where the weights come
+// from L3 (4096^2: in_l2 there 0.96-0.98x), and for the int4 prefill (in_l2 0.85-0.90x).
 enum class Weights { streamed, in_l2 };
 struct NothingBetween {
   void operator()() const {}
