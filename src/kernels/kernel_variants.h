@@ -72,12 +72,6 @@ void gemm_u8s8__vnni(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t 
                      const Int8Epilogue& epilogue);
 void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
                     const Int8Epilogue& epilogue);
-void gemm_dynamic_u8s8__ref(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                            float* a_scale, int32_t* a_zero, const int8_t* packed_b, const Int8Epilogue& e);
-void gemm_dynamic_u8s8__unfused(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                                float* a_scale, int32_t* a_zero, const int8_t* packed_b, const Int8Epilogue& e);
-void gemm_dynamic_u8s8__amx(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                            float* a_scale, int32_t* a_zero, const int8_t* packed_b, const Int8Epilogue& e);
 
 // the int4 x int8 path (int4_gemm.h)
 void quantize_rows_s8__ref(const float* x, int64_t m, int64_t k, int64_t group, int8_t* q, float* scale,

@@ -87,11 +87,6 @@ constexpr KernelVariant<GemmU8S8Fn> kGemmU8S8[] = {
     {"gemm_u8s8__vnni", Isa::vnni, nullptr, gemm_u8s8__vnni},
     {"gemm_u8s8__amx", Isa::amx, nullptr, gemm_u8s8__amx},
 };
-constexpr KernelVariant<GemmDynamicU8S8Fn> kGemmDynamicU8S8[] = {
-    {"gemm_dynamic_u8s8__ref", Isa::ref, nullptr, gemm_dynamic_u8s8__ref},
-    {"gemm_dynamic_u8s8__unfused", Isa::avx2, nullptr, gemm_dynamic_u8s8__unfused},
-    {"gemm_dynamic_u8s8__amx", Isa::amx, nullptr, gemm_dynamic_u8s8__amx},
-};
 
 constexpr KernelVariant<QuantizeRowsS8Fn> kQuantizeRowsS8[] = {
     {"quantize_rows_s8__ref", Isa::ref, nullptr, quantize_rows_s8__ref},
@@ -196,7 +191,6 @@ std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q4_0_variants() { retu
 std::span<const KernelVariant<QuantizeBlocksFn>> quantize_q4_1_variants() { return kQuantizeQ4_1; }
 std::span<const KernelVariant<QuantizeRowsU8Fn>> quantize_rows_u8_variants() { return kQuantizeRowsU8; }
 std::span<const KernelVariant<GemmU8S8Fn>> gemm_u8s8_variants() { return kGemmU8S8; }
-std::span<const KernelVariant<GemmDynamicU8S8Fn>> gemm_dynamic_u8s8_variants() { return kGemmDynamicU8S8; }
 std::span<const KernelVariant<QuantizeRowsS8Fn>> quantize_rows_s8_variants() { return kQuantizeRowsS8; }
 std::span<const KernelVariant<GemmQ4S8Fn>> gemm_q4s8_variants() { return kGemmQ4S8; }
 std::span<const KernelVariant<GemmQ4F32Fn>> gemm_q4f32_variants() { return kGemmQ4F32; }

@@ -99,14 +99,14 @@ void PackedInt8Matrix::matmul_dynamic(const float* x, int64_t m, int64_t ldx, co
   thread_local kernel_variants::LineBuffer<uint8_t> rows;
   thread_local kernel_variants::LineBuffer<float> scales;
   thread_local kernel_variants::LineBuffer<int32_t> zeros;
-  Int8Epilogue e;
-  e.b_scale = scale_.data();
-  e.b_col_sums = col_sums_.data();
-  e.bias = bias;
-  e.out_f32 = y;
-  e.ldo = ldy;
-  table.gemm_dynamic_u8s8(m, n_, k_, x, ldx, rows.get(size_t(m * lda)), lda, scales.get(size_t(m)),
-                          zeros.get(size_t(m)), packed_.get(), e);
+  uint8_t* a = rows.get(size_t(m * lda));
+  float* a_scale = scales.get(size_t(m));
+  int32_t* a_zero = zeros.get(size_t(m));
+  parallel_for(0, m, std::max<int64_t>(1, 16384 / std::max<int64_t>(k_, 1)), [&](int64_t first, int64_t last) {
+    table.quantize_rows_u8(x + first * ldx, last - first, k_, ldx, a + first * lda, lda, a_scale + first,
+                           a_zero + first);
+  });
+  matmul_u8(a, lda, a_scale, a_zero, m, bias, y, ldy);
 }
 
 void PackedInt8Matrix::matmul_u8(const uint8_t* a, int64_t lda, const float* a_scale, const int32_t* a_zero,

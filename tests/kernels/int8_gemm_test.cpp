@@ -1,7 +1,6 @@
-// The int8 path: every variant of the row quantizer, of the u8 x s8 GEMM and of the dynamic GEMM
-// (both in one call) equals the scalar reference exactly (integer accumulation, same float
-// epilogue), over awkward shapes; and the quantized matmul approximates the f32 matmul within the
-// quantization error.
+// The int8 path: every variant of the row quantizer and of the u8 x s8 GEMM equals the scalar
+// reference exactly (integer accumulation, same float epilogue), over awkward shapes; and the
+// quantized matmul approximates the f32 matmul within the quantization error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -156,68 +155,6 @@ TEST(Int8, GemmVariantsMatchTheReferenceExactly) {
   // The VNNI variant walks k in blocks of 512 bytes once there are two 6-row tiles: k = 1024 is
   // two whole blocks (the 8200 above ends on a partial one); 23 rows end on a 5-row tile.
   expect_gemm_variants_equal(23, 70, 1024, rng);
-}
-
-// Every dynamic GEMM variant (the f32 rows quantized, then the GEMM) against the reference, bit
-// for bit: the quantized rows with their padding, their scales and zeros, and the outputs (f32
-// with bias and ReLU; u8 requantized). The epilogue given has no a_scale or a_zero: the variant
-// supplies its own. Rows of x are ldx apart with NaN between them, which must not be read.
-void expect_dynamic_variants_equal(int64_t m, int64_t n, int64_t k, Rng& rng) {
-  const Problem p = make_problem(m, n, k, rng);
-  const QuantizedWeights w = quantize_weights(p);
-  const int64_t ldx = k + 3, ldq = int8_padded_k(k) + 4;
-  std::vector<float> x(size_t(m * ldx), NAN), bias(static_cast<size_t>(n));
-  for (int64_t i = 0; i < m; ++i) std::copy_n(p.x.data() + i * k, k, x.data() + i * ldx);
-  for (auto& b : bias) b = rng.normal();
-  for (int mode = 0; mode < 2; ++mode) {
-    Int8Epilogue e;
-    e.b_scale = w.scale.data();
-    e.b_col_sums = w.sums.data();
-    e.bias = bias.data();
-    e.relu = mode == 0;
-    e.ldo = n;
-    e.out_inverse_scale = 20.f;
-    e.out_zero = 100;
-    struct Result {
-      std::vector<uint8_t> q;
-      std::vector<float> scale, out_f32;
-      std::vector<int32_t> zero;
-      std::vector<uint8_t> out_u8;
-    };
-    const auto run = [&](GemmDynamicU8S8Fn fn) {
-      Result r{std::vector<uint8_t>(size_t(m * ldq), 0xee), std::vector<float>(size_t(m), NAN),
-               std::vector<float>(size_t(m * n), NAN), std::vector<int32_t>(size_t(m), -1),
-               std::vector<uint8_t>(size_t(m * n), 0xa5)};
-      Int8Epilogue mine = e;
-      if (mode == 0) mine.out_f32 = r.out_f32.data(); else mine.out_u8 = r.out_u8.data();
-      fn(m, n, k, x.data(), ldx, r.q.data(), ldq, r.scale.data(), r.zero.data(), w.packed.data(), mine);
-      return r;
-    };
-    const Result expected = run(gemm_dynamic_u8s8_variants().front().fn);
-    testing::for_each_variant(gemm_dynamic_u8s8_variants(), [&](const auto& variant) {
-      const Result r = run(variant.fn);
-      const std::string shape = std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
-      ASSERT_EQ(r.q, expected.q) << shape;
-      ASSERT_EQ(r.scale, expected.scale) << shape;
-      ASSERT_EQ(r.zero, expected.zero) << shape;
-      ASSERT_EQ(r.out_u8, expected.out_u8) << shape;
-      ASSERT_EQ(std::memcmp(r.out_f32.data(), expected.out_f32.data(), r.out_f32.size() * 4), 0) << shape;
-    });
-  }
-}
-
-// Small shapes take the unfused path everywhere; 150 x 40 x 100 and 200 x 1000 x 2048 the AMX
-// variant's split by rows, which quantizes each thread's rows as it packs them (with a k tail and
-// 6 rows left over; over two chunks of the weights, whose second walks the rows again); 49 x 229
-// x 8200 its split by panels, which quantizes first.
-TEST(Int8, DynamicGemmVariantsEqualQuantizingThenTheGemm) {
-  Rng rng(13);
-  for (int64_t m : {1, 5, 17, 48})
-    for (int64_t n : {7, 40})
-      for (int64_t k : {3, 64, 100}) expect_dynamic_variants_equal(m, n, k, rng);
-  expect_dynamic_variants_equal(150, 40, 100, rng);
-  expect_dynamic_variants_equal(200, 1000, 2048, rng);
-  expect_dynamic_variants_equal(49, 229, 8200, rng);
 }
 
 // Long rows: the AVX2 GEMM walks m in blocks sized to L2 (~90 rows of 4100 bytes on a 512 KB L2),

@@ -58,12 +58,4 @@ using QuantizeRowsU8Fn = void (*)(const float* x, int64_t m, int64_t k, int64_t 
 // The scale and zero of one row's range (shared by every variant so they agree bit for bit).
 void u8_row_qparams(float min, float max, float& scale, int32_t& zero);
 
-// Dynamic quantization and the GEMM in one call: the m f32 rows of x (ldx apart) quantized as
-// QuantizeRowsU8Fn does into q (ldq >= int8_padded_k(k)), a_scale and a_zero, then
-// gemm_u8s8 on them with `epilogue` (whose a_scale and a_zero are replaced by these). Equal bit
-// for bit to the two calls one after the other; a variant may interleave them (the AMX one
-// quantizes each row block while the tile unit multiplies the one before).
-using GemmDynamicU8S8Fn = void (*)(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                                   float* a_scale, int32_t* a_zero, const int8_t* packed_b, const Int8Epilogue& epilogue);
-
 }  // namespace shrink

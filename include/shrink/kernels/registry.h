@@ -102,7 +102,6 @@ using GemmQ8_0I8Fn = void (*)(int64_t m, const void* a_blocks, const int8_t* w, 
   X(quantize_q4_1, QuantizeBlocksFn)             \
   X(quantize_rows_u8, QuantizeRowsU8Fn)          \
   X(gemm_u8s8, GemmU8S8Fn)                       \
-  X(gemm_dynamic_u8s8, GemmDynamicU8S8Fn)         \
   X(quantize_rows_s8, QuantizeRowsS8Fn)          \
   X(gemm_q4s8, GemmQ4S8Fn)                       \
   X(gemm_q4f32, GemmQ4F32Fn)                     \

@@ -9,8 +9,7 @@
 // The tile products run on their own unit, and the core is mostly idle meanwhile. So the work a
 // block leaves for the core is done during the next block's products, a few 64-byte lines a step
 // (amx::accumulate_steps' `between`): the previous block's epilogue (its sums wait in one of two
-// buffers) and, where each thread packs its own rows, the next row block's activation tiles
-// (for the dynamic GEMM, gemm_dynamic_u8s8__amx, quantized from f32 as they are packed).
+// buffers) and, where each thread packs its own rows, the next row block's activation tiles.
 // Tile registers: 0-3 accumulate, 4-5 activations, 6-7 weights. The permission to use them was
 // asked for at start-up (cpu_features.cpp); this variant is only chosen when it was granted.
 #include <immintrin.h>
@@ -39,35 +38,13 @@ constexpr int64_t kGroupsPerStep = kStepBytes / kInt8Group;  // 16: one B tile
 constexpr int64_t kATileBytes = amx::kTileBytes;
 static_assert(kGroupsPerStep * kPanelGroupBytes == amx::kTileBytes, "16 groups of a panel are one B tile");
 
-// For the dynamic GEMM: quantizes the f32 rows into A (the u8 rows, their scales and zeros), each
-// row once, the first time the thread's walk reaches it (rows come in increasing order; a later
-// chunk of the weights walks them again).
-struct RowQuantizer {
-  const float* x;
-  int64_t ldx, k;
-  uint8_t* q;
-  int64_t ldq;
-  float* scale;
-  int32_t* zero;
-  int64_t done_until;  // rows before it are quantized
-
-  void up_to(int64_t end) {
-    for (; done_until < end; ++done_until)
-      quantize_rows_u8__avx512(x + done_until * ldx, 1, k, ldx, q + done_until * ldq, ldq, scale + done_until,
-                               zero + done_until);
-  }
-};
-
 // Copies rows [row, row + rows) of A, a 64-byte line at a time, into 16-row tiles: tile t's step
 // s at to + (t * steps + s) KB, row r of it r * 64 bytes on (loaded from the rows as they are, 16
 // rows lda bytes apart, the tile loads were 1.1-1.8x slower: at lda = 4096 every row falls in the
 // same L1 set). The lines go row by row, so that A is read in order.
 class TilePacker {
  public:
-  // quantizer: where A's rows are quantized as the packing reaches them (the dynamic GEMM), or
-  // nullptr.
-  TilePacker(const uint8_t* a, int64_t lda, int64_t steps, RowQuantizer* quantizer = nullptr)
-      : a_(a), lda_(lda), steps_(steps), quantizer_(quantizer) {}
+  TilePacker(const uint8_t* a, int64_t lda, int64_t steps) : a_(a), lda_(lda), steps_(steps) {}
 
   void start(int64_t row, int64_t rows, uint8_t* to) {
     row_ = row;
@@ -81,7 +58,6 @@ class TilePacker {
   void advance(int64_t count) {
     const int64_t stop = std::min(lines_, next_ + count);
     for (; next_ < stop; ++next_) {
-      if (quantizer_ && s_ == 0) quantizer_->up_to(row_ + r_ + 1);
       std::memcpy(to_ + ((r_ / kTileRows) * steps_ + s_) * kATileBytes + (r_ % kTileRows) * kStepBytes,
                   a_ + (row_ + r_) * lda_ + s_ * kStepBytes, size_t(kStepBytes));
       if (++s_ == steps_) {
@@ -95,7 +71,6 @@ class TilePacker {
  private:
   const uint8_t* a_;
   int64_t lda_, steps_;
-  RowQuantizer* quantizer_;
   int64_t row_ = 0, r_ = 0, s_ = 0, next_ = 0, lines_ = 0;
   uint8_t* to_ = nullptr;
 };
@@ -159,14 +134,12 @@ struct Walk {
   int turn = 0;
   PendingEpilogue pending;
   TilePacker packer;
-  bool weights_in_l2;        // the thread reads all of them for each of its row blocks
-  RowQuantizer* quantizer;   // the dynamic GEMM's, or nullptr
+  bool weights_in_l2;  // the thread reads all of them for each of its row blocks
 
   Walk(int64_t n_, int64_t groups_, const uint8_t* a_, int64_t lda_, const int8_t* packed_, const Int8Epilogue& e_,
-       bool weights_in_l2_, RowQuantizer* quantizer_)
+       bool weights_in_l2_)
       : n(n_), groups(groups_), steps(groups_ / kGroupsPerStep), panels((n_ + kInt8Panel - 1) / kInt8Panel), a(a_),
-        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, groups_ / kGroupsPerStep, quantizer_),
-        weights_in_l2(weights_in_l2_), quantizer(quantizer_) {}
+        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, groups_ / kGroupsPerStep), weights_in_l2(weights_in_l2_) {}
 
   // Rows [i, i + 16 RT) (their tiles at `tiles`, the second tile_stride bytes on) x panels
   // [panel, panel + CT): the tile products, with the pending epilogue and `pack_lines` lines of
@@ -247,7 +220,6 @@ struct Walk {
       packer.finish();
     }
     pending.finish(e);
-    if (quantizer && i < r1) quantizer->up_to(r1);
     for (int64_t pair = first; i < r1 && pair < last; ++pair) {
       const int64_t panel = 2 * pair, count = std::min<int64_t>(2, panels - panel);
       vnni::tiles(i, r1 - i, panel, count, n, groups, a, lda, packed, e);
@@ -255,21 +227,15 @@ struct Walk {
   }
 };
 
-// The threads split the rows when all the weights fit in one core's L2 and there are rows
-// enough: each reads the weights whole (from its own L2 after the first row block) and packs and
-// reads only its own rows' tiles; split by panels, each thread would read every activation tile,
-// half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3, 1.11-1.27x at
-// 512 x 1024^2 and 1024 x 512^2; the split by panels stays where the weights are larger (read
-// once in all, not once per thread).
-bool split_by_rows(int64_t m, int64_t n, int64_t k) {
-  return n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads();
-}
+}  // namespace
 
-// The GEMM on A's rows; with `source` (the dynamic GEMM, split by rows only) each thread
-// quantizes its own rows into A as its packing reaches them.
-void run(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b, const Int8Epilogue& e,
-         const RowQuantizer* source) {
+void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
+                    const Int8Epilogue& e) {
   const int64_t groups = int8_padded_k(k) / kInt8Group, panels = (n + kInt8Panel - 1) / kInt8Panel;
+  if (m < kTileRows || groups < kGroupsPerStep) {
+    gemm_u8s8__vnni(m, n, k, a, lda, packed_b, e);
+    return;
+  }
   // Each thread walks its panel pairs in chunks of about 1 MB of weights (half of L2); within a
   // chunk the rows go outermost, so a row block's activation tiles stay in L1 while the chunk's
   // weight tiles come from L2, and each row's outputs are written as one run of the chunk's
@@ -279,22 +245,23 @@ void run(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const i
   // 2-core Sapphire Rapids host); rows outermost without the chunks, 0.74x at 256 x 4096^2.
   const int64_t pairs = (panels + 1) / 2, pair_bytes = 2 * groups * kPanelGroupBytes;
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / pair_bytes);
-  // shared: every row's tiles, packed before (the split by panels); nullptr: the thread packs its
-  // own rows, and its weights stay in its L2.
   const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last, const uint8_t* shared) {
     amx::configure_tiles();
-    RowQuantizer quantizer = source ? *source : RowQuantizer{};
-    quantizer.done_until = r0;
-    Walk w(n, groups, a, lda, packed_b, e, /*weights_in_l2=*/shared == nullptr, source ? &quantizer : nullptr);
+    Walk w(n, groups, a, lda, packed_b, e, /*weights_in_l2=*/shared == nullptr);
     for (int64_t c0 = first; c0 < last; c0 += chunk) w.rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), shared);
     _tile_release();
   };
-  // Either way a thread walks its pairs in the chunks above, past its rows. The shares follow
-  // the threads' measured speeds (parallel_for_balanced): the two cores of the development VM ran
-  // at different speeds for seconds at a time, and an even split left the faster thread waiting
-  // at the end.
+  // The threads split the rows when all the weights fit in one core's L2 and there are rows
+  // enough: each reads the weights whole (from its own L2 after the first row block) and packs
+  // and reads only its own rows' tiles; split by panels, each thread would read every activation
+  // tile, half of them packed on the other core. Same comparison: 1.01-1.10x at 1024^3,
+  // 1.11-1.27x at 512 x 1024^2 and 1024 x 512^2; the split by panels stays where the weights are
+  // larger (read once in all, not once per thread). Either way a thread walks its pairs in the
+  // chunks above, past its rows. The shares follow the threads' measured speeds
+  // (parallel_for_balanced): the two cores of the development VM ran at different speeds for
+  // seconds at a time, and an even split left the faster thread waiting at the end.
   static ThreadSpeeds by_rows, by_pairs;
-  if (split_by_rows(m, n, k)) {
+  if (n * k <= (int64_t(2) << 20) && m >= 2 * kBlock * num_threads()) {
     parallel_for_balanced(0, (m + kBlock - 1) / kBlock, 1, by_rows, [&](int64_t b0, int64_t b1) {
       walk(b0 * kBlock, std::min(m, b1 * kBlock), 0, pairs, nullptr);
     });
@@ -302,36 +269,6 @@ void run(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const i
     const uint8_t* shared = pack_all_tiles(a, lda, m / kTileRows, groups / kGroupsPerStep);
     parallel_for_balanced(0, pairs, 1, by_pairs, [&](int64_t first, int64_t last) { walk(0, m, first, last, shared); });
   }
-}
-
-bool too_small_for_tiles(int64_t m, int64_t k) {
-  return m < kTileRows || int8_padded_k(k) / kInt8Group < kGroupsPerStep;
-}
-
-}  // namespace
-
-void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* packed_b,
-                    const Int8Epilogue& e) {
-  if (too_small_for_tiles(m, k))
-    gemm_u8s8__vnni(m, n, k, a, lda, packed_b, e);
-  else
-    run(m, n, k, a, lda, packed_b, e, nullptr);
-}
-
-// Where the threads split the rows, each quantizes its own rows during the row block before, as
-// it packs them (the quantization of 1024 rows of 4 KB, ~150 us from L3 on two threads, had run
-// before the GEMM's 335 us); otherwise quantizing first, as the unfused variant does.
-void gemm_dynamic_u8s8__amx(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                            float* a_scale, int32_t* a_zero, const int8_t* packed_b, const Int8Epilogue& e) {
-  if (too_small_for_tiles(m, k) || !split_by_rows(m, n, k)) {
-    gemm_dynamic_u8s8__unfused(m, n, k, x, ldx, q, ldq, a_scale, a_zero, packed_b, e);
-    return;
-  }
-  Int8Epilogue with_rows = e;
-  with_rows.a_scale = a_scale;
-  with_rows.a_zero = a_zero;
-  const RowQuantizer source{x, ldx, k, q, ldq, a_scale, a_zero, 0};
-  run(m, n, k, q, ldq, packed_b, with_rows, &source);
 }
 
 }  // namespace shrink::kernel_variants

@@ -1,13 +1,9 @@
-// Scalar reference of the int8 path: per-row u8 quantization and u8 x s8 GEMM with its epilogue;
-// and the dynamic GEMM as the two calls one after the other, with the reference kernels or with
-// the chosen ones (the variant for every CPU whose GEMM does not interleave them).
+// Scalar reference of the int8 path: per-row u8 quantization and u8 x s8 GEMM with its epilogue.
 #include <algorithm>
 #include <cmath>
 
 #include "kernels/kernel_variants.h"
-#include "shrink/core/parallel.h"
 #include "shrink/kernels/int8_gemm.h"
-#include "shrink/kernels/registry.h"
 
 namespace shrink::kernel_variants {
 
@@ -55,31 +51,6 @@ void gemm_u8s8__ref(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
         }
       finish_int8(i, c, acc - e.a_zero[i] * e.b_col_sums[c], e);
     }
-}
-
-void gemm_dynamic_u8s8__ref(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                            float* a_scale, int32_t* a_zero, const int8_t* packed_b, const Int8Epilogue& e) {
-  quantize_rows_u8__ref(x, m, k, ldx, q, ldq, a_scale, a_zero);
-  Int8Epilogue with_rows = e;
-  with_rows.a_scale = a_scale;
-  with_rows.a_zero = a_zero;
-  gemm_u8s8__ref(m, n, k, q, ldq, packed_b, with_rows);
-}
-
-// The chosen quantizer over all rows (split between the threads, at least ~16 K values a share),
-// then the chosen GEMM.
-void gemm_dynamic_u8s8__unfused(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, uint8_t* q,
-                                int64_t ldq, float* a_scale, int32_t* a_zero, const int8_t* packed_b,
-                                const Int8Epilogue& e) {
-  const KernelTable& table = kernels();
-  parallel_for(0, m, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), [&](int64_t first, int64_t last) {
-    table.quantize_rows_u8(x + first * ldx, last - first, k, ldx, q + first * ldq, ldq, a_scale + first,
-                           a_zero + first);
-  });
-  Int8Epilogue with_rows = e;
-  with_rows.a_scale = a_scale;
-  with_rows.a_zero = a_zero;
-  table.gemm_u8s8(m, n, k, q, ldq, packed_b, with_rows);
 }
 
 }  // namespace shrink::kernel_variants
