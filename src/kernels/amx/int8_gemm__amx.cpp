@@ -123,7 +123,10 @@ class PendingEpilogue {
 };
 
 // What one thread's blocks share: the operands, the two sums buffers the blocks take in turn,
-// the pending epilogue and the packing of the next row block's tiles.
+// the pending epilogue and the packing of the next row block's tiles. `shared` has every row's
+// tiles packed before (pack_all_tiles, the split by panels); nullptr: the thread packs its own
+// rows, each row block's tiles during the row block before, and reads all the weights for each
+// of its row blocks, from its own L2 (amx::Weights::in_l2).
 struct Walk {
   int64_t n, groups, steps, panels;
   const uint8_t* a;
@@ -134,12 +137,12 @@ struct Walk {
   int turn = 0;
   PendingEpilogue pending;
   TilePacker packer;
-  bool weights_in_l2;  // the thread reads all of them for each of its row blocks
+  const uint8_t* shared;
 
   Walk(int64_t n_, int64_t groups_, const uint8_t* a_, int64_t lda_, const int8_t* packed_, const Int8Epilogue& e_,
-       bool weights_in_l2_)
+       const uint8_t* shared_)
       : n(n_), groups(groups_), steps(groups_ / kGroupsPerStep), panels((n_ + kInt8Panel - 1) / kInt8Panel), a(a_),
-        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, groups_ / kGroupsPerStep), weights_in_l2(weights_in_l2_) {}
+        lda(lda_), packed(packed_), e(e_), packer(a_, lda_, steps), shared(shared_) {}
 
   // Rows [i, i + 16 RT) (their tiles at `tiles`, the second tile_stride bytes on) x panels
   // [panel, panel + CT): the tile products, with the pending epilogue and `pack_lines` lines of
@@ -155,7 +158,7 @@ struct Walk {
       packer.advance(pack_per_step);
     };
     amx::zero_accumulators<RT, CT>();
-    if (weights_in_l2)
+    if (!shared)
       amx::accumulate_steps<RT, CT, amx::Operands::u8s8, amx::Weights::in_l2>(tiles, tile_stride, b, panel_stride, 0,
                                                                              steps, between);
     else
@@ -189,9 +192,8 @@ struct Walk {
   }
 
   // Rows [r0, r1) past the pairs [first, last): 32-row blocks, then one of 16 rows, then the
-  // VNNI tiles for the rest. `shared` has every row's tiles packed (pack_all_tiles); without
-  // it, the thread packs its own rows, each row block's tiles during the row block before.
-  void rows_past_pairs(int64_t r0, int64_t r1, int64_t first, int64_t last, const uint8_t* shared) {
+  // VNNI tiles for the rest.
+  void rows_past_pairs(int64_t r0, int64_t r1, int64_t first, int64_t last) {
     const int64_t tile_stride = steps * kATileBytes;
     thread_local LineBuffer<uint8_t> own;
     uint8_t* buffers[2] = {nullptr, nullptr};
@@ -247,8 +249,8 @@ void gemm_u8s8__amx(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t l
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / pair_bytes);
   const auto walk = [&](int64_t r0, int64_t r1, int64_t first, int64_t last, const uint8_t* shared) {
     amx::configure_tiles();
-    Walk w(n, groups, a, lda, packed_b, e, /*weights_in_l2=*/shared == nullptr);
-    for (int64_t c0 = first; c0 < last; c0 += chunk) w.rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk), shared);
+    Walk w(n, groups, a, lda, packed_b, e, shared);
+    for (int64_t c0 = first; c0 < last; c0 += chunk) w.rows_past_pairs(r0, r1, c0, std::min(last, c0 + chunk));
     _tile_release();
   };
   // The threads split the rows when all the weights fit in one core's L2 and there are rows
