@@ -13,7 +13,7 @@ for shape in "1536 576" "576 1536" "576 576"; do
   set -- $shape
   ours=$(OMP_NUM_THREADS=$threads build/release/bench/bench_gptq_layer "$1" "$2" 4 128 "$reps" "$work/l")
   theirs=$(/usr/bin/python3 tools/gptq_reference.py time "$work/l.w" "$work/l.h" "$1" "$2" 4 128 "$threads" "$reps")
-  python3 - "$work/l.q" "$work/l.w.torch_q" "$1" "$2" "$ours" "$theirs" <<'PY'
+  /usr/bin/python3 - "$work/l.q" "$work/l.w.torch_q" "$1" "$2" "$ours" "$theirs" <<'PY'
 import json, sys
 import numpy as np
 a = np.fromfile(sys.argv[1], dtype=np.float32); b = np.fromfile(sys.argv[2], dtype=np.float32)

@@ -56,30 +56,28 @@ inline float quantize_code(float x, float scale, float zero, float maxq) {
   return std::clamp(std::nearbyint(x / scale) + zero, 0.f, maxq);
 }
 
-// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), row-major, from H (symmetric, damped), in f32
-// as the reference computes it. Returns false when H is not positive definite.
-bool inverse_cholesky_upper(std::vector<float>& h, int64_t n) {
+// Upper Cholesky factor U of H^-1 (H^-1 = U^T U, U row-major), in f32 as the reference computes
+// it, from `reversed`: H (symmetric, damped) with its n * n values in reverse order, which is
+// J H J for the reversal permutation J. Returns false when H is not positive definite.
+//
+// The reference factors H, inverts H from the factor and factors the inverse (potrf, potri, potrf:
+// 4n^3/3 flops). Here J H J = R^T R (potrf, R upper) gives H = L^T L with L = J R J lower, so
+// H^-1 = L^-1 L^-T = V^T V with V = L^-T = J R^-T J, upper and positive on its diagonal: as the
+// factor is unique, U = V. R^-1 is one trtri, 2n^3/3 flops in all, and R^-1's column-major buffer
+// read backwards row-major is J R^-T J, i.e. U: no transpose either. (The two agree up to float
+// rounding; the reference's is no more exact.)
+bool inverse_cholesky_upper(std::vector<float>& reversed, int64_t n) {
   const OpenBlas& blas = openblas();
-  if (!blas.spotrf || !blas.spotri) throw UnsupportedError("GPTQ needs LAPACK (OpenBLAS's spotrf/spotri); none was found");
+  if (!blas.spotrf || !blas.strtri) throw UnsupportedError("GPTQ needs LAPACK (OpenBLAS's spotrf/strtri); none was found");
   int nn = int(n), info = 0;
-  // Symmetric, so row-major and column-major agree; "L" works on the lower triangle (column-major).
-  blas.spotrf("L", &nn, h.data(), &nn, &info);
+  // Symmetric, so the buffer is the same matrix column-major; "U": R in the upper triangle.
+  blas.spotrf("U", &nn, reversed.data(), &nn, &info);
   if (info != 0) return false;
-  blas.spotri("L", &nn, h.data(), &nn, &info);
+  blas.strtri("U", "N", &nn, reversed.data(), &nn, &info);
   if (info != 0) return false;
-  for (int64_t j = 0; j < n; ++j)  // mirror the lower triangle (column-major (i, j), i >= j)
-    for (int64_t i = j + 1; i < n; ++i) h[size_t(j + i * n)] = h[size_t(i + j * n)];
-  blas.spotrf("U", &nn, h.data(), &nn, &info);
-  if (info != 0) return false;
-  // Column-major upper (i, j), i <= j, read row-major: transpose in place, zero below.
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      if (j < i) {
-        h[size_t(i * n + j)] = 0.f;
-      } else if (j > i) {
-        std::swap(h[size_t(i * n + j)], h[size_t(j * n + i)]);
-      }
-    }
+  std::reverse(reversed.begin(), reversed.end());
+  // Below U's diagonal lie what was J H J's lower triangle, which LAPACK left as it was.
+  for (int64_t i = 1; i < n; ++i) std::fill_n(reversed.data() + i * n, i, 0.f);
   return true;
 }
 
@@ -144,7 +142,7 @@ InverseHessianFactor inverse_hessian_factor(const std::vector<double>& h, int64_
   InverseHessianFactor f;
   f.damp = damp;
   for (;;) {
-    f.upper.assign(h.begin(), h.end());
+    f.upper.assign(h.rbegin(), h.rend());  // J H J: the diagonal reversed, damped alike
     for (int64_t i = 0; i < n; ++i) f.upper[size_t(i * n + i)] += float(f.damp * mean_diag);
     if (inverse_cholesky_upper(f.upper, n)) return f;
     if (++f.retries > 4)

@@ -65,6 +65,7 @@ OpenBlas load() {
     blas.dpotri = reinterpret_cast<decltype(blas.dpotri)>(dlsym(handle, "dpotri_"));
     blas.spotrf = reinterpret_cast<decltype(blas.spotrf)>(dlsym(handle, "spotrf_"));
     blas.spotri = reinterpret_cast<decltype(blas.spotri)>(dlsym(handle, "spotri_"));
+    blas.strtri = reinterpret_cast<decltype(blas.strtri)>(dlsym(handle, "strtri_"));
     blas.dgemm = reinterpret_cast<decltype(blas.dgemm)>(dlsym(handle, "cblas_dgemm"));
     blas.set_num_threads =
         reinterpret_cast<decltype(blas.set_num_threads)>(dlsym(handle, "openblas_set_num_threads"));

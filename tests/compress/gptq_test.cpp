@@ -107,6 +107,47 @@ TEST(Gptq, RetriesWithMoreDampingWhenCholeskyFails) {
   EXPECT_THROW(gptq_quantize(w, h, {4, 0, false}), Error);  // never positive definite
 }
 
+// U is the upper Cholesky factor of the damped Hessian's inverse: upper triangular, positive on its
+// diagonal, and U^T U (H + damp mean(diag H) I) = I, for widths of one, odd and above LAPACK's
+// block size (the factor is computed from H reversed, so every position of it is checked).
+TEST(Gptq, InverseHessianFactorIsTheUpperCholeskyFactorOfTheInverse) {
+  Rng rng(11);
+  for (int64_t n : {1, 2, 37, 150}) {
+    SCOPED_TRACE(n);
+    const int64_t samples = 3 * n;
+    std::vector<double> x(size_t(samples * n)), h(size_t(n * n), 0.0);
+    for (double& v : x) v = rng.normal(0.f, 1.f);
+    for (int64_t s = 0; s < samples; ++s)  // correlated inputs: each adds half its neighbour
+      for (int64_t i = n - 1; i > 0; --i) x[size_t(s * n + i)] += 0.5 * x[size_t(s * n + i - 1)];
+    for (int64_t s = 0; s < samples; ++s)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) h[size_t(i * n + j)] += 2.0 / double(samples) * x[size_t(s * n + i)] * x[size_t(s * n + j)];
+    const InverseHessianFactor f = inverse_hessian_factor(h, n, 0.01);
+    EXPECT_EQ(f.retries, 0);
+    ASSERT_EQ(f.upper.size(), size_t(n * n));
+    double mean_diag = 0;
+    for (int64_t i = 0; i < n; ++i) mean_diag += h[size_t(i * n + i)] / double(n);
+    for (int64_t i = 0; i < n; ++i) h[size_t(i * n + i)] += 0.01 * mean_diag;
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_GT(f.upper[size_t(i * n + i)], 0.f);
+      for (int64_t j = 0; j < i; ++j) ASSERT_EQ(f.upper[size_t(i * n + j)], 0.f) << i << ", " << j;
+    }
+    std::vector<double> inverse(size_t(n * n), 0.0);  // U^T U
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t i = k; i < n; ++i)
+        for (int64_t j = k; j < n; ++j)
+          inverse[size_t(i * n + j)] += double(f.upper[size_t(k * n + i)]) * f.upper[size_t(k * n + j)];
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double e = 0;
+        for (int64_t k = 0; k < n; ++k) e += inverse[size_t(i * n + k)] * h[size_t(k * n + j)];
+        worst = std::max(worst, std::fabs(e - (i == j ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst, 1e-3);
+  }
+}
+
 // The accumulator multiplies only the blocks of 64 on and above the diagonal and mirrors them:
 // every entry of 2/n X^T X, for widths below, at and across block edges (an odd block count pairs
 // the middle block with itself), summed over batches.

@@ -36,6 +36,8 @@ struct OpenBlas {
   void (*dpotri)(const char* uplo, const int* n, double* a, const int* lda, int* info) = nullptr;
   void (*spotrf)(const char* uplo, const int* n, float* a, const int* lda, int* info) = nullptr;
   void (*spotri)(const char* uplo, const int* n, float* a, const int* lda, int* info) = nullptr;
+  // LAPACK's inverse of a triangular matrix in place (diag "N": not unit), column-major.
+  void (*strtri)(const char* uplo, const char* diag, const int* n, float* a, const int* lda, int* info) = nullptr;
   // cblas_dgemm (same conventions as sgemm), for the f64 Hessian updates of GPTQ.
   void (*dgemm)(int order, int trans_a, int trans_b, int m, int n, int k, double alpha, const double* a, int lda,
                 const double* b, int ldb, double beta, double* c, int ldc) = nullptr;
