@@ -246,28 +246,38 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
   if (options.static_groups)
     for (int64_t g = 0; g < groups; ++g) store_group(integers, g, static_params[size_t(g)]);
   std::vector<double> losses(static_cast<size_t>(rows), 0.0);
-  GroupParams current;
+  GroupParams current;  // of the group the next column belongs to, when groups are not static
   for (int64_t i1 = 0; i1 < cols; i1 += options.block) {
     const int64_t i2 = std::min(i1 + options.block, cols), count = i2 - i1;
     std::vector<float> w1(size_t(rows * count)), err(size_t(rows * count));
     for (int64_t r = 0; r < rows; ++r) std::copy_n(w + r * cols + i1, count, w1.data() + r * count);
+    // Each column's scales and zeros. A group that begins in this block takes them from W as of
+    // this block (as the reference does, at the group's first column: W changes between blocks).
+    std::vector<GroupParams> begun;
+    begun.reserve(size_t(count / group + 1));  // no reallocation: `params` points into it
+    std::vector<const GroupParams*> params(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) {
       const int64_t column = i1 + i;
-      if (!options.static_groups && column % group == 0) {  // as the reference: from W as of this block
-        current = group_params(w, rows, cols, column, std::min(group, cols - column), scheme);
-        if (contiguous_groups) store_group(integers, column / group, current);
+      if (options.static_groups) {
+        params[size_t(i)] = &static_params[size_t(perm[size_t(column)] / group)];
+        continue;
       }
-      const GroupParams& p = options.static_groups ? static_params[size_t(perm[size_t(column)] / group)] : current;
-      const float d = hinv[size_t(column * cols + column)];
-      const float* hrow = hinv.data() + column * cols + i1;  // Hinv[column, i1 .. i2)
-      obs_column(rows, count, i, d, hrow, w1.data(), err.data(), losses.data(), [&](int64_t r, float x) {
-        const float code = quantize_code(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
-        const float v = p.scale[size_t(r)] * (code - p.zero[size_t(r)]);
-        codes[r * cols + column] = uint8_t(code);
-        q[r * cols + column] = v;
-        return v;
-      });
+      if (column % group == 0) {
+        begun.push_back(group_params(w, rows, cols, column, std::min(group, cols - column), scheme));
+        if (contiguous_groups) store_group(integers, column / group, begun.back());
+      }
+      params[size_t(i)] = begun.empty() ? &current : &begun.back();
     }
+    obs_block(rows, count, hinv.data() + i1 * cols + i1, cols, w1.data(), err.data(), losses.data(),
+              [&](int64_t r, int64_t i, float x) {
+                const GroupParams& p = *params[size_t(i)];
+                const float code = quantize_code(x, p.scale[size_t(r)], p.zero[size_t(r)], maxq);
+                const float v = p.scale[size_t(r)] * (code - p.zero[size_t(r)]);
+                codes[r * cols + i1 + i] = uint8_t(code);
+                q[r * cols + i1 + i] = v;
+                return v;
+              });
+    if (!begun.empty()) current = std::move(begun.back());
     obs_block_update(rows, cols, i1, i2, err.data(), hinv.data(), w);
   }
   for (double l : losses) result.loss += l;

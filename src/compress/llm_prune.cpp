@@ -93,21 +93,16 @@ SparseGptResult sparsegpt_prune(const Tensor& weight, const Tensor& hessian, con
         for (int64_t j = 0; j < count; ++j) score[size_t(r * count + j)] = score_of(r, j);
       mark_lowest(score.data(), rows * count, int64_t(double(rows * count) * target.sparsity), pruned.data());
     }
-    for (int64_t i = 0; i < count; ++i) {
-      const int64_t column = i1 + i;
-      if (target.m > 0 && i % target.m == 0)  // this group's mask from the weights as updated so far
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t j = i; j < i + target.m; ++j) score[size_t(r * count + j)] = score_of(r, j);
-          mark_lowest(score.data() + r * count + i, target.m, target.m - target.n, pruned.data() + r * count + i);
-        }
-      const float d = hinv[size_t(column * cols + column)];
-      const float* hrow = hinv.data() + column * cols + i1;
-      obs_column(rows, count, i, d, hrow, w1.data(), err.data(), losses.data(), [&](int64_t r, float x) {
-        const float q = pruned[size_t(r * count + i)] ? 0.f : x;
-        w[r * cols + column] = q;
-        return q;
-      });
-    }
+    obs_block(rows, count, hinv.data() + i1 * cols + i1, cols, w1.data(), err.data(), losses.data(),
+              [&](int64_t r, int64_t i, float x) {
+                if (target.m > 0 && i % target.m == 0) {  // this group's mask from the row as updated so far
+                  for (int64_t j = i; j < i + target.m; ++j) score[size_t(r * count + j)] = score_of(r, j);
+                  mark_lowest(score.data() + r * count + i, target.m, target.m - target.n, pruned.data() + r * count + i);
+                }
+                const float q = pruned[size_t(r * count + i)] ? 0.f : x;
+                w[r * cols + i1 + i] = q;
+                return q;
+              });
     obs_block_update(rows, cols, i1, i2, err.data(), hinv.data(), w);
   }
   for (double l : losses) result.loss += l;
