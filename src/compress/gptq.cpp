@@ -7,10 +7,10 @@
 #include <cmath>
 #include <numeric>
 
+#include "compress/blocked_cholesky.h"
 #include "compress/obs_update.h"
 #include "shrink/core/error.h"
 #include "shrink/core/parallel.h"
-#include "shrink/kernels/openblas.h"
 #include "shrink/kernels/registry.h"
 #include "shrink/quant/scheme.h"
 
@@ -65,18 +65,13 @@ inline float quantize_code(float x, float scale, float zero, float maxq) {
 // H^-1 = L^-1 L^-T = V^T V with V = L^-T = J R^-T J, upper and positive on its diagonal: as the
 // factor is unique, U = V. R^-1 is one trtri, 2n^3/3 flops in all, and R^-1's column-major buffer
 // read backwards row-major is J R^-T J, i.e. U: no transpose either. (The two agree up to float
-// rounding; the reference's is no more exact.)
+// rounding; the reference's is no more exact.) Both run blocked, over the threads
+// (blocked_cholesky.h).
 bool inverse_cholesky_upper(std::vector<float>& reversed, int64_t n) {
-  const OpenBlas& blas = openblas();
-  if (!blas.spotrf || !blas.strtri) throw UnsupportedError("GPTQ needs LAPACK (OpenBLAS's spotrf/strtri); none was found");
-  int nn = int(n), info = 0;
-  // Symmetric, so the buffer is the same matrix column-major; "U": R in the upper triangle.
-  blas.spotrf("U", &nn, reversed.data(), &nn, &info);
-  if (info != 0) return false;
-  blas.strtri("U", "N", &nn, reversed.data(), &nn, &info);
-  if (info != 0) return false;
+  // Symmetric, so the buffer is the same matrix column-major: R in its upper triangle, then R^-1.
+  if (!cholesky_upper(reversed.data(), n) || !invert_upper(reversed.data(), n)) return false;
   std::reverse(reversed.begin(), reversed.end());
-  // Below U's diagonal lie what was J H J's lower triangle, which LAPACK left as it was.
+  // Below U's diagonal lies what was J H J's lower triangle, which the factorisations left alone.
   for (int64_t i = 1; i < n; ++i) std::fill_n(reversed.data() + i * n, i, 0.f);
   return true;
 }

@@ -61,6 +61,8 @@ OpenBlas load() {
     blas.sgesdd = reinterpret_cast<decltype(blas.sgesdd)>(dlsym(handle, "sgesdd_"));
     blas.sgemv = reinterpret_cast<decltype(blas.sgemv)>(dlsym(handle, "cblas_sgemv"));
     blas.ssyrk = reinterpret_cast<decltype(blas.ssyrk)>(dlsym(handle, "cblas_ssyrk"));
+    blas.strsm = reinterpret_cast<decltype(blas.strsm)>(dlsym(handle, "cblas_strsm"));
+    blas.strmm = reinterpret_cast<decltype(blas.strmm)>(dlsym(handle, "cblas_strmm"));
     blas.dpotrf = reinterpret_cast<decltype(blas.dpotrf)>(dlsym(handle, "dpotrf_"));
     blas.dpotri = reinterpret_cast<decltype(blas.dpotri)>(dlsym(handle, "dpotri_"));
     blas.spotrf = reinterpret_cast<decltype(blas.spotrf)>(dlsym(handle, "spotrf_"));

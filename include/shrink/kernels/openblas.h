@@ -22,6 +22,12 @@ struct OpenBlas {
   // cblas_ssyrk: C = alpha op(A)^T op(A) + beta C on one triangle (row major 101, upper 121).
   void (*ssyrk)(int order, int uplo, int trans, int n, int k, float alpha, const float* a, int lda, float beta,
                 float* c, int ldc) = nullptr;
+  // cblas_strsm: B = alpha op(A)^-1 B (side left 141) or alpha B op(A)^-1 (right 142), A triangular
+  // (upper 121, lower 122; non-unit diagonal 131); cblas_strmm: B = alpha op(A) B or alpha B op(A).
+  void (*strsm)(int order, int side, int uplo, int trans, int diag, int m, int n, float alpha, const float* a, int lda,
+                float* b, int ldb) = nullptr;
+  void (*strmm)(int order, int side, int uplo, int trans, int diag, int m, int n, float alpha, const float* a, int lda,
+                float* b, int ldb) = nullptr;
   // cblas_sgemv: y = alpha op(A) x + beta y (the decode case, one activation row).
   void (*sgemv)(int order, int trans, int m, int n, float alpha, const float* a, int lda, const float* x, int incx,
                 float beta, float* y, int incy) = nullptr;

@@ -1,0 +1,123 @@
+// The blocked, threaded Cholesky factorisation and triangular inverse (compress/blocked_cholesky.h)
+// against their definitions and against LAPACK's spotrf / strtri called whole, at sizes below,
+// at and across the block size (128), with one thread and with two.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "compress/blocked_cholesky.h"
+#include "shrink/core/parallel.h"
+#include "shrink/core/rng.h"
+#include "shrink/kernels/openblas.h"
+
+namespace shrink::compress {
+namespace {
+
+constexpr float kUntouched = 12345.f;  // what the strictly lower triangle holds, and must keep
+
+// A symmetric positive definite n x n matrix, column-major, with kUntouched below its diagonal
+// (the routines read only the upper triangle): X^T X / m + I / 10 of correlated Gaussian rows.
+std::vector<float> spd(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t m = 2 * n + 3;
+  std::vector<double> x(size_t(m * n));
+  for (double& v : x) v = rng.normal(0.f, 1.f);
+  for (int64_t s = 0; s < m; ++s)
+    for (int64_t i = n - 1; i > 0; --i) x[size_t(s * n + i)] += 0.7 * x[size_t(s * n + i - 1)];
+  std::vector<float> a(size_t(n * n), kUntouched);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i <= j; ++i) {
+      double sum = i == j ? 0.1 : 0.0;
+      for (int64_t s = 0; s < m; ++s) sum += x[size_t(s * n + i)] * x[size_t(s * n + j)] / double(m);
+      a[size_t(i + j * n)] = float(sum);
+    }
+  return a;
+}
+
+double max_abs_upper(const std::vector<float>& a, int64_t n) {
+  double top = 0;
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i <= j; ++i) top = std::max(top, double(std::fabs(a[size_t(i + j * n)])));
+  return top;
+}
+
+void expect_lower_untouched(const std::vector<float>& a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = j + 1; i < n; ++i) ASSERT_EQ(a[size_t(i + j * n)], kUntouched) << i << ", " << j;
+}
+
+class BlockedCholesky : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override { set_num_threads(GetParam()); }
+  void TearDown() override { set_num_threads(0); }
+};
+
+TEST_P(BlockedCholesky, FactorsAsLapackDoesAndRebuildsTheMatrix) {
+  const OpenBlas& blas = openblas();
+  ASSERT_TRUE(blas.spotrf != nullptr);
+  for (int64_t n : {1, 17, 128, 129, 300, 517}) {
+    SCOPED_TRACE(n);
+    const std::vector<float> a = spd(n, uint64_t(n));
+    std::vector<float> r = a, want = a;
+    ASSERT_TRUE(cholesky_upper(r.data(), n));
+    int size = int(n), info = 0;
+    blas.spotrf("U", &size, want.data(), &size, &info);
+    ASSERT_EQ(info, 0);
+    expect_lower_untouched(r, n);
+    double worst_r = 0, worst_a = 0;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i <= j; ++i) {
+        worst_r = std::max(worst_r, double(std::fabs(r[size_t(i + j * n)] - want[size_t(i + j * n)])));
+        double sum = 0;  // (R^T R)(i, j)
+        for (int64_t k = 0; k <= i; ++k) sum += double(r[size_t(k + i * n)]) * r[size_t(k + j * n)];
+        worst_a = std::max(worst_a, std::fabs(sum - a[size_t(i + j * n)]));
+      }
+    EXPECT_LT(worst_r, 1e-4 * max_abs_upper(want, n));
+    EXPECT_LT(worst_a, 1e-5 * max_abs_upper(a, n));
+  }
+}
+
+TEST_P(BlockedCholesky, InvertsAsLapackDoes) {
+  const OpenBlas& blas = openblas();
+  ASSERT_TRUE(blas.strtri != nullptr);
+  for (int64_t n : {1, 17, 128, 129, 300, 517}) {
+    SCOPED_TRACE(n);
+    std::vector<float> r = spd(n, uint64_t(n) + 99);
+    ASSERT_TRUE(cholesky_upper(r.data(), n));
+    std::vector<float> inverse = r, want = r;
+    ASSERT_TRUE(invert_upper(inverse.data(), n));
+    int size = int(n), info = 0;
+    blas.strtri("U", "N", &size, want.data(), &size, &info);
+    ASSERT_EQ(info, 0);
+    expect_lower_untouched(inverse, n);
+    double worst_inverse = 0, worst_identity = 0;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i <= j; ++i) {
+        worst_inverse = std::max(worst_inverse, double(std::fabs(inverse[size_t(i + j * n)] - want[size_t(i + j * n)])));
+        double sum = 0;  // (R R^-1)(i, j)
+        for (int64_t k = i; k <= j; ++k) sum += double(r[size_t(i + k * n)]) * inverse[size_t(k + j * n)];
+        worst_identity = std::max(worst_identity, std::fabs(sum - (i == j ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst_inverse, 1e-4 * max_abs_upper(want, n));
+    EXPECT_LT(worst_identity, 1e-4);
+  }
+}
+
+TEST_P(BlockedCholesky, RefusesWhatHasNoFactorOrNoInverse) {
+  for (int64_t n : {3, 200}) {
+    SCOPED_TRACE(n);
+    std::vector<float> a = spd(n, 5);
+    a[size_t((n - 1) + (n - 1) * n)] = -1.f;  // the last pivot negative: not positive definite
+    EXPECT_FALSE(cholesky_upper(a.data(), n));
+    std::vector<float> r = spd(n, 6);
+    ASSERT_TRUE(cholesky_upper(r.data(), n));
+    r[size_t((n / 2) + (n / 2) * n)] = 0.f;
+    EXPECT_FALSE(invert_upper(r.data(), n));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, BlockedCholesky, ::testing::Values(1, 2));
+
+}  // namespace
+}  // namespace shrink::compress
