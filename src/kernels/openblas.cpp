@@ -66,7 +66,6 @@ OpenBlas load() {
     blas.dpotrf = reinterpret_cast<decltype(blas.dpotrf)>(dlsym(handle, "dpotrf_"));
     blas.dpotri = reinterpret_cast<decltype(blas.dpotri)>(dlsym(handle, "dpotri_"));
     blas.spotrf = reinterpret_cast<decltype(blas.spotrf)>(dlsym(handle, "spotrf_"));
-    blas.spotri = reinterpret_cast<decltype(blas.spotri)>(dlsym(handle, "spotri_"));
     blas.strtri = reinterpret_cast<decltype(blas.strtri)>(dlsym(handle, "strtri_"));
     blas.dgemm = reinterpret_cast<decltype(blas.dgemm)>(dlsym(handle, "cblas_dgemm"));
     blas.set_num_threads =

@@ -41,7 +41,6 @@ struct OpenBlas {
   void (*dpotrf)(const char* uplo, const int* n, double* a, const int* lda, int* info) = nullptr;
   void (*dpotri)(const char* uplo, const int* n, double* a, const int* lda, int* info) = nullptr;
   void (*spotrf)(const char* uplo, const int* n, float* a, const int* lda, int* info) = nullptr;
-  void (*spotri)(const char* uplo, const int* n, float* a, const int* lda, int* info) = nullptr;
   // LAPACK's inverse of a triangular matrix in place (diag "N": not unit), column-major.
   void (*strtri)(const char* uplo, const char* diag, const int* n, float* a, const int* lda, int* info) = nullptr;
   // cblas_dgemm (same conventions as sgemm), for the f64 Hessian updates of GPTQ.
