@@ -1,9 +1,11 @@
 // The blocked, threaded Cholesky factorisation and triangular inverse (compress/blocked_cholesky.h)
 // against their definitions and against LAPACK's spotrf / strtri called whole, at sizes below,
-// at and across the block size (128), with one thread and with two.
+// at and across the block size (the default's 128 and blocks of 64 and 256), with one thread and
+// with two.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "compress/blocked_cholesky.h"
@@ -47,6 +49,10 @@ void expect_lower_untouched(const std::vector<float>& a, int64_t n) {
     for (int64_t i = j + 1; i < n; ++i) ASSERT_EQ(a[size_t(i + j * n)], kUntouched) << i << ", " << j;
 }
 
+// n and the block (0: the default for n).
+constexpr std::pair<int64_t, int64_t> kSizes[] = {{1, 0}, {17, 0}, {128, 0}, {129, 0}, {300, 0}, {517, 0},
+                                                  {300, 64}, {517, 256}, {600, 256}};
+
 class BlockedCholesky : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override { set_num_threads(GetParam()); }
@@ -56,11 +62,11 @@ class BlockedCholesky : public ::testing::TestWithParam<int> {
 TEST_P(BlockedCholesky, FactorsAsLapackDoesAndRebuildsTheMatrix) {
   const OpenBlas& blas = openblas();
   ASSERT_TRUE(blas.spotrf != nullptr);
-  for (int64_t n : {1, 17, 128, 129, 300, 517}) {
-    SCOPED_TRACE(n);
+  for (const auto& [n, block] : kSizes) {
+    SCOPED_TRACE(testing::Message() << n << " wide, blocks of " << block);
     const std::vector<float> a = spd(n, uint64_t(n));
     std::vector<float> r = a, want = a;
-    ASSERT_TRUE(cholesky_upper(r.data(), n));
+    ASSERT_TRUE(cholesky_upper(r.data(), n, block));
     int size = int(n), info = 0;
     blas.spotrf("U", &size, want.data(), &size, &info);
     ASSERT_EQ(info, 0);
@@ -81,12 +87,12 @@ TEST_P(BlockedCholesky, FactorsAsLapackDoesAndRebuildsTheMatrix) {
 TEST_P(BlockedCholesky, InvertsAsLapackDoes) {
   const OpenBlas& blas = openblas();
   ASSERT_TRUE(blas.strtri != nullptr);
-  for (int64_t n : {1, 17, 128, 129, 300, 517}) {
-    SCOPED_TRACE(n);
+  for (const auto& [n, block] : kSizes) {
+    SCOPED_TRACE(testing::Message() << n << " wide, blocks of " << block);
     std::vector<float> r = spd(n, uint64_t(n) + 99);
-    ASSERT_TRUE(cholesky_upper(r.data(), n));
+    ASSERT_TRUE(cholesky_upper(r.data(), n, block));
     std::vector<float> inverse = r, want = r;
-    ASSERT_TRUE(invert_upper(inverse.data(), n));
+    ASSERT_TRUE(invert_upper(inverse.data(), n, block));
     int size = int(n), info = 0;
     blas.strtri("U", "N", &size, want.data(), &size, &info);
     ASSERT_EQ(info, 0);
