@@ -37,11 +37,21 @@ std::vector<float> spd(int64_t n, uint64_t seed) {
   return a;
 }
 
-double max_abs_upper(const std::vector<float>& a, int64_t n) {
+// The largest f(i, j) over the upper triangle (i <= j).
+template <class F>
+double max_over_upper(int64_t n, const F& f) {
   double top = 0;
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t i = 0; i <= j; ++i) top = std::max(top, double(std::fabs(a[size_t(i + j * n)])));
+    for (int64_t i = 0; i <= j; ++i) top = std::max(top, double(f(i, j)));
   return top;
+}
+
+double max_abs_upper(const std::vector<float>& a, int64_t n) {
+  return max_over_upper(n, [&](int64_t i, int64_t j) { return std::fabs(a[size_t(i + j * n)]); });
+}
+
+double max_upper_difference(const std::vector<float>& a, const std::vector<float>& b, int64_t n) {
+  return max_over_upper(n, [&](int64_t i, int64_t j) { return std::fabs(a[size_t(i + j * n)] - b[size_t(i + j * n)]); });
 }
 
 void expect_lower_untouched(const std::vector<float>& a, int64_t n) {
@@ -71,16 +81,13 @@ TEST_P(BlockedCholesky, FactorsAsLapackDoesAndRebuildsTheMatrix) {
     blas.spotrf("U", &size, want.data(), &size, &info);
     ASSERT_EQ(info, 0);
     expect_lower_untouched(r, n);
-    double worst_r = 0, worst_a = 0;
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i <= j; ++i) {
-        worst_r = std::max(worst_r, double(std::fabs(r[size_t(i + j * n)] - want[size_t(i + j * n)])));
-        double sum = 0;  // (R^T R)(i, j)
-        for (int64_t k = 0; k <= i; ++k) sum += double(r[size_t(k + i * n)]) * r[size_t(k + j * n)];
-        worst_a = std::max(worst_a, std::fabs(sum - a[size_t(i + j * n)]));
-      }
-    EXPECT_LT(worst_r, 1e-4 * max_abs_upper(want, n));
-    EXPECT_LT(worst_a, 1e-5 * max_abs_upper(a, n));
+    EXPECT_LT(max_upper_difference(r, want, n), 1e-4 * max_abs_upper(want, n));
+    const double worst = max_over_upper(n, [&](int64_t i, int64_t j) {
+      double sum = 0;  // (R^T R)(i, j)
+      for (int64_t k = 0; k <= i; ++k) sum += double(r[size_t(k + i * n)]) * r[size_t(k + j * n)];
+      return std::fabs(sum - a[size_t(i + j * n)]);
+    });
+    EXPECT_LT(worst, 1e-5 * max_abs_upper(a, n));
   }
 }
 
@@ -97,16 +104,13 @@ TEST_P(BlockedCholesky, InvertsAsLapackDoes) {
     blas.strtri("U", "N", &size, want.data(), &size, &info);
     ASSERT_EQ(info, 0);
     expect_lower_untouched(inverse, n);
-    double worst_inverse = 0, worst_identity = 0;
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i <= j; ++i) {
-        worst_inverse = std::max(worst_inverse, double(std::fabs(inverse[size_t(i + j * n)] - want[size_t(i + j * n)])));
-        double sum = 0;  // (R R^-1)(i, j)
-        for (int64_t k = i; k <= j; ++k) sum += double(r[size_t(i + k * n)]) * inverse[size_t(k + j * n)];
-        worst_identity = std::max(worst_identity, std::fabs(sum - (i == j ? 1.0 : 0.0)));
-      }
-    EXPECT_LT(worst_inverse, 1e-4 * max_abs_upper(want, n));
-    EXPECT_LT(worst_identity, 1e-4);
+    EXPECT_LT(max_upper_difference(inverse, want, n), 1e-4 * max_abs_upper(want, n));
+    const double worst = max_over_upper(n, [&](int64_t i, int64_t j) {
+      double sum = 0;  // (R R^-1)(i, j)
+      for (int64_t k = i; k <= j; ++k) sum += double(r[size_t(i + k * n)]) * inverse[size_t(k + j * n)];
+      return std::fabs(sum - (i == j ? 1.0 : 0.0));
+    });
+    EXPECT_LT(worst, 1e-4);
   }
 }
 
