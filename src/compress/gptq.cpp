@@ -117,7 +117,7 @@ Tensor rtn_quantize(const Tensor& weight, const WeightOnlyConfig& config, GroupQ
   return out;
 }
 
-int64_t hessian_without_dead_columns(const Tensor& hessian, float* w, int64_t rows, int64_t n, std::vector<double>& h) {
+int64_t hessian_without_dead_columns(const Tensor& hessian, float* w, int64_t rows, int64_t n, std::vector<float>& h) {
   const Tensor c = hessian.contiguous();
   h.assign(c.data<float>(), c.data<float>() + n * n);
   int64_t dead = 0;
@@ -130,9 +130,9 @@ int64_t hessian_without_dead_columns(const Tensor& hessian, float* w, int64_t ro
   return dead;
 }
 
-InverseHessianFactor inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp) {
+InverseHessianFactor inverse_hessian_factor(const std::vector<float>& h, int64_t n, double damp) {
   double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[size_t(i * n + i)];
+  for (int64_t i = 0; i < n; ++i) mean_diag += double(h[size_t(i * n + i)]);
   mean_diag /= double(n);
   InverseHessianFactor f;
   f.damp = damp;
@@ -202,7 +202,7 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
 
   Tensor w_tensor = weight.to(DType::f32).contiguous().clone();
   float* w = w_tensor.mutable_data<float>();
-  std::vector<double> h;
+  std::vector<float> h;
   GptqResult result;
   result.dead_columns = hessian_without_dead_columns(hessian, w, rows, cols, h);
 
@@ -220,7 +220,7 @@ GptqResult gptq_quantize(const Tensor& weight, const Tensor& hessian, const Weig
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < cols; ++j) pw[size_t(r * cols + j)] = w[r * cols + perm[size_t(j)]];
     std::copy(pw.begin(), pw.end(), w);
-    std::vector<double> ph(h.size());
+    std::vector<float> ph(h.size());
     for (int64_t i = 0; i < cols; ++i)
       for (int64_t j = 0; j < cols; ++j) ph[size_t(i * cols + j)] = h[size_t(perm[size_t(i)] * cols + perm[size_t(j)])];
     h = std::move(ph);

@@ -71,7 +71,7 @@ SparseGptResult sparsegpt_prune(const Tensor& weight, const Tensor& hessian, con
     throw UsageError("SparseGPT: the block must be positive and a multiple of M");
   Tensor w_tensor = weight.to(DType::f32).contiguous().clone();
   float* w = w_tensor.mutable_data<float>();
-  std::vector<double> h;
+  std::vector<float> h;
   SparseGptResult result;
   result.dead_columns = hessian_without_dead_columns(hessian, w, rows, cols, h);
   InverseHessianFactor factor = inverse_hessian_factor(h, cols, options.damp);

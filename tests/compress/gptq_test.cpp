@@ -122,7 +122,8 @@ TEST(Gptq, InverseHessianFactorIsTheUpperCholeskyFactorOfTheInverse) {
     for (int64_t s = 0; s < samples; ++s)
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < n; ++j) h[size_t(i * n + j)] += 2.0 / double(samples) * x[size_t(s * n + i)] * x[size_t(s * n + j)];
-    const InverseHessianFactor f = inverse_hessian_factor(h, n, 0.01);
+    for (double& v : h) v = double(float(v));  // the factor takes the f32 Hessian
+    const InverseHessianFactor f = inverse_hessian_factor(std::vector<float>(h.begin(), h.end()), n, 0.01);
     EXPECT_EQ(f.retries, 0);
     ASSERT_EQ(f.upper.size(), size_t(n * n));
     double mean_diag = 0;
