@@ -54,8 +54,9 @@ TEST(Gptq, MatchesThePyTorchReference) {
     for (int64_t i = 0; i < n; ++i)
       if (std::fabs(r.weight.data<float>()[i] - want.data<float>()[i]) <= 1e-5f * (1 + std::fabs(want.data<float>()[i])))
         ++same;
-    // Float rounding (f64 factorisations here, f32 there) may move a rare value across a
-    // rounding boundary, after which the error feedback differs a little.
+    // Float rounding (the inverse's factor computed another way here: from H reversed, blocked)
+    // may move a rare value across a rounding boundary, after which the error feedback differs a
+    // little.
     EXPECT_GE(double(same) / double(n), 0.99) << same << " of " << n << " equal";
     EXPECT_LT(output_error(x, w, r.weight), 1.02 * output_error(x, w, want));
   }
