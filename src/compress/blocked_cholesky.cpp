@@ -86,11 +86,10 @@ bool cholesky_upper(float* a, int64_t n, int64_t block) {
 bool invert_upper(float* a, int64_t n, int64_t block) {
   const OpenBlas& blas = lapack();
   const int ld = int(n);
-  for (int64_t i = 0; i < n; ++i)
-    if (a[i + i * n] == 0.f) return false;
   block = block_for(n, block);
   // Block column by block column, left to right: with the blocks before j already inverted,
-  // X = -R00^-1 R01 R11^-1 (trmm, then trsm with R11 as it still is), then R11 inverted.
+  // X = -R00^-1 R01 R11^-1 (trmm, then trsm with R11 as it still is), then R11 inverted. A zero
+  // on R11's diagonal makes that trsm's values infinite and strtri then refuses the block.
   for (int64_t j = 0; j < n; j += block) {
     const int64_t jb = std::min(block, n - j);
     float* a01 = a + j * n;  // rows [0, j), columns [j, j + jb)
