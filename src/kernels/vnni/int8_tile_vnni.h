@@ -93,11 +93,14 @@ inline Channels16 load_channels(const Int8Epilogue& e, int64_t c, int64_t n) {
 
 // Channels [c, c + 16) of one row before the ReLU: (sums - a_zero x column sums) x (a_scale x
 // b_scale) + bias, in the reference's order of operations (so the floats are bit-identical).
-inline __m512 scaled_16(__m512i acc, int32_t a_zero, float a_scale, const Channels16& ch) {
-  const __m512i correction = _mm512_mullo_epi32(_mm512_set1_epi32(a_zero), ch.col_sums);
-  const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, correction)),
-                                 _mm512_mul_ps(_mm512_set1_ps(a_scale), ch.scale));
+// The row's zero point and scale come broadcast, for loops that reuse them across channels.
+inline __m512 scaled_16(__m512i acc, __m512i a_zero, __m512 a_scale, const Channels16& ch) {
+  const __m512i correction = _mm512_mullo_epi32(a_zero, ch.col_sums);
+  const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, correction)), _mm512_mul_ps(a_scale, ch.scale));
   return _mm512_add_ps(v, ch.bias);
+}
+inline __m512 scaled_16(__m512i acc, int32_t a_zero, float a_scale, const Channels16& ch) {
+  return scaled_16(acc, _mm512_set1_epi32(a_zero), _mm512_set1_ps(a_scale), ch);
 }
 
 // The epilogue of Int8Epilogue for channels [c, c + 16) of row i.
