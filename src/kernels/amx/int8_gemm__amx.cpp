@@ -90,9 +90,10 @@ const uint8_t* pack_all_tiles(const uint8_t* a, int64_t lda, int64_t tiles, int6
 
 // A block's epilogue: its s32 sums wait in c (32 x 32, 128-byte rows) until the next block's
 // tile products give the core time for them, a few rows at a time (all of a row's channels at
-// once). The f32 outputs, the common case, have their own loop with the choices made once and
-// the pointers in locals and the row's zero point and scale broadcast once for its channels
-// (vnni::finish_rows_f32's reasons): finish_16 for each 16 outputs had reloaded the epilogue's
+// once). The f32 outputs, the common case, go through the VNNI GEMM's row loop
+// (vnni::finish_rows_f32_of, with the channels' inputs loaded once in start): the choices made
+// once, the pointers in locals and the row's zero point and scale broadcast once for its
+// channels. finish_16 for each 16 outputs had reloaded the epilogue's
 // pointers and retested its flags. Against it, alternating in one process (2 threads, the 2-core
 // AMX host): 1.13-1.18x at 1024^3, 1.15x at 512 x 1024^2, 1.27x at 1024 x 512^2, 1.05x at
 // 512 x 576 x 1536, 1.12x at 100 x 1536 x 576; 1.00-1.02x at 64 and 256 x 4096^2, where the
@@ -130,20 +131,8 @@ class PendingEpilogue {
  private:
   template <int PANELS, bool RELU>
   void f32_rows(int64_t stop, const Int8Epilogue& e) {
-    const int32_t* a_zero = e.a_zero + i_;
-    const float* a_scale = e.a_scale + i_;
-    const int64_t ldo = e.ldo;
-    const int32_t* c = c_;
-    float* out = e.out_f32 + (i_ + r_) * ldo + panel_ * kInt8Panel;
-    for (int64_t r = r_; r < stop; ++r, out += ldo) {
-      const __m512i zero = _mm512_set1_epi32(a_zero[r]);
-      const __m512 scale = _mm512_set1_ps(a_scale[r]);
-      for (int p = 0; p < PANELS; ++p) {
-        __m512 v = vnni::scaled_16(_mm512_load_si512(c + r * kBlock + p * kTileRows), zero, scale, channels_[p]);
-        if constexpr (RELU) v = _mm512_max_ps(v, _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(out + p * kInt8Panel, channels_[p].mask, v);
-      }
-    }
+    vnni::finish_rows_f32_of<PANELS, RELU, kBlock / kTileRows>(i_ + r_, stop - r_, panel_ * kInt8Panel,
+                                                               c_ + r_ * kBlock, channels_, e);
     r_ = stop;
   }
 

@@ -128,19 +128,16 @@ inline void finish_16(int64_t i, int64_t c, __m512i acc, const Int8Epilogue& e, 
 // outputs written as one run, against panel by panel (a broadcast pair for every 16 outputs):
 // 1.02-1.03x at 1024^3, 1.06-1.07x at 512 x 1536 x 576, 0.99-1.02x at 64 and 256 x 4096^2
 // (SHRINK_ISA=vnni on the 2-core AMX host, alternating in one process, 2 threads).
-// STRIDE: the panels of a row in `sums`; PANELS of them are written (fewer where n ends first).
-template <int PANELS, bool RELU, int STRIDE = PANELS>
-inline void finish_rows_f32(int64_t i, int64_t rows, int64_t panel, int64_t n, const int32_t* sums,
-                            const Int8Epilogue& e) {
-  const int64_t c0 = panel * kInt8Panel;
-  if constexpr (PANELS > 1)
-    if (c0 + (PANELS - 1) * kInt8Panel >= n) return finish_rows_f32<PANELS - 1, RELU, STRIDE>(i, rows, panel, n, sums, e);
+// Rows [i, i + rows) x PANELS panels from channel c0 on, f32 outputs: row r's panel p sums at
+// sums + (r * STRIDE + p) * 16, the panels' inputs in `channels`. The AMX GEMM's pending epilogue
+// calls this directly with the inputs it loaded once for its block (STRIDE 2: 32-channel rows).
+template <int PANELS, bool RELU, int STRIDE>
+inline void finish_rows_f32_of(int64_t i, int64_t rows, int64_t c0, const int32_t* sums, const Channels16* channels,
+                               const Int8Epilogue& e) {
   const int32_t* a_zero = e.a_zero + i;
   const float* a_scale = e.a_scale + i;
   const int64_t ldo = e.ldo;
   float* out = e.out_f32 + i * ldo + c0;
-  Channels16 channels[PANELS];
-  for (int p = 0; p < PANELS; ++p) channels[p] = load_channels(e, c0 + p * kInt8Panel, n);
   for (int64_t r = 0; r < rows; ++r, out += ldo) {
     const __m512i zero = _mm512_set1_epi32(a_zero[r]);
     const __m512 scale = _mm512_set1_ps(a_scale[r]);
@@ -150,6 +147,18 @@ inline void finish_rows_f32(int64_t i, int64_t rows, int64_t panel, int64_t n, c
       _mm512_mask_storeu_ps(out + p * kInt8Panel, channels[p].mask, v);
     }
   }
+}
+
+// STRIDE: the panels of a row in `sums`; PANELS of them are written (fewer where n ends first).
+template <int PANELS, bool RELU, int STRIDE = PANELS>
+inline void finish_rows_f32(int64_t i, int64_t rows, int64_t panel, int64_t n, const int32_t* sums,
+                            const Int8Epilogue& e) {
+  const int64_t c0 = panel * kInt8Panel;
+  if constexpr (PANELS > 1)
+    if (c0 + (PANELS - 1) * kInt8Panel >= n) return finish_rows_f32<PANELS - 1, RELU, STRIDE>(i, rows, panel, n, sums, e);
+  Channels16 channels[PANELS];
+  for (int p = 0; p < PANELS; ++p) channels[p] = load_channels(e, c0 + p * kInt8Panel, n);
+  finish_rows_f32_of<PANELS, RELU, STRIDE>(i, rows, c0, sums, channels, e);
 }
 
 // The epilogue of rows [i, i + rows) x panels [panel, panel + PANELS) from their s32 sums
